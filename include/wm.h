@@ -1,0 +1,16 @@
+/* libwm: keyed green-list watermarking of language-model output, and exact
+ * detection of it in texts and in models trained on it.
+ *
+ *   #include <wm.h>    link with pkg-config --libs libwm
+ *
+ * common.h  status codes, wm_error, version
+ * key.h     keys, key files, the shared read-only wm_watermark
+ * embed.h   biasing logits in a decode loop; a complete sampler
+ * detect.h  per-text, windowed and whole-corpus detection; binomial tails */
+#ifndef WM_H
+#define WM_H
+#include "wm/common.h"
+#include "wm/key.h"
+#include "wm/embed.h"
+#include "wm/detect.h"
+#endif

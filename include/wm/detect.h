@@ -1,0 +1,105 @@
+/* libwm: detection.  Part of <wm.h>.
+ *
+ * Null hypothesis H0: the text was produced without knowledge of the key.
+ * Under H0, and modelling SipHash-2-4 as a random function, every distinct
+ * (context seed, token) tuple is green independently with probability exactly
+ * gamma (the quantised value, see key.h).  So with deduplication (the
+ * default) the number G of green tuples among N scored is Binomial(N, gamma)
+ * and p = P(G >= g) is exact.  Without deduplication repeated tuples are
+ * dependent and the p-value is NOT valid; that mode exists for comparison
+ * with tools that do not deduplicate.
+ *
+ * Which tokens are scored: token i is scored iff i >= n_prompt + h, i.e. the
+ * token and its whole context window were generated (not prompt) text; the
+ * first h tokens of a sequence never have a full context.  Dedup key: the
+ * context seed (for lefthash with h <= 2 that is the context itself) and the
+ * token, as a 64-bit fingerprint; a fingerprint collision (about n^2 / 2^65
+ * expected among n tuples) merely drops a tuple, which keeps the test valid.
+ */
+#ifndef WM_DETECT_H
+#define WM_DETECT_H
+
+#include "key.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct wm_score {
+    uint64_t tokens;       /* tokens given */
+    uint64_t scored;       /* tuples scored (N) */
+    uint64_t green;        /* green among them (g) */
+    double green_fraction; /* g / N, 0 when N = 0 */
+    double z;              /* (g - N gamma) / sqrt(N gamma (1 - gamma)), 0 when N = 0 */
+    double p_value;        /* P(G >= g) under H0; may underflow to 0 ... */
+    double log10_p;        /* ... this never does; p to 1e-10 relative, <= 0 */
+    int watermarked;       /* p_value < alpha (decided on log10_p) */
+} wm_score;
+
+/* Flags. */
+#define WM_NO_DEDUP 1u /* score repeated tuples again (p-value not valid) */
+
+/* Score one token sequence.  n_prompt leading tokens are prompt (0: none).
+ * Fewer than h + 1 tokens gives N = 0, p = 1, WM_OK.  alpha in (0,1).
+ * Allocates O(n) temporary memory.  Thread-safe. */
+WM_API wm_status wm_detect(const wm_watermark *wm, const wm_token *tokens, size_t n,
+                           size_t n_prompt, unsigned flags, double alpha, wm_score *out);
+
+/* Best-scoring span of a long text, for when only part was watermarked.  Scans
+ * windows of N_w consecutive scored tuples, for N_w on a geometric grid
+ * (ratio 1.25, from min(16, N) to N) at every offset, and reports the one with
+ * the smallest binomial p.  score.p_value is that p multiplied by the number
+ * of windows examined (Bonferroni, capped at 1), so it stays a valid p-value
+ * after the search; unlike the reference WinMax z-score.  score.z, green and
+ * scored describe the best window; [begin, end) are its token indices. */
+typedef struct wm_window {
+    wm_score score;
+    size_t begin, end;
+    uint64_t n_tests;
+} wm_window;
+
+WM_API wm_status wm_detect_window(const wm_watermark *wm, const wm_token *tokens, size_t n,
+                                  size_t n_prompt, unsigned flags, double alpha,
+                                  wm_window *out);
+
+/* ---- corpus mode -------------------------------------------------------- */
+
+/* A set of contexts (their seeds), e.g. from the watermarked outputs a suspect
+ * model may have trained on.  8 bytes per distinct context at load >= 0.5.
+ * Not thread-safe while being filled; read-only use afterwards is. */
+typedef struct wm_ctxset wm_ctxset;
+
+WM_API wm_status wm_ctxset_new(wm_ctxset **out, const wm_watermark *wm);
+WM_API wm_status wm_ctxset_add(wm_ctxset *set, const wm_token *tokens, size_t n);
+WM_API uint64_t wm_ctxset_size(const wm_ctxset *set);
+WM_API void wm_ctxset_free(wm_ctxset *set);
+
+/* Streaming accumulator over a whole corpus: each distinct (context, token)
+ * tuple is scored once across all documents added.  Memory: one 8-byte slot
+ * per distinct tuple at a load factor kept in [0.5, 0.8], i.e. 10 to 16 bytes
+ * per unique tuple (a resize briefly holds both tables).  One thread at a time
+ * per corpus; borrows wm (and the filter), which must outlive it. */
+typedef struct wm_corpus wm_corpus;
+
+WM_API wm_status wm_corpus_new(wm_corpus **out, const wm_watermark *wm, unsigned flags);
+/* Score only tuples whose context is in `filter` (NULL: all).  Call before the
+ * first wm_corpus_add. */
+WM_API wm_status wm_corpus_set_filter(wm_corpus *c, const wm_ctxset *filter);
+WM_API wm_status wm_corpus_add(wm_corpus *c, const wm_token *tokens, size_t n,
+                               size_t n_prompt);
+WM_API wm_status wm_corpus_score(const wm_corpus *c, double alpha, wm_score *out);
+/* Bytes held by the corpus (tables included). */
+WM_API size_t wm_corpus_memory(const wm_corpus *c);
+WM_API void wm_corpus_free(wm_corpus *c);
+
+/* ---- statistics ---------------------------------------------------------- */
+
+/* log10 P(X >= k) for X ~ Binomial(n, p), 0 <= p <= 1: exact (incomplete beta
+ * by continued fraction around Loader's saddle-point pmf), never rounded to
+ * -inf unless the probability is exactly 0 (k > n, or p = 0 < k).  Pure. */
+WM_API double wm_binom_log10_sf(uint64_t n, uint64_t k, double p);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

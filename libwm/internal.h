@@ -1,0 +1,119 @@
+/* libwm internals shared by the library's own files and its tests.  Not
+ * installed; nothing here is part of the ABI. */
+#ifndef WM_INTERNAL_H
+#define WM_INTERNAL_H
+
+#include "wm.h"
+
+#include <string.h>
+
+/* One PRF call (SipHash-2-4 with 128-bit output over seed || block index)
+ * yields 16 bytes = 128 / bits token fields. */
+#define WM_BLOCK_BYTES 16
+
+typedef void (*wm_fill_fn)(const unsigned char kg[16], uint64_t seed, uint64_t j0,
+                           size_t n_blocks, unsigned char *out);
+typedef void (*wm_apply_fn)(const unsigned char *fields, size_t n_tok, unsigned bits,
+                            uint32_t thresh, float delta, float *logits);
+
+struct wm_watermark {
+    unsigned char kg[16];    /* green-list PRF key (derived) */
+    unsigned char km[16];    /* minhash token-hash key (derived) */
+    uint32_t n_vocab;
+    uint32_t gamma_k;        /* gamma = gamma_k / 65536 */
+    unsigned bits;           /* field width b: 1, 2, 4, 8 or 16 */
+    uint32_t thresh;         /* green iff field < thresh; thresh / 2^b = gamma */
+    unsigned tok_per_block;  /* 128 / bits */
+    float delta;
+    uint32_t h;
+    wm_scheme scheme;
+    char key_id[WM_KEY_ID_SIZE];
+    wm_fill_fn fill;         /* best available implementation */
+    wm_apply_fn apply;
+};
+
+/* prf.c: the green-list function.  Membership of token v after a context
+ * with seed s: field (v mod T) of PRF(s, v div T), T = tok_per_block. */
+void wm__fill_scalar(const unsigned char kg[16], uint64_t seed, uint64_t j0,
+                     size_t n_blocks, unsigned char *out);
+void wm__apply_scalar(const unsigned char *fields, size_t n_tok, unsigned bits,
+                      uint32_t thresh, float delta, float *logits);
+/* simd.c: NULL when the CPU or compiler lacks AVX2. */
+wm_fill_fn wm__fill_avx2(void);
+wm_apply_fn wm__apply_avx2(void);
+
+static inline uint32_t wm__field(const unsigned char *block, unsigned f, unsigned bits)
+{
+    switch (bits) {
+    case 16: return (uint32_t)block[2 * f] | ((uint32_t)block[2 * f + 1] << 8);
+    case 8: return block[f];
+    default: {
+        unsigned bit = f * bits;
+        return (block[bit >> 3] >> (bit & 7)) & ((1u << bits) - 1);
+    }
+    }
+}
+
+int wm__green(const struct wm_watermark *wm, uint64_t seed, uint32_t token);
+uint64_t wm__minhash_value(const struct wm_watermark *wm, wm_token t);
+/* Seed of the context ctx[0..h-1] (exactly h tokens, oldest first). */
+uint64_t wm__seed(const struct wm_watermark *wm, const wm_token *ctx);
+
+/* Walks the scored tuples of a sequence (see detect.h for which). */
+typedef struct wm__scan {
+    const struct wm_watermark *wm;
+    const wm_token *t;
+    size_t n, i;
+    uint64_t ring[WM_MAX_CONTEXT]; /* minhash values of the last h tokens */
+} wm__scan;
+
+void wm__scan_init(wm__scan *s, const struct wm_watermark *wm, const wm_token *t,
+                   size_t n, size_t n_prompt);
+int wm__scan_next(wm__scan *s, uint64_t *seed, wm_token *tok);
+
+/* Tokens all in [0, n_vocab)? */
+wm_status wm__check_tokens(const struct wm_watermark *wm, const wm_token *t, size_t n);
+
+static inline uint64_t wm__mix64(uint64_t x)
+{
+    x ^= x >> 30; x *= 0xbf58476d1ce4e5b9ULL;
+    x ^= x >> 27; x *= 0x94d049bb133111ebULL;
+    return x ^ (x >> 31);
+}
+
+/* Fingerprint of a (seed, token) tuple for deduplication; never 0. */
+static inline uint64_t wm__tuple_fp(uint64_t seed, wm_token tok)
+{
+    uint64_t fp = wm__mix64(seed ^ wm__mix64((uint64_t)(uint32_t)tok + 0x9e3779b97f4a7c15ULL));
+    return fp ? fp : 1;
+}
+
+/* u64set.c: open-addressing set of non-zero 64-bit keys (already mixed). */
+typedef struct wm__u64set {
+    uint64_t *slot;
+    size_t cap, len;
+} wm__u64set;
+
+wm_status wm__u64set_init(wm__u64set *s, size_t expected);
+/* 1 if inserted, 0 if present, -1 on allocation failure. */
+int wm__u64set_insert(wm__u64set *s, uint64_t key);
+int wm__u64set_contains(const wm__u64set *s, uint64_t key);
+void wm__u64set_free(wm__u64set *s);
+
+/* stats.c: natural log of P(X >= k), X ~ Binomial(n, p). */
+double wm__binom_log_sf(uint64_t n, uint64_t k, double p);
+void wm__fill_score(wm_score *out, uint64_t tokens, uint64_t scored, uint64_t green,
+                    double gamma, double alpha);
+
+/* key.c: parse a key file held in memory (used by wm_key_load and the
+ * fuzzer).  `name` is used in error messages only. */
+wm_status wm__key_parse(wm_key **out, const char *buf, size_t len, const char *name,
+                        wm_error *err);
+
+/* xoshiro256** for the sampler and the tests' synthetic data. */
+typedef struct wm__rng { uint64_t s[4]; } wm__rng;
+void wm__rng_seed(wm__rng *r, uint64_t seed);
+uint64_t wm__rng_next(wm__rng *r);
+double wm__rng_uniform(wm__rng *r); /* [0, 1), 53 bits */
+
+#endif

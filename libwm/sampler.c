@@ -1,0 +1,165 @@
+/* A complete watermarking sampler: bias, temperature, top-k, top-p, draw.
+ * Selection uses quickselect-style partitioning, O(V) expected per step, so
+ * top-p over a 200k vocabulary never sorts it.  All scratch is allocated in
+ * wm_sampler_new. */
+#include "internal.h"
+
+#include <math.h>
+#include <stdlib.h>
+
+struct wm_sampler {
+    const wm_watermark *wm;
+    wm_sampler_params p;
+    wm__rng rng;
+    uint32_t *idx;  /* candidate token ids */
+    double *w;      /* their weights */
+};
+
+wm_status wm_sampler_new(wm_sampler **out, const wm_watermark *wm, const wm_sampler_params *p)
+{
+    if (!out || !wm || !p) return WM_ERR_ARG;
+    *out = NULL;
+    if (!(p->temperature >= 0.0f && isfinite(p->temperature))) return WM_ERR_ARG;
+    if (!(p->top_p > 0.0f && p->top_p <= 1.0f)) return WM_ERR_ARG;
+    wm_sampler *s = calloc(1, sizeof *s);
+    if (!s) return WM_ERR_NOMEM;
+    s->idx = malloc(wm->n_vocab * sizeof *s->idx);
+    s->w = malloc(wm->n_vocab * sizeof *s->w);
+    if (!s->idx || !s->w) {
+        wm_sampler_free(s);
+        return WM_ERR_NOMEM;
+    }
+    s->wm = wm;
+    s->p = *p;
+    wm__rng_seed(&s->rng, p->seed);
+    *out = s;
+    return WM_OK;
+}
+
+void wm_sampler_free(wm_sampler *s)
+{
+    if (!s) return;
+    free(s->idx);
+    free(s->w);
+    free(s);
+}
+
+static void swap(uint32_t *idx, double *w, size_t a, size_t b)
+{
+    uint32_t ti = idx[a]; idx[a] = idx[b]; idx[b] = ti;
+    double tw = w[a]; w[a] = w[b]; w[b] = tw;
+}
+
+/* Three-way partition of [lo, hi) around pivot: > pivot first, then ==,
+ * then <.  Returns the two boundaries. */
+static void partition3(uint32_t *idx, double *w, size_t lo, size_t hi, double pivot,
+                       size_t *gt_end, size_t *eq_end)
+{
+    size_t a = lo, i = lo, b = hi;
+    while (i < b) {
+        if (w[i] > pivot) swap(idx, w, a++, i++);
+        else if (w[i] < pivot) swap(idx, w, i, --b);
+        else i++;
+    }
+    *gt_end = a;
+    *eq_end = b;
+}
+
+static double pick_pivot(const double *w, size_t lo, size_t hi, wm__rng *rng)
+{
+    return w[lo + (size_t)(wm__rng_next(rng) % (hi - lo))];
+}
+
+/* Move the k largest weights to [0, k). */
+static void select_top_k(uint32_t *idx, double *w, size_t n, size_t k, wm__rng *rng)
+{
+    size_t lo = 0, hi = n;
+    while (hi - lo > 1 && k > lo && k < hi) {
+        size_t a, b;
+        partition3(idx, w, lo, hi, pick_pivot(w, lo, hi, rng), &a, &b);
+        if (k <= a) hi = a;
+        else if (k <= b) return;
+        else lo = b;
+    }
+}
+
+/* Smallest prefix [0, m) of largest weights whose sum reaches `need`. */
+static size_t select_nucleus(uint32_t *idx, double *w, size_t n, double need, wm__rng *rng)
+{
+    size_t lo = 0, hi = n;
+    while (hi - lo > 1) {
+        size_t a, b;
+        double pivot = pick_pivot(w, lo, hi, rng), gt = 0, eq = 0;
+        partition3(idx, w, lo, hi, pivot, &a, &b);
+        for (size_t i = lo; i < a; i++) gt += w[i];
+        for (size_t i = a; i < b; i++) eq += w[i];
+        if (gt >= need && a > lo) {
+            hi = a;
+        } else if (gt + eq >= need) {
+            size_t take = (size_t)ceil((need - gt) / pivot);
+            if (take < 1) take = 1;
+            return a + (take < b - a ? take : b - a);
+        } else {
+            need -= gt + eq;
+            lo = b;
+        }
+    }
+    return hi;
+}
+
+static wm_token draw(wm_sampler *s, size_t m)
+{
+    double total = 0;
+    for (size_t i = 0; i < m; i++) total += s->w[i];
+    double u = wm__rng_uniform(&s->rng) * total, acc = 0;
+    for (size_t i = 0; i < m; i++) {
+        acc += s->w[i];
+        if (u < acc) return (wm_token)s->idx[i];
+    }
+    return (wm_token)s->idx[m - 1]; /* rounding: u landed on the very top */
+}
+
+wm_status wm_sampler_sample(wm_sampler *s, const wm_token *ctx, size_t n_ctx, float *logits,
+                            size_t n_logits, int watermark, wm_token *out)
+{
+    if (!s || !logits || !out) return WM_ERR_ARG;
+    const wm_watermark *wm = s->wm;
+    size_t V = wm->n_vocab;
+    if (n_logits < V) return WM_ERR_SIZE;
+    float max = -INFINITY;
+    size_t arg = 0;
+    for (size_t v = 0; v < V; v++) {
+        if (isnan(logits[v]) || logits[v] == INFINITY) return WM_ERR_LOGITS;
+        if (logits[v] > max) max = logits[v], arg = v;
+    }
+    if (max == -INFINITY) return WM_ERR_LOGITS;
+    if (watermark) {
+        wm_status st = wm_bias_logits(wm, ctx, n_ctx, logits, n_logits);
+        if (st) return st;
+        max = -INFINITY;
+        for (size_t v = 0; v < V; v++)
+            if (logits[v] > max) max = logits[v], arg = v;
+    }
+    if (s->p.temperature == 0.0f) {
+        *out = (wm_token)arg;
+        return WM_OK;
+    }
+    size_t m = 0;
+    double inv_t = 1.0 / s->p.temperature;
+    for (size_t v = 0; v < V; v++) {
+        if (logits[v] == -INFINITY) continue;
+        s->idx[m] = (uint32_t)v;
+        s->w[m++] = exp(((double)logits[v] - max) * inv_t);
+    }
+    if (s->p.top_k && s->p.top_k < m) {
+        select_top_k(s->idx, s->w, m, s->p.top_k, &s->rng);
+        m = s->p.top_k;
+    }
+    if (s->p.top_p < 1.0f) {
+        double total = 0;
+        for (size_t i = 0; i < m; i++) total += s->w[i];
+        m = select_nucleus(s->idx, s->w, m, s->p.top_p * total, &s->rng);
+    }
+    *out = draw(s, m);
+    return WM_OK;
+}

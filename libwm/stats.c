@@ -1,0 +1,121 @@
+/* Exact binomial upper tails in log space.
+ *
+ *   P(X >= k) = I_p(k, n-k+1) = pmf(k) * q * CF(k, n-k+1, p)
+ *
+ * where CF is the continued fraction of the regularised incomplete beta
+ * (modified Lentz) and pmf(k) is computed in log space with Loader's
+ * saddle-point form ("Fast and accurate computation of binomial
+ * probabilities", 2000; as in R's dbinom), which keeps full relative accuracy
+ * for n in the billions, where lgamma differences would lose digits.  The
+ * continued fraction converges quickly for k above the mean; below it we use
+ * 1 - P(X <= k-1), which is then >= ~1/2 and has no cancellation problem. */
+#include "internal.h"
+
+#include <math.h>
+
+#define LN_2PI 1.837877066409345483560659472811
+
+/* stirlerr(n) = ln(n!) - ln(sqrt(2 pi n) (n/e)^n), n >= 1 integer here. */
+static double stirlerr(double n)
+{
+    static const double S0 = 1.0 / 12, S1 = 1.0 / 360, S2 = 1.0 / 1260, S3 = 1.0 / 1680,
+                        S4 = 1.0 / 1188;
+    if (n <= 15.0) return lgamma(n + 1.0) - (n + 0.5) * log(n) + n - 0.5 * LN_2PI;
+    double nn = n * n;
+    if (n > 500) return (S0 - S1 / nn) / n;
+    if (n > 80) return (S0 - (S1 - S2 / nn) / nn) / n;
+    if (n > 35) return (S0 - (S1 - (S2 - S3 / nn) / nn) / nn) / n;
+    return (S0 - (S1 - (S2 - (S3 - S4 / nn) / nn) / nn) / nn) / n;
+}
+
+/* bd0(x, np) = x ln(x/np) + np - x, without cancellation when x ~ np. */
+static double bd0(double x, double np)
+{
+    if (fabs(x - np) < 0.1 * (x + np)) {
+        double v = (x - np) / (x + np), s = (x - np) * v, ej = 2 * x * v;
+        v *= v;
+        for (int j = 1; j < 1000; j++) {
+            ej *= v;
+            double s1 = s + ej / (2 * j + 1);
+            if (s1 == s) return s1;
+            s = s1;
+        }
+    }
+    return x * log(x / np) + np - x;
+}
+
+/* ln P(X = k). */
+static double log_pmf(double k, double n, double p, double q)
+{
+    if (k == 0) return p < 0.1 ? -bd0(n, n * q) - n * p : n * log(q);
+    if (k == n) return q < 0.1 ? -bd0(n, n * p) - n * q : n * log(p);
+    double lc = stirlerr(n) - stirlerr(k) - stirlerr(n - k) - bd0(k, n * p) - bd0(n - k, n * q);
+    return lc - 0.5 * (LN_2PI + log(k) + log1p(-k / n));
+}
+
+/* Continued fraction of I_x(a, b) (Numerical Recipes' betacf). */
+static double betacf(double a, double b, double x)
+{
+    const double tiny = 1e-300, eps = 1e-15;
+    double qab = a + b, qap = a + 1, qam = a - 1, c = 1, d = 1 - qab * x / qap;
+    if (fabs(d) < tiny) d = tiny;
+    d = 1 / d;
+    double h = d;
+    /* Worst case needs O(sqrt(max(a, b))) terms. */
+    long max_it = 1000 + 10 * (long)sqrt(a > b ? a : b);
+    for (long m = 1; m <= max_it; m++) {
+        double m2 = 2.0 * m, aa = m * (b - m) * x / ((qam + m2) * (a + m2));
+        d = 1 + aa * d; if (fabs(d) < tiny) d = tiny;
+        c = 1 + aa / c; if (fabs(c) < tiny) c = tiny;
+        d = 1 / d; h *= d * c;
+        aa = -(a + m) * (qab + m) * x / ((a + m2) * (qap + m2));
+        d = 1 + aa * d; if (fabs(d) < tiny) d = tiny;
+        c = 1 + aa / c; if (fabs(c) < tiny) c = tiny;
+        d = 1 / d;
+        double del = d * c;
+        h *= del;
+        if (fabs(del - 1) < eps) break;
+    }
+    return h;
+}
+
+double wm__binom_log_sf(uint64_t n_, uint64_t k_, double p)
+{
+    if (k_ == 0) return 0;
+    if (k_ > n_ || p <= 0) return -INFINITY;
+    if (p >= 1) return 0;
+    double n = (double)n_, k = (double)k_, q = 1 - p;
+    if (k > (n + 1) * p) /* upper tail, CF converges: x < (a+1)/(a+b+2) */
+        return log_pmf(k, n, p, q) + log(q) + log(betacf(k, n - k + 1, p));
+    /* P(X >= k) = 1 - P(X <= k-1) = 1 - P(n - X >= n-k+1), tail of Bin(n, q). */
+    double lower = exp(log_pmf(k - 1, n, p, q) + log(p) + log(betacf(n - k + 1, k, q)));
+    return log1p(-lower);
+}
+
+double wm_binom_log10_sf(uint64_t n, uint64_t k, double p)
+{
+    if (!(p >= 0 && p <= 1)) return NAN;
+    return wm__binom_log_sf(n, k, p) / M_LN10;
+}
+
+void wm__fill_score(wm_score *out, uint64_t tokens, uint64_t scored, uint64_t green, double gamma,
+                    double alpha)
+{
+    out->tokens = tokens;
+    out->scored = scored;
+    out->green = green;
+    if (scored == 0) {
+        out->green_fraction = 0;
+        out->z = 0;
+        out->p_value = 1;
+        out->log10_p = 0;
+    } else {
+        double n = (double)scored;
+        out->green_fraction = (double)green / n;
+        out->z = ((double)green - n * gamma) / sqrt(n * gamma * (1 - gamma));
+        double ln_p = wm__binom_log_sf(scored, green, gamma);
+        out->log10_p = ln_p / M_LN10;
+        out->p_value = exp(ln_p);
+    }
+    out->watermarked = out->log10_p < log10(alpha);
+}

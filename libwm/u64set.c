@@ -1,0 +1,77 @@
+/* Set of non-zero, already well-mixed 64-bit keys: linear probing over 8-byte
+ * slots, slot chosen by the key's high bits (multiply-shift, so any capacity
+ * works).  Load stays in [0.5, 0.8]: growth is by 1.6x at 0.8, which is what
+ * bounds memory at 16 bytes per key. */
+#include "internal.h"
+
+#include <stdlib.h>
+
+#define MIN_CAP 64
+
+static size_t home(uint64_t key, size_t cap)
+{
+    return (size_t)(((unsigned __int128)key * cap) >> 64);
+}
+
+wm_status wm__u64set_init(wm__u64set *s, size_t expected)
+{
+    size_t cap = expected + expected / 4 + 1;
+    if (cap < MIN_CAP) cap = MIN_CAP;
+    s->slot = calloc(cap, sizeof *s->slot);
+    s->cap = s->slot ? cap : 0;
+    s->len = 0;
+    return s->slot ? WM_OK : WM_ERR_NOMEM;
+}
+
+void wm__u64set_free(wm__u64set *s)
+{
+    free(s->slot);
+    s->slot = NULL;
+    s->cap = s->len = 0;
+}
+
+static void put(uint64_t *slot, size_t cap, uint64_t key)
+{
+    size_t i = home(key, cap);
+    while (slot[i]) i = i + 1 == cap ? 0 : i + 1;
+    slot[i] = key;
+}
+
+static int grow(wm__u64set *s)
+{
+    size_t cap = s->cap + s->cap / 2 + s->cap / 10; /* 1.6x */
+    uint64_t *slot = calloc(cap, sizeof *slot);
+    if (!slot) return -1;
+    for (size_t i = 0; i < s->cap; i++)
+        if (s->slot[i]) put(slot, cap, s->slot[i]);
+    free(s->slot);
+    s->slot = slot;
+    s->cap = cap;
+    return 0;
+}
+
+int wm__u64set_insert(wm__u64set *s, uint64_t key)
+{
+    if ((s->len + 1) * 5 > s->cap * 4 && grow(s)) return -1;
+    size_t i = home(key, s->cap);
+    for (;;) {
+        uint64_t k = s->slot[i];
+        if (k == key) return 0;
+        if (!k) break;
+        i = i + 1 == s->cap ? 0 : i + 1;
+    }
+    s->slot[i] = key;
+    s->len++;
+    return 1;
+}
+
+int wm__u64set_contains(const wm__u64set *s, uint64_t key)
+{
+    size_t i = home(key, s->cap);
+    for (;;) {
+        uint64_t k = s->slot[i];
+        if (k == key) return 1;
+        if (!k) return 0;
+        i = i + 1 == s->cap ? 0 : i + 1;
+    }
+}

@@ -1,0 +1,227 @@
+/* The green-list function: known answers, the written spec, SIMD = scalar,
+ * and every embedding path agreeing with single-token membership. */
+#include "testutil.h"
+
+#include <sodium.h>
+
+static const wm_token kat_ctx[4] = { 11, 2024, 7, 50000 };
+
+/* Pinned: if one of these changes, every deployed watermark breaks. */
+static void test_known_answers(void **state)
+{
+    (void)state;
+    static const struct {
+        double gamma;
+        uint32_t h;
+        wm_scheme scheme;
+        const char *id;
+        uint64_t mask; /* bit v: token 787 v green after kat_ctx */
+    } kat[] = {
+        { 0.25, 1, WM_SCHEME_LEFTHASH, "e6924ca3962156b1", 0x2161e48092043504ULL },
+        { 0.5, 2, WM_SCHEME_LEFTHASH, "bd8195a9d6b9fb7c", 0x27a856d2bf4f45feULL },
+        { 0.1, 3, WM_SCHEME_LEFTHASH, "f16dc287c95bb5cf", 0x500300a140000002ULL },
+        { 0.25, 4, WM_SCHEME_MINHASH, "551408a5dcc34a34", 0x48110810580ca4a4ULL },
+        { 0.25, 0, WM_SCHEME_LEFTHASH, "4562dbabc6751d76", 0xa4020ac072a78434ULL },
+    };
+    for (size_t c = 0; c < sizeof kat / sizeof kat[0]; c++) {
+        wm_watermark *wm = test_wm(kat[c].gamma, kat[c].h, kat[c].scheme, 50257);
+        char id[WM_KEY_ID_SIZE];
+        assert_int_equal(wm_watermark_key_id(wm, id), WM_OK);
+        assert_string_equal(id, kat[c].id);
+        uint64_t mask = 0;
+        for (int v = 0; v < 64; v++) {
+            int g;
+            assert_int_equal(wm_is_green(wm, kat_ctx, 4, v * 787, &g), WM_OK);
+            mask |= (uint64_t)g << v;
+        }
+        assert_true(mask == kat[c].mask);
+        wm_watermark_free(wm);
+    }
+}
+
+/* Recompute membership from the documented construction with libsodium
+ * directly (lefthash, h = 1, gamma = 0.25 -> 2-bit fields, 64 per block). */
+static void test_spec(void **state)
+{
+    (void)state;
+    wm_watermark *wm = test_wm(0.25, 1, WM_SCHEME_LEFTHASH, 50257);
+    unsigned char seed[32], kg[16], in[16], out[16];
+    for (int i = 0; i < 32; i++) seed[i] = (unsigned char)i;
+    crypto_kdf_derive_from_key(kg, sizeof kg, 1, "libwm-gl", seed);
+    for (wm_token prev = 0; prev < 50257; prev += 997) {
+        for (wm_token v = 0; v < 50257; v += 13) {
+            uint64_t s = (uint32_t)prev, j = (uint32_t)v / 64;
+            for (int b = 0; b < 8; b++) in[b] = (unsigned char)(s >> (8 * b)), in[8 + b] = (unsigned char)(j >> (8 * b));
+            crypto_shorthash_siphashx24(out, in, 16, kg);
+            unsigned f = (unsigned)(v % 64) * 2;
+            int want = ((out[f / 8] >> (f % 8)) & 3) < 1;
+            int got;
+            assert_int_equal(wm_is_green(wm, &prev, 1, v, &got), WM_OK);
+            assert_int_equal(got, want);
+        }
+    }
+    wm_watermark_free(wm);
+}
+
+static void test_simd_fill_equals_scalar(void **state)
+{
+    (void)state;
+    wm_fill_fn avx2 = wm__fill_avx2();
+    if (!avx2) skip();
+    unsigned char kg[16], a[16 * 37], b[16 * 37];
+    wm__rng r;
+    wm__rng_seed(&r, 1);
+    for (int it = 0; it < 2000; it++) {
+        for (int i = 0; i < 16; i++) kg[i] = (unsigned char)wm__rng_next(&r);
+        uint64_t seed = wm__rng_next(&r), j0 = wm__rng_next(&r) >> (it % 64);
+        size_t n = (size_t)(wm__rng_next(&r) % 38);
+        wm__fill_scalar(kg, seed, j0, n, a);
+        avx2(kg, seed, j0, n, b);
+        assert_memory_equal(a, b, n * 16 + (n == 0));
+    }
+}
+
+static void test_simd_apply_equals_scalar(void **state)
+{
+    (void)state;
+    wm_apply_fn avx2 = wm__apply_avx2();
+    if (!avx2) skip();
+    static const float special[] = { -INFINITY, INFINITY, NAN, -0.0f, 0.0f, 1e38f, -1e38f, 1e-45f };
+    unsigned char fields[2 * 300];
+    float a[300], b[300];
+    wm__rng r;
+    wm__rng_seed(&r, 2);
+    const unsigned widths[] = { 1, 2, 4, 8, 16 };
+    for (int it = 0; it < 5000; it++) {
+        unsigned bits = widths[it % 5];
+        uint32_t thresh = 1 + (uint32_t)(wm__rng_next(&r) % ((1u << bits) - 1 + (bits == 1)));
+        size_t n = (size_t)(wm__rng_next(&r) % 300);
+        for (size_t i = 0; i < sizeof fields; i++) fields[i] = (unsigned char)wm__rng_next(&r);
+        for (size_t i = 0; i < n; i++) {
+            uint64_t x = wm__rng_next(&r);
+            a[i] = x % 10 == 0 ? special[x / 10 % 8] : (float)((double)(int64_t)x / 1e18);
+            b[i] = a[i];
+        }
+        float delta = (float)(0.5 + (double)(wm__rng_next(&r) % 1000) / 100);
+        wm__apply_scalar(fields, n, bits, thresh, delta, a);
+        avx2(fields, n, bits, thresh, delta, b);
+        assert_memory_equal(a, b, n * sizeof(float) + (n == 0));
+    }
+}
+
+/* Full-vocabulary bias == per-token membership, padded logits untouched,
+ * for every field width and a vocabulary that is not a multiple of a block. */
+static void test_bias_matches_membership(void **state)
+{
+    (void)state;
+    const double gammas[] = { 0.5, 0.25, 0.125, 1.0 / 256, 0.1 };
+    const uint32_t V = 50265, PAD = 7; /* OPT: 50,265 tokens, 50,272 logits */
+    float *logits = malloc((V + PAD) * sizeof *logits);
+    for (int gi = 0; gi < 5; gi++) {
+        for (int scheme = 0; scheme < 2; scheme++) {
+            wm_watermark *wm = test_wm(gammas[gi], 3, (wm_scheme)scheme, V);
+            wm_token ctx[5] = { 5, 50264, 0, 17, 31337 };
+            for (uint32_t v = 0; v < V + PAD; v++) logits[v] = -1.0f;
+            assert_int_equal(wm_bias_logits(wm, ctx, 5, logits, V + PAD), WM_OK);
+            uint32_t greens = 0;
+            for (uint32_t v = 0; v < V; v++) {
+                int g;
+                assert_int_equal(wm_is_green(wm, ctx, 5, (wm_token)v, &g), WM_OK);
+                assert_true(logits[v] == (g ? 1.0f : -1.0f));
+                greens += (uint32_t)g;
+            }
+            for (uint32_t v = V; v < V + PAD; v++) assert_true(logits[v] == -1.0f);
+            /* Over the vocabulary the green count is Binomial(V, gamma): 5 sigma. */
+            double gq = round(gammas[gi] * 65536) / 65536, sd = sqrt(V * gq * (1 - gq));
+            assert_true(fabs(greens - V * gq) < 5 * sd);
+            wm_watermark_free(wm);
+        }
+    }
+    free(logits);
+}
+
+typedef struct cand { wm_token id; float logit; float p; } cand; /* llama_token_data */
+
+static void test_candidates_and_batch(void **state)
+{
+    (void)state;
+    const uint32_t V = 32000;
+    wm_watermark *wm = test_wm(0.25, 2, WM_SCHEME_LEFTHASH, V);
+    wm__rng r;
+    wm__rng_seed(&r, 3);
+    float *full = malloc(4 * V * sizeof *full), *rows = malloc(4 * (V + 16) * sizeof *rows);
+    wm_token ctxs[4][3];
+    const wm_token *cp[4];
+    size_t nc[4] = { 3, 3, 1, 2 }; /* row 2 is shorter than h: untouched */
+    for (int s = 0; s < 4; s++) {
+        random_tokens(&r, ctxs[s], 3, V);
+        cp[s] = ctxs[s];
+        for (uint32_t v = 0; v < V; v++) full[s * V + v] = rows[s * (V + 16) + v] = (float)(v % 97);
+        assert_int_equal(wm_bias_logits(wm, cp[s], nc[s], full + s * V, V), WM_OK);
+    }
+    assert_int_equal(wm_bias_logits_batch(wm, 4, cp, nc, rows, V, V + 16), WM_OK);
+    for (int s = 0; s < 4; s++) assert_memory_equal(full + s * V, rows + s * (V + 16), V * sizeof(float));
+    for (uint32_t v = 0; v < V; v++) assert_true(rows[2 * (V + 16) + v] == (float)(v % 97));
+
+    cand c[40];
+    for (int i = 0; i < 40; i++) {
+        c[i].id = (wm_token)(wm__rng_next(&r) % (V + 8)); /* some ids in the padding */
+        c[i].logit = (float)(c[i].id % 97);
+        c[i].p = 0;
+    }
+    assert_int_equal(wm_bias_candidates(wm, cp[0], 3, &c[0].id, sizeof(cand), &c[0].logit,
+                                        sizeof(cand), 40), WM_OK);
+    for (int i = 0; i < 40; i++) {
+        float want = (uint32_t)c[i].id < V ? full[c[i].id] : (float)(c[i].id % 97);
+        assert_true(c[i].logit == want);
+    }
+    /* A negative id is refused before anything changes. */
+    cand before[40];
+    memcpy(before, c, sizeof c);
+    c[39].id = -1;
+    before[39].id = -1;
+    assert_int_equal(wm_bias_candidates(wm, cp[0], 3, &c[0].id, sizeof(cand), &c[0].logit,
+                                        sizeof(cand), 40), WM_ERR_TOKEN);
+    assert_memory_equal(c, before, sizeof c);
+    free(full);
+    free(rows);
+    wm_watermark_free(wm);
+}
+
+/* Minhash: replacing a context token that is not the minimum keeps the list. */
+static void test_minhash_robust(void **state)
+{
+    (void)state;
+    wm_watermark *wm = test_wm(0.25, 4, WM_SCHEME_MINHASH, 50000);
+    wm__rng r;
+    wm__rng_seed(&r, 4);
+    int kept = 0;
+    for (int it = 0; it < 200; it++) {
+        wm_token ctx[4];
+        random_tokens(&r, ctx, 4, 50000);
+        uint64_t s = wm__seed(wm, ctx);
+        int pos = (int)(wm__rng_next(&r) % 4);
+        if ((uint64_t)(uint32_t)ctx[pos] == s) continue;
+        ctx[pos] = (wm_token)(wm__rng_next(&r) % 50000);
+        if (wm__minhash_value(wm, ctx[pos]) > wm__minhash_value(wm, (wm_token)s)) {
+            assert_true(wm__seed(wm, ctx) == s);
+            kept++;
+        }
+    }
+    assert_true(kept > 50);
+    wm_watermark_free(wm);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_known_answers),
+        cmocka_unit_test(test_spec),
+        cmocka_unit_test(test_simd_fill_equals_scalar),
+        cmocka_unit_test(test_simd_apply_equals_scalar),
+        cmocka_unit_test(test_bias_matches_membership),
+        cmocka_unit_test(test_candidates_and_batch),
+        cmocka_unit_test(test_minhash_robust),
+    };
+    return cmocka_run_group_tests_name("prf", tests, NULL, NULL);
+}
