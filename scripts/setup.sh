@@ -1,0 +1,35 @@
+# Sourced by demo.sh and test.sh: installs what is missing from Debian's
+# packages, then configures and builds ./build.  Safe to run again: it only
+# installs absent packages and only reconfigures when needed.
+
+WM_PACKAGES="meson ninja-build pkg-config gcc python3 libsodium-dev libcmocka-dev clang libclang-rt-14-dev"
+
+wm_missing_packages() {
+    local p missing=""
+    for p in $WM_PACKAGES "$@"; do
+        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
+    done
+    echo "$missing"
+}
+
+wm_install_packages() {
+    local missing
+    missing=$(wm_missing_packages "$@")
+    [ -z "$missing" ] && return 0
+    echo "setup: installing$missing" >&2
+    local sudo=""
+    [ "$(id -u)" -ne 0 ] && sudo="sudo -n"
+    export DEBIAN_FRONTEND=noninteractive
+    $sudo apt-get update -qq </dev/null >&2 || return 1
+    $sudo apt-get install -y -qq --no-install-recommends $missing </dev/null >&2 || return 1
+}
+
+# wm_build DIR [meson options...]: configure once, then build.
+wm_build() {
+    local dir=$1
+    shift
+    if [ ! -f "$dir/build.ninja" ]; then
+        meson setup "$dir" "$@" >"$dir.setup.log" 2>&1 || { cat "$dir.setup.log" >&2; return 1; }
+    fi
+    ninja -C "$dir" >"$dir.build.log" 2>&1 || { cat "$dir.build.log" >&2; return 1; }
+}

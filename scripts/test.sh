@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# The whole test suite, from a fresh Debian machine: installs what is
+# missing, builds with -Werror, runs the cmocka suites normally and under
+# AddressSanitizer + UndefinedBehaviorSanitizer, replays and briefly fuzzes
+# every parser, and ends with one line "N passed, N failed".
+set -uo pipefail
+cd "$(dirname "$0")/.."
+. scripts/setup.sh
+wm_install_packages || { echo "setup failed"; echo "0 passed, 1 failed"; exit 1; }
+
+logs=()
+status=0
+run_suite() { # NAME DIR [meson options...]
+    local name=$1 dir=$2
+    shift 2
+    echo "== $name" >&2
+    if ! wm_build "$dir" "$@"; then
+        echo "$name: build failed" >&2
+        status=1
+        logs+=("BUILD_FAILED:$name")
+        return
+    fi
+    meson test -C "$dir" --print-errorlogs --num-processes 2 >"$dir.test.log" 2>&1 || status=1
+    tail -n 12 "$dir.test.log" >&2
+    logs+=("$dir/meson-logs/testlog.json")
+}
+
+run_suite "tests (-Werror, optimised)" build
+ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+    run_suite "tests under ASan+UBSan" build-asan -Db_sanitize=address,undefined -Db_lundef=false -Dbuildtype=debug
+CC=clang run_suite "fuzzers (libFuzzer, corpus + 20 s each)" build-fuzz -Dfuzz=true -Dtests=false -Db_lundef=false
+
+python3 scripts/count_results.py "${logs[@]}" || status=1
+exit $status

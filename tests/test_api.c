@@ -1,0 +1,288 @@
+/* Error paths, sampler behaviour, detection bookkeeping. */
+#include "testutil.h"
+
+static void test_bad_params(void **state)
+{
+    (void)state;
+    wm_key *k = NULL;
+    const wm_params bad[] = {
+        { 0.0, 2, 1, WM_SCHEME_LEFTHASH }, { 1.0, 2, 1, WM_SCHEME_LEFTHASH },
+        { -0.5, 2, 1, WM_SCHEME_LEFTHASH }, { NAN, 2, 1, WM_SCHEME_LEFTHASH },
+        { 0.25, 0, 1, WM_SCHEME_LEFTHASH }, { 0.25, INFINITY, 1, WM_SCHEME_LEFTHASH },
+        { 0.25, NAN, 1, WM_SCHEME_LEFTHASH }, { 0.25, 2, 17, WM_SCHEME_LEFTHASH },
+        { 0.25, 2, 0, WM_SCHEME_MINHASH }, { 0.25, 2, 1, (wm_scheme)7 },
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        assert_int_equal(wm_key_generate(&k, &bad[i]), WM_ERR_PARAM);
+        assert_null(k);
+    }
+    wm_params p = WM_PARAMS_DEFAULT;
+    assert_int_equal(wm_key_generate(NULL, &p), WM_ERR_ARG);
+    assert_int_equal(wm_key_generate(&k, NULL), WM_ERR_ARG);
+    /* Gamma is quantised to k / 65536 and reported as such. */
+    p.gamma = 0.1;
+    assert_int_equal(wm_key_generate(&k, &p), WM_OK);
+    wm_params q;
+    wm_key_params(k, &q);
+    assert_true(q.gamma == 6554.0 / 65536);
+    wm_watermark *wm;
+    assert_int_equal(wm_watermark_new(&wm, k, 0), WM_ERR_SIZE);
+    assert_int_equal(wm_watermark_new(&wm, NULL, 10), WM_ERR_ARG);
+    wm_key_free(k);
+    wm_key_free(NULL);
+    wm_watermark_free(NULL);
+    assert_string_equal(wm_strerror(WM_ERR_TOKEN), "token id outside the vocabulary");
+    assert_string_equal(wm_strerror((wm_status)999), "unknown status");
+}
+
+static void test_bad_calls(void **state)
+{
+    (void)state;
+    const uint32_t V = 1000;
+    wm_watermark *wm = test_wm(0.25, 2, WM_SCHEME_LEFTHASH, V);
+    float logits[1010] = { 0 }, copy[1010];
+    wm_token ctx[3] = { 1, 2, 3 }, bad_ctx[3] = { 1, 1000, 3 }, neg[3] = { 1, -5, 3 };
+    int g;
+    assert_int_equal(wm_bias_logits(NULL, ctx, 3, logits, V), WM_ERR_ARG);
+    assert_int_equal(wm_bias_logits(wm, ctx, 3, NULL, V), WM_ERR_ARG);
+    assert_int_equal(wm_bias_logits(wm, NULL, 3, logits, V), WM_ERR_ARG);
+    assert_int_equal(wm_bias_logits(wm, ctx, 3, logits, V - 1), WM_ERR_SIZE);
+    memcpy(copy, logits, sizeof logits);
+    assert_int_equal(wm_bias_logits(wm, bad_ctx, 3, logits, V), WM_ERR_TOKEN);
+    assert_int_equal(wm_bias_logits(wm, neg, 3, logits, V), WM_ERR_TOKEN);
+    assert_memory_equal(copy, logits, sizeof logits);
+    /* Context shorter than h: nothing biased, not an error. */
+    assert_int_equal(wm_bias_logits(wm, ctx, 1, logits, V), WM_OK);
+    assert_int_equal(wm_bias_logits(wm, NULL, 0, logits, V), WM_OK);
+    assert_memory_equal(copy, logits, sizeof logits);
+    assert_int_equal(wm_is_green(wm, ctx, 1, 5, &g), WM_OK);
+    assert_int_equal(g, 0);
+    assert_int_equal(wm_is_green(wm, ctx, 3, 1000, &g), WM_ERR_TOKEN);
+    assert_int_equal(wm_is_green(wm, ctx, 3, -1, &g), WM_ERR_TOKEN);
+    assert_int_equal(wm_is_green(wm, ctx, 3, 1, NULL), WM_ERR_ARG);
+    /* Batch: one bad context and no row changes. */
+    const wm_token *cp[2] = { ctx, bad_ctx };
+    size_t nc[2] = { 3, 3 };
+    float rows[2 * 1000] = { 0 };
+    assert_int_equal(wm_bias_logits_batch(wm, 2, cp, nc, rows, V, V), WM_ERR_TOKEN);
+    for (int i = 0; i < 2000; i++) assert_true(rows[i] == 0.0f);
+    assert_int_equal(wm_bias_logits_batch(wm, 2, cp, nc, rows, V, V - 1), WM_ERR_ARG);
+    assert_int_equal(wm_bias_logits_batch(wm, 0, NULL, NULL, NULL, V, V), WM_OK);
+    /* Detection. */
+    wm_score s;
+    wm_window w;
+    assert_int_equal(wm_detect(wm, bad_ctx, 3, 0, 0, 0.01, &s), WM_ERR_TOKEN);
+    assert_int_equal(wm_detect(wm, ctx, 3, 0, 0, 0.0, &s), WM_ERR_ARG);
+    assert_int_equal(wm_detect(wm, ctx, 3, 0, 0, 1.0, &s), WM_ERR_ARG);
+    assert_int_equal(wm_detect(wm, ctx, 3, 0, 0, NAN, &s), WM_ERR_ARG);
+    assert_int_equal(wm_detect(wm, NULL, 3, 0, 0, 0.01, &s), WM_ERR_ARG);
+    assert_int_equal(wm_detect(wm, ctx, 3, 0, 0, 0.01, NULL), WM_ERR_ARG);
+    assert_int_equal(wm_detect_window(wm, neg, 3, 0, 0, 0.01, &w), WM_ERR_TOKEN);
+    /* Empty and too-short texts: nothing scored, p = 1. */
+    assert_int_equal(wm_detect(wm, NULL, 0, 0, 0, 0.01, &s), WM_OK);
+    assert_true(s.scored == 0 && s.p_value == 1.0 && s.log10_p == 0.0 && !s.watermarked);
+    assert_int_equal(wm_detect(wm, ctx, 2, 0, 0, 0.01, &s), WM_OK);
+    assert_true(s.scored == 0 && s.tokens == 2);
+    assert_int_equal(wm_detect(wm, ctx, 3, 0, 0, 0.01, &s), WM_OK);
+    assert_true(s.scored == 1);
+    assert_int_equal(wm_detect(wm, ctx, 3, SIZE_MAX, 0, 0.01, &s), WM_OK);
+    assert_true(s.scored == 0);
+    assert_int_equal(wm_detect_window(wm, NULL, 0, 0, 0, 0.01, &w), WM_OK);
+    assert_true(w.score.scored == 0 && w.score.p_value == 1.0);
+    /* Corpus and context sets. */
+    wm_corpus *c;
+    wm_ctxset *cs;
+    assert_int_equal(wm_corpus_new(&c, wm, 0x80), WM_ERR_ARG);
+    assert_int_equal(wm_corpus_new(&c, wm, 0), WM_OK);
+    assert_int_equal(wm_corpus_add(c, bad_ctx, 3, 0), WM_ERR_TOKEN);
+    assert_int_equal(wm_corpus_score(c, 2.0, &s), WM_ERR_ARG);
+    assert_int_equal(wm_ctxset_new(&cs, wm), WM_OK);
+    assert_int_equal(wm_ctxset_add(cs, neg, 3), WM_ERR_TOKEN);
+    assert_int_equal(wm_corpus_set_filter(NULL, cs), WM_ERR_ARG);
+    assert_int_equal(wm_corpus_add(c, ctx, 3, 0), WM_OK);
+    assert_int_equal(wm_corpus_set_filter(c, cs), WM_ERR_ARG); /* too late */
+    wm_ctxset_free(cs);
+    wm_corpus_free(c);
+    /* Sampler. */
+    wm_sampler *sm;
+    wm_sampler_params sp = WM_SAMPLER_PARAMS_DEFAULT;
+    sp.top_p = 0;
+    assert_int_equal(wm_sampler_new(&sm, wm, &sp), WM_ERR_ARG);
+    sp.top_p = 1;
+    sp.temperature = -1;
+    assert_int_equal(wm_sampler_new(&sm, wm, &sp), WM_ERR_ARG);
+    sp.temperature = 1;
+    assert_int_equal(wm_sampler_new(&sm, wm, &sp), WM_OK);
+    wm_token out = 77;
+    for (uint32_t v = 0; v < V; v++) logits[v] = 0;
+    logits[500] = NAN;
+    memcpy(copy, logits, sizeof logits);
+    assert_int_equal(wm_sampler_sample(sm, ctx, 3, logits, V, 1, &out), WM_ERR_LOGITS);
+    assert_int_equal(out, 77);
+    logits[500] = INFINITY;
+    assert_int_equal(wm_sampler_sample(sm, ctx, 3, logits, V, 1, &out), WM_ERR_LOGITS);
+    for (uint32_t v = 0; v < V; v++) logits[v] = -INFINITY;
+    assert_int_equal(wm_sampler_sample(sm, ctx, 3, logits, V, 1, &out), WM_ERR_LOGITS);
+    logits[3] = 0; /* -inf elsewhere is legitimate masking */
+    assert_int_equal(wm_sampler_sample(sm, ctx, 3, logits, V, 1, &out), WM_OK);
+    assert_int_equal(out, 3);
+    assert_int_equal(wm_sampler_sample(sm, ctx, 3, logits, V - 1, 1, &out), WM_ERR_SIZE);
+    wm_sampler_free(sm);
+    wm_sampler_free(NULL);
+    wm_watermark_free(wm);
+}
+
+static void test_sampler(void **state)
+{
+    (void)state;
+    const uint32_t V = 5000;
+    wm_watermark *wm = test_wm(0.25, 1, WM_SCHEME_LEFTHASH, V);
+    float *logits = malloc(V * sizeof *logits), *base = malloc(V * sizeof *base);
+    wm__rng r;
+    wm__rng_seed(&r, 11);
+    for (uint32_t v = 0; v < V; v++) base[v] = (float)(wm__rng_uniform(&r) * 4);
+    base[42] = 30; /* ~all the mass */
+    base[43] = 29;
+    wm_token ctx[1] = { 9 }, a, b;
+    struct { float t; uint32_t k; float p; } cfg[] = { { 0, 0, 1 }, { 1, 1, 1 }, { 1, 0, 0.5f } };
+    for (int c = 0; c < 3; c++) {
+        wm_sampler_params sp = { cfg[c].t, cfg[c].k, cfg[c].p, 5 };
+        wm_sampler *s;
+        assert_int_equal(wm_sampler_new(&s, wm, &sp), WM_OK);
+        memcpy(logits, base, V * sizeof *logits);
+        assert_int_equal(wm_sampler_sample(s, ctx, 1, logits, V, 0, &a), WM_OK);
+        assert_int_equal(a, 42);
+        wm_sampler_free(s);
+    }
+    /* top-k = 2 only ever draws 42 or 43; same seed, same sequence. */
+    base[42] = base[43] = 10; /* stays top-2 after the +2 bias */
+    wm_sampler_params sp = { 1.0f, 2, 1.0f, 99 };
+    wm_sampler *s1, *s2;
+    wm_sampler_new(&s1, wm, &sp);
+    wm_sampler_new(&s2, wm, &sp);
+    int seen[2] = { 0, 0 };
+    for (int i = 0; i < 400; i++) {
+        memcpy(logits, base, V * sizeof *logits);
+        wm_sampler_sample(s1, ctx, 1, logits, V, 1, &a);
+        memcpy(logits, base, V * sizeof *logits);
+        wm_sampler_sample(s2, ctx, 1, logits, V, 1, &b);
+        assert_int_equal(a, b);
+        assert_true(a == 42 || a == 43);
+        seen[a - 42]++;
+    }
+    assert_true(seen[0] > 50 && seen[1] > 50);
+    wm_sampler_free(s1);
+    wm_sampler_free(s2);
+    /* Unbiased sampling at temperature 1 follows softmax: chi-square over a
+     * 4-token vocabulary, 40000 draws, 3 dof, p = 1e-4 critical 21.1. */
+    wm_watermark *w4 = test_wm(0.25, 1, WM_SCHEME_LEFTHASH, 4);
+    float l4[4], base4[4] = { 0.0f, 1.0f, -1.0f, 0.5f };
+    sp = (wm_sampler_params){ 1.0f, 0, 1.0f, 3 };
+    wm_sampler_new(&s1, w4, &sp);
+    double cnt[4] = { 0 }, z = 0;
+    for (int i = 0; i < 4; i++) z += exp(base4[i]);
+    for (int i = 0; i < 40000; i++) {
+        memcpy(l4, base4, sizeof l4);
+        wm_sampler_sample(s1, ctx, 1, l4, 4, 0, &a);
+        cnt[a]++;
+    }
+    double chi = 0;
+    for (int i = 0; i < 4; i++) {
+        double e = 40000 * exp(base4[i]) / z;
+        chi += (cnt[i] - e) * (cnt[i] - e) / e;
+    }
+    assert_true(chi < 21.1);
+    wm_sampler_free(s1);
+    wm_watermark_free(w4);
+    free(logits);
+    free(base);
+    wm_watermark_free(wm);
+}
+
+static void test_dedup_prompt_corpus(void **state)
+{
+    (void)state;
+    const uint32_t V = 50000;
+    wm_watermark *wm = test_wm(0.25, 1, WM_SCHEME_LEFTHASH, V);
+    wm_token t[400];
+    wm__rng r;
+    wm__rng_seed(&r, 12);
+    random_tokens(&r, t, 200, V);
+    memcpy(t + 200, t, 200 * sizeof *t); /* the same text twice */
+    wm_score a, b, nd;
+    assert_int_equal(wm_detect(wm, t, 200, 0, 0, 0.01, &a), WM_OK);
+    assert_int_equal(wm_detect(wm, t, 400, 0, 0, 0.01, &b), WM_OK);
+    assert_int_equal(wm_detect(wm, t, 400, 0, WM_NO_DEDUP, 0.01, &nd), WM_OK);
+    assert_true(a.scored == 199 && b.scored == 200); /* + the one new pair at the seam */
+    assert_true(nd.scored == 399);
+    /* Prompt: token i scored iff i >= n_prompt + h. */
+    assert_int_equal(wm_detect(wm, t, 200, 50, 0, 0.01, &a), WM_OK);
+    assert_int_equal(a.scored, 149);
+    /* Corpus: one doc == wm_detect; adding it again changes nothing. */
+    wm_corpus *c;
+    wm_corpus_new(&c, wm, 0);
+    wm_corpus_add(c, t, 200, 0);
+    wm_score cs;
+    wm_corpus_score(c, 0.01, &cs);
+    wm_detect(wm, t, 200, 0, 0, 0.01, &a);
+    assert_true(cs.scored == a.scored && cs.green == a.green && cs.log10_p == a.log10_p);
+    wm_corpus_add(c, t, 200, 0);
+    wm_corpus_score(c, 0.01, &cs);
+    assert_true(cs.scored == a.scored && cs.tokens == 400);
+    wm_corpus_free(c);
+    /* Filter: empty set scores nothing; the text's own contexts score all. */
+    wm_ctxset *set;
+    wm_ctxset_new(&set, wm);
+    wm_corpus_new(&c, wm, 0);
+    wm_corpus_set_filter(c, set);
+    wm_corpus_add(c, t, 200, 0);
+    wm_corpus_score(c, 0.01, &cs);
+    assert_int_equal(cs.scored, 0);
+    wm_corpus_free(c);
+    wm_ctxset_add(set, t, 100); /* contexts of the first half */
+    assert_int_equal(wm_ctxset_size(set), 99);
+    wm_corpus_new(&c, wm, 0);
+    wm_corpus_set_filter(c, set);
+    wm_corpus_add(c, t, 200, 0);
+    wm_corpus_score(c, 0.01, &cs);
+    assert_true(cs.scored >= 99 && cs.scored < 199);
+    wm_corpus_free(c);
+    wm_ctxset_free(set);
+    wm_watermark_free(wm);
+}
+
+/* Memory per unique tuple stays within 16 bytes once the table is warm. */
+static void test_corpus_memory(void **state)
+{
+    (void)state;
+    const uint32_t V = 1u << 30;
+    wm_watermark *wm = test_wm(0.25, 2, WM_SCHEME_LEFTHASH, V);
+    wm_corpus *c;
+    wm_corpus_new(&c, wm, 0);
+    wm__rng r;
+    wm__rng_seed(&r, 13);
+    wm_token *t = malloc(100000 * sizeof *t);
+    uint64_t total = 0;
+    for (int d = 0; d < 20; d++) {
+        random_tokens(&r, t, 100000, V);
+        assert_int_equal(wm_corpus_add(c, t, 100000, 0), WM_OK);
+        total += 100000 - 2;
+        double per = (double)wm_corpus_memory(c) / (double)total;
+        assert_true(per <= 16.5 && per >= 8);
+    }
+    free(t);
+    wm_corpus_free(c);
+    wm_watermark_free(wm);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_bad_params),
+        cmocka_unit_test(test_bad_calls),
+        cmocka_unit_test(test_sampler),
+        cmocka_unit_test(test_dedup_prompt_corpus),
+        cmocka_unit_test(test_corpus_memory),
+    };
+    return cmocka_run_group_tests_name("api", tests, NULL, NULL);
+}

@@ -1,0 +1,238 @@
+/* Statistical behaviour, with fixed seeds and stated tolerances:
+ * - under H0 (text independent of the key) the green rate is gamma, p-values
+ *   are uniform and the false-positive rate is what alpha promises;
+ * - with the watermark on, text from a synthetic language model of realistic
+ *   entropy is detected at p < 1e-10 within 200 tokens (gamma 0.25, delta 2). */
+#include "testutil.h"
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* Kolmogorov-Smirnov distance of a sample from U(0,1). */
+static double ks_uniform(double *p, size_t n)
+{
+    qsort(p, n, sizeof *p, cmp_double);
+    double d = 0;
+    for (size_t i = 0; i < n; i++) {
+        double lo = p[i] - (double)i / n, hi = (double)(i + 1) / n - p[i];
+        if (lo > d) d = lo;
+        if (hi > d) d = hi;
+    }
+    return d;
+}
+
+/* Randomised p-value P(X > g) + U P(X = g): exactly U(0,1) under H0, which
+ * the plain (discrete, conservative) p-value is not. */
+static double randomised_p(const wm_score *s, double gamma, wm__rng *r)
+{
+    double hi = exp(M_LN10 * wm_binom_log10_sf(s->scored, s->green, gamma));
+    double lo = exp(M_LN10 * wm_binom_log10_sf(s->scored, s->green + 1, gamma));
+    return lo + wm__rng_uniform(r) * (hi - lo);
+}
+
+/* KS at the 0.001 level over n_docs random documents, for one configuration. */
+static void null_uniform(double gamma, uint32_t h, wm_scheme scheme, size_t n_docs, size_t len,
+                         uint64_t seed)
+{
+    const uint32_t V = 50000;
+    wm_watermark *wm = test_wm(gamma, h, scheme, V);
+    wm_params prm;
+    wm_watermark_params(wm, &prm);
+    wm__rng r;
+    wm__rng_seed(&r, seed);
+    wm_token *t = malloc(len * sizeof *t);
+    double *p = malloc(n_docs * sizeof *p);
+    uint64_t scored = 0, green = 0;
+    for (size_t d = 0; d < n_docs; d++) {
+        random_tokens(&r, t, len, V);
+        wm_score s;
+        assert_int_equal(wm_detect(wm, t, len, 0, 0, 0.01, &s), WM_OK);
+        p[d] = randomised_p(&s, prm.gamma, &r);
+        scored += s.scored;
+        green += s.green;
+    }
+    double sd = sqrt(scored * prm.gamma * (1 - prm.gamma));
+    double z = ((double)green - scored * prm.gamma) / sd, D = ks_uniform(p, n_docs);
+    print_message("gamma %.4f h %u %s: green rate %.5f (z %.2f), KS D %.4f (crit %.4f)\n",
+                  prm.gamma, h, scheme ? "minhash" : "lefthash", (double)green / scored, z, D,
+                  1.95 / sqrt((double)n_docs));
+    assert_true(fabs(z) < 4.5);
+    assert_true(D < 1.95 / sqrt((double)n_docs)); /* KS critical value, alpha = 0.001 */
+    free(t);
+    free(p);
+    wm_watermark_free(wm);
+}
+
+static void test_null_default(void **state)
+{
+    (void)state;
+    null_uniform(0.25, 1, WM_SCHEME_LEFTHASH, 2000, 200, 100);
+}
+
+static void test_null_other_schemes(void **state)
+{
+    (void)state;
+    null_uniform(0.5, 2, WM_SCHEME_LEFTHASH, 1000, 150, 101);
+    null_uniform(0.1, 3, WM_SCHEME_LEFTHASH, 1000, 150, 102);
+    null_uniform(0.25, 4, WM_SCHEME_MINHASH, 1000, 150, 103);
+    null_uniform(0.25, 0, WM_SCHEME_LEFTHASH, 1000, 150, 104);
+}
+
+/* 10,000 clean documents at alpha = 0.01.  Binomial p-values are discrete, so
+ * the exact size for N scored tuples is a(N) = P(X >= g*) <= 0.01 with g*
+ * the smallest count flagged; the number flagged must be within 4 sd of
+ * sum a(N_i). */
+static void test_false_positive_rate(void **state)
+{
+    (void)state;
+    const uint32_t V = 50000;
+    const size_t n_docs = 10000, len = 200;
+    const double alpha = 0.01, gamma = 0.25;
+    wm_watermark *wm = test_wm(gamma, 1, WM_SCHEME_LEFTHASH, V);
+    wm__rng r;
+    wm__rng_seed(&r, 200);
+    wm_token t[200];
+    double expect = 0, var = 0;
+    size_t flagged = 0;
+    for (size_t d = 0; d < n_docs; d++) {
+        random_tokens(&r, t, len, V);
+        wm_score s;
+        wm_detect(wm, t, len, 0, 0, alpha, &s);
+        flagged += (size_t)s.watermarked;
+        uint64_t g = (uint64_t)(s.scored * gamma);
+        while (wm_binom_log10_sf(s.scored, g, gamma) >= log10(alpha)) g++;
+        double a = exp(M_LN10 * wm_binom_log10_sf(s.scored, g, gamma));
+        expect += a;
+        var += a * (1 - a);
+    }
+    print_message("flagged %zu of %zu clean docs at alpha 0.01; exact expectation %.1f +- %.1f\n",
+                  flagged, n_docs, expect, sqrt(var));
+    assert_true(fabs((double)flagged - expect) <= 4 * sqrt(var));
+    assert_true(expect <= alpha * n_docs);
+    wm_watermark_free(wm);
+}
+
+/* A synthetic language model: fresh N(0, 5^2) logits each step over 32,000
+ * tokens, mean entropy about 2.8 nats (0.1 to 4.5 step to step), the range
+ * of real LMs at temperature 1. */
+static void synth_logits(wm__rng *r, float *l, uint32_t V)
+{
+    for (uint32_t v = 0; v + 1 < V; v += 2) {
+        double u1 = wm__rng_uniform(r), u2 = wm__rng_uniform(r);
+        double m = 5 * sqrt(-2 * log(1 - u1));
+        l[v] = (float)(m * cos(2 * M_PI * u2));
+        l[v + 1] = (float)(m * sin(2 * M_PI * u2));
+    }
+}
+
+static double entropy(const float *l, uint32_t V)
+{
+    double mx = -INFINITY, z = 0, h = 0;
+    for (uint32_t v = 0; v < V; v++) mx = l[v] > mx ? l[v] : mx;
+    for (uint32_t v = 0; v < V; v++) z += exp(l[v] - mx);
+    for (uint32_t v = 0; v < V; v++) {
+        double p = exp(l[v] - mx) / z;
+        if (p > 0) h -= p * log(p);
+    }
+    return h;
+}
+
+/* Generate len tokens after t[0..start) with the sampler (watermark on/off). */
+static void generate(wm_sampler *s, wm__rng *r, wm_token *t, size_t start, size_t len,
+                     float *l, uint32_t V, int watermark, double *h_sum)
+{
+    for (size_t i = start; i < start + len; i++) {
+        synth_logits(r, l, V);
+        if (h_sum) *h_sum += entropy(l, V);
+        assert_int_equal(wm_sampler_sample(s, t, i, l, V, watermark, &t[i]), WM_OK);
+    }
+}
+
+static void test_power(void **state)
+{
+    (void)state;
+    const uint32_t V = 32000;
+    wm_watermark *wm = test_wm(0.25, 1, WM_SCHEME_LEFTHASH, V);
+    wm_sampler_params sp = { 1.0f, 0, 1.0f, 300 };
+    wm_sampler *s;
+    wm_sampler_new(&s, wm, &sp);
+    wm__rng r;
+    wm__rng_seed(&r, 300);
+    float *l = malloc(V * sizeof *l);
+    wm_token t[201];
+    double worst = -INFINITY, h_sum = 0, frac = 0;
+    const int n_docs = 20;
+    for (int d = 0; d < n_docs; d++) {
+        t[0] = (wm_token)(wm__rng_next(&r) % V);
+        generate(s, &r, t, 1, 200, l, V, 1, &h_sum);
+        wm_score sc;
+        wm_detect(wm, t, 201, 1, 0, 1e-10, &sc); /* the 200 generated tokens */
+        assert_true(sc.scored >= 190);
+        if (sc.log10_p > worst) worst = sc.log10_p;
+        frac += sc.green_fraction;
+        assert_true(sc.watermarked);
+    }
+    double mean_h = h_sum / (n_docs * 200);
+    print_message("power: mean entropy %.2f nats, green fraction %.3f, worst log10 p %.1f over %d docs\n",
+                  mean_h, frac / n_docs, worst, n_docs);
+    assert_true(mean_h > 1.5 && mean_h < 4.0);
+    assert_true(worst < -10);
+    wm_sampler_free(s);
+    free(l);
+    wm_watermark_free(wm);
+}
+
+/* A 200-token watermarked passage inside 800 clean tokens is found, and
+ * the window p-value stays valid on clean text. */
+static void test_window(void **state)
+{
+    (void)state;
+    const uint32_t V = 32000;
+    wm_watermark *wm = test_wm(0.25, 1, WM_SCHEME_LEFTHASH, V);
+    wm_sampler_params sp = { 1.0f, 0, 1.0f, 400 };
+    wm_sampler *s;
+    wm_sampler_new(&s, wm, &sp);
+    wm__rng r;
+    wm__rng_seed(&r, 400);
+    float *l = malloc(V * sizeof *l);
+    wm_token t[1000];
+    random_tokens(&r, t, 400, V);
+    generate(s, &r, t, 400, 200, l, V, 1, NULL);
+    random_tokens(&r, t + 600, 400, V);
+    wm_window w;
+    wm_score whole;
+    assert_int_equal(wm_detect_window(wm, t, 1000, 0, 0, 1e-3, &w), WM_OK);
+    wm_detect(wm, t, 1000, 0, 0, 1e-3, &whole);
+    print_message("window [%zu, %zu) log10 p %.1f after %llu tests; whole text log10 p %.1f\n",
+                  w.begin, w.end, w.score.log10_p, (unsigned long long)w.n_tests, whole.log10_p);
+    assert_true(w.begin >= 360 && w.begin <= 440 && w.end >= 560 && w.end <= 640);
+    assert_true(w.score.log10_p < -10 && w.score.log10_p < whole.log10_p);
+    /* Clean text: at alpha = 0.01 at most 1% flagged in expectation
+     * (Bonferroni makes it conservative); 400 docs, allow 4 + 4 sd. */
+    size_t flagged = 0;
+    for (int d = 0; d < 400; d++) {
+        random_tokens(&r, t, 500, V);
+        wm_detect_window(wm, t, 500, 0, 0, 0.01, &w);
+        flagged += (size_t)w.score.watermarked;
+    }
+    print_message("window on clean text: %zu of 400 flagged at alpha 0.01\n", flagged);
+    assert_true(flagged <= 12);
+    wm_sampler_free(s);
+    free(l);
+    wm_watermark_free(wm);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_null_default),
+        cmocka_unit_test(test_null_other_schemes),
+        cmocka_unit_test(test_false_positive_rate),
+        cmocka_unit_test(test_power),
+        cmocka_unit_test(test_window),
+    };
+    return cmocka_run_group_tests_name("statistics", tests, NULL, NULL);
+}
