@@ -18,6 +18,23 @@ static uint64_t ctx_key(uint64_t seed)
  * occurrences only unless WM_NO_DEDUP).  Returns WM_ERR_NOMEM or WM_OK. */
 typedef void (*visit_fn)(void *arg, int green, size_t i);
 
+/* Tuples waiting for their membership, computed WM_GREEN_BATCH at a time
+ * (SIMD across tuples); visits happen in text order. */
+typedef struct pending {
+    uint64_t seed[WM_GREEN_BATCH];
+    wm_token tok[WM_GREEN_BATCH];
+    size_t pos[WM_GREEN_BATCH];
+    size_t n;
+} pending;
+
+static void flush(const wm_watermark *wm, pending *pd, visit_fn visit, void *arg)
+{
+    unsigned char green[WM_GREEN_BATCH];
+    wm__green_many(wm, pd->seed, pd->tok, pd->n, green);
+    for (size_t i = 0; i < pd->n; i++) visit(arg, green[i], pd->pos[i]);
+    pd->n = 0;
+}
+
 static wm_status scan_doc(const wm_watermark *wm, const wm_token *t, size_t n, size_t n_prompt,
                           unsigned flags, wm__u64set *seen, const wm__u64set *filter,
                           visit_fn visit, void *arg)
@@ -25,17 +42,27 @@ static wm_status scan_doc(const wm_watermark *wm, const wm_token *t, size_t n, s
     wm__scan sc;
     uint64_t seed;
     wm_token tok;
+    pending pd;
+    pd.n = 0;
+    wm_status st = WM_OK;
     wm__scan_init(&sc, wm, t, n, n_prompt);
     while (wm__scan_next(&sc, &seed, &tok)) {
         if (filter && !wm__u64set_contains(filter, ctx_key(seed))) continue;
         if (!(flags & WM_NO_DEDUP)) {
             int r = wm__u64set_insert(seen, wm__tuple_fp(seed, tok));
-            if (r < 0) return WM_ERR_NOMEM;
+            if (r < 0) {
+                st = WM_ERR_NOMEM;
+                break;
+            }
             if (r == 0) continue;
         }
-        visit(arg, wm__green(wm, seed, (uint32_t)tok), sc.i - 1);
+        pd.seed[pd.n] = seed;
+        pd.tok[pd.n] = tok;
+        pd.pos[pd.n++] = sc.i - 1;
+        if (pd.n == WM_GREEN_BATCH) flush(wm, &pd, visit, arg);
     }
-    return WM_OK;
+    flush(wm, &pd, visit, arg); /* tuples already in the set are always counted */
+    return st;
 }
 
 typedef struct counts { uint64_t scored, green; } counts;

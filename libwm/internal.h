@@ -13,6 +13,8 @@
 
 typedef void (*wm_fill_fn)(const unsigned char kg[16], uint64_t seed, uint64_t j0,
                            size_t n_blocks, unsigned char *out);
+typedef void (*wm_prf_many_fn)(const unsigned char kg[16], const uint64_t *seed, const uint64_t *j,
+                               size_t n, unsigned char *out);
 typedef void (*wm_apply_fn)(const unsigned char *fields, size_t n_tok, unsigned bits,
                             uint32_t thresh, float delta, float *logits);
 
@@ -28,7 +30,8 @@ struct wm_watermark {
     uint32_t h;
     wm_scheme scheme;
     char key_id[WM_KEY_ID_SIZE];
-    wm_fill_fn fill;         /* best available implementation */
+    wm_fill_fn fill;         /* best available implementations */
+    wm_prf_many_fn prf_many;
     wm_apply_fn apply;
 };
 
@@ -36,9 +39,14 @@ struct wm_watermark {
  * with seed s: field (v mod T) of PRF(s, v div T), T = tok_per_block. */
 void wm__fill_scalar(const unsigned char kg[16], uint64_t seed, uint64_t j0,
                      size_t n_blocks, unsigned char *out);
+/* PRF of n independent (seed, block) pairs: 16 bytes each. */
+void wm__prf_many_scalar(const unsigned char kg[16], const uint64_t *seed, const uint64_t *j,
+                         size_t n, unsigned char *out);
 void wm__apply_scalar(const unsigned char *fields, size_t n_tok, unsigned bits,
                       uint32_t thresh, float delta, float *logits);
-/* simd.c: NULL when the CPU or compiler lacks AVX2. */
+/* simd.c: NULL when the CPU or compiler lacks the instruction set. */
+wm_fill_fn wm__fill_avx512(void);
+wm_prf_many_fn wm__prf_many_avx512(void);
 wm_fill_fn wm__fill_avx2(void);
 wm_apply_fn wm__apply_avx2(void);
 
@@ -55,6 +63,12 @@ static inline uint32_t wm__field(const unsigned char *block, unsigned f, unsigne
 }
 
 int wm__green(const struct wm_watermark *wm, uint64_t seed, uint32_t token);
+
+/* Membership of many tuples at once (detection): green[i] for (seed[i],
+ * token[i]), i < n <= WM_GREEN_BATCH. */
+#define WM_GREEN_BATCH 16
+void wm__green_many(const struct wm_watermark *wm, const uint64_t *seed, const wm_token *token,
+                    size_t n, unsigned char *green);
 uint64_t wm__minhash_value(const struct wm_watermark *wm, wm_token t);
 /* Seed of the context ctx[0..h-1] (exactly h tokens, oldest first). */
 uint64_t wm__seed(const struct wm_watermark *wm, const wm_token *ctx);

@@ -28,6 +28,30 @@ void wm__fill_scalar(const unsigned char kg[16], uint64_t seed, uint64_t j0,
     }
 }
 
+void wm__prf_many_scalar(const unsigned char kg[16], const uint64_t *seed, const uint64_t *j,
+                         size_t n, unsigned char *out)
+{
+    unsigned char in[16];
+    for (size_t i = 0; i < n; i++) {
+        store64_le(in, seed[i]);
+        store64_le(in + 8, j[i]);
+        crypto_shorthash_siphashx24(out + i * WM_BLOCK_BYTES, in, sizeof in, kg);
+    }
+}
+
+void wm__green_many(const struct wm_watermark *wm, const uint64_t *seed, const wm_token *token,
+                    size_t n, unsigned char *green)
+{
+    uint64_t j[WM_GREEN_BATCH];
+    unsigned char out[WM_GREEN_BATCH * WM_BLOCK_BYTES];
+    if (n == 0 || n > WM_GREEN_BATCH) return;
+    for (size_t i = 0; i < n; i++) j[i] = (uint32_t)token[i] / wm->tok_per_block;
+    wm->prf_many(wm->kg, seed, j, n, out);
+    for (size_t i = 0; i < n; i++)
+        green[i] = wm__field(out + i * WM_BLOCK_BYTES, (uint32_t)token[i] % wm->tok_per_block,
+                             wm->bits) < wm->thresh;
+}
+
 void wm__apply_scalar(const unsigned char *fields, size_t n_tok, unsigned bits,
                       uint32_t thresh, float delta, float *logits)
 {

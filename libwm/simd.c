@@ -1,4 +1,4 @@
-/* AVX2 versions of the two embedding kernels.  Each must equal its scalar
+/* AVX2 (and, for the PRF, AVX-512F) versions of the two embedding kernels.  Each must equal its scalar
  * twin in prf.c bit for bit (tests/test_simd.c checks): the PRF is
  * libsodium's crypto_shorthash_siphashx24 computed four lanes at a time, and
  * the bias is the same single float add per logit. */
@@ -84,39 +84,157 @@ AVX2 static void fill_avx2(const unsigned char kg[16], uint64_t seed, uint64_t j
     if (b < n_blocks) wm__fill_scalar(kg, seed, j0 + b, n_blocks - b, out + b * 16);
 }
 
-AVX2 static void apply_avx2(const unsigned char *fields, size_t n_tok, unsigned bits,
-                            uint32_t thresh, float delta, float *logits)
+#define AVX512 __attribute__((target("avx512f")))
+
+#define SIPROUND_Z                                                    \
+    do {                                                              \
+        v0 = _mm512_add_epi64(v0, v1); v1 = _mm512_rol_epi64(v1, 13); \
+        v1 = _mm512_xor_si512(v1, v0); v0 = _mm512_rol_epi64(v0, 32); \
+        v2 = _mm512_add_epi64(v2, v3); v3 = _mm512_rol_epi64(v3, 16); \
+        v3 = _mm512_xor_si512(v3, v2); v0 = _mm512_add_epi64(v0, v3); \
+        v3 = _mm512_rol_epi64(v3, 21); v3 = _mm512_xor_si512(v3, v0); \
+        v2 = _mm512_add_epi64(v2, v1); v1 = _mm512_rol_epi64(v1, 17); \
+        v1 = _mm512_xor_si512(v1, v2); v2 = _mm512_rol_epi64(v2, 32); \
+    } while (0)
+
+/* Eight lanes with native 64-bit rotates: SipHash's rotations cost one
+ * instruction instead of three. */
+AVX512 static void fill_avx512(const unsigned char kg[16], uint64_t seed, uint64_t j0,
+                               size_t n_blocks, unsigned char *out)
+{
+    uint64_t k0 = load64_le(kg), k1 = load64_le(kg + 8);
+    uint64_t s0 = 0x736f6d6570736575ULL ^ k0, s1 = 0x646f72616e646f83ULL ^ k1;
+    uint64_t s2 = 0x6c7967656e657261ULL ^ k0, s3 = 0x7465646279746573ULL ^ k1;
+    s3 ^= seed; SIPROUND_S; SIPROUND_S; s0 ^= seed;
+
+    const __m512i fin = _mm512_set1_epi64((long long)(16ULL << 56));
+    const __m512i ee = _mm512_set1_epi64(0xee), dd = _mm512_set1_epi64(0xdd);
+    const __m512i step = _mm512_setr_epi64(0, 1, 2, 3, 4, 5, 6, 7);
+    const __m512i first = _mm512_setr_epi64(0, 8, 1, 9, 2, 10, 3, 11);
+    const __m512i second = _mm512_setr_epi64(4, 12, 5, 13, 6, 14, 7, 15);
+    size_t b = 0;
+    for (; b + 8 <= n_blocks; b += 8) {
+        __m512i m = _mm512_add_epi64(_mm512_set1_epi64((long long)(j0 + b)), step);
+        __m512i v0 = _mm512_set1_epi64((long long)s0), v1 = _mm512_set1_epi64((long long)s1);
+        __m512i v2 = _mm512_set1_epi64((long long)s2), v3 = _mm512_set1_epi64((long long)s3);
+        v3 = _mm512_xor_si512(v3, m); SIPROUND_Z; SIPROUND_Z; v0 = _mm512_xor_si512(v0, m);
+        v3 = _mm512_xor_si512(v3, fin); SIPROUND_Z; SIPROUND_Z; v0 = _mm512_xor_si512(v0, fin);
+        v2 = _mm512_xor_si512(v2, ee);
+        SIPROUND_Z; SIPROUND_Z; SIPROUND_Z; SIPROUND_Z;
+        __m512i lo = _mm512_xor_si512(_mm512_xor_si512(v0, v1), _mm512_xor_si512(v2, v3));
+        v1 = _mm512_xor_si512(v1, dd);
+        SIPROUND_Z; SIPROUND_Z; SIPROUND_Z; SIPROUND_Z;
+        __m512i hi = _mm512_xor_si512(_mm512_xor_si512(v0, v1), _mm512_xor_si512(v2, v3));
+        _mm512_storeu_si512(out + b * 16, _mm512_permutex2var_epi64(lo, first, hi));
+        _mm512_storeu_si512(out + b * 16 + 64, _mm512_permutex2var_epi64(lo, second, hi));
+    }
+    if (b < n_blocks) fill_avx2(kg, seed, j0 + b, n_blocks - b, out + b * 16);
+}
+
+/* SipHash over (seed[i], j[i]) for independent pairs: what detection needs,
+ * where every scored token has its own context.  No shared first word, so
+ * each lane runs all 14 rounds; eight lanes at a time. */
+AVX512 static void prf_many_avx512(const unsigned char kg[16], const uint64_t *seed,
+                                   const uint64_t *j, size_t n, unsigned char *out)
+{
+    uint64_t k0 = load64_le(kg), k1 = load64_le(kg + 8);
+    const __m512i fin = _mm512_set1_epi64((long long)(16ULL << 56));
+    const __m512i ee = _mm512_set1_epi64(0xee), dd = _mm512_set1_epi64(0xdd);
+    const __m512i first = _mm512_setr_epi64(0, 8, 1, 9, 2, 10, 3, 11);
+    const __m512i second = _mm512_setr_epi64(4, 12, 5, 13, 6, 14, 7, 15);
+    size_t b = 0;
+    for (; b + 8 <= n; b += 8) {
+        __m512i m0 = _mm512_loadu_si512(seed + b), m1 = _mm512_loadu_si512(j + b);
+        __m512i v0 = _mm512_set1_epi64((long long)(0x736f6d6570736575ULL ^ k0));
+        __m512i v1 = _mm512_set1_epi64((long long)(0x646f72616e646f83ULL ^ k1));
+        __m512i v2 = _mm512_set1_epi64((long long)(0x6c7967656e657261ULL ^ k0));
+        __m512i v3 = _mm512_set1_epi64((long long)(0x7465646279746573ULL ^ k1));
+        v3 = _mm512_xor_si512(v3, m0); SIPROUND_Z; SIPROUND_Z; v0 = _mm512_xor_si512(v0, m0);
+        v3 = _mm512_xor_si512(v3, m1); SIPROUND_Z; SIPROUND_Z; v0 = _mm512_xor_si512(v0, m1);
+        v3 = _mm512_xor_si512(v3, fin); SIPROUND_Z; SIPROUND_Z; v0 = _mm512_xor_si512(v0, fin);
+        v2 = _mm512_xor_si512(v2, ee);
+        SIPROUND_Z; SIPROUND_Z; SIPROUND_Z; SIPROUND_Z;
+        __m512i lo = _mm512_xor_si512(_mm512_xor_si512(v0, v1), _mm512_xor_si512(v2, v3));
+        v1 = _mm512_xor_si512(v1, dd);
+        SIPROUND_Z; SIPROUND_Z; SIPROUND_Z; SIPROUND_Z;
+        __m512i hi = _mm512_xor_si512(_mm512_xor_si512(v0, v1), _mm512_xor_si512(v2, v3));
+        _mm512_storeu_si512(out + b * 16, _mm512_permutex2var_epi64(lo, first, hi));
+        _mm512_storeu_si512(out + b * 16 + 64, _mm512_permutex2var_epi64(lo, second, hi));
+    }
+    if (b < n) wm__prf_many_scalar(kg, seed + b, j + b, n - b, out + b * 16);
+}
+
+/* Eight 8- or 16-bit fields starting at p as eight 32-bit lanes. */
+AVX2 static inline __attribute__((always_inline)) __m256i load_fields(const unsigned char *p,
+                                                                      unsigned bits)
+{
+    if (bits == 16) return _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)p));
+    return _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)p));
+}
+
+AVX2 static inline __attribute__((always_inline)) __m256
+bias8(__m256i fields, __m256i th, __m256i dv)
+{
+    return _mm256_castsi256_ps(_mm256_and_si256(_mm256_cmpgt_epi32(th, fields), dv));
+}
+
+AVX2 static inline __attribute__((always_inline)) void
+apply_width(const unsigned char *fields, size_t n_tok, unsigned bits, uint32_t thresh, float delta,
+            float *logits)
 {
     const __m256i th = _mm256_set1_epi32((int)thresh);
     const __m256i dv = _mm256_castps_si256(_mm256_set1_ps(delta));
-    const __m256i shifts = _mm256_setr_epi32(0, (int)bits, 2 * (int)bits, 3 * (int)bits,
-                                             4 * (int)bits, 5 * (int)bits, 6 * (int)bits,
-                                             7 * (int)bits);
-    const __m256i mask = _mm256_set1_epi32(bits >= 16 ? 0xffff : (1 << bits) - 1);
     size_t v = 0;
-    for (; v + 8 <= n_tok; v += 8) {
-        __m256i f;
-        const unsigned char *p = fields + v * bits / 8;
-        if (bits == 16) {
-            f = _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)p));
-        } else if (bits == 8) {
-            f = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)p));
-        } else {
-            uint32_t w = 0;
-            memcpy(&w, p, bits); /* 8 fields of b <= 4 bits: b bytes, little endian */
-            f = _mm256_and_si256(_mm256_srlv_epi32(_mm256_set1_epi32((int)w), shifts), mask);
+    if (bits <= 4) {
+        /* One 32-bit word holds 32 / b fields: broadcast it once and peel off
+         * eight fields per vector with per-lane shifts. */
+        const unsigned per_word = 32 / bits;
+        const __m256i mask = _mm256_set1_epi32((1 << bits) - 1);
+        const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+        for (; v + per_word <= n_tok; v += per_word) {
+            uint32_t w;
+            memcpy(&w, fields + v * bits / 8, 4);
+            const __m256i x = _mm256_set1_epi32((int)w);
+            for (unsigned q = 0; q < per_word / 8; q++) {
+                __m256i sh = _mm256_mullo_epi32(_mm256_add_epi32(lane, _mm256_set1_epi32((int)(8 * q))),
+                                                _mm256_set1_epi32((int)bits));
+                __m256i f = _mm256_and_si256(_mm256_srlv_epi32(x, sh), mask);
+                float *l = logits + v + 8 * q;
+                _mm256_storeu_ps(l, _mm256_add_ps(_mm256_loadu_ps(l), bias8(f, th, dv)));
+            }
         }
-        __m256i green = _mm256_cmpgt_epi32(th, f);
-        __m256 bias = _mm256_castsi256_ps(_mm256_and_si256(green, dv));
-        _mm256_storeu_ps(logits + v, _mm256_add_ps(_mm256_loadu_ps(logits + v), bias));
+    } else {
+        for (; v + 8 <= n_tok; v += 8) {
+            __m256i f = load_fields(fields + v * bits / 8, bits);
+            _mm256_storeu_ps(logits + v, _mm256_add_ps(_mm256_loadu_ps(logits + v), bias8(f, th, dv)));
+        }
     }
     if (v < n_tok) wm__apply_scalar(fields + v * bits / 8, n_tok - v, bits, thresh, delta, logits + v);
 }
 
+AVX2 static void apply_avx2(const unsigned char *fields, size_t n_tok, unsigned bits,
+                            uint32_t thresh, float delta, float *logits)
+{
+    switch (bits) {
+    case 1: apply_width(fields, n_tok, 1, thresh, delta, logits); break;
+    case 2: apply_width(fields, n_tok, 2, thresh, delta, logits); break;
+    case 4: apply_width(fields, n_tok, 4, thresh, delta, logits); break;
+    case 8: apply_width(fields, n_tok, 8, thresh, delta, logits); break;
+    default: apply_width(fields, n_tok, 16, thresh, delta, logits); break;
+    }
+}
+
 wm_fill_fn wm__fill_avx2(void) { return __builtin_cpu_supports("avx2") ? fill_avx2 : NULL; }
+wm_fill_fn wm__fill_avx512(void) { return __builtin_cpu_supports("avx512f") ? fill_avx512 : NULL; }
+wm_prf_many_fn wm__prf_many_avx512(void)
+{
+    return __builtin_cpu_supports("avx512f") ? prf_many_avx512 : NULL;
+}
 wm_apply_fn wm__apply_avx2(void) { return __builtin_cpu_supports("avx2") ? apply_avx2 : NULL; }
 
 #else
 wm_fill_fn wm__fill_avx2(void) { return NULL; }
+wm_fill_fn wm__fill_avx512(void) { return NULL; }
+wm_prf_many_fn wm__prf_many_avx512(void) { return NULL; }
 wm_apply_fn wm__apply_avx2(void) { return NULL; }
 #endif

@@ -63,11 +63,8 @@ static void test_spec(void **state)
     wm_watermark_free(wm);
 }
 
-static void test_simd_fill_equals_scalar(void **state)
+static void check_fill(wm_fill_fn simd)
 {
-    (void)state;
-    wm_fill_fn avx2 = wm__fill_avx2();
-    if (!avx2) skip();
     unsigned char kg[16], a[16 * 37], b[16 * 37];
     wm__rng r;
     wm__rng_seed(&r, 1);
@@ -76,7 +73,40 @@ static void test_simd_fill_equals_scalar(void **state)
         uint64_t seed = wm__rng_next(&r), j0 = wm__rng_next(&r) >> (it % 64);
         size_t n = (size_t)(wm__rng_next(&r) % 38);
         wm__fill_scalar(kg, seed, j0, n, a);
-        avx2(kg, seed, j0, n, b);
+        simd(kg, seed, j0, n, b);
+        assert_memory_equal(a, b, n * 16 + (n == 0));
+    }
+}
+
+static void test_simd_fill_equals_scalar(void **state)
+{
+    (void)state;
+    if (!wm__fill_avx2()) skip();
+    check_fill(wm__fill_avx2());
+}
+
+static void test_avx512_fill_equals_scalar(void **state)
+{
+    (void)state;
+    if (!wm__fill_avx512()) skip();
+    check_fill(wm__fill_avx512());
+}
+
+static void test_avx512_prf_many_equals_scalar(void **state)
+{
+    (void)state;
+    wm_prf_many_fn simd = wm__prf_many_avx512();
+    if (!simd) skip();
+    unsigned char kg[16], a[16 * 37], b[16 * 37];
+    uint64_t seed[37], j[37];
+    wm__rng r;
+    wm__rng_seed(&r, 5);
+    for (int it = 0; it < 2000; it++) {
+        for (int i = 0; i < 16; i++) kg[i] = (unsigned char)wm__rng_next(&r);
+        size_t n = (size_t)(wm__rng_next(&r) % 38);
+        for (size_t i = 0; i < n; i++) seed[i] = wm__rng_next(&r), j[i] = wm__rng_next(&r) >> (i % 64);
+        wm__prf_many_scalar(kg, seed, j, n, a);
+        simd(kg, seed, j, n, b);
         assert_memory_equal(a, b, n * 16 + (n == 0));
     }
 }
@@ -218,6 +248,8 @@ int main(void)
         cmocka_unit_test(test_known_answers),
         cmocka_unit_test(test_spec),
         cmocka_unit_test(test_simd_fill_equals_scalar),
+        cmocka_unit_test(test_avx512_fill_equals_scalar),
+        cmocka_unit_test(test_avx512_prf_many_equals_scalar),
         cmocka_unit_test(test_simd_apply_equals_scalar),
         cmocka_unit_test(test_bias_matches_membership),
         cmocka_unit_test(test_candidates_and_batch),

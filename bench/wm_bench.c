@@ -1,0 +1,340 @@
+/* libwm benchmarks.  One JSON object per line on stdout.
+ *
+ *   wm_bench [--quick]
+ *
+ * Each figure is the median of R repeats (min and max alongside); a repeat
+ * runs the operation until at least `min_s` seconds have passed.  Embedding
+ * is reported next to a plain pass that adds a constant to the same logits
+ * (the memory-bound floor) measured in the same run, and the ratio of the
+ * two.  --quick (CI) uses few repeats and exits 1 only on gross regressions
+ * relative to that floor, never on absolute times. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <sys/resource.h>
+#include <immintrin.h>
+
+#include "internal.h"
+
+static int quick;
+static int repeats;
+static double min_s;
+
+static double now(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+typedef struct stat3 { double med, min, max; } stat3;
+
+/* Seconds per call of fn(arg). */
+static stat3 measure(void (*fn)(void *), void *arg)
+{
+    double t[32];
+    fn(arg); /* warm */
+    for (int r = 0; r < repeats; r++) {
+        long n = 0;
+        double t0 = now(), el;
+        do {
+            fn(arg);
+            n++;
+        } while ((el = now() - t0) < min_s);
+        t[r] = el / (double)n;
+    }
+    qsort(t, (size_t)repeats, sizeof t[0], cmp_double);
+    return (stat3){ t[repeats / 2], t[0], t[repeats - 1] };
+}
+
+static void print_stat(const char *name, stat3 s, double scale)
+{
+    printf("\"%s\":{\"median\":%.6g,\"min\":%.6g,\"max\":%.6g}", name, s.med * scale, s.min * scale,
+           s.max * scale);
+}
+
+static wm_watermark *make_wm(double gamma, uint32_t h, wm_scheme scheme, uint32_t V)
+{
+    unsigned char seed[32] = { 1 };
+    wm_params p = { gamma, 2.0, h, scheme };
+    wm_key *k;
+    wm_watermark *wm;
+    if (wm_key_from_seed(&k, &p, seed) || wm_watermark_new(&wm, k, V)) {
+        fprintf(stderr, "wm_bench: cannot create watermark\n");
+        exit(2);
+    }
+    wm_key_free(k);
+    return wm;
+}
+
+/* ---- embedding ------------------------------------------------------------ */
+
+typedef struct embed_job {
+    const wm_watermark *wm;
+    float *logits;
+    size_t V, B;
+    const wm_token *const *ctx;
+    const size_t *n_ctx;
+    wm_sampler *sampler;
+    wm_token *cand_ids;
+    float *cand_logits;
+} embed_job;
+
+/* The floor: the cheapest possible pass over the same logits, one add per
+ * logit, written with AVX2 explicitly so it is as fast as the machine allows
+ * (at -O2 GCC 12 leaves the plain loop scalar, which would flatter libwm). */
+__attribute__((target("avx2"))) static void floor_avx2(float *l, size_t n)
+{
+    const __m256 c = _mm256_set1_ps(1e-30f);
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(l + i, _mm256_add_ps(_mm256_loadu_ps(l + i), c));
+    for (; i < n; i++) l[i] += 1e-30f;
+}
+
+static void run_floor(void *a)
+{
+    embed_job *j = a;
+    float *l = j->logits;
+    size_t n = j->V * j->B;
+    if (wm__fill_avx2()) {
+        floor_avx2(l, n);
+    } else {
+        for (size_t i = 0; i < n; i++) l[i] += 1e-30f;
+    }
+    __asm__ volatile("" ::"r"(l) : "memory");
+}
+
+static void run_bias(void *a)
+{
+    embed_job *j = a;
+    if (j->B == 1) wm_bias_logits(j->wm, j->ctx[0], j->n_ctx[0], j->logits, j->V);
+    else wm_bias_logits_batch(j->wm, j->B, j->ctx, j->n_ctx, j->logits, j->V, j->V);
+}
+
+static void run_candidates(void *a)
+{
+    embed_job *j = a;
+    wm_bias_candidates(j->wm, j->ctx[0], j->n_ctx[0], j->cand_ids, sizeof(wm_token), j->cand_logits,
+                       sizeof(float), 40);
+}
+
+static void run_sampler(void *a)
+{
+    embed_job *j = a;
+    wm_token out;
+    for (size_t i = 0; i < j->V; i++) j->logits[i] = (float)((i * 2654435761u) % 1000) * 0.01f;
+    wm_sampler_sample(j->sampler, j->ctx[0], j->n_ctx[0], j->logits, j->V, 1, &out);
+}
+
+static int bench_embedding(void)
+{
+    const uint32_t vocabs[] = { 32000, 128256, 151936, 201088 };
+    const size_t batches[] = { 1, 64 };
+    int bad = 0;
+    for (int vi = 0; vi < 4; vi++) {
+        uint32_t V = vocabs[vi];
+        for (int scheme = 0; scheme < 2; scheme++) {
+            uint32_t h = scheme ? 4 : 1;
+            wm_watermark *wm = make_wm(0.25, h, (wm_scheme)scheme, V);
+            for (int bi = 0; bi < 2; bi++) {
+                size_t B = batches[bi];
+                if (quick && (B > 1 || V != 151936)) continue;
+                embed_job j = { wm, calloc(V * B, sizeof(float)), V, B, NULL, NULL, NULL, NULL, NULL };
+                wm_token *ctx = malloc(B * 8 * sizeof *ctx);
+                const wm_token **cp = malloc(B * sizeof *cp);
+                size_t *nc = malloc(B * sizeof *nc);
+                for (size_t s = 0; s < B; s++) {
+                    for (int i = 0; i < 8; i++) ctx[s * 8 + i] = (wm_token)((s * 7919 + (size_t)i * 104729) % V);
+                    cp[s] = ctx + s * 8;
+                    nc[s] = 8;
+                }
+                j.ctx = cp;
+                j.n_ctx = nc;
+                stat3 floor_ = measure(run_floor, &j), bias = measure(run_bias, &j);
+                double ratio = bias.med / floor_.med;
+                printf("{\"bench\":\"embed\",\"V\":%u,\"B\":%zu,\"scheme\":\"%s\",\"h\":%u,\"gamma\":0.25,",
+                       V, B, scheme ? "minhash" : "lefthash", h);
+                print_stat("us_per_seq_step", bias, 1e6 / (double)B);
+                printf(",");
+                print_stat("floor_us_per_seq_step", floor_, 1e6 / (double)B);
+                printf(",\"ratio_to_floor\":%.3f}\n", ratio);
+                if (quick && ratio > 8) {
+                    fprintf(stderr, "wm_bench: REGRESSION: embedding %.1fx the plain pass (limit 8x)\n", ratio);
+                    bad = 1;
+                }
+                if (B == 1) {
+                    wm_token ids[40];
+                    float cl[40];
+                    for (int i = 0; i < 40; i++) ids[i] = (wm_token)((i * 15485863u) % V), cl[i] = 0;
+                    j.cand_ids = ids;
+                    j.cand_logits = cl;
+                    stat3 c = measure(run_candidates, &j);
+                    printf("{\"bench\":\"embed_candidates\",\"V\":%u,\"k\":40,\"scheme\":\"%s\",\"h\":%u,",
+                           V, scheme ? "minhash" : "lefthash", h);
+                    print_stat("us_per_step", c, 1e6);
+                    printf("}\n");
+                    wm_sampler_params sp = { 1.0f, 0, 0.9f, 1 };
+                    wm_sampler_new(&j.sampler, wm, &sp);
+                    stat3 s = measure(run_sampler, &j);
+                    printf("{\"bench\":\"sampler\",\"V\":%u,\"top_p\":0.9,\"scheme\":\"%s\",\"h\":%u,",
+                           V, scheme ? "minhash" : "lefthash", h);
+                    print_stat("us_per_step", s, 1e6);
+                    printf("}\n");
+                    wm_sampler_free(j.sampler);
+                }
+                fflush(stdout);
+                free(j.logits);
+                free(ctx);
+                free(cp);
+                free(nc);
+            }
+            wm_watermark_free(wm);
+        }
+    }
+    return bad;
+}
+
+/* ---- detection ------------------------------------------------------------ */
+
+typedef struct detect_job {
+    const wm_watermark *wm;
+    const wm_token *t;
+    size_t n, doc_len;
+    unsigned flags;
+} detect_job;
+
+static void run_detect(void *a)
+{
+    detect_job *j = a;
+    wm_score s;
+    for (size_t off = 0; off + j->doc_len <= j->n; off += j->doc_len)
+        wm_detect(j->wm, j->t + off, j->doc_len, 0, j->flags, 1e-3, &s);
+}
+
+static void run_token_floor(void *a)
+{
+    detect_job *j = a;
+    uint64_t sum = 0;
+    for (size_t i = 0; i < j->n; i++) sum += (uint32_t)j->t[i] * 0x9e3779b97f4a7c15ULL;
+    __asm__ volatile("" ::"r"(sum));
+}
+
+static int bench_detection(void)
+{
+    const uint32_t V = 151936;
+    const size_t n = quick ? 200000 : 2000000;
+    wm_token *t = malloc(n * sizeof *t);
+    wm__rng r;
+    wm__rng_seed(&r, 5);
+    for (size_t i = 0; i < n; i++) t[i] = (wm_token)(wm__rng_next(&r) % V);
+    wm_watermark *wm = make_wm(0.25, 1, WM_SCHEME_LEFTHASH, V);
+    detect_job fl = { wm, t, n, n, 0 };
+    stat3 floor_ = measure(run_token_floor, &fl);
+    int bad = 0;
+    const size_t lens[] = { 200, 100000 };
+    for (int li = 0; li < 2; li++) {
+        for (int dedup = 1; dedup >= 0; dedup--) {
+            detect_job j = { wm, t, n, lens[li], dedup ? 0u : WM_NO_DEDUP };
+            stat3 s = measure(run_detect, &j);
+            double tps = (double)n / s.med;
+            printf("{\"bench\":\"detect\",\"V\":%u,\"doc_tokens\":%zu,\"dedup\":%s,\"tokens_per_s\":%.4g,",
+                   V, lens[li], dedup ? "true" : "false", tps);
+            print_stat("ns_per_token", s, 1e9 / (double)n);
+            printf(",\"ratio_to_token_pass\":%.1f}\n", s.med / floor_.med);
+            if (quick && s.med / floor_.med > 2000) {
+                fprintf(stderr, "wm_bench: REGRESSION: detection %.0fx a plain pass over the ids\n",
+                        s.med / floor_.med);
+                bad = 1;
+            }
+            fflush(stdout);
+        }
+    }
+    free(t);
+    wm_watermark_free(wm);
+    return bad;
+}
+
+/* ---- corpus ---------------------------------------------------------------- */
+
+static long peak_rss_kb(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return ru.ru_maxrss;
+}
+
+static void bench_corpus(void)
+{
+    const uint64_t sizes[] = { 1000000, 10000000, 100000000 };
+    const uint32_t V = 151936;
+    wm_watermark *wm = make_wm(0.25, 2, WM_SCHEME_LEFTHASH, V);
+    const size_t doc = 1000;
+    wm_token *t = malloc(doc * sizeof *t);
+    for (int si = 0; si < 3; si++) {
+        uint64_t total = sizes[si];
+        if (quick && total > 1000000) break;
+        wm_corpus *c;
+        wm_corpus_new(&c, wm, 0);
+        wm__rng r;
+        wm__rng_seed(&r, 6);
+        long rss0 = peak_rss_kb();
+        double t0 = now(), gen = 0;
+        for (uint64_t done = 0; done < total; done += doc) {
+            double g0 = now();
+            for (size_t i = 0; i < doc; i++) t[i] = (wm_token)(wm__rng_next(&r) % V);
+            gen += now() - g0;
+            wm_corpus_add(c, t, doc, 0);
+        }
+        double el = now() - t0 - gen;
+        wm_score s;
+        wm_corpus_score(c, 1e-3, &s);
+        printf("{\"bench\":\"corpus\",\"tokens\":%llu,\"unique_tuples\":%llu,\"tuples_per_s\":%.4g,"
+               "\"bytes_per_unique_tuple\":%.2f,\"peak_rss_growth_mb\":%.1f}\n",
+               (unsigned long long)total, (unsigned long long)s.scored, (double)total / el,
+               (double)wm_corpus_memory(c) / (double)s.scored, (double)(peak_rss_kb() - rss0) / 1024);
+        fflush(stdout);
+        wm_corpus_free(c);
+    }
+    free(t);
+    wm_watermark_free(wm);
+}
+
+static void print_machine(void)
+{
+    char model[256] = "unknown", line[512];
+    FILE *f = fopen("/proc/cpuinfo", "r");
+    while (f && fgets(line, sizeof line, f))
+        if (!strncmp(line, "model name", 10)) {
+            char *c = strchr(line, ':');
+            if (c) {
+                snprintf(model, sizeof model, "%s", c + 2);
+                model[strcspn(model, "\n")] = 0;
+            }
+            break;
+        }
+    if (f) fclose(f);
+    printf("{\"bench\":\"machine\",\"cpu\":\"%s\",\"avx2\":%s,\"compiler\":\"%s\",\"cflags\":\"%s\","
+           "\"mode\":\"%s\",\"repeats\":%d}\n",
+           model, wm__fill_avx2() ? "true" : "false", __VERSION__, WM_BENCH_CFLAGS,
+           quick ? "quick" : "full", repeats);
+}
+
+int main(int argc, char **argv)
+{
+    quick = argc > 1 && !strcmp(argv[1], "--quick");
+    repeats = quick ? 3 : 11;
+    min_s = quick ? 0.02 : 0.2;
+    print_machine();
+    int bad = bench_embedding();
+    bad |= bench_detection();
+    bench_corpus();
+    return bad;
+}
