@@ -1,6 +1,8 @@
 /* Error paths, sampler behaviour, detection bookkeeping. */
 #include "testutil.h"
 
+#include <pthread.h>
+
 static void test_bad_params(void **state)
 {
     (void)state;
@@ -275,6 +277,55 @@ static void test_corpus_memory(void **state)
     wm_watermark_free(wm);
 }
 
+/* One watermark shared by threads, each with its own sampler: the tokens
+ * each thread draws equal a single-threaded run with the same seeds. */
+typedef struct thread_job {
+    const wm_watermark *wm;
+    uint64_t seed;
+    wm_token out[300];
+    wm_status st;
+} thread_job;
+
+static void *thread_main(void *arg)
+{
+    thread_job *j = arg;
+    const uint32_t V = 20000;
+    wm_sampler_params sp = { 0.8f, 50, 0.95f, j->seed };
+    wm_sampler *s;
+    float *l = malloc(V * sizeof *l);
+    wm__rng r;
+    wm__rng_seed(&r, j->seed);
+    j->st = wm_sampler_new(&s, j->wm, &sp);
+    j->out[0] = 1;
+    for (int i = 1; i < 300 && j->st == WM_OK; i++) {
+        for (uint32_t v = 0; v < V; v++) l[v] = (float)(wm__rng_uniform(&r) * 8);
+        j->st = wm_sampler_sample(s, j->out, (size_t)i, l, V, 1, &j->out[i]);
+    }
+    wm_sampler_free(s);
+    free(l);
+    return NULL;
+}
+
+static void test_threads_share_watermark(void **state)
+{
+    (void)state;
+    wm_watermark *wm = test_wm(0.25, 2, WM_SCHEME_MINHASH, 20000);
+    thread_job solo[4], par[4];
+    pthread_t th[4];
+    for (int i = 0; i < 4; i++) {
+        solo[i] = (thread_job){ wm, 1000 + (uint64_t)i, { 0 }, WM_OK };
+        thread_main(&solo[i]);
+        par[i] = (thread_job){ wm, 1000 + (uint64_t)i, { 0 }, WM_OK };
+    }
+    for (int i = 0; i < 4; i++) assert_int_equal(pthread_create(&th[i], NULL, thread_main, &par[i]), 0);
+    for (int i = 0; i < 4; i++) pthread_join(th[i], NULL);
+    for (int i = 0; i < 4; i++) {
+        assert_int_equal(par[i].st, WM_OK);
+        assert_memory_equal(solo[i].out, par[i].out, sizeof solo[i].out);
+    }
+    wm_watermark_free(wm);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -283,6 +334,7 @@ int main(void)
         cmocka_unit_test(test_sampler),
         cmocka_unit_test(test_dedup_prompt_corpus),
         cmocka_unit_test(test_corpus_memory),
+        cmocka_unit_test(test_threads_share_watermark),
     };
     return cmocka_run_group_tests_name("api", tests, NULL, NULL);
 }
