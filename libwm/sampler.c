@@ -1,7 +1,8 @@
 /* A complete watermarking sampler: bias, temperature, top-k, top-p, draw.
- * Selection uses quickselect-style partitioning, O(V) expected per step, so
- * top-p over a 200k vocabulary never sorts it.  All scratch is allocated in
- * wm_sampler_new. */
+ * Top-k is a quickselect; top-p first histograms the candidates' mass in
+ * quarter-nat buckets below the top logit, so only the one bucket the
+ * nucleus ends in needs a quickselect.  O(V) per step, nothing sorted,
+ * all scratch allocated in wm_sampler_new. */
 #include "internal.h"
 
 #include <math.h>
@@ -107,6 +108,37 @@ static size_t select_nucleus(uint32_t *idx, double *w, size_t n, double need, wm
     return hi;
 }
 
+#define N_BUCKETS 256 /* quarter nats: 64 nats below the top, then one tail bucket */
+
+static size_t bucket_of(float logit, float max, double inv_t)
+{
+    double d = ((double)max - (double)logit) * inv_t * 4;
+    return d < N_BUCKETS - 1 ? (size_t)d : N_BUCKETS - 1;
+}
+
+/* Nucleus of mass `need` among [0, m): every candidate of the buckets above
+ * the one where the cumulative mass reaches `need`, plus the heaviest part
+ * of that bucket.  Moves the nucleus to the front; returns its size. */
+static size_t top_p_select(wm_sampler *s, const float *logits, float max, double inv_t, size_t m,
+                           double need)
+{
+    double mass[N_BUCKETS] = { 0 };
+    for (size_t i = 0; i < m; i++) mass[bucket_of(logits[s->idx[i]], max, inv_t)] += s->w[i];
+    size_t cut = 0;
+    double before = 0;
+    while (cut + 1 < N_BUCKETS && before + mass[cut] < need) before += mass[cut++];
+    /* Three-way partition by bucket: above the cut | at the cut | below. */
+    size_t a = 0, i = 0, b = m;
+    while (i < b) {
+        size_t k = bucket_of(logits[s->idx[i]], max, inv_t);
+        if (k < cut) swap(s->idx, s->w, a++, i++);
+        else if (k > cut) swap(s->idx, s->w, i, --b);
+        else i++;
+    }
+    if (b == a) return a ? a : 1;
+    return a + select_nucleus(s->idx + a, s->w + a, b - a, need - before, &s->rng);
+}
+
 static wm_token draw(wm_sampler *s, size_t m)
 {
     double total = 0;
@@ -149,7 +181,7 @@ wm_status wm_sampler_sample(wm_sampler *s, const wm_token *ctx, size_t n_ctx, fl
     for (size_t v = 0; v < V; v++) {
         if (logits[v] == -INFINITY) continue;
         s->idx[m] = (uint32_t)v;
-        s->w[m++] = exp(((double)logits[v] - max) * inv_t);
+        s->w[m++] = expf((logits[v] - max) * (float)inv_t); /* float, as inference engines do */
     }
     if (s->p.top_k && s->p.top_k < m) {
         select_top_k(s->idx, s->w, m, s->p.top_k, &s->rng);
@@ -158,7 +190,7 @@ wm_status wm_sampler_sample(wm_sampler *s, const wm_token *ctx, size_t n_ctx, fl
     if (s->p.top_p < 1.0f) {
         double total = 0;
         for (size_t i = 0; i < m; i++) total += s->w[i];
-        m = select_nucleus(s->idx, s->w, m, s->p.top_p * total, &s->rng);
+        m = top_p_select(s, logits, max, inv_t, m, s->p.top_p * total);
     }
     *out = draw(s, m);
     return WM_OK;
