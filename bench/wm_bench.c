@@ -1,6 +1,6 @@
 /* libwm benchmarks.  One JSON object per line on stdout.
  *
- *   wm_bench [--quick]
+ *   wm_bench [--quick] [--only embed|detect|corpus|tokenize]
  *
  * Each figure is the median of R repeats (min and max alongside); a repeat
  * runs the operation until at least `min_s` seconds have passed.  Embedding
@@ -320,6 +320,84 @@ static void bench_corpus(void)
     wm_watermark_free(wm);
 }
 
+/* ---- tokenizers ---------------------------------------------------------- */
+
+typedef struct tok_job {
+    wm_encoder *enc;
+    const char *text;
+    size_t len;
+} tok_job;
+
+/* Encode the text as documents of about 4 KB cut at newlines, the size of a
+ * typical model answer; the encoder's word cache stays warm across them, as
+ * it does over a corpus. */
+static void run_encode(void *a)
+{
+    tok_job *j = a;
+    const wm_token *ids;
+    size_t n, off = 0;
+    while (off < j->len) {
+        size_t end = off + 4096 < j->len ? off + 4096 : j->len;
+        while (end < j->len && j->text[end - 1] != '\n') end++;
+        if (wm_encode(j->enc, j->text + off, end - off, WM_ENC_LOSSY, &ids, &n, NULL) != WM_OK) exit(2);
+        off = end;
+    }
+}
+
+static char *slurp(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    rewind(f);
+    char *b = malloc((size_t)n + 1);
+    *len = fread(b, 1, (size_t)n, f);
+    fclose(f);
+    return b;
+}
+
+static void bench_tokenizers(const char *fixtures, const char *texts)
+{
+    static const char *fams[] = { "gpt2", "llama3", "qwen3", "deepseek_v3", "gpt4o" };
+    static const char *kinds[] = { "prose", "code", "cjk" };
+    for (int fi = 0; fi < 5; fi++) {
+        char path[1024];
+        snprintf(path, sizeof path, "%s/%s/tokenizer.json", fixtures, fams[fi]);
+        wm_tokenizer *t;
+        wm_error err;
+        double t0 = now();
+        if (wm_tokenizer_load(&t, path, &err) != WM_OK) {
+            fprintf(stderr, "wm_bench: %s (run scripts/fetch-fixtures.sh)\n", err.message);
+            return;
+        }
+        double load_s = now() - t0;
+        for (int k = 0; k < 3; k++) {
+            snprintf(path, sizeof path, "%s/%s.txt", texts, kinds[k]);
+            size_t len;
+            char *text = slurp(path, &len);
+            if (!text) {
+                fprintf(stderr, "wm_bench: %s missing (run scripts/bench.sh)\n", path);
+                continue;
+            }
+            tok_job j = { NULL, text, len };
+            wm_encoder_new(&j.enc, t);
+            const wm_token *ids;
+            size_t n_ids;
+            wm_encode(j.enc, text, len, WM_ENC_LOSSY, &ids, &n_ids, NULL);
+            stat3 st = measure(run_encode, &j);
+            printf("{\"bench\":\"tokenize\",\"tokenizer\":\"%s\",\"text\":\"%s\",\"bytes\":%zu,\"tokens\":%zu,"
+                   "\"load_s\":%.3f,\"mb_per_s\":{\"median\":%.2f,\"min\":%.2f,\"max\":%.2f}}\n",
+                   fams[fi], kinds[k], len, n_ids, load_s, len / st.med / 1e6, len / st.max / 1e6,
+                   len / st.min / 1e6);
+            fflush(stdout);
+            wm_encoder_free(j.enc);
+            free(text);
+        }
+        wm_tokenizer_free(t);
+    }
+}
+
 static void print_machine(void)
 {
     char model[256] = "unknown", line[512];
@@ -342,12 +420,25 @@ static void print_machine(void)
 
 int main(int argc, char **argv)
 {
-    quick = argc > 1 && !strcmp(argv[1], "--quick");
+    const char *only = NULL; /* --only embed|detect|corpus|tokenize */
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--quick")) quick = 1;
+        else if (!strcmp(argv[i], "--only") && i + 1 < argc) only = argv[++i];
+        else {
+            fprintf(stderr, "usage: wm_bench [--quick] [--only embed|detect|corpus|tokenize]\n");
+            return 2;
+        }
+    }
     repeats = quick ? 3 : 11;
     min_s = quick ? 0.02 : 0.2;
     print_machine();
-    int bad = bench_embedding();
-    bad |= bench_detection();
-    bench_corpus();
+    int bad = 0;
+    if (!only || !strcmp(only, "embed")) bad |= bench_embedding();
+    if (!only || !strcmp(only, "detect")) bad |= bench_detection();
+    if (!only || !strcmp(only, "corpus")) bench_corpus();
+    /* Tokenizers: needs the fixtures and the texts scripts/bench.sh prepares;
+     * not in quick mode (no timing of them gates CI). */
+    const char *fx = getenv("WM_FIXTURES"), *tx = getenv("WM_BENCH_TEXTS");
+    if (!quick && fx && tx && (!only || !strcmp(only, "tokenize"))) bench_tokenizers(fx, tx);
     return bad;
 }

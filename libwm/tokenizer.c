@@ -255,13 +255,47 @@ static int jtrue(json_t *obj, const char *key, int dflt)
     return v && !json_is_null(v) ? json_is_true(v) : dflt;
 }
 
+/* Oniguruma -> PCRE2.  Every construct these files use reads the same in
+ * PCRE2 with UTF + UCP except one: Oniguruma's \s is Unicode White_Space,
+ * PCRE2's is \p{Zs}, \h or \v, which also takes U+180E.  So \s and \S
+ * become \p{White_Space} and \P{White_Space}, inside classes too (as the
+ * Hugging Face JavaScript port does). */
+static char *translate_re(const char *p, size_t len, size_t *out_len)
+{
+    char *o = malloc(len * 8 + 1);
+    size_t n = 0;
+    if (!o) return NULL;
+    for (size_t i = 0; i < len; i++) {
+        if (p[i] == '\\' && i + 1 < len) {
+            if (p[i + 1] == 's' || p[i + 1] == 'S') {
+                n += (size_t)sprintf(o + n, "\\%c{White_Space}", p[i + 1] == 's' ? 'p' : 'P');
+            } else {
+                o[n++] = p[i];
+                o[n++] = p[i + 1];
+            }
+            i++;
+        } else {
+            o[n++] = p[i];
+        }
+    }
+    o[n] = 0;
+    *out_len = n;
+    return o;
+}
+
 static wm_status compile_re(loader *L, const char *what, const char *pattern, size_t len,
                             int literal, pcre2_code **out)
 {
     int code;
     PCRE2_SIZE off;
     uint32_t opts = PCRE2_UTF | PCRE2_UCP | (literal ? PCRE2_LITERAL : 0);
+    char *tr = NULL;
+    if (!literal) {
+        if (!(tr = translate_re(pattern, len, &len))) return WM_ERR_NOMEM;
+        pattern = tr;
+    }
     pcre2_code *re = pcre2_compile((PCRE2_SPTR)pattern, len, opts, &code, &off, NULL);
+    free(tr);
     if (!re) {
         PCRE2_UCHAR msg[160];
         pcre2_get_error_message(code, msg, sizeof msg);
@@ -719,6 +753,9 @@ static const unsigned char *normalize(wm_encoder *e, const unsigned char *s, siz
 {
     const wm_tokenizer *t = e->tok;
     if (!t->n_norm) return s;
+    size_t i = 0;
+    while (i < *n && s[i] < 0x80) i++;
+    if (i == *n) return s; /* every normal form of ASCII is itself */
     e->norm.len = 0;
     if (!reserve(&e->norm, *n + 1, 1)) {
         *st = WM_ERR_NOMEM;

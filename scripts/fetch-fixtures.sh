@@ -56,4 +56,23 @@ json.dump(tok, open(out, "w", encoding="utf-8"), ensure_ascii=False)
 PY
     touch "$dest/gpt2/.ok"
 fi
+# Variants of the real files that exercise what none of them uses: the NFKC
+# and NFD normalizers and the Digits pre-tokenizer.
+if [ ! -f "$dest/variants.ok" ]; then
+    python3 - "$dest" <<'PY'
+import json, os, sys
+d = sys.argv[1]
+def variant(src, name, edit):
+    t = json.load(open(f"{d}/{src}/tokenizer.json", encoding="utf-8"))
+    edit(t)
+    os.makedirs(f"{d}/{name}", exist_ok=True)
+    json.dump(t, open(f"{d}/{name}/tokenizer.json", "w", encoding="utf-8"), ensure_ascii=False)
+variant("qwen3", "qwen3-nfkc", lambda t: t.update(normalizer={"type": "NFKC"}))
+variant("llama3", "llama3-nfd", lambda t: t.update(normalizer={"type": "Sequence", "normalizers": [{"type": "NFD"}]}))
+variant("gpt2", "gpt2-digits", lambda t: t.update(pre_tokenizer={"type": "Sequence", "pretokenizers": [
+    {"type": "Digits", "individual_digits": True},
+    {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": True, "use_regex": True}]}))
+PY
+    touch "$dest/variants.ok"
+fi
 echo "$dest"

@@ -41,6 +41,7 @@ texts = [
     "   leading spaces and trailing spaces   ",
     "\n\n\nthree newlines then text\n\n",
     "no\u00a0break\u2003em\u2009thin\u3000ideographic\u200bzero\u2028line\u2029para\u0085nel",
+    "mongolian\u180e vowel \u180e\u180e separator, not white space since Unicode 6.3 \u180e",
     "\t\ttabs\tin\tmiddle\t\t",
     # digits
     "1234567890" * 8,

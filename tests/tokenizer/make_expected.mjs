@@ -13,7 +13,7 @@ const require = createRequire(import.meta.url);
 const gpt3 = require("gpt-3-encoder");
 const dir = process.argv[2];
 const corpus = JSON.parse(fs.readFileSync(new URL("./corpus.json", import.meta.url), "utf8"));
-for (const name of ["gpt2", "llama3", "qwen3", "deepseek_v3", "gpt4o"]) {
+for (const name of ["gpt2", "llama3", "qwen3", "deepseek_v3", "gpt4o", "qwen3-nfkc", "llama3-nfd", "gpt2-digits"]) {
   const tok = new Tokenizer(JSON.parse(fs.readFileSync(`${dir}/${name}/tokenizer.json`, "utf8")), {});
   corpus.forEach((text, i) => {
     const ids = tok.encode(text, { add_special_tokens: false }).ids;
