@@ -1061,6 +1061,7 @@ wm_status wm_encode(wm_encoder *e, const char *text, size_t len, unsigned flags,
     wm_status st = check_utf8(e, text, len, (flags & WM_ENC_LOSSY) != 0, err);
     if (st) return st;
     e->ids.len = 0;
+    if (!reserve(&e->ids, 1, sizeof(wm_token))) return WM_ERR_NOMEM; /* *ids never NULL on success */
     if ((st = encode_added(e, e->text.p, e->text.len, 0, (flags & WM_ENC_SPECIAL_AS_TEXT) != 0))) return st;
     *ids = e->ids.p;
     *n_ids = e->ids.len;
