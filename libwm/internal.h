@@ -49,6 +49,7 @@ wm_fill_fn wm__fill_avx512(void);
 wm_prf_many_fn wm__prf_many_avx512(void);
 wm_fill_fn wm__fill_avx2(void);
 wm_apply_fn wm__apply_avx2(void);
+wm_apply_fn wm__apply_avx512(void);
 
 static inline uint32_t wm__field(const unsigned char *block, unsigned f, unsigned bits)
 {

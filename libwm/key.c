@@ -451,7 +451,8 @@ wm_status wm_watermark_new(wm_watermark **out, const wm_key *key, uint32_t n_voc
     if (!wm->fill) wm->fill = wm__fill_scalar;
     wm->prf_many = wm__prf_many_avx512();
     if (!wm->prf_many) wm->prf_many = wm__prf_many_scalar;
-    wm->apply = wm__apply_avx2();
+    wm->apply = wm__apply_avx512();
+    if (!wm->apply) wm->apply = wm__apply_avx2();
     if (!wm->apply) wm->apply = wm__apply_scalar;
     sodium_mprotect_readonly(wm);
     *out = wm;

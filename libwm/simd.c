@@ -97,8 +97,31 @@ AVX2 static void fill_avx2(const unsigned char kg[16], uint64_t seed, uint64_t j
         v1 = _mm512_xor_si512(v1, v2); v2 = _mm512_rol_epi64(v2, 32); \
     } while (0)
 
-/* Eight lanes with native 64-bit rotates: SipHash's rotations cost one
- * instruction instead of three. */
+/* Two interleaved SipRounds on independent states (a and b): each round is a
+ * chain of dependent adds, rotates and xors, so one state leaves most of the
+ * core idle; two fill it. */
+#define SIPROUND_Z2                                                                               \
+    do {                                                                                          \
+        a0 = _mm512_add_epi64(a0, a1); b0 = _mm512_add_epi64(b0, b1);                             \
+        a1 = _mm512_rol_epi64(a1, 13); b1 = _mm512_rol_epi64(b1, 13);                             \
+        a1 = _mm512_xor_si512(a1, a0); b1 = _mm512_xor_si512(b1, b0);                             \
+        a0 = _mm512_rol_epi64(a0, 32); b0 = _mm512_rol_epi64(b0, 32);                             \
+        a2 = _mm512_add_epi64(a2, a3); b2 = _mm512_add_epi64(b2, b3);                             \
+        a3 = _mm512_rol_epi64(a3, 16); b3 = _mm512_rol_epi64(b3, 16);                             \
+        a3 = _mm512_xor_si512(a3, a2); b3 = _mm512_xor_si512(b3, b2);                             \
+        a0 = _mm512_add_epi64(a0, a3); b0 = _mm512_add_epi64(b0, b3);                             \
+        a3 = _mm512_rol_epi64(a3, 21); b3 = _mm512_rol_epi64(b3, 21);                             \
+        a3 = _mm512_xor_si512(a3, a0); b3 = _mm512_xor_si512(b3, b0);                             \
+        a2 = _mm512_add_epi64(a2, a1); b2 = _mm512_add_epi64(b2, b1);                             \
+        a1 = _mm512_rol_epi64(a1, 17); b1 = _mm512_rol_epi64(b1, 17);                             \
+        a1 = _mm512_xor_si512(a1, a2); b1 = _mm512_xor_si512(b1, b2);                             \
+        a2 = _mm512_rol_epi64(a2, 32); b2 = _mm512_rol_epi64(b2, 32);                             \
+    } while (0)
+
+#define X(v, m) _mm512_xor_si512((v), (m))
+
+/* Sixteen lanes (two 8-lane states) with native 64-bit rotates: SipHash's
+ * rotations cost one instruction instead of three. */
 AVX512 static void fill_avx512(const unsigned char kg[16], uint64_t seed, uint64_t j0,
                                size_t n_blocks, unsigned char *out)
 {
@@ -109,24 +132,32 @@ AVX512 static void fill_avx512(const unsigned char kg[16], uint64_t seed, uint64
 
     const __m512i fin = _mm512_set1_epi64((long long)(16ULL << 56));
     const __m512i ee = _mm512_set1_epi64(0xee), dd = _mm512_set1_epi64(0xdd);
-    const __m512i step = _mm512_setr_epi64(0, 1, 2, 3, 4, 5, 6, 7);
+    const __m512i step = _mm512_setr_epi64(0, 1, 2, 3, 4, 5, 6, 7), eight = _mm512_set1_epi64(8);
     const __m512i first = _mm512_setr_epi64(0, 8, 1, 9, 2, 10, 3, 11);
     const __m512i second = _mm512_setr_epi64(4, 12, 5, 13, 6, 14, 7, 15);
+    const __m512i i0 = _mm512_set1_epi64((long long)s0), i1 = _mm512_set1_epi64((long long)s1);
+    const __m512i i2 = _mm512_set1_epi64((long long)s2), i3 = _mm512_set1_epi64((long long)s3);
     size_t b = 0;
-    for (; b + 8 <= n_blocks; b += 8) {
-        __m512i m = _mm512_add_epi64(_mm512_set1_epi64((long long)(j0 + b)), step);
-        __m512i v0 = _mm512_set1_epi64((long long)s0), v1 = _mm512_set1_epi64((long long)s1);
-        __m512i v2 = _mm512_set1_epi64((long long)s2), v3 = _mm512_set1_epi64((long long)s3);
-        v3 = _mm512_xor_si512(v3, m); SIPROUND_Z; SIPROUND_Z; v0 = _mm512_xor_si512(v0, m);
-        v3 = _mm512_xor_si512(v3, fin); SIPROUND_Z; SIPROUND_Z; v0 = _mm512_xor_si512(v0, fin);
-        v2 = _mm512_xor_si512(v2, ee);
-        SIPROUND_Z; SIPROUND_Z; SIPROUND_Z; SIPROUND_Z;
-        __m512i lo = _mm512_xor_si512(_mm512_xor_si512(v0, v1), _mm512_xor_si512(v2, v3));
-        v1 = _mm512_xor_si512(v1, dd);
-        SIPROUND_Z; SIPROUND_Z; SIPROUND_Z; SIPROUND_Z;
-        __m512i hi = _mm512_xor_si512(_mm512_xor_si512(v0, v1), _mm512_xor_si512(v2, v3));
-        _mm512_storeu_si512(out + b * 16, _mm512_permutex2var_epi64(lo, first, hi));
-        _mm512_storeu_si512(out + b * 16 + 64, _mm512_permutex2var_epi64(lo, second, hi));
+    for (; b + 16 <= n_blocks; b += 16) {
+        __m512i ma = _mm512_add_epi64(_mm512_set1_epi64((long long)(j0 + b)), step);
+        __m512i mb = _mm512_add_epi64(ma, eight);
+        __m512i a0 = i0, a1 = i1, a2 = i2, a3 = X(i3, ma);
+        __m512i b0 = i0, b1 = i1, b2 = i2, b3 = X(i3, mb);
+        SIPROUND_Z2; SIPROUND_Z2;
+        a0 = X(a0, ma); b0 = X(b0, mb);
+        a3 = X(a3, fin); b3 = X(b3, fin);
+        SIPROUND_Z2; SIPROUND_Z2;
+        a0 = X(a0, fin); b0 = X(b0, fin);
+        a2 = X(a2, ee); b2 = X(b2, ee);
+        SIPROUND_Z2; SIPROUND_Z2; SIPROUND_Z2; SIPROUND_Z2;
+        __m512i alo = X(X(a0, a1), X(a2, a3)), blo = X(X(b0, b1), X(b2, b3));
+        a1 = X(a1, dd); b1 = X(b1, dd);
+        SIPROUND_Z2; SIPROUND_Z2; SIPROUND_Z2; SIPROUND_Z2;
+        __m512i ahi = X(X(a0, a1), X(a2, a3)), bhi = X(X(b0, b1), X(b2, b3));
+        _mm512_storeu_si512(out + b * 16, _mm512_permutex2var_epi64(alo, first, ahi));
+        _mm512_storeu_si512(out + b * 16 + 64, _mm512_permutex2var_epi64(alo, second, ahi));
+        _mm512_storeu_si512(out + b * 16 + 128, _mm512_permutex2var_epi64(blo, first, bhi));
+        _mm512_storeu_si512(out + b * 16 + 192, _mm512_permutex2var_epi64(blo, second, bhi));
     }
     if (b < n_blocks) fill_avx2(kg, seed, j0 + b, n_blocks - b, out + b * 16);
 }
@@ -224,6 +255,64 @@ AVX2 static void apply_avx2(const unsigned char *fields, size_t n_tok, unsigned 
     }
 }
 
+/* Sixteen b-bit fields from exactly 2 b bytes at p (no over-read), as 32-bit
+ * lanes: lane i takes word (i b) / 32 shifted right by (i b) mod 32. */
+AVX512 static inline __attribute__((always_inline)) __m512i fields16(const unsigned char *p,
+                                                                     unsigned bits)
+{
+    __m128i raw;
+    if (bits == 1) {
+        uint16_t h;
+        memcpy(&h, p, 2);
+        raw = _mm_cvtsi32_si128(h);
+    } else if (bits == 2) {
+        uint32_t w;
+        memcpy(&w, p, 4);
+        raw = _mm_cvtsi32_si128((int)w);
+    } else if (bits == 4) {
+        raw = _mm_loadl_epi64((const __m128i *)p);
+    } else if (bits == 8) {
+        raw = _mm_loadu_si128((const __m128i *)p);
+    } else {
+        __m512i wide = _mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)p));
+        return _mm512_cvtepu16_epi32(_mm512_castsi512_si256(wide));
+    }
+    if (bits == 8) return _mm512_cvtepu8_epi32(raw);
+    const __m512i lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    const __m512i pos = _mm512_mullo_epi32(lane, _mm512_set1_epi32((int)bits));
+    const __m512i word = _mm512_srli_epi32(pos, 5), shift = _mm512_and_si512(pos, _mm512_set1_epi32(31));
+    __m512i x = _mm512_permutexvar_epi32(word, _mm512_castsi128_si512(raw));
+    return _mm512_and_si512(_mm512_srlv_epi32(x, shift), _mm512_set1_epi32((1 << bits) - 1));
+}
+
+AVX512 static inline __attribute__((always_inline)) void
+apply16_width(const unsigned char *fields, size_t n_tok, unsigned bits, uint32_t thresh,
+              float delta, float *logits)
+{
+    const __m512i th = _mm512_set1_epi32((int)thresh);
+    const __m512 dv = _mm512_set1_ps(delta);
+    size_t v = 0;
+    for (; v + 16 <= n_tok; v += 16) {
+        __mmask16 green = _mm512_cmplt_epu32_mask(fields16(fields + v * bits / 8, bits), th);
+        /* maskz: non-green lanes add +0.0f, exactly as the scalar path */
+        __m512 bias = _mm512_maskz_mov_ps(green, dv);
+        _mm512_storeu_ps(logits + v, _mm512_add_ps(_mm512_loadu_ps(logits + v), bias));
+    }
+    if (v < n_tok) wm__apply_scalar(fields + v * bits / 8, n_tok - v, bits, thresh, delta, logits + v);
+}
+
+AVX512 static void apply_avx512(const unsigned char *fields, size_t n_tok, unsigned bits,
+                                uint32_t thresh, float delta, float *logits)
+{
+    switch (bits) {
+    case 1: apply16_width(fields, n_tok, 1, thresh, delta, logits); break;
+    case 2: apply16_width(fields, n_tok, 2, thresh, delta, logits); break;
+    case 4: apply16_width(fields, n_tok, 4, thresh, delta, logits); break;
+    case 8: apply16_width(fields, n_tok, 8, thresh, delta, logits); break;
+    default: apply16_width(fields, n_tok, 16, thresh, delta, logits); break;
+    }
+}
+
 wm_fill_fn wm__fill_avx2(void) { return __builtin_cpu_supports("avx2") ? fill_avx2 : NULL; }
 wm_fill_fn wm__fill_avx512(void) { return __builtin_cpu_supports("avx512f") ? fill_avx512 : NULL; }
 wm_prf_many_fn wm__prf_many_avx512(void)
@@ -231,10 +320,12 @@ wm_prf_many_fn wm__prf_many_avx512(void)
     return __builtin_cpu_supports("avx512f") ? prf_many_avx512 : NULL;
 }
 wm_apply_fn wm__apply_avx2(void) { return __builtin_cpu_supports("avx2") ? apply_avx2 : NULL; }
+wm_apply_fn wm__apply_avx512(void) { return __builtin_cpu_supports("avx512f") ? apply_avx512 : NULL; }
 
 #else
 wm_fill_fn wm__fill_avx2(void) { return NULL; }
 wm_fill_fn wm__fill_avx512(void) { return NULL; }
 wm_prf_many_fn wm__prf_many_avx512(void) { return NULL; }
 wm_apply_fn wm__apply_avx2(void) { return NULL; }
+wm_apply_fn wm__apply_avx512(void) { return NULL; }
 #endif

@@ -111,11 +111,8 @@ static void test_avx512_prf_many_equals_scalar(void **state)
     }
 }
 
-static void test_simd_apply_equals_scalar(void **state)
+static void check_apply(wm_apply_fn simd)
 {
-    (void)state;
-    wm_apply_fn avx2 = wm__apply_avx2();
-    if (!avx2) skip();
     static const float special[] = { -INFINITY, INFINITY, NAN, -0.0f, 0.0f, 1e38f, -1e38f, 1e-45f };
     unsigned char fields[2 * 300];
     float a[300], b[300];
@@ -134,9 +131,23 @@ static void test_simd_apply_equals_scalar(void **state)
         }
         float delta = (float)(0.5 + (double)(wm__rng_next(&r) % 1000) / 100);
         wm__apply_scalar(fields, n, bits, thresh, delta, a);
-        avx2(fields, n, bits, thresh, delta, b);
+        simd(fields, n, bits, thresh, delta, b);
         assert_memory_equal(a, b, n * sizeof(float) + (n == 0));
     }
+}
+
+static void test_simd_apply_equals_scalar(void **state)
+{
+    (void)state;
+    if (!wm__apply_avx2()) skip();
+    check_apply(wm__apply_avx2());
+}
+
+static void test_avx512_apply_equals_scalar(void **state)
+{
+    (void)state;
+    if (!wm__apply_avx512()) skip();
+    check_apply(wm__apply_avx512());
 }
 
 /* Full-vocabulary bias == per-token membership, padded logits untouched,
@@ -251,6 +262,7 @@ int main(void)
         cmocka_unit_test(test_avx512_fill_equals_scalar),
         cmocka_unit_test(test_avx512_prf_many_equals_scalar),
         cmocka_unit_test(test_simd_apply_equals_scalar),
+        cmocka_unit_test(test_avx512_apply_equals_scalar),
         cmocka_unit_test(test_bias_matches_membership),
         cmocka_unit_test(test_candidates_and_batch),
         cmocka_unit_test(test_minhash_robust),
