@@ -820,7 +820,9 @@ static wm_status split_step(wm_encoder *e, const pre_step *s, const unsigned cha
                 switch (s->behavior) {
                 case B_REMOVED: merge = -is_match; break; /* -1: drop */
                 case B_MERGED_PREV: merge = is_match && !prev_match && last_sp; break;
-                case B_MERGED_NEXT: merge = prev_match && last_sp; break;
+                /* the reference folds from the end: a match joins the
+                 * segment after it unless that one is a match too */
+                case B_MERGED_NEXT: merge = !is_match && prev_match && last_sp; break;
                 case B_CONTIGUOUS: merge = is_match == prev_match && last_sp; break;
                 default: break;
                 }

@@ -310,6 +310,68 @@ static void test_refusals(void **state)
     assert_non_null(strstr(err.message, "/nonexistent/tokenizer.json"));
 }
 
+/* Split behaviors against the reference's own examples (tokenizers' docs for
+ * SplitDelimiterBehavior, and a binding's test run on the Rust code).  The
+ * tokenizer's vocabulary holds every expected piece and ignore_merges is on,
+ * so each piece comes out as exactly one id; a wrong cut shows as bytes. */
+static void test_split_behaviors(void **state)
+{
+    (void)state;
+    char path[1024];
+    snprintf(path, sizeof path, "%.*s/split_behaviors.json",
+             (int)(strrchr(corpus_path, '/') - corpus_path), corpus_path);
+    FILE *f = fopen(path, "rb");
+    assert_non_null(f);
+    static char tmpl[8192], json[8192];
+    size_t n = fread(tmpl, 1, sizeof tmpl - 1, f);
+    fclose(f);
+    tmpl[n] = 0;
+    static const struct {
+        const char *text, *pattern, *behavior;
+        int invert;
+        const char *want; /* pieces joined by '|' */
+    } cases[] = {
+        { "How are you doing?", "\\\\w+|[^\\\\w\\\\s]+", "Removed", 1, "How|are|you|doing|?" },
+        { "How are you doing?", "\\\\w+|[^\\\\w\\\\s]+", "Isolated", 1, "How| |are| |you| |doing|?" },
+        { "How are you doing?", "\\\\w+|[^\\\\w\\\\s]+", "MergedWithPrevious", 1, "How |are |you |doing|?" },
+        { "How are you doing?", "\\\\w+|[^\\\\w\\\\s]+", "MergedWithNext", 1, "How| are| you| doing|?" },
+        { "How are you doing?", "\\\\w+|[^\\\\w\\\\s]+", "Contiguous", 1, "How| |are| |you| |doing?" },
+        { "the-final--countdown", "-", "Removed", 0, "the|final|countdown" },
+        { "the-final--countdown", "-", "Isolated", 0, "the|-|final|-|-|countdown" },
+        { "the-final--countdown", "-", "MergedWithPrevious", 0, "the-|final-|-|countdown" },
+        { "the-final--countdown", "-", "MergedWithNext", 0, "the|-final|-|-countdown" },
+        { "the-final--countdown", "-", "Contiguous", 0, "the|-|final|--|countdown" },
+    };
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        const char *p = strstr(tmpl, "PATTERN"), *b = strstr(tmpl, "BEHAVIOR"), *iv = strstr(tmpl, "\"invert\": false");
+        assert_true(p && b && iv && p < b && b < iv);
+        snprintf(json, sizeof json, "%.*s%s%.*s%s%.*s\"invert\": %s%s", (int)(p - tmpl), tmpl, cases[c].pattern,
+                 (int)(b - p - 7), p + 7, cases[c].behavior, (int)(iv - b - 8), b + 8,
+                 cases[c].invert ? "true" : "false", iv + strlen("\"invert\": false"));
+        wm_tokenizer *t;
+        wm_encoder *e;
+        wm_error err;
+        if (wm_tokenizer_parse(&t, json, strlen(json), "split", &err)) fail_msg("%s", err.message);
+        wm_encoder_new(&e, t);
+        const wm_token *ids;
+        size_t k;
+        assert_int_equal(wm_encode(e, cases[c].text, strlen(cases[c].text), 0, &ids, &k, &err), WM_OK);
+        wm_token copy[64];
+        memcpy(copy, ids, k * sizeof *ids);
+        char got[256] = "";
+        for (size_t i = 0; i < k; i++) {
+            const char *piece;
+            size_t len;
+            wm_decode(e, &copy[i], 1, &piece, &len);
+            snprintf(got + strlen(got), sizeof got - strlen(got), "%s%.*s", i ? "|" : "", (int)len, piece);
+        }
+        if (strcmp(got, cases[c].want)) fail_msg("%s on '%s': got '%s', want '%s'", cases[c].behavior,
+                                                 cases[c].text, got, cases[c].want);
+        wm_encoder_free(e);
+        wm_tokenizer_free(t);
+    }
+}
+
 /* Hash: the key binds to these bytes. */
 static void test_fingerprint(void **state)
 {
@@ -334,6 +396,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_round_trip_and_sizes),
         cmocka_unit_test(test_utf8),
         cmocka_unit_test(test_refusals),
+        cmocka_unit_test(test_split_behaviors),
         cmocka_unit_test(test_fingerprint),
     };
     return cmocka_run_group_tests_name("tokenizer", tests, setup, teardown);
