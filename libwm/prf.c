@@ -122,8 +122,12 @@ void wm__scan_init(wm__scan *s, const struct wm_watermark *wm, const wm_token *t
     s->wm = wm;
     s->t = t;
     s->n = n;
-    s->i = n_prompt + wm->h;
-    if (s->i < n_prompt) s->i = n; /* overflow: nothing to score */
+    /* First scored position: a full context (i >= h), a generated token
+     * (i >= n_prompt) whose context window is not entirely prompt (i - 1 >=
+     * n_prompt when there is a context). */
+    size_t first = n_prompt + (wm->h > 0 && n_prompt > 0);
+    if (first < n_prompt) first = n; /* overflow: nothing to score */
+    s->i = first > wm->h ? first : wm->h;
     if (wm->scheme == WM_SCHEME_MINHASH && s->i < n)
         for (size_t k = s->i - wm->h; k < s->i; k++) s->ring[k % wm->h] = wm__minhash_value(wm, t[k]);
 }

@@ -217,9 +217,18 @@ static void test_dedup_prompt_corpus(void **state)
     assert_int_equal(wm_detect(wm, t, 400, 0, WM_NO_DEDUP, 0.01, &nd), WM_OK);
     assert_true(a.scored == 199 && b.scored == 200); /* + the one new pair at the seam */
     assert_true(nd.scored == 399);
-    /* Prompt: token i scored iff i >= n_prompt + h. */
+    /* Prompt: token i scored iff i >= h and i > n_prompt (h = 1 here). */
     assert_int_equal(wm_detect(wm, t, 200, 50, 0, 0.01, &a), WM_OK);
     assert_int_equal(a.scored, 149);
+    /* h = 3: the window of token 51 is (48, 49, 50), partly generated: scored. */
+    wm_watermark *w3 = test_wm(0.25, 3, WM_SCHEME_LEFTHASH, V);
+    assert_int_equal(wm_detect(w3, t, 200, 50, 0, 0.01, &a), WM_OK);
+    assert_int_equal(a.scored, 149);
+    assert_int_equal(wm_detect(w3, t, 200, 1, 0, 0.01, &a), WM_OK);
+    assert_int_equal(a.scored, 197); /* from i = 3 */
+    assert_int_equal(wm_detect(w3, t, 200, 0, 0, 0.01, &a), WM_OK);
+    assert_int_equal(a.scored, 197);
+    wm_watermark_free(w3);
     /* Corpus: one doc == wm_detect; adding it again changes nothing. */
     wm_corpus *c;
     wm_corpus_new(&c, wm, 0);

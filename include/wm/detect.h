@@ -9,9 +9,11 @@
  * dependent and the p-value is NOT valid; that mode exists for comparison
  * with tools that do not deduplicate.
  *
- * Which tokens are scored: token i is scored iff i >= n_prompt + h, i.e. the
- * token and its whole context window were generated (not prompt) text; the
- * first h tokens of a sequence never have a full context.  Dedup key: the
+ * Which tokens are scored: token i is scored iff it has a full context (i >=
+ * h), it was generated (i >= n_prompt), and its context window does not lie
+ * entirely inside the prompt (i > n_prompt when h >= 1 and there is a
+ * prompt), as in Sander et al.: scoring tuples fixed by the prompt biases the
+ * test.  Dedup key: the
  * context seed (for lefthash with h <= 2 that is the context itself) and the
  * token, as a 64-bit fingerprint; a fingerprint collision (about n^2 / 2^65
  * expected among n tuples) merely drops a tuple, which keeps the test valid.
