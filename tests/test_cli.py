@@ -1,0 +1,262 @@
+#!/usr/bin/env python3
+"""The `wm` command-line tool, run as users run it.
+
+    test_cli.py WM CLI_GEN FIXTURES_DIR big|small
+
+Every command, every input form, JSON fields and values against the library's
+own numbers (cli_gen prints them), corpus dedup across files, every error path
+(exit status and message), threads giving identical output, and (with `big`)
+hundreds of MB streamed through `--corpus` in bounded memory.  Prints
+cmocka-style summary lines so the suite counts each check."""
+import json
+import os
+import random
+import resource
+import stat
+import subprocess
+import sys
+import tempfile
+
+WM, GEN, FIX = (os.path.abspath(a) for a in sys.argv[1:4])
+SIZE = sys.argv[4]
+GPT2 = os.path.join(FIX, "gpt2", "tokenizer.json")
+LLAMA = os.path.join(FIX, "llama3", "tokenizer.json")
+tmp = tempfile.mkdtemp(prefix="wm-cli-")
+passed, failed = [], []
+
+
+def run(*args, stdin=None, ok=(0,)):
+    p = subprocess.run([WM, *args], input=stdin, capture_output=True, cwd=tmp)
+    if p.returncode not in ok:
+        raise AssertionError(f"wm {' '.join(args)}: exit {p.returncode}\n{p.stderr.decode()}")
+    return p
+
+
+def check(name):
+    def deco(fn):
+        try:
+            fn()
+            passed.append(name)
+            print(f"[       OK ] {name}")
+        except Exception as e:  # noqa: BLE001 - report and go on
+            failed.append(name)
+            print(f"[  FAILED  ] {name}: {e}")
+        return fn
+    return deco
+
+
+def path(name):
+    return os.path.join(tmp, name)
+
+
+def write(name, data, mode="w"):
+    with open(path(name), mode) as f:
+        f.write(data)
+    return path(name)
+
+
+def jsonl(p):
+    return [json.loads(l) for l in p.stdout.decode().splitlines() if l.strip()]
+
+
+def error(args, msg, stdin=None):
+    p = run(*args, stdin=stdin, ok=(2,))
+    err = p.stderr.decode()
+    assert msg in err, f"expected '{msg}' in: {err}"
+    assert err.count("\n") <= 2, f"error should be one line: {err}"
+
+
+run("keygen", "--tokenizer", GPT2, "-o", "k1.wmkey")
+run("keygen", "--tokenizer", GPT2, "--gamma", "0.5", "--context-width", "2", "-o", "k2.wmkey")
+run("keygen", "-o", "free.wmkey")  # no tokenizer recorded
+KEY = path("k1.wmkey")
+
+
+def gen(n, length, watermark, seed, key=KEY):
+    p = subprocess.run([GEN, key, GPT2, str(n), str(length), str(watermark), str(seed)], capture_output=True, check=True)
+    return [json.loads(l) for l in p.stdout.decode().splitlines()]
+
+
+WM_DOCS = gen(6, 200, 1, 1)
+CLEAN_DOCS = gen(6, 200, 0, 2)
+write("wm.ids", "".join(" ".join(map(str, d["ids"])) + "\n" for d in WM_DOCS))
+write("clean.ids", "".join(" ".join(map(str, d["ids"])) + "\n" for d in CLEAN_DOCS))
+write("wm.jsonl", "".join(json.dumps({"text": d["text"], "prompt": "Tell me a story."}) + "\n" for d in WM_DOCS))
+write("clean.jsonl", "".join(json.dumps({"answer": d["text"]}) + "\n" for d in CLEAN_DOCS))
+
+
+@check("keygen: 0600, no overwrite, parameters checked")
+def _():
+    assert stat.S_IMODE(os.stat(KEY).st_mode) == 0o600
+    before = open(KEY).read()
+    error(["keygen", "-o", "k1.wmkey"], "refusing to overwrite")
+    assert open(KEY).read() == before
+    error(["keygen", "--gamma", "1.5", "-o", "x.wmkey"], "--gamma")
+    error(["keygen", "--scheme", "minhash", "--context-width", "0", "-o", "x.wmkey"], "invalid watermark parameters")
+    error(["keygen"], "-o KEYFILE is required")
+    assert not os.path.exists(path("x.wmkey"))
+
+
+@check("info: parameters, exact gamma, id, never the secret")
+def _():
+    secret = [l.split()[1] for l in open(KEY) if l.startswith("secret ")][0]
+    for args in (["info", KEY], ["info", "--json", KEY]):
+        out = run(*args).stdout.decode()
+        assert secret not in out
+    info = json.loads(run("info", "--json", path("k2.wmkey")).stdout)
+    assert info["gamma"] == 0.5 and info["gamma_fraction"] == "32768/65536" and info["context_width"] == 2
+    assert info["vocab"] == 50257 and len(info["tokenizer_sha256"]) == 64 and len(info["key_id"]) == 16
+    assert info["key_id"] in run("info", KEY if False else path("k2.wmkey")).stdout.decode()
+
+
+@check("tokenize: plain, JSONL, stdin, pieces, matches the parity oracle")
+def _():
+    corpus = json.load(open(os.path.join(os.path.dirname(__file__), "tokenizer", "corpus.json"), encoding="utf-8"))
+    expected = [json.loads(l) for l in open(os.path.join(os.path.dirname(__file__), "tokenizer", "expected.jsonl"))]
+    want = [e["ids"] for e in expected if e["tokenizer"] == "gpt2" and not e["special_as_text"]][:4]
+    write("c.jsonl", "".join(json.dumps({"body": t}) + "\n" for t in corpus[:4]))
+    got = [list(map(int, l.split())) for l in run("tokenize", "--tokenizer", GPT2, "--jsonl=body", "c.jsonl").stdout.decode().splitlines()]
+    assert got == want, "JSONL tokenization differs from the oracle"
+    write("c0.txt", corpus[0])
+    assert list(map(int, run("tokenize", "--tokenizer", GPT2, "c0.txt").stdout.split())) == want[0]
+    assert list(map(int, run("tokenize", "--tokenizer", GPT2, "-", stdin=corpus[0].encode()).stdout.split())) == want[0]
+    pieces = json.loads(run("tokenize", "--tokenizer", GPT2, "--pieces", "-", stdin=b"Hello world").stdout)
+    assert pieces == ["Hello", " world"]
+
+
+@check("detect --ids --json: fields and values equal the library's")
+def _():
+    rows = jsonl(run("detect", "--key", KEY, "--ids", "--json", "wm.ids", "clean.ids"))
+    assert len(rows) == 12
+    for row, lib in zip(rows, WM_DOCS + CLEAN_DOCS):
+        for f in ("source", "tokens", "scored", "green", "green_fraction", "z", "p_value", "log10_p", "watermarked", "key_id"):
+            assert f in row, f
+        assert row["scored"] == lib["scored"] and row["green"] == lib["green"]
+        assert row["log10_p"] == lib["log10_p"], (row["log10_p"], lib["log10_p"])
+        assert isinstance(row["p_value"], (int, float))
+    assert all(r["watermarked"] for r in rows[:6]) and not any(r["watermarked"] for r in rows[6:])
+    assert rows[0]["source"] == path("wm.ids") + ":1" or rows[0]["source"].endswith("wm.ids:1")
+
+
+@check("detect: text, JSONL with prompts, human table, exit status")
+def _():
+    rows = jsonl(run("detect", "--key", KEY, "--tokenizer", GPT2, "--jsonl", "--prompt-field", "prompt", "--json", "wm.jsonl"))
+    assert len(rows) == 6 and sum(r["watermarked"] for r in rows) >= 5
+    table = run("detect", "--key", KEY, "--tokenizer", GPT2, "--jsonl=answer", "clean.jsonl").stdout.decode()
+    assert "log10(p)" in table and "WATERMARKED" not in table
+    run("detect", "--key", KEY, "--tokenizer", GPT2, "--jsonl=answer", "--fail-if-watermarked", "clean.jsonl", ok=(0,))
+    run("detect", "--key", KEY, "--ids", "--fail-if-watermarked", "wm.ids", ok=(1,))
+
+
+@check("detect --corpus: dedup across files, filter, sentence, no-dedup")
+def _():
+    one = jsonl(run("detect", "--key", KEY, "--ids", "--corpus", "--json", "wm.ids"))[-1]
+    two = jsonl(run("detect", "--key", KEY, "--ids", "--corpus", "--json", "wm.ids", "wm.ids"))[-1]
+    assert one["corpus"] and two["scored"] == one["scored"] and two["tokens"] == 2 * one["tokens"]
+    nd = jsonl(run("detect", "--key", KEY, "--ids", "--corpus", "--json", "--no-dedup", "wm.ids", "wm.ids"))[-1]
+    assert nd["scored"] == 2 * nd["tokens"] // 2 - 12
+    f_same = jsonl(run("detect", "--key", KEY, "--ids", "--corpus", "--json", "--filter", "wm.ids", "wm.ids"))[-1]
+    f_other = jsonl(run("detect", "--key", KEY, "--ids", "--corpus", "--json", "--filter", "clean.ids", "wm.ids"))[-1]
+    assert f_same["scored"] == one["scored"], (f_same, one)
+    # both sets draw contexts from the same 10,000 ids, so some overlap remains
+    assert f_other["scored"] < one["scored"] / 3, (f_other, one)
+    s = run("detect", "--key", KEY, "--ids", "--corpus", "wm.ids").stdout.decode()
+    assert s.startswith("watermark present: p = ") and "unique tuples" in s
+
+
+@check("detect: several keys give a result each and a family-wise verdict")
+def _():
+    rows = jsonl(run("detect", "--key", path("k2.wmkey"), "--key", KEY, "--ids", "--json", "wm.ids"))
+    fam = [r for r in rows if r.get("family")]
+    assert len(rows) == 18 and len(fam) == 6
+    per = [r for r in rows if not r.get("family")]
+    for i, f in enumerate(fam):
+        best = min(per[2 * i]["log10_p"], per[2 * i + 1]["log10_p"])
+        assert abs(f["log10_p"] - (best + 0.30102999566398120)) < 1e-9 and f["watermarked"]
+
+
+@check("detect --window and --threads (identical output)")
+def _():
+    rows = jsonl(run("detect", "--key", KEY, "--ids", "--window", "--json", "wm.ids"))
+    assert all("window_begin" in r and r["window_end"] > r["window_begin"] for r in rows)
+    a = run("detect", "--key", KEY, "--tokenizer", GPT2, "--jsonl", "--json", "--threads", "1", "wm.jsonl").stdout
+    b = run("detect", "--key", KEY, "--tokenizer", GPT2, "--jsonl", "--json", "--threads", "2", "wm.jsonl").stdout
+    assert a == b
+
+
+@check("errors: each is one line naming the input, exit 2")
+def _():
+    write("bad.jsonl", '{"text": "fine"}\n{"text": 3}\n{"text": "x"\n')
+    error(["detect", "--key", KEY, "--tokenizer", GPT2, "--jsonl", "bad.jsonl"], "bad.jsonl:2: field \"text\" missing")
+    p = run("detect", "--key", KEY, "--tokenizer", GPT2, "--jsonl", "--json", "--skip-bad", "bad.jsonl")
+    assert jsonl(p)[-1] == {"skipped": 2} and "skipped 2" in p.stderr.decode()
+    write("trunc.jsonl", '{"text": "ok"}\n{"text": "cut')
+    error(["detect", "--key", KEY, "--tokenizer", GPT2, "--jsonl", "trunc.jsonl"], "trunc.jsonl:2: invalid JSON")
+    write("bad.txt", b"ok \xff\xfe end", "wb")
+    error(["detect", "--key", KEY, "--tokenizer", GPT2, "bad.txt"], "invalid UTF-8 at byte offset 3")
+    run("detect", "--key", KEY, "--tokenizer", GPT2, "--lossy", "bad.txt")
+    error(["detect", "--key", KEY, "--tokenizer", GPT2, "missing.txt"], "missing.txt: No such file")
+    write("bad.ids", "1 2 x 4\n")
+    error(["detect", "--key", KEY, "--ids", "bad.ids"], "bad.ids:1: 'x 4' is not a token id")
+    write("big.ids", "1 2 99999999\n")
+    error(["detect", "--key", KEY, "--ids", "big.ids"], "outside the key's vocabulary")
+    open_key = write("open.wmkey", open(KEY).read())
+    os.chmod(open_key, 0o644)
+    error(["detect", "--key", "open.wmkey", "--ids", "wm.ids"], "lets others read the secret")
+    corrupt = open(KEY).read().replace("delta 2", "delta 3")
+    os.chmod(write("corrupt.wmkey", corrupt), 0o600)
+    error(["detect", "--key", "corrupt.wmkey", "--ids", "wm.ids"], "does not match")
+    error(["detect", "--key", KEY, "--tokenizer", LLAMA, "--jsonl", "wm.jsonl"], "another tokenizer")
+    run("detect", "--key", KEY, "--tokenizer", LLAMA, "--any-tokenizer", "--jsonl", "wm.jsonl")
+    error(["detect", "--key", path("free.wmkey"), "--ids", "wm.ids"], "records no tokenizer")
+    error(["detect", "--key", KEY, "--alpha", "2", "--ids", "wm.ids"], "--alpha")
+    error(["detect", "--key", KEY, "--bogus"], "usage")
+    error(["frobnicate"], "unknown command")
+    error(["detect", "--key", KEY, "--tokenizer", os.path.join(FIX, "gpt2-src", "vocab.bpe"), "wm.ids"], "vocab.bpe:1:")
+
+
+@check("help: every command documents itself")
+def _():
+    assert "keygen" in run("--help").stdout.decode()
+    for cmd in ("keygen", "info", "tokenize", "detect"):
+        out = run(cmd, "--help").stdout.decode()
+        assert out.startswith(f"usage: wm {cmd}") and len(out) > 100, out
+
+
+if SIZE == "big":
+    @check("streams 256 MB of JSONL through --corpus in bounded memory")
+    def _():
+        rnd = random.Random(5)
+        words = ["".join(rnd.choice("abcdefghijklmnopqrstuvwxyz") for _ in range(rnd.randint(2, 9))) for _ in range(20000)]
+        line_words = 200
+        target = 256 << 20
+        proc = subprocess.Popen([WM, "detect", "--key", KEY, "--tokenizer", GPT2, "--jsonl", "--corpus", "--json", "-"],
+                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=tmp)
+        sent = 0
+        chunk = []
+        while sent < target:
+            line = json.dumps({"text": " ".join(rnd.choice(words) for _ in range(line_words))}) + "\n"
+            chunk.append(line)
+            sent += len(line)
+            if len(chunk) == 2000:
+                proc.stdin.write("".join(chunk).encode())
+                chunk = []
+        proc.stdin.write("".join(chunk).encode())
+        proc.stdin.close()
+        out = proc.stdout.read()
+        proc.wait()
+        assert proc.returncode == 0, proc.stderr.read().decode()
+        res = json.loads(out.decode().splitlines()[-1])
+        rss_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+        print(f"    {sent / 2**20:.0f} MB in, {res['tokens']} tokens, {res['scored']} unique tuples, "
+              f"peak RSS {rss_mb:.0f} MB, log10 p {res['log10_p']:.2f}")
+        assert res["tokens"] > 40_000_000 and not res["watermarked"]
+        assert rss_mb < 120 + 16 * res["scored"] / 2**20 * 2, "memory not bounded by unique tuples"
+
+print(f"[==========] {len(passed) + len(failed)} test(s) run.")
+print(f"[  PASSED  ] {len(passed)} test(s).")
+if failed:
+    print(f"[  FAILED  ] {len(failed)} test(s), listed below:")
+    for f in failed:
+        print(f"[  FAILED  ] {f}")
+sys.exit(1 if failed else 0)
