@@ -1,0 +1,27 @@
+/* Test helper: a key file from a fixed seed, so test runs are reproducible.
+ * (Real keys come from `wm keygen`, which draws the secret from libsodium.)
+ *
+ *   make_key SEED_BYTE TOKENIZER.json OUT.wmkey */
+#include <stdio.h>
+#include <stdlib.h>
+
+#include <wm.h>
+
+int main(int argc, char **argv)
+{
+    if (argc != 4) return fprintf(stderr, "usage: make_key SEED_BYTE TOKENIZER.json OUT\n"), 2;
+    unsigned char seed[32], sha[32];
+    for (int i = 0; i < 32; i++) seed[i] = (unsigned char)(atoi(argv[1]) + 7 * i);
+    wm_params p = WM_PARAMS_DEFAULT;
+    wm_key *k;
+    wm_tokenizer *t;
+    wm_error err;
+    if (wm_tokenizer_load(&t, argv[2], &err) || wm_key_from_seed(&k, &p, seed))
+        return fprintf(stderr, "make_key: %s\n", err.message), 2;
+    wm_tokenizer_sha256(t, sha);
+    wm_key_set_tokenizer(k, wm_tokenizer_vocab_size(t), sha);
+    wm_status st = wm_key_save(k, argv[3], &err);
+    wm_key_free(k);
+    wm_tokenizer_free(t);
+    return st ? (fprintf(stderr, "make_key: %s\n", err.message), 2) : 0;
+}
