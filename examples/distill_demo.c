@@ -299,8 +299,8 @@ int main(int argc, char **argv)
     const size_t n_answers = quick ? 400 : 2000, answer_len = 120, n_student = quick ? 400 : 2000;
     memset(dense_of, 0xff, sizeof dense_of);
 
-    wm_tokenizer *tok;
-    wm_key *key;
+    wm_tokenizer *tok = NULL;
+    wm_key *key = NULL;
     wm_error err;
     if (wm_tokenizer_load(&tok, argv[3], &err) || wm_key_load(&key, argv[2], &err)) fail(err.message);
     uint32_t V = wm_tokenizer_vocab_size(tok);
