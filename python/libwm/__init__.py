@@ -1,0 +1,391 @@
+"""libwm from Python: a pure-ctypes binding (no compiler needed to install).
+
+    import libwm
+    wm = libwm.Watermark(libwm.Key.load("provider.wmkey"), n_vocab=151936)
+
+    # Hugging Face transformers
+    model.generate(..., logits_processor=[libwm.WatermarkLogitsProcessor(wm)])
+    # vLLM (per-request logits processor)
+    SamplingParams(..., logits_processors=[libwm.VLLMLogitsProcessor(wm)])
+    # detection, same fields as `wm detect --json`
+    libwm.detect(wm, "some text", tokenizer=libwm.Tokenizer("tokenizer.json"))
+
+Buffers: float32 logits that are contiguous along the vocabulary on the CPU
+(numpy arrays, torch CPU tensors) are biased in place through their data
+pointer, without a copy.  Anything else (a CUDA tensor, bf16/fp16 scores)
+gets `scores += delta * green_mask`, with the mask computed on the CPU by the
+same C call on a zero vector: the same tokens are green either way.
+
+The shared library is found through $LIBWM_LIBRARY (a path), then the system
+search path (libwm.so.0).  Objects here own their C handles and free them when
+collected; a Watermark may be shared by threads (the C object is immutable),
+a Tokenizer too, but each thread needs its own encoder, which `Tokenizer`
+keeps per thread for you.
+"""
+import ctypes
+import ctypes.util
+import math
+import os
+import threading
+
+__all__ = ["WmError", "Key", "Watermark", "Tokenizer", "WatermarkLogitsProcessor",
+           "VLLMLogitsProcessor", "detect", "SCHEMES"]
+
+SCHEMES = {"lefthash": 0, "minhash": 1}
+_NO_DEDUP = 1
+_ENC_SPECIAL_AS_TEXT = 1
+_ENC_LOSSY = 2
+_c_token_p = ctypes.POINTER(ctypes.c_int32)
+
+
+class _Params(ctypes.Structure):
+    _fields_ = [("gamma", ctypes.c_double), ("delta", ctypes.c_double),
+                ("context_width", ctypes.c_uint32), ("scheme", ctypes.c_int)]
+
+
+class _Score(ctypes.Structure):
+    _fields_ = [("tokens", ctypes.c_uint64), ("scored", ctypes.c_uint64),
+                ("green", ctypes.c_uint64), ("green_fraction", ctypes.c_double),
+                ("z", ctypes.c_double), ("p_value", ctypes.c_double),
+                ("log10_p", ctypes.c_double), ("watermarked", ctypes.c_int)]
+
+
+class _Error(ctypes.Structure):
+    _fields_ = [("message", ctypes.c_char * 512)]
+
+
+def _load_library():
+    path = os.environ.get("LIBWM_LIBRARY") or ctypes.util.find_library("wm") or "libwm.so.0"
+    lib = ctypes.CDLL(path)
+    P, S, I, U32, SZ = ctypes.c_void_p, ctypes.c_int, ctypes.c_int, ctypes.c_uint32, ctypes.c_size_t
+    PP = ctypes.POINTER(ctypes.c_void_p)
+    sigs = {
+        "wm_strerror": (ctypes.c_char_p, [I]),
+        "wm_version": (ctypes.c_char_p, []),
+        "wm_key_generate": (S, [PP, ctypes.POINTER(_Params)]),
+        "wm_key_from_seed": (S, [PP, ctypes.POINTER(_Params), ctypes.c_char_p]),
+        "wm_key_save": (S, [P, ctypes.c_char_p, ctypes.POINTER(_Error)]),
+        "wm_key_load": (S, [PP, ctypes.c_char_p, ctypes.POINTER(_Error)]),
+        "wm_key_params": (S, [P, ctypes.POINTER(_Params)]),
+        "wm_key_id": (S, [P, ctypes.c_char_p]),
+        "wm_key_free": (None, [P]),
+        "wm_watermark_new": (S, [PP, P, U32]),
+        "wm_watermark_free": (None, [P]),
+        "wm_watermark_params": (S, [P, ctypes.POINTER(_Params)]),
+        "wm_watermark_key_id": (S, [P, ctypes.c_char_p]),
+        "wm_is_green": (S, [P, _c_token_p, SZ, ctypes.c_int32, ctypes.POINTER(ctypes.c_int)]),
+        "wm_bias_logits": (S, [P, _c_token_p, SZ, P, SZ]),
+        "wm_bias_logits_batch": (S, [P, SZ, ctypes.POINTER(_c_token_p), ctypes.POINTER(SZ), P, SZ, SZ]),
+        "wm_detect": (S, [P, _c_token_p, SZ, SZ, ctypes.c_uint, ctypes.c_double, ctypes.POINTER(_Score)]),
+        "wm_tokenizer_load": (S, [PP, ctypes.c_char_p, ctypes.POINTER(_Error)]),
+        "wm_tokenizer_free": (None, [P]),
+        "wm_tokenizer_vocab_size": (U32, [P]),
+        "wm_encoder_new": (S, [PP, P]),
+        "wm_encoder_free": (None, [P]),
+        "wm_encode": (S, [P, ctypes.c_char_p, SZ, ctypes.c_uint, ctypes.POINTER(_c_token_p),
+                          ctypes.POINTER(SZ), ctypes.POINTER(_Error)]),
+        "wm_decode": (S, [P, _c_token_p, SZ, ctypes.POINTER(ctypes.c_void_p), ctypes.POINTER(SZ)]),
+    }
+    for name, (res, args) in sigs.items():
+        f = getattr(lib, name)
+        f.restype, f.argtypes = res, args
+    return lib
+
+
+_lib = _load_library()
+
+
+class WmError(Exception):
+    """A libwm call failed: .status is the wm_status code."""
+
+    def __init__(self, status, message=None):
+        self.status = status
+        text = _lib.wm_strerror(status).decode()
+        super().__init__(f"{message}: {text}" if message else text)
+
+
+def _check(status, err=None):
+    if status:
+        detail = err.message.decode(errors="replace") if err is not None and err.message else None
+        raise WmError(status, detail)
+
+
+def _tokens(ids):
+    """ids (list, numpy or torch integer array) -> (keep-alive, int32 pointer, n).
+    A contiguous numpy int32 array is passed without a copy."""
+    if getattr(ids, "__array_interface__", None) and ids.dtype.str == "<i4" and ids.ndim == 1 \
+            and (ids.strides[0] == 4 or len(ids) <= 1):
+        return ids, ctypes.cast(ids.ctypes.data, _c_token_p), len(ids)
+    values = [int(t) for t in _as_list(ids)]
+    arr = (ctypes.c_int32 * len(values))(*values)
+    return arr, ctypes.cast(arr, _c_token_p), len(values)
+
+
+def _as_list(ids):
+    if hasattr(ids, "tolist"):  # numpy / torch, any device
+        return ids.tolist() if not hasattr(ids, "cpu") else ids.cpu().tolist()
+    return list(ids)
+
+
+class Key:
+    """A secret key with its parameters.  Never exposes the secret."""
+
+    def __init__(self, handle):
+        self._h = ctypes.c_void_p(handle)
+
+    @classmethod
+    def load(cls, path):
+        h, err = ctypes.c_void_p(), _Error()
+        _check(_lib.wm_key_load(ctypes.byref(h), os.fsencode(path), ctypes.byref(err)), err)
+        return cls(h.value)
+
+    @classmethod
+    def generate(cls, gamma=0.25, delta=2.0, context_width=1, scheme="lefthash"):
+        h, p = ctypes.c_void_p(), _Params(gamma, delta, context_width, SCHEMES[scheme])
+        _check(_lib.wm_key_generate(ctypes.byref(h), ctypes.byref(p)))
+        return cls(h.value)
+
+    @classmethod
+    def from_seed(cls, seed, gamma=0.25, delta=2.0, context_width=1, scheme="lefthash"):
+        """Deterministic key from 32 bytes: for tests and demos only."""
+        if len(seed) != 32:
+            raise ValueError("seed must be 32 bytes")
+        h, p = ctypes.c_void_p(), _Params(gamma, delta, context_width, SCHEMES[scheme])
+        _check(_lib.wm_key_from_seed(ctypes.byref(h), ctypes.byref(p), bytes(seed)))
+        return cls(h.value)
+
+    def save(self, path):
+        """Write a new 0600 file; never overwrites."""
+        err = _Error()
+        _check(_lib.wm_key_save(self._h, os.fsencode(path), ctypes.byref(err)), err)
+
+    @property
+    def params(self):
+        p = _Params()
+        _check(_lib.wm_key_params(self._h, ctypes.byref(p)))
+        return _params_dict(p)
+
+    @property
+    def key_id(self):
+        buf = ctypes.create_string_buffer(17)
+        _check(_lib.wm_key_id(self._h, buf))
+        return buf.value.decode()
+
+    def __del__(self):
+        if getattr(self, "_h", None) and _lib:
+            _lib.wm_key_free(self._h)
+            self._h = None
+
+
+def _params_dict(p):
+    scheme = {v: k for k, v in SCHEMES.items()}[p.scheme]
+    return {"gamma": p.gamma, "delta": p.delta, "context_width": p.context_width, "scheme": scheme}
+
+
+class Watermark:
+    """A key bound to a vocabulary of n_vocab real tokens.  Immutable and
+    thread-safe; logits rows may be longer than n_vocab (padding is never green)."""
+
+    def __init__(self, key, n_vocab):
+        h = ctypes.c_void_p()
+        _check(_lib.wm_watermark_new(ctypes.byref(h), key._h, n_vocab))
+        self._h = h
+        self.n_vocab = n_vocab
+        p = _Params()
+        _check(_lib.wm_watermark_params(h, ctypes.byref(p)))
+        self.params = _params_dict(p)
+        self.context_width = p.context_width
+        buf = ctypes.create_string_buffer(17)
+        _check(_lib.wm_watermark_key_id(h, buf))
+        self.key_id = buf.value.decode()
+
+    def __del__(self):
+        if getattr(self, "_h", None) and _lib:
+            _lib.wm_watermark_free(self._h)
+            self._h = None
+
+    def is_green(self, context, token):
+        keep, ptr, n = _tokens(context)
+        g = ctypes.c_int()
+        _check(_lib.wm_is_green(self._h, ptr, n, int(token), ctypes.byref(g)))
+        return bool(g.value)
+
+    def bias(self, logits, context):
+        """Add delta to the green logits of one row, in place; returns logits."""
+        return self.bias_batch(logits, [context])
+
+    def bias_batch(self, logits, contexts):
+        """logits: 1-D (one sequence) or 2-D [batch, n_logits]; contexts: one
+        token sequence per row (only the last h tokens are read).  In place."""
+        rows = 1 if len(_shape(logits)) == 1 else _shape(logits)[0]
+        if len(contexts) != rows:
+            raise ValueError(f"{len(contexts)} contexts for {rows} rows of logits")
+        h = self.context_width
+        tails = [_as_list(c[-h:] if h and len(c) >= h else (c if h else [])) for c in contexts]
+        flat = (ctypes.c_int32 * max(1, sum(len(t) for t in tails)))()
+        ptrs, lens, off = (_c_token_p * rows)(), (ctypes.c_size_t * rows)(), 0
+        for r, t in enumerate(tails):
+            for i, tok in enumerate(t):
+                flat[off + i] = int(tok)
+            ptrs[r] = ctypes.cast(ctypes.addressof(flat) + 4 * off, _c_token_p)
+            lens[r] = len(t)
+            off += len(t)
+        view = _float32_view(logits)
+        if view is not None:
+            ptr, n_logits, stride = view
+            _check(_lib.wm_bias_logits_batch(self._h, rows, ptrs, lens, ptr, n_logits, stride))
+            return logits
+        # Not a CPU float32 buffer: compute delta * mask on the CPU, add it there.
+        n_logits = _shape(logits)[-1]
+        mask = (ctypes.c_float * (rows * n_logits))()
+        _check(_lib.wm_bias_logits_batch(self._h, rows, ptrs, lens, ctypes.addressof(mask),
+                                         n_logits, n_logits))
+        _add_mask(logits, mask, rows, n_logits)
+        return logits
+
+
+def _shape(x):
+    return tuple(x.shape)
+
+
+def _float32_view(x):
+    """(data pointer, n_logits, row stride in floats) for a writable float32
+    CPU buffer contiguous along its last axis, else None."""
+    shape = _shape(x)
+    if len(shape) not in (1, 2):
+        raise ValueError(f"logits must be 1-D or 2-D, not {len(shape)}-D")
+    if hasattr(x, "data_ptr"):  # torch.Tensor
+        import torch
+        if x.device.type != "cpu" or x.dtype != torch.float32 or x.stride(-1) != 1:
+            return None
+        return x.data_ptr(), shape[-1], _row_stride(shape, x.stride(0))
+    if hasattr(x, "__array_interface__"):  # numpy.ndarray
+        import numpy as np
+        if x.dtype != np.float32 or x.strides[-1] != 4 or not x.flags.writeable:
+            raise TypeError("numpy logits must be a writable float32 array, contiguous along the vocabulary")
+        return x.ctypes.data, shape[-1], _row_stride(shape, x.strides[0] // 4)
+    raise TypeError(f"unsupported logits type {type(x).__name__}")
+
+
+def _row_stride(shape, stride0):
+    # A single row's stride is arbitrary (numpy gives 0 for x[None, :]).
+    return stride0 if len(shape) == 2 and shape[0] > 1 else shape[-1]
+
+
+def _add_mask(logits, mask, rows, n_logits):
+    import torch
+    m = torch.frombuffer(mask, dtype=torch.float32).reshape(rows, n_logits)
+    if len(_shape(logits)) == 1:
+        m = m[0]
+    logits += m.to(device=logits.device, dtype=logits.dtype)
+
+
+class WatermarkLogitsProcessor:
+    """Hugging Face transformers logits processor: __call__(input_ids, scores)
+    with input_ids [batch, seq] and scores [batch, vocab]; biases scores in
+    place and returns them.  Sampling then proceeds as configured."""
+
+    def __init__(self, watermark):
+        self.watermark = watermark
+
+    def __call__(self, input_ids, scores):
+        h = self.watermark.context_width
+        # One transfer of the last h columns, whatever device input_ids is on.
+        tails = _as_list(input_ids[:, -h:]) if h and input_ids.shape[1] >= h else \
+            [[] for _ in range(input_ids.shape[0])]
+        return self.watermark.bias_batch(scores, tails)
+
+
+class VLLMLogitsProcessor:
+    """vLLM per-request logits processor.  vLLM calls it as
+    (output_token_ids, logits) or (prompt_token_ids, output_token_ids, logits);
+    with the three-argument form the prompt supplies the context of the first
+    generated tokens (recommended: otherwise they are left unbiased)."""
+
+    def __init__(self, watermark):
+        self.watermark = watermark
+
+    def __call__(self, *args):
+        if len(args) == 2:
+            context, logits = args
+        elif len(args) == 3:
+            context, logits = list(args[0]) + list(args[1]), args[2]
+        else:
+            raise TypeError("expected (output_ids, logits) or (prompt_ids, output_ids, logits)")
+        return self.watermark.bias(logits, context)
+
+
+class Tokenizer:
+    """A Hugging Face tokenizer.json (byte-level BPE), id for id as the
+    reference.  Thread-safe: each thread gets its own C encoder."""
+
+    def __init__(self, path):
+        h, err = ctypes.c_void_p(), _Error()
+        _check(_lib.wm_tokenizer_load(ctypes.byref(h), os.fsencode(path), ctypes.byref(err)), err)
+        self._h = h
+        self._local = threading.local()
+        self._encoders = []
+        self.n_vocab = _lib.wm_tokenizer_vocab_size(h)
+
+    def _encoder(self):
+        enc = getattr(self._local, "enc", None)
+        if enc is None:
+            enc = ctypes.c_void_p()
+            _check(_lib.wm_encoder_new(ctypes.byref(enc), self._h))
+            self._local.enc = enc
+            self._encoders.append(enc)
+        return enc
+
+    def encode(self, text, special_as_text=False, lossy=False):
+        """str or UTF-8 bytes -> list of ids.  Invalid UTF-8 raises WmError
+        with the byte offset unless lossy (U+FFFD)."""
+        data = text.encode("utf-8", "surrogatepass") if isinstance(text, str) else bytes(text)
+        flags = (_ENC_SPECIAL_AS_TEXT if special_as_text else 0) | (_ENC_LOSSY if lossy else 0)
+        ids, n, err = _c_token_p(), ctypes.c_size_t(), _Error()
+        _check(_lib.wm_encode(self._encoder(), data, len(data), flags, ctypes.byref(ids),
+                              ctypes.byref(n), ctypes.byref(err)), err)
+        return ids[:n.value]
+
+    def decode(self, ids):
+        """ids -> bytes (a cut may split a UTF-8 character)."""
+        keep, ptr, n = _tokens(ids)
+        text, length = ctypes.c_void_p(), ctypes.c_size_t()
+        _check(_lib.wm_decode(self._encoder(), ptr, n, ctypes.byref(text), ctypes.byref(length)))
+        return ctypes.string_at(text, length.value) if length.value else b""
+
+    def __del__(self):
+        if getattr(self, "_h", None) and _lib:
+            for enc in self._encoders:
+                _lib.wm_encoder_free(enc)
+            _lib.wm_tokenizer_free(self._h)
+            self._h = None
+
+
+def detect(watermark, text_or_ids, tokenizer=None, prompt=None, alpha=1e-3, dedup=True,
+           source="-"):
+    """Score one document, as `wm detect --json` does.  text_or_ids: a str/bytes
+    (needs tokenizer) or a sequence of ids.  prompt (same kind) is prepended
+    and its tuples are not scored.  Returns a dict with source, key_id,
+    tokens, scored, green, green_fraction, z, p_value, log10_p, watermarked."""
+    if not 0 < alpha < 1:
+        raise ValueError("alpha must be in (0, 1)")
+
+    def ids_of(x):
+        if isinstance(x, (str, bytes, bytearray)):
+            if tokenizer is None:
+                raise ValueError("text needs a tokenizer")
+            return tokenizer.encode(x)
+        return _as_list(x)
+
+    head = ids_of(prompt) if prompt is not None else []
+    keep, ptr, n = _tokens(head + ids_of(text_or_ids))
+    s = _Score()
+    _check(_lib.wm_detect(watermark._h, ptr, n, len(head), 0 if dedup else _NO_DEDUP, alpha,
+                          ctypes.byref(s)))
+    return {"source": source, "key_id": watermark.key_id, "tokens": s.tokens, "scored": s.scored,
+            "green": s.green, "green_fraction": s.green_fraction, "z": s.z, "p_value": s.p_value,
+            "log10_p": s.log10_p, "watermarked": bool(s.watermarked)}
+
+
+def version():
+    return _lib.wm_version().decode()

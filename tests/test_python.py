@@ -1,0 +1,267 @@
+#!/usr/bin/env python3
+"""The Python binding (python/libwm) against the C API, bit for bit.
+
+    test_python.py LIBWM_SO WM PY_REF FIXTURES_DIR
+
+py_ref is a C program that biases logits with wm_bias_logits; `wm` is the
+CLI.  Logits biased from Python (numpy, and torch when installed) must equal
+py_ref's bytes, and detect() must equal `wm detect --json` field for field.
+Prints cmocka-style lines so the suite counts each check."""
+import json
+import os
+import stat
+import struct
+import subprocess
+import sys
+import tempfile
+
+SO, WM, REF, FIX = (os.path.abspath(a) for a in sys.argv[1:5])
+os.environ["LIBWM_LIBRARY"] = SO
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "python"))
+import numpy as np  # noqa: E402
+
+import libwm  # noqa: E402
+
+try:
+    import torch
+except ImportError:
+    torch = None
+
+GPT2 = os.path.join(FIX, "gpt2", "tokenizer.json")
+tmp = tempfile.mkdtemp(prefix="wm-py-")
+passed, failed = [], []
+
+
+def check(name):
+    def deco(fn):
+        try:
+            fn()
+            passed.append(name)
+            print(f"[       OK ] {name}")
+        except Exception as e:  # noqa: BLE001 - report and go on
+            failed.append(name)
+            print(f"[  FAILED  ] {name}: {type(e).__name__}: {e}")
+        return fn
+    return deco
+
+
+def seed(b):
+    return bytes((b + 7 * i) % 256 for i in range(32))
+
+
+def key_file(name, **params):
+    path = os.path.join(tmp, name)
+    libwm.Key.from_seed(seed(len(name)), **params).save(path)
+    return path
+
+
+def c_bias(keyfile, n_vocab, rows):
+    """rows: [(context, float32 logits)] -> the C API's biased logits."""
+    blob = b"".join(struct.pack(f"<i{len(c)}i", len(c), *c) + struct.pack("<i", len(l)) +
+                    np.asarray(l, np.float32).tobytes() for c, l in rows)
+    out = subprocess.run([REF, keyfile, str(n_vocab)], input=blob, capture_output=True, check=True).stdout
+    res, off = [], 0
+    for _, l in rows:
+        res.append(np.frombuffer(out[4 * off:4 * (off + len(l))], np.float32))
+        off += len(l)
+    return res
+
+
+def wm_cli(*args, stdin=None):
+    p = subprocess.run([WM, *args], input=stdin, capture_output=True, check=True)
+    return [json.loads(line) for line in p.stdout.decode().splitlines()]
+
+
+rng = np.random.default_rng(20261122)
+V, PADDED = 50257, 50304  # GPT-2 and its padded output layer
+K1 = key_file("k1.wmkey")
+K4 = key_file("k4min.wmkey", gamma=0.1, delta=1.5, context_width=4, scheme="minhash")
+WM1 = libwm.Watermark(libwm.Key.load(K1), V)
+WM4 = libwm.Watermark(libwm.Key.load(K4), V)
+
+
+def _generate(wm, n, watermark, temperature=1.5):
+    """Sample n tokens from a fixed random 'model' (logits depend on the last
+    token) through the HF processor, seeded: deterministic."""
+    g = np.random.default_rng(7)
+    proc = libwm.WatermarkLogitsProcessor(wm)
+    ids = [int(t) for t in g.integers(0, V, 4)]
+    base = g.standard_normal(V).astype(np.float32)
+    for _ in range(n):
+        logits = (base + np.float32(0.5) * np.random.default_rng(ids[-1]).standard_normal(V, np.float32))[None, :]
+        if watermark:
+            proc(np.array([ids]), logits)
+        p = np.exp((logits[0] - logits[0].max()) / temperature)
+        ids.append(int(g.choice(V, p=p / p.sum())))
+    return ids[4:]
+
+
+@check("keys: save is 0600 and never overwrites; params and id match `wm info`")
+def _():
+    assert stat.S_IMODE(os.stat(K1).st_mode) == 0o600
+    try:
+        libwm.Key.generate().save(K1)
+        raise AssertionError("overwrote an existing key")
+    except libwm.WmError as e:
+        assert "k1.wmkey" in str(e) or "exist" in str(e), e
+    info = wm_cli("info", "--json", K4)[0]
+    k = libwm.Key.load(K4)
+    assert k.key_id == info["key_id"] == WM4.key_id
+    assert k.params == {"gamma": info["gamma"], "delta": info["delta"],
+                        "context_width": info["context_width"], "scheme": info["scheme"]}, (k.params, info)
+    assert libwm.Key.generate().key_id != libwm.Key.generate().key_id
+
+
+@check("errors: bad key file names the file, wrong dtype and sizes are refused")
+def _():
+    bad = os.path.join(tmp, "bad.wmkey")
+    with open(bad, "w") as f:
+        f.write("not a key\n")
+    os.chmod(bad, 0o600)
+    try:
+        libwm.Key.load(bad)
+        raise AssertionError("loaded garbage")
+    except libwm.WmError as e:
+        assert "bad.wmkey" in str(e), e
+    for logits, exc in ((np.zeros(V, np.float64), TypeError), (np.zeros(V - 1, np.float32), libwm.WmError)):
+        try:
+            WM1.bias(logits, [1])
+            raise AssertionError(f"accepted {logits.dtype}[{len(logits)}]")
+        except exc:
+            pass
+    try:
+        WM1.bias(np.zeros(V, np.float32), [-5])
+        raise AssertionError("accepted a negative token")
+    except libwm.WmError:
+        pass
+
+
+@check("numpy: in-place bias equals the C API bit for bit (padded rows, both schemes)")
+def _():
+    for keyfile, wm in ((K1, WM1), (K4, WM4)):
+        rows = []
+        for n_ctx in (0, 1, 3, 4, 9):
+            ctx = [int(t) for t in rng.integers(0, V, n_ctx)]
+            rows.append((ctx, rng.standard_normal(PADDED).astype(np.float32) * 3))
+        want = c_bias(keyfile, V, rows)
+        for (ctx, logits), w in zip(rows, want):
+            got = logits.copy()
+            addr = got.ctypes.data
+            assert wm.bias(got, ctx) is got and got.ctypes.data == addr
+            assert got.tobytes() == w.tobytes(), f"ctx {ctx}"
+            assert not np.any(got[V:] != logits[V:]), "padding biased"
+
+
+@check("Hugging Face processor: [batch, seq] ids, strided [batch, vocab] scores, equals C")
+def _():
+    B, T = 6, 11
+    ids = rng.integers(0, V, (B, T)).astype(np.int64)
+    wide = rng.standard_normal((B, PADDED + 64)).astype(np.float32)
+    scores = wide[:, :PADDED]  # row stride > row length, as in a sliced buffer
+    before = scores.copy()
+    for keyfile, wm in ((K1, WM1), (K4, WM4)):
+        s = before.copy() if wm is WM4 else scores
+        out = libwm.WatermarkLogitsProcessor(wm)(ids, s)
+        assert out is s
+        want = c_bias(keyfile, V, [(list(map(int, ids[b])), before[b]) for b in range(B)])
+        for b in range(B):
+            assert out[b].tobytes() == want[b].tobytes(), f"row {b}"
+    assert np.array_equal(wide[:, PADDED:], wide[:, PADDED:]) and not np.array_equal(scores, before)
+
+
+@check("vLLM processor: (output_ids, logits) and (prompt_ids, output_ids, logits) equal C")
+def _():
+    prompt, out_ids = [11, 22, 33, 44], [55, 66]
+    logits = rng.standard_normal(V).astype(np.float32)
+    want2, want3 = c_bias(K4, V, [(out_ids, logits), (prompt + out_ids, logits)])
+    p = libwm.VLLMLogitsProcessor(WM4)
+    assert p(out_ids, logits.copy()).tobytes() == want2.tobytes()  # too short for h = 4: unbiased
+    assert want2.tobytes() == logits.tobytes()
+    assert p(prompt, out_ids, logits.copy()).tobytes() == want3.tobytes()
+    assert want3.tobytes() != logits.tobytes()
+
+
+@check("torch (if installed): zero-copy float32 CPU, bf16 via mask, same green tokens")
+def _():
+    if torch is None:
+        print("           torch not installed: numpy covers the zero-copy path")
+        return
+    ids = torch.randint(0, V, (3, 5))
+    scores = torch.randn(3, PADDED)
+    ref = scores.numpy().copy()
+    ptr = scores.data_ptr()
+    out = libwm.WatermarkLogitsProcessor(WM1)(ids, scores)
+    assert out.data_ptr() == ptr
+    want = c_bias(K1, V, [(ids[b].tolist(), ref[b]) for b in range(3)])
+    for b in range(3):
+        assert out[b].numpy().tobytes() == want[b].tobytes()
+    half = torch.from_numpy(ref).to(torch.bfloat16)
+    before = half.clone()
+    libwm.WatermarkLogitsProcessor(WM1)(ids, half)
+    changed = (half.float() != before.float()).numpy()
+    green = np.stack([want[b] != ref[b] for b in range(3)])
+    assert np.array_equal(changed, green)
+
+
+@check("Tokenizer: ids equal `wm tokenize`; invalid UTF-8 gives the offset; lossy mode")
+def _():
+    tok = libwm.Tokenizer(GPT2)
+    text = "Hello, world! Don't panic.\n\n  Ünïcödé 日本語 🤖 12345678901234"
+    path = os.path.join(tmp, "t.txt")
+    with open(path, "w") as f:
+        f.write(text)
+    cli = subprocess.run([WM, "tokenize", "--tokenizer", GPT2, path], capture_output=True, check=True)
+    assert tok.encode(text) == [int(t) for t in cli.stdout.split()]
+    assert tok.decode(tok.encode(text)) == text.encode()
+    try:
+        tok.encode(b"abc\xffdef")
+        raise AssertionError("accepted invalid UTF-8")
+    except libwm.WmError as e:
+        assert "3" in str(e), e
+    assert tok.decode(tok.encode(b"abc\xffdef", lossy=True)) == "abc\ufffddef".encode()
+
+
+@check("detect(): every field equals `wm detect --json` (text, ids, prompt, no dedup)")
+def _():
+    tok = libwm.Tokenizer(GPT2)
+    gen = _generate(WM1, 300, watermark=True)
+    text = tok.decode(gen).decode("utf-8", "replace")
+    tpath = os.path.join(tmp, "gen.txt")
+    with open(tpath, "w") as f:
+        f.write(text)
+    cli = wm_cli("detect", "--key", K1, "--tokenizer", GPT2, "--json", tpath)[0]
+    py = libwm.detect(WM1, text, tokenizer=tok, source=tpath)
+    assert py == cli, (py, cli)
+    assert py["watermarked"] and py["log10_p"] < -6
+    ipath = os.path.join(tmp, "gen.ids")
+    with open(ipath, "w") as f:
+        f.write(" ".join(map(str, gen)) + "\n")
+    cli = wm_cli("detect", "--key", K1, "--tokenizer", GPT2, "--ids", "--json", "--no-dedup", "--alpha", "0.01", ipath)[0]
+    py = libwm.detect(WM1, np.array(gen, np.int32), alpha=0.01, dedup=False, source=cli["source"])
+    assert py == cli, (py, cli)
+    jpath = os.path.join(tmp, "gen.jsonl")
+    with open(jpath, "w") as f:
+        f.write(json.dumps({"prompt": "Once upon a time", "text": text}) + "\n")
+    cli = wm_cli("detect", "--key", K1, "--tokenizer", GPT2, "--jsonl", "--prompt-field", "prompt",
+                 "--json", jpath)[0]
+    py = libwm.detect(WM1, text, tokenizer=tok, prompt="Once upon a time", source=cli["source"])
+    assert py == cli, (py, cli)
+
+
+@check("generation through the processor is detected; the same sampler without it is not")
+def _():
+    marked = libwm.detect(WM4, _generate(WM4, 400, watermark=True))
+    plain = libwm.detect(WM4, _generate(WM4, 400, watermark=False))
+    # gamma 0.1, delta 1.5 at temperature 1.5 on a flat-ish distribution:
+    # green share ~ 0.1 e^1 / (0.1 e^1 + 0.9) = 0.23, z ~ 9 over 400 tokens.
+    assert marked["log10_p"] < -10, marked
+    assert plain["p_value"] > 1e-3, plain
+    assert abs(plain["green_fraction"] - 0.1) < 0.06, plain
+
+
+print(f"[  PASSED  ] {len(passed)} test(s).")
+if failed:
+    print(f"[  FAILED  ] {len(failed)} test(s), listed below:")
+    for name in failed:
+        print(f"[  FAILED  ] {name}")
+sys.exit(1 if failed else 0)
