@@ -220,16 +220,9 @@ class Watermark:
         rows = 1 if len(_shape(logits)) == 1 else _shape(logits)[0]
         if len(contexts) != rows:
             raise ValueError(f"{len(contexts)} contexts for {rows} rows of logits")
-        h = self.context_width
-        tails = [_as_list(c[-h:] if h and len(c) >= h else (c if h else [])) for c in contexts]
-        flat = (ctypes.c_int32 * max(1, sum(len(t) for t in tails)))()
-        ptrs, lens, off = (_c_token_p * rows)(), (ctypes.c_size_t * rows)(), 0
-        for r, t in enumerate(tails):
-            for i, tok in enumerate(t):
-                flat[off + i] = int(tok)
-            ptrs[r] = ctypes.cast(ctypes.addressof(flat) + 4 * off, _c_token_p)
-            lens[r] = len(t)
-            off += len(t)
+        if rows == 0:
+            return logits
+        keep, ptrs, lens = self._context_arrays(contexts)
         view = _float32_view(logits)
         if view is not None:
             ptr, n_logits, stride = view
@@ -242,6 +235,40 @@ class Watermark:
                                          n_logits, n_logits))
         _add_mask(logits, mask, rows, n_logits)
         return logits
+
+
+    def _context_arrays(self, contexts):
+        """(keep-alive, wm_token** , size_t*) for wm_bias_logits_batch."""
+        h = self.context_width
+        if h and len(_shape_or_none(contexts) or ()) == 2 and contexts.shape[1] >= h \
+                and ctypes.sizeof(ctypes.c_size_t) == 8:
+            # A [batch, seq] array (Hugging Face input_ids): one conversion of
+            # the last h columns, pointers computed by numpy, no Python loop.
+            import numpy as np
+            tail = contexts[:, -h:]
+            if hasattr(tail, "cpu"):
+                tail = tail.cpu().numpy()
+            tail = np.ascontiguousarray(tail, dtype=np.int32)
+            rows = tail.shape[0]
+            ptrs = np.arange(rows, dtype=np.uint64) * np.uint64(4 * h) + np.uint64(tail.ctypes.data)
+            lens = np.full(rows, h, dtype=np.uint64)
+            return ((tail, ptrs, lens), ptrs.ctypes.data_as(ctypes.POINTER(_c_token_p)),
+                    lens.ctypes.data_as(ctypes.POINTER(ctypes.c_size_t)))
+        rows = len(contexts)
+        tails = [_as_list(c[-h:] if h and len(c) >= h else (c if h else [])) for c in contexts]
+        flat = (ctypes.c_int32 * max(1, sum(len(t) for t in tails)))()
+        ptrs, lens, off = (_c_token_p * rows)(), (ctypes.c_size_t * rows)(), 0
+        for r, t in enumerate(tails):
+            for i, tok in enumerate(t):
+                flat[off + i] = int(tok)
+            ptrs[r] = ctypes.cast(ctypes.addressof(flat) + 4 * off, _c_token_p)
+            lens[r] = len(t)
+            off += len(t)
+        return (flat, ptrs, lens), ptrs, lens
+
+
+def _shape_or_none(x):
+    return tuple(x.shape) if hasattr(x, "shape") else None
 
 
 def _shape(x):
@@ -289,11 +316,7 @@ class WatermarkLogitsProcessor:
         self.watermark = watermark
 
     def __call__(self, input_ids, scores):
-        h = self.watermark.context_width
-        # One transfer of the last h columns, whatever device input_ids is on.
-        tails = _as_list(input_ids[:, -h:]) if h and input_ids.shape[1] >= h else \
-            [[] for _ in range(input_ids.shape[0])]
-        return self.watermark.bias_batch(scores, tails)
+        return self.watermark.bias_batch(scores, input_ids)
 
 
 class VLLMLogitsProcessor:
