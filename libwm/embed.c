@@ -19,6 +19,10 @@ static wm_status context_of(const wm_watermark *wm, const wm_token *ctx, size_t 
 
 static void bias_row(const wm_watermark *wm, uint64_t seed, float *logits)
 {
+    if (wm->bias_row) {
+        wm->bias_row(wm->kg, seed, wm->n_vocab, wm->bits, wm->thresh, wm->delta, logits);
+        return;
+    }
     unsigned char buf[CHUNK_BLOCKS * WM_BLOCK_BYTES];
     size_t tpb = wm->tok_per_block, n_blocks = (wm->n_vocab + tpb - 1) / tpb;
     for (size_t j = 0; j < n_blocks; j += CHUNK_BLOCKS) {

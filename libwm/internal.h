@@ -17,6 +17,9 @@ typedef void (*wm_prf_many_fn)(const unsigned char kg[16], const uint64_t *seed,
                                size_t n, unsigned char *out);
 typedef void (*wm_apply_fn)(const unsigned char *fields, size_t n_tok, unsigned bits,
                             uint32_t thresh, float delta, float *logits);
+/* fill + apply over a whole row of n_tok logits (block indices from 0). */
+typedef void (*wm_bias_row_fn)(const unsigned char kg[16], uint64_t seed, size_t n_tok,
+                               unsigned bits, uint32_t thresh, float delta, float *logits);
 
 struct wm_watermark {
     unsigned char kg[16];    /* green-list PRF key (derived) */
@@ -33,6 +36,7 @@ struct wm_watermark {
     wm_fill_fn fill;         /* best available implementations */
     wm_prf_many_fn prf_many;
     wm_apply_fn apply;
+    wm_bias_row_fn bias_row; /* fused fill + apply, or NULL */
 };
 
 /* prf.c: the green-list function.  Membership of token v after a context
@@ -50,6 +54,8 @@ wm_prf_many_fn wm__prf_many_avx512(void);
 wm_fill_fn wm__fill_avx2(void);
 wm_apply_fn wm__apply_avx2(void);
 wm_apply_fn wm__apply_avx512(void);
+/* Fused fill + apply for 1- and 2-bit fields only. */
+wm_bias_row_fn wm__bias_row_avx512(void);
 
 static inline uint32_t wm__field(const unsigned char *block, unsigned f, unsigned bits)
 {

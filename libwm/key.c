@@ -454,6 +454,7 @@ wm_status wm_watermark_new(wm_watermark **out, const wm_key *key, uint32_t n_voc
     wm->apply = wm__apply_avx512();
     if (!wm->apply) wm->apply = wm__apply_avx2();
     if (!wm->apply) wm->apply = wm__apply_scalar;
+    wm->bias_row = wm->bits <= 2 ? wm__bias_row_avx512() : NULL;
     sodium_mprotect_readonly(wm);
     *out = wm;
     return WM_OK;

@@ -85,6 +85,7 @@ AVX2 static void fill_avx2(const unsigned char kg[16], uint64_t seed, uint64_t j
 }
 
 #define AVX512 __attribute__((target("avx512f")))
+#define AVX512_BMI2 __attribute__((target("avx512f,bmi2")))
 
 #define SIPROUND_Z                                                    \
     do {                                                              \
@@ -285,6 +286,164 @@ AVX512 static inline __attribute__((always_inline)) __m512i fields16(const unsig
     return _mm512_and_si512(_mm512_srlv_epi32(x, shift), _mm512_set1_epi32((1 << bits) - 1));
 }
 
+/* For 1- and 2-bit fields (gamma = k/2 or k/4, the default 0.25 among
+ * them) the green mask of 64 / b tokens comes from scalar bit operations on
+ * one 64-bit word (field < thresh as boolean algebra on a field's two bits,
+ * then PEXT to one bit per token).  That replaces the permute/shift/compare
+ * of fields16 and leaves the vector loop at load-add-store, which is what
+ * the plain pass does. */
+AVX512_BMI2 static inline __attribute__((always_inline)) uint64_t
+green64_narrow(uint64_t w, unsigned bits, uint32_t thresh)
+{
+    if (bits == 1) return thresh == 0 ? 0 : thresh == 1 ? ~w : ~0ull;
+    const uint64_t even = 0x5555555555555555ull;
+    uint64_t lo = w & even, hi = (w >> 1) & even, sel;
+    switch (thresh) {
+    case 0: sel = 0; break;
+    case 1: sel = ~(lo | hi); break; /* field == 0 */
+    case 2: sel = ~hi; break;        /* field <= 1 */
+    case 3: sel = ~(lo & hi); break; /* field <= 2 */
+    default: sel = ~0ull; break;
+    }
+    return _pext_u64(sel & even, even);
+}
+
+AVX512_BMI2 static inline __attribute__((always_inline)) void
+apply_narrow(const unsigned char *fields, size_t n_tok, unsigned bits, uint32_t thresh,
+             float delta, float *logits)
+{
+    const __m512 dv = _mm512_set1_ps(delta);
+    const size_t per_word = 64 / bits;
+    /* Reach a 64-byte boundary first (when the fields allow it): a 512-bit
+     * store that straddles two cache lines costs about twice as much, and
+     * this loop is store-bound. */
+    size_t v = ((64 - ((uintptr_t)logits & 63)) & 63) / 4;
+    if ((uintptr_t)logits % 4 || (v * bits) % 8 || v > n_tok) v = 0;
+    if (v) wm__apply_scalar(fields, v, bits, thresh, delta, logits);
+    for (; v + per_word <= n_tok; v += per_word) {
+        uint64_t w;
+        memcpy(&w, fields + v * bits / 8, 8);
+        uint64_t green = green64_narrow(w, bits, thresh);
+        for (size_t q = 0; q < per_word; q += 16) {
+            /* maskz: non-green lanes add +0.0f, exactly as the scalar path */
+            __m512 bias = _mm512_maskz_mov_ps((__mmask16)(green >> q), dv);
+            float *l = logits + v + q;
+            _mm512_storeu_ps(l, _mm512_add_ps(_mm512_loadu_ps(l), bias));
+        }
+    }
+    if (v < n_tok) wm__apply_scalar(fields + v * bits / 8, n_tok - v, bits, thresh, delta, logits + v);
+}
+
+/* thresh as a compile-time constant for the common values, so the loop
+ * carries no switch. */
+AVX512_BMI2 static void apply_narrow_dispatch(const unsigned char *fields, size_t n_tok, unsigned bits,
+                                              uint32_t thresh, float delta, float *logits)
+{
+    if (bits == 1) {
+        apply_narrow(fields, n_tok, 1, thresh, delta, logits);
+        return;
+    }
+    switch (thresh) {
+    case 1: apply_narrow(fields, n_tok, 2, 1, delta, logits); break;
+    case 2: apply_narrow(fields, n_tok, 2, 2, delta, logits); break;
+    case 3: apply_narrow(fields, n_tok, 2, 3, delta, logits); break;
+    default: apply_narrow(fields, n_tok, 2, thresh, delta, logits); break;
+    }
+}
+
+/* Apply 64-bit words [w0, w1) of a PRF buffer (1- or 2-bit fields) to the
+ * logits they cover. */
+AVX512_BMI2 static inline __attribute__((always_inline)) void
+apply_words(const unsigned char *buf, size_t w0, size_t w1, unsigned bits, uint32_t thresh,
+            __m512 dv, float *logits)
+{
+    const size_t per_word = 64 / bits;
+    for (size_t w = w0; w < w1; w++) {
+        uint64_t x;
+        memcpy(&x, buf + 8 * w, 8);
+        uint64_t green = green64_narrow(x, bits, thresh);
+        for (size_t q = 0; q < per_word; q += 16) {
+            float *l = logits + w * per_word + q;
+            _mm512_storeu_ps(l, _mm512_add_ps(_mm512_loadu_ps(l), _mm512_maskz_mov_ps((__mmask16)(green >> q), dv)));
+        }
+    }
+}
+
+/* Fill and apply fused, for 1- and 2-bit fields.  Filling is bound by the
+ * vector ALUs (SipHash), applying by loads and stores; run one after the
+ * other they add up, so each group of 16 blocks is hashed while the previous
+ * group's 32 words are applied, in slices placed between the SipRounds so
+ * that both sit in the out-of-order window together.  Same arithmetic as
+ * fill + apply, so bit-identical to the scalar path. */
+AVX512_BMI2 static inline __attribute__((always_inline)) void
+bias_fused(const unsigned char kg[16], uint64_t seed, size_t n_tok, unsigned bits, uint32_t thresh,
+           float delta, float *logits)
+{
+    uint64_t k0 = load64_le(kg), k1 = load64_le(kg + 8);
+    uint64_t s0 = 0x736f6d6570736575ULL ^ k0, s1 = 0x646f72616e646f83ULL ^ k1;
+    uint64_t s2 = 0x6c7967656e657261ULL ^ k0, s3 = 0x7465646279746573ULL ^ k1;
+    s3 ^= seed; SIPROUND_S; SIPROUND_S; s0 ^= seed;
+
+    const __m512 dv = _mm512_set1_ps(delta);
+    const __m512i fin = _mm512_set1_epi64((long long)(16ULL << 56));
+    const __m512i ee = _mm512_set1_epi64(0xee), dd = _mm512_set1_epi64(0xdd);
+    const __m512i step = _mm512_setr_epi64(0, 1, 2, 3, 4, 5, 6, 7), eight = _mm512_set1_epi64(8);
+    const __m512i first = _mm512_setr_epi64(0, 8, 1, 9, 2, 10, 3, 11);
+    const __m512i second = _mm512_setr_epi64(4, 12, 5, 13, 6, 14, 7, 15);
+    const __m512i i0 = _mm512_set1_epi64((long long)s0), i1 = _mm512_set1_epi64((long long)s1);
+    const __m512i i2 = _mm512_set1_epi64((long long)s2), i3 = _mm512_set1_epi64((long long)s3);
+    const size_t group_tok = 16 * (128 / bits), n_groups = n_tok / group_tok;
+    unsigned char buf[2][256];
+    for (size_t g = 0; g < n_groups; g++) {
+        const unsigned char *prev = buf[(g + 1) & 1];
+        float *pl = logits + (g - 1) * group_tok;
+        const size_t np = g ? 32 : 0; /* words of the previous group to apply */
+        __m512i ma = _mm512_add_epi64(_mm512_set1_epi64((long long)(16 * g)), step);
+        __m512i mb = _mm512_add_epi64(ma, eight);
+        __m512i a0 = i0, a1 = i1, a2 = i2, a3 = X(i3, ma);
+        __m512i b0 = i0, b1 = i1, b2 = i2, b3 = X(i3, mb);
+        SIPROUND_Z2; SIPROUND_Z2;
+        apply_words(prev, 0, np / 4, bits, thresh, dv, pl);
+        a0 = X(a0, ma); b0 = X(b0, mb);
+        a3 = X(a3, fin); b3 = X(b3, fin);
+        SIPROUND_Z2; SIPROUND_Z2;
+        a0 = X(a0, fin); b0 = X(b0, fin);
+        a2 = X(a2, ee); b2 = X(b2, ee);
+        SIPROUND_Z2; SIPROUND_Z2;
+        apply_words(prev, np / 4, np / 2, bits, thresh, dv, pl);
+        SIPROUND_Z2; SIPROUND_Z2;
+        __m512i alo = X(X(a0, a1), X(a2, a3)), blo = X(X(b0, b1), X(b2, b3));
+        a1 = X(a1, dd); b1 = X(b1, dd);
+        SIPROUND_Z2; SIPROUND_Z2;
+        apply_words(prev, np / 2, 3 * np / 4, bits, thresh, dv, pl);
+        SIPROUND_Z2; SIPROUND_Z2;
+        apply_words(prev, 3 * np / 4, np, bits, thresh, dv, pl);
+        __m512i ahi = X(X(a0, a1), X(a2, a3)), bhi = X(X(b0, b1), X(b2, b3));
+        unsigned char *out = buf[g & 1];
+        _mm512_storeu_si512(out, _mm512_permutex2var_epi64(alo, first, ahi));
+        _mm512_storeu_si512(out + 64, _mm512_permutex2var_epi64(alo, second, ahi));
+        _mm512_storeu_si512(out + 128, _mm512_permutex2var_epi64(blo, first, bhi));
+        _mm512_storeu_si512(out + 192, _mm512_permutex2var_epi64(blo, second, bhi));
+    }
+    if (n_groups) apply_words(buf[(n_groups - 1) & 1], 0, 32, bits, thresh, dv, logits + (n_groups - 1) * group_tok);
+    /* The rest (fewer than 16 blocks) the unfused way. */
+    size_t v = n_groups * group_tok, tpb = 128 / bits;
+    if (v < n_tok) {
+        unsigned char rest[16 * 16];
+        size_t nb = (n_tok - v + tpb - 1) / tpb;
+        fill_avx2(kg, seed, 16 * n_groups, nb, rest);
+        apply_narrow(rest, n_tok - v, bits, thresh, delta, logits + v);
+    }
+}
+
+AVX512_BMI2 static void bias_row_avx512(const unsigned char kg[16], uint64_t seed, size_t n_tok,
+                                        unsigned bits, uint32_t thresh, float delta, float *logits)
+{
+    if (bits == 1) bias_fused(kg, seed, n_tok, 1, thresh, delta, logits);
+    else if (thresh == 1) bias_fused(kg, seed, n_tok, 2, 1, delta, logits);
+    else bias_fused(kg, seed, n_tok, 2, thresh, delta, logits);
+}
+
 AVX512 static inline __attribute__((always_inline)) void
 apply16_width(const unsigned char *fields, size_t n_tok, unsigned bits, uint32_t thresh,
               float delta, float *logits)
@@ -301,12 +460,12 @@ apply16_width(const unsigned char *fields, size_t n_tok, unsigned bits, uint32_t
     if (v < n_tok) wm__apply_scalar(fields + v * bits / 8, n_tok - v, bits, thresh, delta, logits + v);
 }
 
-AVX512 static void apply_avx512(const unsigned char *fields, size_t n_tok, unsigned bits,
-                                uint32_t thresh, float delta, float *logits)
+AVX512_BMI2 static void apply_avx512(const unsigned char *fields, size_t n_tok, unsigned bits,
+                                     uint32_t thresh, float delta, float *logits)
 {
     switch (bits) {
-    case 1: apply16_width(fields, n_tok, 1, thresh, delta, logits); break;
-    case 2: apply16_width(fields, n_tok, 2, thresh, delta, logits); break;
+    case 1:
+    case 2: apply_narrow_dispatch(fields, n_tok, bits, thresh, delta, logits); break;
     case 4: apply16_width(fields, n_tok, 4, thresh, delta, logits); break;
     case 8: apply16_width(fields, n_tok, 8, thresh, delta, logits); break;
     default: apply16_width(fields, n_tok, 16, thresh, delta, logits); break;
@@ -314,16 +473,24 @@ AVX512 static void apply_avx512(const unsigned char *fields, size_t n_tok, unsig
 }
 
 wm_fill_fn wm__fill_avx2(void) { return __builtin_cpu_supports("avx2") ? fill_avx2 : NULL; }
+wm_bias_row_fn wm__bias_row_avx512(void)
+{
+    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("bmi2") ? bias_row_avx512 : NULL;
+}
 wm_fill_fn wm__fill_avx512(void) { return __builtin_cpu_supports("avx512f") ? fill_avx512 : NULL; }
 wm_prf_many_fn wm__prf_many_avx512(void)
 {
     return __builtin_cpu_supports("avx512f") ? prf_many_avx512 : NULL;
 }
 wm_apply_fn wm__apply_avx2(void) { return __builtin_cpu_supports("avx2") ? apply_avx2 : NULL; }
-wm_apply_fn wm__apply_avx512(void) { return __builtin_cpu_supports("avx512f") ? apply_avx512 : NULL; }
+wm_apply_fn wm__apply_avx512(void)
+{
+    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("bmi2") ? apply_avx512 : NULL;
+}
 
 #else
 wm_fill_fn wm__fill_avx2(void) { return NULL; }
+wm_bias_row_fn wm__bias_row_avx512(void) { return NULL; }
 wm_fill_fn wm__fill_avx512(void) { return NULL; }
 wm_prf_many_fn wm__prf_many_avx512(void) { return NULL; }
 wm_apply_fn wm__apply_avx2(void) { return NULL; }

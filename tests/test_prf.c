@@ -150,6 +150,46 @@ static void test_avx512_apply_equals_scalar(void **state)
     check_apply(wm__apply_avx512());
 }
 
+/* The fused fill + apply row kernel == scalar fill + scalar apply, bit for
+ * bit: 1- and 2-bit fields, every threshold, sizes around the 16-block
+ * group, logits at every 4-byte alignment, special values included. */
+static void test_fused_row_equals_scalar(void **state)
+{
+    (void)state;
+    wm_bias_row_fn fused = wm__bias_row_avx512();
+    if (!fused) skip();
+    static const float special[] = { -INFINITY, INFINITY, NAN, -0.0f, 0.0f, 1e38f, -1e38f, 1e-45f };
+    enum { MAX = 9000 };
+    float *a = malloc((MAX + 16) * sizeof *a), *b = malloc((MAX + 16) * sizeof *b);
+    unsigned char *fields = malloc(MAX / 4 + 64);
+    assert_non_null(a);
+    assert_non_null(b);
+    assert_non_null(fields);
+    const unsigned char kg[16] = { 9, 8, 7, 6, 5, 4, 3, 2, 1 };
+    const size_t sizes[] = { 0, 1, 15, 63, 64, 1023, 1024, 1025, 2047, 2048, 2049, 4096, 5000, MAX };
+    wm__rng r;
+    wm__rng_seed(&r, 3);
+    for (unsigned bits = 1; bits <= 2; bits++)
+        for (uint32_t thresh = 1; thresh < (1u << bits); thresh++)
+            for (size_t si = 0; si < sizeof sizes / sizeof *sizes; si++)
+                for (size_t off = 0; off < 16; off += 5) {
+                    size_t n = sizes[si], tpb = 128 / bits;
+                    uint64_t seed = wm__rng_next(&r);
+                    for (size_t i = 0; i < n; i++) {
+                        uint64_t x = wm__rng_next(&r);
+                        a[off + i] = b[off + i] =
+                            x % 10 == 0 ? special[x / 10 % 8] : (float)((double)(int64_t)x / 1e18);
+                    }
+                    wm__fill_scalar(kg, seed, 0, (n + tpb - 1) / tpb, fields);
+                    wm__apply_scalar(fields, n, bits, thresh, 1.75f, a + off);
+                    fused(kg, seed, n, bits, thresh, 1.75f, b + off);
+                    assert_memory_equal(a + off, b + off, n * sizeof(float) + (n == 0));
+                }
+    free(a);
+    free(b);
+    free(fields);
+}
+
 /* Full-vocabulary bias == per-token membership, padded logits untouched,
  * for every field width and a vocabulary that is not a multiple of a block. */
 static void test_bias_matches_membership(void **state)
@@ -263,6 +303,7 @@ int main(void)
         cmocka_unit_test(test_avx512_prf_many_equals_scalar),
         cmocka_unit_test(test_simd_apply_equals_scalar),
         cmocka_unit_test(test_avx512_apply_equals_scalar),
+        cmocka_unit_test(test_fused_row_equals_scalar),
         cmocka_unit_test(test_bias_matches_membership),
         cmocka_unit_test(test_candidates_and_batch),
         cmocka_unit_test(test_minhash_robust),
