@@ -5,8 +5,8 @@
  * Each figure is the median of R repeats (min and max alongside); a repeat
  * runs the operation until at least `min_s` seconds have passed.  Embedding
  * is reported next to a plain pass that adds a constant to the same logits
- * (the memory-bound floor) measured in the same run, and the ratio of the
- * two.  --quick (CI) uses few repeats and exits 1 only on gross regressions
+ * (the memory-bound floor) measured in alternating repeats of the same run,
+ * and the median of the per-repeat ratios.  --quick (CI) uses few repeats and exits 1 only on gross regressions
  * relative to that floor, never on absolute times. */
 #include <math.h>
 #include <stdio.h>
@@ -53,6 +53,35 @@ static stat3 measure(void (*fn)(void *), void *arg)
     }
     qsort(t, (size_t)repeats, sizeof t[0], cmp_double);
     return (stat3){ t[repeats / 2], t[0], t[repeats - 1] };
+}
+
+/* Two operations measured in alternating repeats, so that both see the
+ * same machine (shared VMs drift by 2x within minutes); *ratio is the
+ * median of the per-repeat ratios b / a. */
+static void measure_pair(void (*fa)(void *), void (*fb)(void *), void *arg, stat3 *sa, stat3 *sb,
+                         double *ratio)
+{
+    double ta[32], tb[32], tr[32];
+    fa(arg);
+    fb(arg);
+    for (int r = 0; r < repeats; r++) {
+        for (int k = 0; k < 2; k++) {
+            long n = 0;
+            double t0 = now(), el;
+            do {
+                (k ? fb : fa)(arg);
+                n++;
+            } while ((el = now() - t0) < min_s);
+            (k ? tb : ta)[r] = el / (double)n;
+        }
+        tr[r] = tb[r] / ta[r];
+    }
+    qsort(ta, (size_t)repeats, sizeof ta[0], cmp_double);
+    qsort(tb, (size_t)repeats, sizeof tb[0], cmp_double);
+    qsort(tr, (size_t)repeats, sizeof tr[0], cmp_double);
+    *sa = (stat3){ ta[repeats / 2], ta[0], ta[repeats - 1] };
+    *sb = (stat3){ tb[repeats / 2], tb[0], tb[repeats - 1] };
+    *ratio = tr[repeats / 2];
 }
 
 static void print_stat(const char *name, stat3 s, double scale)
@@ -163,8 +192,9 @@ static int bench_embedding(void)
                 }
                 j.ctx = cp;
                 j.n_ctx = nc;
-                stat3 floor_ = measure(run_floor, &j), bias = measure(run_bias, &j);
-                double ratio = bias.med / floor_.med;
+                stat3 floor_, bias;
+                double ratio;
+                measure_pair(run_floor, run_bias, &j, &floor_, &bias, &ratio);
                 printf("{\"bench\":\"embed\",\"V\":%u,\"B\":%zu,\"scheme\":\"%s\",\"h\":%u,\"gamma\":0.25,",
                        V, B, scheme ? "minhash" : "lefthash", h);
                 print_stat("us_per_seq_step", bias, 1e6 / (double)B);

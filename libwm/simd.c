@@ -308,11 +308,30 @@ green64_narrow(uint64_t w, unsigned bits, uint32_t thresh)
     return _pext_u64(sel & even, even);
 }
 
+/* Apply 64-bit words [w0, w1) of a PRF buffer (1- or 2-bit fields) to the
+ * logits they cover. */
+AVX512_BMI2 static inline __attribute__((always_inline)) void
+apply_words(const unsigned char *buf, size_t w0, size_t w1, unsigned bits, uint32_t thresh,
+            __m512 dv, float *logits)
+{
+    const size_t per_word = 64 / bits;
+    for (size_t w = w0; w < w1; w++) {
+        uint64_t x;
+        memcpy(&x, buf + 8 * w, 8);
+        uint64_t green = green64_narrow(x, bits, thresh);
+        for (size_t q = 0; q < per_word; q += 16) {
+            /* maskz: non-green lanes add +0.0f, exactly as the scalar path */
+            __m512 bias = _mm512_maskz_mov_ps((__mmask16)(green >> q), dv);
+            float *l = logits + w * per_word + q;
+            _mm512_storeu_ps(l, _mm512_add_ps(_mm512_loadu_ps(l), bias));
+        }
+    }
+}
+
 AVX512_BMI2 static inline __attribute__((always_inline)) void
 apply_narrow(const unsigned char *fields, size_t n_tok, unsigned bits, uint32_t thresh,
              float delta, float *logits)
 {
-    const __m512 dv = _mm512_set1_ps(delta);
     const size_t per_word = 64 / bits;
     /* Reach a 64-byte boundary first (when the fields allow it): a 512-bit
      * store that straddles two cache lines costs about twice as much, and
@@ -320,17 +339,9 @@ apply_narrow(const unsigned char *fields, size_t n_tok, unsigned bits, uint32_t 
     size_t v = ((64 - ((uintptr_t)logits & 63)) & 63) / 4;
     if ((uintptr_t)logits % 4 || (v * bits) % 8 || v > n_tok) v = 0;
     if (v) wm__apply_scalar(fields, v, bits, thresh, delta, logits);
-    for (; v + per_word <= n_tok; v += per_word) {
-        uint64_t w;
-        memcpy(&w, fields + v * bits / 8, 8);
-        uint64_t green = green64_narrow(w, bits, thresh);
-        for (size_t q = 0; q < per_word; q += 16) {
-            /* maskz: non-green lanes add +0.0f, exactly as the scalar path */
-            __m512 bias = _mm512_maskz_mov_ps((__mmask16)(green >> q), dv);
-            float *l = logits + v + q;
-            _mm512_storeu_ps(l, _mm512_add_ps(_mm512_loadu_ps(l), bias));
-        }
-    }
+    size_t n_words = (n_tok - v) / per_word;
+    apply_words(fields + v * bits / 8, 0, n_words, bits, thresh, _mm512_set1_ps(delta), logits + v);
+    v += n_words * per_word;
     if (v < n_tok) wm__apply_scalar(fields + v * bits / 8, n_tok - v, bits, thresh, delta, logits + v);
 }
 
@@ -348,24 +359,6 @@ AVX512_BMI2 static void apply_narrow_dispatch(const unsigned char *fields, size_
     case 2: apply_narrow(fields, n_tok, 2, 2, delta, logits); break;
     case 3: apply_narrow(fields, n_tok, 2, 3, delta, logits); break;
     default: apply_narrow(fields, n_tok, 2, thresh, delta, logits); break;
-    }
-}
-
-/* Apply 64-bit words [w0, w1) of a PRF buffer (1- or 2-bit fields) to the
- * logits they cover. */
-AVX512_BMI2 static inline __attribute__((always_inline)) void
-apply_words(const unsigned char *buf, size_t w0, size_t w1, unsigned bits, uint32_t thresh,
-            __m512 dv, float *logits)
-{
-    const size_t per_word = 64 / bits;
-    for (size_t w = w0; w < w1; w++) {
-        uint64_t x;
-        memcpy(&x, buf + 8 * w, 8);
-        uint64_t green = green64_narrow(x, bits, thresh);
-        for (size_t q = 0; q < per_word; q += 16) {
-            float *l = logits + w * per_word + q;
-            _mm512_storeu_ps(l, _mm512_add_ps(_mm512_loadu_ps(l), _mm512_maskz_mov_ps((__mmask16)(green >> q), dv)));
-        }
     }
 }
 
