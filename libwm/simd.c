@@ -49,15 +49,23 @@ static uint64_t load64_le(const unsigned char *p)
     return x;
 }
 
-AVX2 static void fill_avx2(const unsigned char kg[16], uint64_t seed, uint64_t j0,
-                           size_t n_blocks, unsigned char *out)
+/* SipHash state after the first message word, the seed: it is common to
+ * every block of a step, so it is absorbed once and then fanned out. */
+static void sip_absorb_seed(const unsigned char kg[16], uint64_t seed, uint64_t s[4])
 {
     uint64_t k0 = load64_le(kg), k1 = load64_le(kg + 8);
-    /* The first message word (the seed) is common to every block of a step:
-     * absorb it once, then fan out. */
     uint64_t s0 = 0x736f6d6570736575ULL ^ k0, s1 = 0x646f72616e646f83ULL ^ k1;
     uint64_t s2 = 0x6c7967656e657261ULL ^ k0, s3 = 0x7465646279746573ULL ^ k1;
     s3 ^= seed; SIPROUND_S; SIPROUND_S; s0 ^= seed;
+    s[0] = s0, s[1] = s1, s[2] = s2, s[3] = s3;
+}
+
+AVX2 static void fill_avx2(const unsigned char kg[16], uint64_t seed, uint64_t j0,
+                           size_t n_blocks, unsigned char *out)
+{
+    uint64_t st[4];
+    sip_absorb_seed(kg, seed, st);
+    const uint64_t s0 = st[0], s1 = st[1], s2 = st[2], s3 = st[3];
 
     const __m256i fin = _mm256_set1_epi64x((long long)(16ULL << 56));
     const __m256i ee = _mm256_set1_epi64x(0xee), dd = _mm256_set1_epi64x(0xdd);
@@ -121,45 +129,105 @@ AVX2 static void fill_avx2(const unsigned char kg[16], uint64_t seed, uint64_t j
 
 #define X(v, m) _mm512_xor_si512((v), (m))
 
-/* Sixteen lanes (two 8-lane states) with native 64-bit rotates: SipHash's
- * rotations cost one instruction instead of three. */
-AVX512 static void fill_avx512(const unsigned char kg[16], uint64_t seed, uint64_t j0,
-                               size_t n_blocks, unsigned char *out)
+/* For 1- and 2-bit fields (gamma = k/2 or k/4, the default 0.25 among
+ * them) the green mask of 64 / b tokens comes from scalar bit operations on
+ * one 64-bit word (field < thresh as boolean algebra on a field's two bits,
+ * then PEXT to one bit per token).  That replaces the permute/shift/compare
+ * of fields16 and leaves the vector loop at load-add-store, which is what
+ * the plain pass does. */
+AVX512_BMI2 static inline __attribute__((always_inline)) uint64_t
+green64_narrow(uint64_t w, unsigned bits, uint32_t thresh)
 {
-    uint64_t k0 = load64_le(kg), k1 = load64_le(kg + 8);
-    uint64_t s0 = 0x736f6d6570736575ULL ^ k0, s1 = 0x646f72616e646f83ULL ^ k1;
-    uint64_t s2 = 0x6c7967656e657261ULL ^ k0, s3 = 0x7465646279746573ULL ^ k1;
-    s3 ^= seed; SIPROUND_S; SIPROUND_S; s0 ^= seed;
+    if (bits == 1) return thresh == 0 ? 0 : thresh == 1 ? ~w : ~0ull;
+    const uint64_t even = 0x5555555555555555ull;
+    uint64_t lo = w & even, hi = (w >> 1) & even, sel;
+    switch (thresh) {
+    case 0: sel = 0; break;
+    case 1: sel = ~(lo | hi); break; /* field == 0 */
+    case 2: sel = ~hi; break;        /* field <= 1 */
+    case 3: sel = ~(lo & hi); break; /* field <= 2 */
+    default: sel = ~0ull; break;
+    }
+    return _pext_u64(sel & even, even);
+}
 
+/* Apply 64-bit words [w0, w1) of a PRF buffer (1- or 2-bit fields) to the
+ * logits they cover. */
+AVX512_BMI2 static inline __attribute__((always_inline)) void
+apply_words(const unsigned char *buf, size_t w0, size_t w1, unsigned bits, uint32_t thresh,
+            __m512 dv, float *logits)
+{
+    const size_t per_word = 64 / bits;
+    for (size_t w = w0; w < w1; w++) {
+        uint64_t x;
+        memcpy(&x, buf + 8 * w, 8);
+        uint64_t green = green64_narrow(x, bits, thresh);
+        for (size_t q = 0; q < per_word; q += 16) {
+            /* maskz: non-green lanes add +0.0f, exactly as the scalar path */
+            __m512 bias = _mm512_maskz_mov_ps((__mmask16)(green >> q), dv);
+            float *l = logits + w * per_word + q;
+            _mm512_storeu_ps(l, _mm512_add_ps(_mm512_loadu_ps(l), bias));
+        }
+    }
+}
+
+/* SipHash of the 16 blocks j .. j + 15 from the state after the seed (st),
+ * to out (256 bytes): two interleaved 8-lane states with native 64-bit
+ * rotates, so a rotation costs one instruction instead of three and the two
+ * dependency chains fill the core.  Meanwhile it applies np words of an
+ * earlier group's buffer `prev` to pl, in four slices placed between the
+ * SipRounds (np = 0: a pure fill; see bias_fused). */
+AVX512_BMI2 static inline __attribute__((always_inline)) void
+sip16_group(const __m512i st[4], uint64_t j, unsigned char *out, const unsigned char *prev,
+            size_t np, unsigned bits, uint32_t thresh, __m512 dv, float *pl)
+{
     const __m512i fin = _mm512_set1_epi64((long long)(16ULL << 56));
     const __m512i ee = _mm512_set1_epi64(0xee), dd = _mm512_set1_epi64(0xdd);
-    const __m512i step = _mm512_setr_epi64(0, 1, 2, 3, 4, 5, 6, 7), eight = _mm512_set1_epi64(8);
     const __m512i first = _mm512_setr_epi64(0, 8, 1, 9, 2, 10, 3, 11);
     const __m512i second = _mm512_setr_epi64(4, 12, 5, 13, 6, 14, 7, 15);
-    const __m512i i0 = _mm512_set1_epi64((long long)s0), i1 = _mm512_set1_epi64((long long)s1);
-    const __m512i i2 = _mm512_set1_epi64((long long)s2), i3 = _mm512_set1_epi64((long long)s3);
+    __m512i ma = _mm512_add_epi64(_mm512_set1_epi64((long long)j), _mm512_setr_epi64(0, 1, 2, 3, 4, 5, 6, 7));
+    __m512i mb = _mm512_add_epi64(ma, _mm512_set1_epi64(8));
+    __m512i a0 = st[0], a1 = st[1], a2 = st[2], a3 = X(st[3], ma);
+    __m512i b0 = st[0], b1 = st[1], b2 = st[2], b3 = X(st[3], mb);
+    SIPROUND_Z2; SIPROUND_Z2;
+    apply_words(prev, 0, np / 4, bits, thresh, dv, pl);
+    a0 = X(a0, ma); b0 = X(b0, mb);
+    a3 = X(a3, fin); b3 = X(b3, fin);
+    SIPROUND_Z2; SIPROUND_Z2;
+    a0 = X(a0, fin); b0 = X(b0, fin);
+    a2 = X(a2, ee); b2 = X(b2, ee);
+    SIPROUND_Z2; SIPROUND_Z2;
+    apply_words(prev, np / 4, np / 2, bits, thresh, dv, pl);
+    SIPROUND_Z2; SIPROUND_Z2;
+    __m512i alo = X(X(a0, a1), X(a2, a3)), blo = X(X(b0, b1), X(b2, b3));
+    a1 = X(a1, dd); b1 = X(b1, dd);
+    SIPROUND_Z2; SIPROUND_Z2;
+    apply_words(prev, np / 2, 3 * np / 4, bits, thresh, dv, pl);
+    SIPROUND_Z2; SIPROUND_Z2;
+    apply_words(prev, 3 * np / 4, np, bits, thresh, dv, pl);
+    __m512i ahi = X(X(a0, a1), X(a2, a3)), bhi = X(X(b0, b1), X(b2, b3));
+    _mm512_storeu_si512(out, _mm512_permutex2var_epi64(alo, first, ahi));
+    _mm512_storeu_si512(out + 64, _mm512_permutex2var_epi64(alo, second, ahi));
+    _mm512_storeu_si512(out + 128, _mm512_permutex2var_epi64(blo, first, bhi));
+    _mm512_storeu_si512(out + 192, _mm512_permutex2var_epi64(blo, second, bhi));
+}
+
+AVX512_BMI2 static inline __attribute__((always_inline)) void
+sip_broadcast(const unsigned char kg[16], uint64_t seed, __m512i st[4])
+{
+    uint64_t s[4];
+    sip_absorb_seed(kg, seed, s);
+    for (int i = 0; i < 4; i++) st[i] = _mm512_set1_epi64((long long)s[i]);
+}
+
+AVX512_BMI2 static void fill_avx512(const unsigned char kg[16], uint64_t seed, uint64_t j0,
+                                    size_t n_blocks, unsigned char *out)
+{
+    __m512i st[4];
+    sip_broadcast(kg, seed, st);
     size_t b = 0;
-    for (; b + 16 <= n_blocks; b += 16) {
-        __m512i ma = _mm512_add_epi64(_mm512_set1_epi64((long long)(j0 + b)), step);
-        __m512i mb = _mm512_add_epi64(ma, eight);
-        __m512i a0 = i0, a1 = i1, a2 = i2, a3 = X(i3, ma);
-        __m512i b0 = i0, b1 = i1, b2 = i2, b3 = X(i3, mb);
-        SIPROUND_Z2; SIPROUND_Z2;
-        a0 = X(a0, ma); b0 = X(b0, mb);
-        a3 = X(a3, fin); b3 = X(b3, fin);
-        SIPROUND_Z2; SIPROUND_Z2;
-        a0 = X(a0, fin); b0 = X(b0, fin);
-        a2 = X(a2, ee); b2 = X(b2, ee);
-        SIPROUND_Z2; SIPROUND_Z2; SIPROUND_Z2; SIPROUND_Z2;
-        __m512i alo = X(X(a0, a1), X(a2, a3)), blo = X(X(b0, b1), X(b2, b3));
-        a1 = X(a1, dd); b1 = X(b1, dd);
-        SIPROUND_Z2; SIPROUND_Z2; SIPROUND_Z2; SIPROUND_Z2;
-        __m512i ahi = X(X(a0, a1), X(a2, a3)), bhi = X(X(b0, b1), X(b2, b3));
-        _mm512_storeu_si512(out + b * 16, _mm512_permutex2var_epi64(alo, first, ahi));
-        _mm512_storeu_si512(out + b * 16 + 64, _mm512_permutex2var_epi64(alo, second, ahi));
-        _mm512_storeu_si512(out + b * 16 + 128, _mm512_permutex2var_epi64(blo, first, bhi));
-        _mm512_storeu_si512(out + b * 16 + 192, _mm512_permutex2var_epi64(blo, second, bhi));
-    }
+    for (; b + 16 <= n_blocks; b += 16)
+        sip16_group(st, j0 + b, out + b * 16, NULL, 0, 2, 0, _mm512_setzero_ps(), NULL);
     if (b < n_blocks) fill_avx2(kg, seed, j0 + b, n_blocks - b, out + b * 16);
 }
 
@@ -286,48 +354,6 @@ AVX512 static inline __attribute__((always_inline)) __m512i fields16(const unsig
     return _mm512_and_si512(_mm512_srlv_epi32(x, shift), _mm512_set1_epi32((1 << bits) - 1));
 }
 
-/* For 1- and 2-bit fields (gamma = k/2 or k/4, the default 0.25 among
- * them) the green mask of 64 / b tokens comes from scalar bit operations on
- * one 64-bit word (field < thresh as boolean algebra on a field's two bits,
- * then PEXT to one bit per token).  That replaces the permute/shift/compare
- * of fields16 and leaves the vector loop at load-add-store, which is what
- * the plain pass does. */
-AVX512_BMI2 static inline __attribute__((always_inline)) uint64_t
-green64_narrow(uint64_t w, unsigned bits, uint32_t thresh)
-{
-    if (bits == 1) return thresh == 0 ? 0 : thresh == 1 ? ~w : ~0ull;
-    const uint64_t even = 0x5555555555555555ull;
-    uint64_t lo = w & even, hi = (w >> 1) & even, sel;
-    switch (thresh) {
-    case 0: sel = 0; break;
-    case 1: sel = ~(lo | hi); break; /* field == 0 */
-    case 2: sel = ~hi; break;        /* field <= 1 */
-    case 3: sel = ~(lo & hi); break; /* field <= 2 */
-    default: sel = ~0ull; break;
-    }
-    return _pext_u64(sel & even, even);
-}
-
-/* Apply 64-bit words [w0, w1) of a PRF buffer (1- or 2-bit fields) to the
- * logits they cover. */
-AVX512_BMI2 static inline __attribute__((always_inline)) void
-apply_words(const unsigned char *buf, size_t w0, size_t w1, unsigned bits, uint32_t thresh,
-            __m512 dv, float *logits)
-{
-    const size_t per_word = 64 / bits;
-    for (size_t w = w0; w < w1; w++) {
-        uint64_t x;
-        memcpy(&x, buf + 8 * w, 8);
-        uint64_t green = green64_narrow(x, bits, thresh);
-        for (size_t q = 0; q < per_word; q += 16) {
-            /* maskz: non-green lanes add +0.0f, exactly as the scalar path */
-            __m512 bias = _mm512_maskz_mov_ps((__mmask16)(green >> q), dv);
-            float *l = logits + w * per_word + q;
-            _mm512_storeu_ps(l, _mm512_add_ps(_mm512_loadu_ps(l), bias));
-        }
-    }
-}
-
 AVX512_BMI2 static inline __attribute__((always_inline)) void
 apply_narrow(const unsigned char *fields, size_t n_tok, unsigned bits, uint32_t thresh,
              float delta, float *logits)
@@ -372,52 +398,14 @@ AVX512_BMI2 static inline __attribute__((always_inline)) void
 bias_fused(const unsigned char kg[16], uint64_t seed, size_t n_tok, unsigned bits, uint32_t thresh,
            float delta, float *logits)
 {
-    uint64_t k0 = load64_le(kg), k1 = load64_le(kg + 8);
-    uint64_t s0 = 0x736f6d6570736575ULL ^ k0, s1 = 0x646f72616e646f83ULL ^ k1;
-    uint64_t s2 = 0x6c7967656e657261ULL ^ k0, s3 = 0x7465646279746573ULL ^ k1;
-    s3 ^= seed; SIPROUND_S; SIPROUND_S; s0 ^= seed;
-
+    __m512i st[4];
+    sip_broadcast(kg, seed, st);
     const __m512 dv = _mm512_set1_ps(delta);
-    const __m512i fin = _mm512_set1_epi64((long long)(16ULL << 56));
-    const __m512i ee = _mm512_set1_epi64(0xee), dd = _mm512_set1_epi64(0xdd);
-    const __m512i step = _mm512_setr_epi64(0, 1, 2, 3, 4, 5, 6, 7), eight = _mm512_set1_epi64(8);
-    const __m512i first = _mm512_setr_epi64(0, 8, 1, 9, 2, 10, 3, 11);
-    const __m512i second = _mm512_setr_epi64(4, 12, 5, 13, 6, 14, 7, 15);
-    const __m512i i0 = _mm512_set1_epi64((long long)s0), i1 = _mm512_set1_epi64((long long)s1);
-    const __m512i i2 = _mm512_set1_epi64((long long)s2), i3 = _mm512_set1_epi64((long long)s3);
     const size_t group_tok = 16 * (128 / bits), n_groups = n_tok / group_tok;
     unsigned char buf[2][256];
-    for (size_t g = 0; g < n_groups; g++) {
-        const unsigned char *prev = buf[(g + 1) & 1];
-        float *pl = logits + (g - 1) * group_tok;
-        const size_t np = g ? 32 : 0; /* words of the previous group to apply */
-        __m512i ma = _mm512_add_epi64(_mm512_set1_epi64((long long)(16 * g)), step);
-        __m512i mb = _mm512_add_epi64(ma, eight);
-        __m512i a0 = i0, a1 = i1, a2 = i2, a3 = X(i3, ma);
-        __m512i b0 = i0, b1 = i1, b2 = i2, b3 = X(i3, mb);
-        SIPROUND_Z2; SIPROUND_Z2;
-        apply_words(prev, 0, np / 4, bits, thresh, dv, pl);
-        a0 = X(a0, ma); b0 = X(b0, mb);
-        a3 = X(a3, fin); b3 = X(b3, fin);
-        SIPROUND_Z2; SIPROUND_Z2;
-        a0 = X(a0, fin); b0 = X(b0, fin);
-        a2 = X(a2, ee); b2 = X(b2, ee);
-        SIPROUND_Z2; SIPROUND_Z2;
-        apply_words(prev, np / 4, np / 2, bits, thresh, dv, pl);
-        SIPROUND_Z2; SIPROUND_Z2;
-        __m512i alo = X(X(a0, a1), X(a2, a3)), blo = X(X(b0, b1), X(b2, b3));
-        a1 = X(a1, dd); b1 = X(b1, dd);
-        SIPROUND_Z2; SIPROUND_Z2;
-        apply_words(prev, np / 2, 3 * np / 4, bits, thresh, dv, pl);
-        SIPROUND_Z2; SIPROUND_Z2;
-        apply_words(prev, 3 * np / 4, np, bits, thresh, dv, pl);
-        __m512i ahi = X(X(a0, a1), X(a2, a3)), bhi = X(X(b0, b1), X(b2, b3));
-        unsigned char *out = buf[g & 1];
-        _mm512_storeu_si512(out, _mm512_permutex2var_epi64(alo, first, ahi));
-        _mm512_storeu_si512(out + 64, _mm512_permutex2var_epi64(alo, second, ahi));
-        _mm512_storeu_si512(out + 128, _mm512_permutex2var_epi64(blo, first, bhi));
-        _mm512_storeu_si512(out + 192, _mm512_permutex2var_epi64(blo, second, bhi));
-    }
+    for (size_t g = 0; g < n_groups; g++) /* hash group g, apply group g - 1 */
+        sip16_group(st, 16 * g, buf[g & 1], buf[(g + 1) & 1], g ? 32 : 0, bits, thresh, dv,
+                    g ? logits + (g - 1) * group_tok : logits);
     if (n_groups) apply_words(buf[(n_groups - 1) & 1], 0, 32, bits, thresh, dv, logits + (n_groups - 1) * group_tok);
     /* The rest (fewer than 16 blocks) the unfused way. */
     size_t v = n_groups * group_tok, tpb = 128 / bits;
@@ -470,7 +458,10 @@ wm_bias_row_fn wm__bias_row_avx512(void)
 {
     return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("bmi2") ? bias_row_avx512 : NULL;
 }
-wm_fill_fn wm__fill_avx512(void) { return __builtin_cpu_supports("avx512f") ? fill_avx512 : NULL; }
+wm_fill_fn wm__fill_avx512(void)
+{
+    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("bmi2") ? fill_avx512 : NULL;
+}
 wm_prf_many_fn wm__prf_many_avx512(void)
 {
     return __builtin_cpu_supports("avx512f") ? prf_many_avx512 : NULL;

@@ -17,12 +17,13 @@ import subprocess
 import sys
 import tempfile
 
+from checks import check, summary
+
 WM, GEN, FIX = (os.path.abspath(a) for a in sys.argv[1:4])
 SIZE = sys.argv[4]
 GPT2 = os.path.join(FIX, "gpt2", "tokenizer.json")
 LLAMA = os.path.join(FIX, "llama3", "tokenizer.json")
 tmp = tempfile.mkdtemp(prefix="wm-cli-")
-passed, failed = [], []
 
 
 def run(*args, stdin=None, ok=(0,)):
@@ -30,19 +31,6 @@ def run(*args, stdin=None, ok=(0,)):
     if p.returncode not in ok:
         raise AssertionError(f"wm {' '.join(args)}: exit {p.returncode}\n{p.stderr.decode()}")
     return p
-
-
-def check(name):
-    def deco(fn):
-        try:
-            fn()
-            passed.append(name)
-            print(f"[       OK ] {name}")
-        except Exception as e:  # noqa: BLE001 - report and go on
-            failed.append(name)
-            print(f"[  FAILED  ] {name}: {e}")
-        return fn
-    return deco
 
 
 def path(name):
@@ -253,10 +241,4 @@ if SIZE == "big":
         assert res["tokens"] > 40_000_000 and not res["watermarked"]
         assert rss_mb < 120 + 16 * res["scored"] / 2**20 * 2, "memory not bounded by unique tuples"
 
-print(f"[==========] {len(passed) + len(failed)} test(s) run.")
-print(f"[  PASSED  ] {len(passed)} test(s).")
-if failed:
-    print(f"[  FAILED  ] {len(failed)} test(s), listed below:")
-    for f in failed:
-        print(f"[  FAILED  ] {f}")
-sys.exit(1 if failed else 0)
+sys.exit(summary())

@@ -15,6 +15,8 @@ import subprocess
 import sys
 import tempfile
 
+from checks import check, summary
+
 SO, WM, REF, FIX = (os.path.abspath(a) for a in sys.argv[1:5])
 os.environ["LIBWM_LIBRARY"] = SO
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "python"))
@@ -29,20 +31,6 @@ except ImportError:
 
 GPT2 = os.path.join(FIX, "gpt2", "tokenizer.json")
 tmp = tempfile.mkdtemp(prefix="wm-py-")
-passed, failed = [], []
-
-
-def check(name):
-    def deco(fn):
-        try:
-            fn()
-            passed.append(name)
-            print(f"[       OK ] {name}")
-        except Exception as e:  # noqa: BLE001 - report and go on
-            failed.append(name)
-            print(f"[  FAILED  ] {name}: {type(e).__name__}: {e}")
-        return fn
-    return deco
 
 
 def seed(b):
@@ -259,9 +247,4 @@ def _():
     assert abs(plain["green_fraction"] - 0.1) < 0.06, plain
 
 
-print(f"[  PASSED  ] {len(passed)} test(s).")
-if failed:
-    print(f"[  FAILED  ] {len(failed)} test(s), listed below:")
-    for name in failed:
-        print(f"[  FAILED  ] {name}")
-sys.exit(1 if failed else 0)
+sys.exit(summary())
