@@ -324,21 +324,14 @@ AVX2 static void apply_avx2(const unsigned char *fields, size_t n_tok, unsigned 
     }
 }
 
-/* Sixteen b-bit fields from exactly 2 b bytes at p (no over-read), as 32-bit
- * lanes: lane i takes word (i b) / 32 shifted right by (i b) mod 32. */
+/* Sixteen b-bit fields (b = 4, 8 or 16; 1 and 2 take apply_narrow) from
+ * exactly 2 b bytes at p (no over-read), as 32-bit lanes: lane i takes word
+ * (i b) / 32 shifted right by (i b) mod 32. */
 AVX512 static inline __attribute__((always_inline)) __m512i fields16(const unsigned char *p,
                                                                      unsigned bits)
 {
     __m128i raw;
-    if (bits == 1) {
-        uint16_t h;
-        memcpy(&h, p, 2);
-        raw = _mm_cvtsi32_si128(h);
-    } else if (bits == 2) {
-        uint32_t w;
-        memcpy(&w, p, 4);
-        raw = _mm_cvtsi32_si128((int)w);
-    } else if (bits == 4) {
+    if (bits == 4) {
         raw = _mm_loadl_epi64((const __m128i *)p);
     } else if (bits == 8) {
         raw = _mm_loadu_si128((const __m128i *)p);
