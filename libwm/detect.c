@@ -35,21 +35,43 @@ static void flush(const wm_watermark *wm, pending *pd, visit_fn visit, void *arg
     pd->n = 0;
 }
 
+/* Fingerprints of the prompt's own tuples (full context inside the prompt)
+ * into `set`: an answer that repeats them (quoting, copying, summarising a
+ * watermarked prompt) must not be scored on them, or any model that copies
+ * provider text would be attributed to the provider. */
+static wm_status add_prompt_tuples(const wm_watermark *wm, const wm_token *t, size_t n_prompt,
+                                   wm__u64set *set)
+{
+    wm__scan sc;
+    uint64_t seed;
+    wm_token tok;
+    wm__scan_init(&sc, wm, t, n_prompt, 0);
+    while (wm__scan_next(&sc, &seed, &tok))
+        if (wm__u64set_insert(set, wm__tuple_fp(seed, tok)) < 0) return WM_ERR_NOMEM;
+    return WM_OK;
+}
+
+/* `seen`: the dedup set (unused with WM_NO_DEDUP).  `prompt`: where the
+ * prompt's tuples go, `seen` itself when deduplicating one document. */
 static wm_status scan_doc(const wm_watermark *wm, const wm_token *t, size_t n, size_t n_prompt,
-                          unsigned flags, wm__u64set *seen, const wm__u64set *filter,
-                          visit_fn visit, void *arg)
+                          unsigned flags, wm__u64set *seen, wm__u64set *prompt,
+                          const wm__u64set *filter, visit_fn visit, void *arg)
 {
     wm__scan sc;
     uint64_t seed;
     wm_token tok;
     pending pd;
     pd.n = 0;
-    wm_status st = WM_OK;
+    wm_status st = add_prompt_tuples(wm, t, n_prompt < n ? n_prompt : n, prompt);
+    if (st) return st;
+    const int check_prompt = prompt != seen && prompt->len > 0;
     wm__scan_init(&sc, wm, t, n, n_prompt);
     while (wm__scan_next(&sc, &seed, &tok)) {
         if (filter && !wm__u64set_contains(filter, ctx_key(seed))) continue;
+        uint64_t fp = wm__tuple_fp(seed, tok);
+        if (check_prompt && wm__u64set_contains(prompt, fp)) continue;
         if (!(flags & WM_NO_DEDUP)) {
-            int r = wm__u64set_insert(seen, wm__tuple_fp(seed, tok));
+            int r = wm__u64set_insert(seen, fp);
             if (r < 0) {
                 st = WM_ERR_NOMEM;
                 break;
@@ -65,6 +87,34 @@ static wm_status scan_doc(const wm_watermark *wm, const wm_token *t, size_t n, s
     return st;
 }
 
+/* Without dedup the p-value is not valid, so there is no verdict. */
+static void no_dedup_verdict(unsigned flags, wm_score *s)
+{
+    if (flags & WM_NO_DEDUP) s->watermarked = 0;
+}
+
+/* Both per-document sets: one when deduplicating (prompt tuples then count
+ * as already seen), two without. */
+typedef struct doc_sets { wm__u64set seen, prompt; } doc_sets;
+
+static wm_status doc_sets_init(doc_sets *d, unsigned flags, size_t n, size_t n_prompt)
+{
+    memset(d, 0, sizeof *d);
+    if (flags & WM_NO_DEDUP) return wm__u64set_init(&d->prompt, n_prompt < n ? n_prompt : n);
+    return wm__u64set_init(&d->seen, n);
+}
+
+static wm__u64set *doc_sets_prompt(doc_sets *d, unsigned flags)
+{
+    return flags & WM_NO_DEDUP ? &d->prompt : &d->seen;
+}
+
+static void doc_sets_free(doc_sets *d)
+{
+    wm__u64set_free(&d->seen);
+    wm__u64set_free(&d->prompt);
+}
+
 typedef struct counts { uint64_t scored, green; } counts;
 
 static void count_visit(void *arg, int green, size_t i)
@@ -76,23 +126,26 @@ static void count_visit(void *arg, int green, size_t i)
 }
 
 static wm_status check_detect_args(const wm_watermark *wm, const wm_token *t, size_t n,
-                                   double alpha, const void *out)
+                                   unsigned flags, double alpha, const void *out)
 {
-    if (!wm || !out || !valid_alpha(alpha)) return WM_ERR_ARG;
+    if (!wm || !out || !valid_alpha(alpha) || (flags & ~WM_NO_DEDUP)) return WM_ERR_ARG;
     return wm__check_tokens(wm, t, n);
 }
 
 wm_status wm_detect(const wm_watermark *wm, const wm_token *tokens, size_t n, size_t n_prompt,
                     unsigned flags, double alpha, wm_score *out)
 {
-    wm_status st = check_detect_args(wm, tokens, n, alpha, out);
+    wm_status st = check_detect_args(wm, tokens, n, flags, alpha, out);
     if (st) return st;
-    wm__u64set seen = { 0 };
-    if (!(flags & WM_NO_DEDUP) && (st = wm__u64set_init(&seen, n))) return st;
+    doc_sets ds;
+    if ((st = doc_sets_init(&ds, flags, n, n_prompt))) return st;
     counts c = { 0, 0 };
-    st = scan_doc(wm, tokens, n, n_prompt, flags, &seen, NULL, count_visit, &c);
-    wm__u64set_free(&seen);
-    if (st == WM_OK) wm__fill_score(out, n, c.scored, c.green, gamma_of(wm), alpha);
+    st = scan_doc(wm, tokens, n, n_prompt, flags, &ds.seen, doc_sets_prompt(&ds, flags), NULL, count_visit, &c);
+    doc_sets_free(&ds);
+    if (st == WM_OK) {
+        wm__fill_score(out, n, c.scored, c.green, gamma_of(wm), alpha);
+        no_dedup_verdict(flags, out);
+    }
     return st;
 }
 
@@ -114,16 +167,19 @@ static void trail_visit(void *arg, int green, size_t i)
 wm_status wm_detect_window(const wm_watermark *wm, const wm_token *tokens, size_t n,
                            size_t n_prompt, unsigned flags, double alpha, wm_window *out)
 {
-    wm_status st = check_detect_args(wm, tokens, n, alpha, out);
+    wm_status st = check_detect_args(wm, tokens, n, flags, alpha, out);
     if (st) return st;
     if (n > UINT32_MAX) return WM_ERR_SIZE;
     trail tr = { calloc(n + 1, sizeof *tr.cum), malloc((n ? n : 1) * sizeof *tr.pos), 0 };
-    wm__u64set seen = { 0 };
-    if (!tr.cum || !tr.pos || (!(flags & WM_NO_DEDUP) && wm__u64set_init(&seen, n))) {
+    doc_sets ds;
+    memset(&ds, 0, sizeof ds);
+    if (!tr.cum || !tr.pos || doc_sets_init(&ds, flags, n, n_prompt)) {
         st = WM_ERR_NOMEM;
         goto done;
     }
-    if ((st = scan_doc(wm, tokens, n, n_prompt, flags, &seen, NULL, trail_visit, &tr))) goto done;
+    if ((st = scan_doc(wm, tokens, n, n_prompt, flags, &ds.seen, doc_sets_prompt(&ds, flags), NULL, trail_visit,
+                       &tr)))
+        goto done;
 
     double gamma = gamma_of(wm), best_lp = 1;
     size_t N = tr.len, best_a = 0, best_len = 0;
@@ -156,12 +212,13 @@ wm_status wm_detect_window(const wm_watermark *wm, const wm_token *tokens, size_
         out->score.log10_p = lp / M_LN10;
         out->score.p_value = exp(lp);
         out->score.watermarked = out->score.log10_p < log10(alpha);
+        no_dedup_verdict(flags, &out->score);
         out->begin = tr.pos[best_a];
         out->end = tr.pos[best_a + best_len - 1] + 1;
     }
     out->n_tests = tests;
 done:
-    wm__u64set_free(&seen);
+    doc_sets_free(&ds);
     free(tr.cum);
     free(tr.pos);
     return st;
@@ -218,6 +275,7 @@ struct wm_corpus {
     unsigned flags;
     int started;
     wm__u64set seen;
+    wm__u64set prompt; /* the current document's prompt tuples */
     uint64_t tokens;
     counts c;
 };
@@ -228,7 +286,8 @@ wm_status wm_corpus_new(wm_corpus **out, const wm_watermark *wm, unsigned flags)
     *out = NULL;
     wm_corpus *c = calloc(1, sizeof *c);
     if (!c) return WM_ERR_NOMEM;
-    if (!(flags & WM_NO_DEDUP) && wm__u64set_init(&c->seen, 0)) {
+    if ((!(flags & WM_NO_DEDUP) && wm__u64set_init(&c->seen, 0)) || wm__u64set_init(&c->prompt, 0)) {
+        wm__u64set_free(&c->seen);
         free(c);
         return WM_ERR_NOMEM;
     }
@@ -251,8 +310,17 @@ wm_status wm_corpus_add(wm_corpus *c, const wm_token *t, size_t n, size_t n_prom
     wm_status st = wm__check_tokens(c->wm, t, n);
     if (st) return st;
     c->started = 1;
+    /* Prompt tuples are excluded per document: the corpus-wide dedup set
+     * must not learn them, or whether a tuple counts would depend on the
+     * order of documents.  A set grown by a huge prompt is given back. */
+    if (c->prompt.cap > (1u << 16)) {
+        wm__u64set_free(&c->prompt);
+        if (wm__u64set_init(&c->prompt, 0)) return WM_ERR_NOMEM;
+    } else {
+        wm__u64set_clear(&c->prompt);
+    }
     /* On NOMEM the tuples already counted stay counted and consistent. */
-    st = scan_doc(c->wm, t, n, n_prompt, c->flags, &c->seen, c->filter ? &c->filter->set : NULL,
+    st = scan_doc(c->wm, t, n, n_prompt, c->flags, &c->seen, &c->prompt, c->filter ? &c->filter->set : NULL,
                   count_visit, &c->c);
     c->tokens += n;
     return st;
@@ -262,17 +330,19 @@ wm_status wm_corpus_score(const wm_corpus *c, double alpha, wm_score *out)
 {
     if (!c || !out || !valid_alpha(alpha)) return WM_ERR_ARG;
     wm__fill_score(out, c->tokens, c->c.scored, c->c.green, gamma_of(c->wm), alpha);
+    no_dedup_verdict(c->flags, out);
     return WM_OK;
 }
 
 size_t wm_corpus_memory(const wm_corpus *c)
 {
-    return c ? sizeof *c + c->seen.cap * sizeof *c->seen.slot : 0;
+    return c ? sizeof *c + (c->seen.cap + c->prompt.cap) * sizeof *c->seen.slot : 0;
 }
 
 void wm_corpus_free(wm_corpus *c)
 {
     if (!c) return;
     wm__u64set_free(&c->seen);
+    wm__u64set_free(&c->prompt);
     free(c);
 }

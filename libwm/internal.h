@@ -119,6 +119,7 @@ wm_status wm__u64set_init(wm__u64set *s, size_t expected);
 /* 1 if inserted, 0 if present, -1 on allocation failure. */
 int wm__u64set_insert(wm__u64set *s, uint64_t key);
 int wm__u64set_contains(const wm__u64set *s, uint64_t key);
+void wm__u64set_clear(wm__u64set *s); /* empty, keeping the capacity */
 void wm__u64set_free(wm__u64set *s);
 
 /* stats.c: natural log of P(X >= k), X ~ Binomial(n, p). */

@@ -503,20 +503,9 @@ wm_status wm_is_green(const wm_watermark *wm, const wm_token *ctx, size_t n_ctx,
 const char *wm_strerror(wm_status s)
 {
     switch (s) {
-    case WM_OK: return "success";
-    case WM_ERR_ARG: return "invalid argument";
-    case WM_ERR_NOMEM: return "out of memory";
-    case WM_ERR_IO: return "input/output error";
-    case WM_ERR_EXISTS: return "file exists; refusing to overwrite";
-    case WM_ERR_PERM: return "key file is readable by group or others";
-    case WM_ERR_FORMAT: return "malformed input";
-    case WM_ERR_CORRUPT: return "integrity check failed";
-    case WM_ERR_PARAM: return "invalid watermark parameters";
-    case WM_ERR_TOKEN: return "token id outside the vocabulary";
-    case WM_ERR_SIZE: return "size does not match the vocabulary";
-    case WM_ERR_LOGITS: return "NaN or infinite logits";
-    case WM_ERR_CRYPTO: return "libsodium initialisation failed";
-    case WM_ERR_UNSUPPORTED: return "not supported";
+#define WM__STATUS_TEXT(name, value, text) case WM_##name: return text;
+        WM_STATUS_MAP(WM__STATUS_TEXT)
+#undef WM__STATUS_TEXT
     }
     return "unknown status";
 }

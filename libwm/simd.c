@@ -6,6 +6,7 @@
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #include <immintrin.h>
+#include <sodium.h>
 
 #define AVX2 __attribute__((target("avx2")))
 
@@ -60,12 +61,19 @@ static void sip_absorb_seed(const unsigned char kg[16], uint64_t seed, uint64_t 
     s[0] = s0, s[1] = s1, s[2] = s2, s[3] = s3;
 }
 
+/* SipRounds are invertible, so a keyed state left on the stack gives the
+ * green-list key away (a core dump, a later stack read): every kernel wipes
+ * the states it stored before returning, as the rest of libwm wipes keys.
+ * Copies the compiler keeps only in registers die with the next call. */
+#define WIPE(x) sodium_memzero(&(x), sizeof(x))
+
 AVX2 static void fill_avx2(const unsigned char kg[16], uint64_t seed, uint64_t j0,
                            size_t n_blocks, unsigned char *out)
 {
     uint64_t st[4];
     sip_absorb_seed(kg, seed, st);
     const uint64_t s0 = st[0], s1 = st[1], s2 = st[2], s3 = st[3];
+    WIPE(st);
 
     const __m256i fin = _mm256_set1_epi64x((long long)(16ULL << 56));
     const __m256i ee = _mm256_set1_epi64x(0xee), dd = _mm256_set1_epi64x(0xdd);
@@ -218,6 +226,7 @@ sip_broadcast(const unsigned char kg[16], uint64_t seed, __m512i st[4])
     uint64_t s[4];
     sip_absorb_seed(kg, seed, s);
     for (int i = 0; i < 4; i++) st[i] = _mm512_set1_epi64((long long)s[i]);
+    WIPE(s);
 }
 
 AVX512_BMI2 static void fill_avx512(const unsigned char kg[16], uint64_t seed, uint64_t j0,
@@ -228,6 +237,7 @@ AVX512_BMI2 static void fill_avx512(const unsigned char kg[16], uint64_t seed, u
     size_t b = 0;
     for (; b + 16 <= n_blocks; b += 16)
         sip16_group(st, j0 + b, out + b * 16, NULL, 0, 2, 0, _mm512_setzero_ps(), NULL);
+    WIPE(st);
     if (b < n_blocks) fill_avx2(kg, seed, j0 + b, n_blocks - b, out + b * 16);
 }
 
@@ -237,7 +247,9 @@ AVX512_BMI2 static void fill_avx512(const unsigned char kg[16], uint64_t seed, u
 AVX512 static void prf_many_avx512(const unsigned char kg[16], const uint64_t *seed,
                                    const uint64_t *j, size_t n, unsigned char *out)
 {
-    uint64_t k0 = load64_le(kg), k1 = load64_le(kg + 8);
+    uint64_t k[2] = { load64_le(kg), load64_le(kg + 8) };
+    const uint64_t k0 = k[0], k1 = k[1];
+    WIPE(k);
     const __m512i fin = _mm512_set1_epi64((long long)(16ULL << 56));
     const __m512i ee = _mm512_set1_epi64(0xee), dd = _mm512_set1_epi64(0xdd);
     const __m512i first = _mm512_setr_epi64(0, 8, 1, 9, 2, 10, 3, 11);
@@ -399,7 +411,9 @@ bias_fused(const unsigned char kg[16], uint64_t seed, size_t n_tok, unsigned bit
     for (size_t g = 0; g < n_groups; g++) /* hash group g, apply group g - 1 */
         sip16_group(st, 16 * g, buf[g & 1], buf[(g + 1) & 1], g ? 32 : 0, bits, thresh, dv,
                     g ? logits + (g - 1) * group_tok : logits);
+    WIPE(st);
     if (n_groups) apply_words(buf[(n_groups - 1) & 1], 0, 32, bits, thresh, dv, logits + (n_groups - 1) * group_tok);
+    WIPE(buf);
     /* The rest (fewer than 16 blocks) the unfused way. */
     size_t v = n_groups * group_tok, tpb = 128 / bits;
     if (v < n_tok) {

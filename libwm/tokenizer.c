@@ -9,6 +9,7 @@
 #include "internal.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -553,8 +554,8 @@ wm_status wm_tokenizer_parse(wm_tokenizer **out, const char *json, size_t len, c
     if (!out || (!json && len)) return WM_ERR_ARG;
     *out = NULL;
     if (sodium_init() < 0) return WM_ERR_CRYPTO;
-    static int table_ready;
-    if (!table_ready) init_byte_table(), table_ready = 1; /* idempotent: races write equal values */
+    static pthread_once_t table_once = PTHREAD_ONCE_INIT;
+    if (pthread_once(&table_once, init_byte_table) != 0) return WM_ERR_UNSUPPORTED;
     loader L = { calloc(1, sizeof(wm_tokenizer)), name ? name : "<tokenizer.json>", err };
     if (!L.t) return WM_ERR_NOMEM;
     crypto_hash_sha256(L.t->sha256, (const unsigned char *)json, len);
@@ -647,6 +648,7 @@ void wm_tokenizer_sha256(const wm_tokenizer *t, unsigned char out[32])
 
 #define CACHE_SLOTS 65536 /* word cache entries; cleared when the id pool fills */
 #define CACHE_IDS (1u << 20)
+#define JIT_STACK_MAX (64u << 20) /* beyond it a match reruns in the interpreter */
 
 typedef struct span { size_t off, len; } span;
 
@@ -658,6 +660,11 @@ typedef struct buf {
 struct wm_encoder {
     const wm_tokenizer *tok;
     pcre2_match_data *md;
+    pcre2_match_context *mctx; /* no match/depth limit: see split_match */
+    pcre2_jit_stack *jit;
+    wm_error *err;             /* the current wm_encode's, for messages */
+    const unsigned char *text_base; /* start of the validated input */
+    size_t seg_off;            /* input offset of the segment being encoded */
     buf text, norm, work, pieces, next, ids, heap, sym, out;
     /* word cache: hash -> (word bytes in cbytes, ids in cids) */
     uint64_t *ckey;
@@ -689,12 +696,23 @@ wm_status wm_encoder_new(wm_encoder **out, const wm_tokenizer *tok)
     if (!e) return WM_ERR_NOMEM;
     e->tok = tok;
     e->md = pcre2_match_data_create(4, NULL);
+    e->mctx = pcre2_match_context_create(NULL);
+    e->jit = pcre2_jit_stack_create(32 << 10, JIT_STACK_MAX, NULL);
+    if (e->mctx) {
+        /* The reference (Oniguruma) has no match limit; PCRE2's default of
+         * 10^7 backtracks is hit by one long run (11 M letters under the
+         * GPT-4o pattern), so lift it.  Memory stays bounded by the JIT
+         * stack and, in the interpreter, by PCRE2's heap limit. */
+        pcre2_set_match_limit(e->mctx, UINT32_MAX);
+        pcre2_set_depth_limit(e->mctx, UINT32_MAX);
+        if (e->jit) pcre2_jit_stack_assign(e->mctx, NULL, e->jit);
+    }
     e->ckey = calloc(CACHE_SLOTS, sizeof *e->ckey);
     e->cword_off = malloc(CACHE_SLOTS * sizeof *e->cword_off);
     e->cword_len = malloc(CACHE_SLOTS * sizeof *e->cword_len);
     e->cid_off = malloc(CACHE_SLOTS * sizeof *e->cid_off);
     e->cid_len = malloc(CACHE_SLOTS * sizeof *e->cid_len);
-    if (!e->md || !e->ckey || !e->cword_off || !e->cword_len || !e->cid_off || !e->cid_len) {
+    if (!e->md || !e->mctx || !e->ckey || !e->cword_off || !e->cword_len || !e->cid_off || !e->cid_len) {
         wm_encoder_free(e);
         return WM_ERR_NOMEM;
     }
@@ -706,6 +724,8 @@ void wm_encoder_free(wm_encoder *e)
 {
     if (!e) return;
     pcre2_match_data_free(e->md);
+    pcre2_match_context_free(e->mctx);
+    pcre2_jit_stack_free(e->jit);
     buf *bs[] = { &e->text, &e->norm, &e->work, &e->pieces, &e->next, &e->ids, &e->heap,
                   &e->sym, &e->out, &e->cbytes, &e->cids };
     for (size_t i = 0; i < sizeof bs / sizeof bs[0]; i++) free(bs[i]->p);
@@ -783,6 +803,30 @@ static const unsigned char *normalize(wm_encoder *e, const unsigned char *s, siz
     return e->norm.p;
 }
 
+/* One match of a Split regex from `pos`: 1 found (ovector in e->md), 0 no
+ * match, or an error status (negated) with a message naming the offset.
+ * Only PCRE2_ERROR_NOMATCH means "no match": any other negative result is
+ * an error, never a reason to stop splitting (text would be lost). */
+static int split_match(wm_encoder *e, const pre_step *s, const unsigned char *base, const unsigned char *sub,
+                       size_t len, size_t pos, wm_status *st)
+{
+    int rc = pcre2_match(s->re, sub, len, pos, PCRE2_NO_UTF_CHECK, e->md, e->mctx);
+    if (rc == PCRE2_ERROR_JIT_STACKLIMIT) /* the interpreter keeps its frames on the heap */
+        rc = pcre2_match(s->re, sub, len, pos, PCRE2_NO_UTF_CHECK | PCRE2_NO_JIT, e->md, e->mctx);
+    if (rc >= 0) return 1;
+    if (rc == PCRE2_ERROR_NOMATCH) return 0;
+    PCRE2_UCHAR msg[160];
+    pcre2_get_error_message(rc, msg, sizeof msg);
+    size_t off = (size_t)(sub - base) + pos;
+    if (base == e->text_base + e->seg_off) /* matching the input itself: exact offset */
+        seterr(e->err, "pre-tokenizer regex failed searching from byte offset %zu: %s", e->seg_off + off, (char *)msg);
+    else /* normalized or prefixed copy of the segment */
+        seterr(e->err, "pre-tokenizer regex failed at byte %zu of the segment at byte offset %zu: %s", off,
+               e->seg_off, (char *)msg);
+    *st = rc == PCRE2_ERROR_NOMEMORY || rc == PCRE2_ERROR_HEAPLIMIT ? WM_ERR_NOMEM : WM_ERR_LIMIT;
+    return -1;
+}
+
 /* One Split step over every piece: pieces (spans into `base`) -> e->next.
  * As in `tokenizers`: the matches and the text between them form an
  * alternating list of (segment, is_match), flipped by `invert`, then folded
@@ -799,7 +843,10 @@ static wm_status split_step(wm_encoder *e, const pre_step *s, const unsigned cha
             size_t ms = len, me = len;
             int found = 0;
             while (pos <= len) {
-                if (pcre2_match(s->re, sub, len, pos, PCRE2_NO_UTF_CHECK, e->md, NULL) < 0) break;
+                wm_status st = WM_OK;
+                int m = split_match(e, s, base, sub, len, pos, &st);
+                if (m < 0) return st;
+                if (m == 0) break;
                 PCRE2_SIZE *ov = pcre2_get_ovector_pointer(e->md);
                 ms = ov[0], me = ov[1];
                 if (me > ms) {
@@ -991,6 +1038,7 @@ static wm_status encode_segment(wm_encoder *e, const unsigned char *s, size_t n)
 {
     const wm_tokenizer *t = e->tok;
     wm_status st = WM_OK;
+    e->seg_off = (size_t)(s - e->text_base);
     const unsigned char *base = normalize(e, s, &n, &st);
     if (!base) return st;
     if (n == 0) return WM_OK;
@@ -1057,11 +1105,14 @@ static wm_status encode_added(wm_encoder *e, const unsigned char *s, size_t n, i
 wm_status wm_encode(wm_encoder *e, const char *text, size_t len, unsigned flags, const wm_token **ids,
                     size_t *n_ids, wm_error *err)
 {
-    if (!e || (!text && len) || !ids || !n_ids) return WM_ERR_ARG;
+    if (!e || (!text && len) || !ids || !n_ids || (flags & ~(WM_ENC_SPECIAL_AS_TEXT | WM_ENC_LOSSY)))
+        return WM_ERR_ARG;
     *ids = NULL;
     *n_ids = 0;
     wm_status st = check_utf8(e, text, len, (flags & WM_ENC_LOSSY) != 0, err);
     if (st) return st;
+    e->err = err;
+    e->text_base = e->text.p;
     e->ids.len = 0;
     if (!reserve(&e->ids, 1, sizeof(wm_token))) return WM_ERR_NOMEM; /* *ids never NULL on success */
     if ((st = encode_added(e, e->text.p, e->text.len, 0, (flags & WM_ENC_SPECIAL_AS_TEXT) != 0))) return st;

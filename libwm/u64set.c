@@ -5,6 +5,7 @@
 #include "internal.h"
 
 #include <stdlib.h>
+#include <string.h>
 
 #define MIN_CAP 64
 
@@ -74,4 +75,10 @@ int wm__u64set_contains(const wm__u64set *s, uint64_t key)
         if (!k) return 0;
         i = i + 1 == s->cap ? 0 : i + 1;
     }
+}
+
+void wm__u64set_clear(wm__u64set *s)
+{
+    memset(s->slot, 0, s->cap * sizeof *s->slot);
+    s->len = 0;
 }

@@ -372,6 +372,86 @@ static void test_split_behaviors(void **state)
     }
 }
 
+/* Encode, then decode: the text must come back byte for byte. */
+static void assert_round_trip(wm_tokenizer *t, const char *text, size_t len, const char *what)
+{
+    wm_encoder *e;
+    wm_error err = { "" };
+    const wm_token *ids;
+    size_t n;
+    assert_int_equal(wm_encoder_new(&e, t), WM_OK);
+    wm_status st = wm_encode(e, text, len, 0, &ids, &n, &err);
+    if (st) fail_msg("%s: %s (%s)", what, wm_strerror(st), err.message);
+    wm_token *copy = malloc((n + 1) * sizeof *copy);
+    assert_non_null(copy);
+    memcpy(copy, ids, n * sizeof *ids);
+    const char *back;
+    size_t blen;
+    assert_int_equal(wm_decode(e, copy, n, &back, &blen), WM_OK);
+    if (blen != len || memcmp(back, text, len)) fail_msg("%s: %zu tokens decode to %zu bytes, not the %zu given", what, n, blen, len);
+    free(copy);
+    wm_encoder_free(e);
+}
+
+/* One run longer than PCRE2's default match limit (10^7 backtracks) used to
+ * end the split loop as if nothing matched: text after it was lost (issue
+ * 11.1).  Now every byte comes back, for the three repros. */
+static void test_long_runs(void **state)
+{
+    (void)state;
+    static const char head[] = "Hello world. ", tail[] = " and a normal sentence follows here.";
+    size_t run = 11000000, len = sizeof head - 1 + run + sizeof tail - 1;
+    char *s = malloc(16000001);
+    assert_non_null(s);
+    memcpy(s, head, sizeof head - 1);
+    memset(s + sizeof head - 1, 'A', run);
+    memcpy(s + sizeof head - 1 + run, tail, sizeof tail - 1);
+    assert_round_trip(tok_named("gpt4o"), s, len, "gpt4o: 11 M letters between sentences");
+    memset(s, 'A', 16000000);
+    assert_round_trip(tok_named("gpt4o"), s, 16000000, "gpt4o: 16 M letters");
+    memset(s, ' ', 12000000);
+    s[12000000] = 'x';
+    assert_round_trip(tok_named("llama3"), s, 12000001, "llama3: 12 M spaces then x");
+    free(s);
+}
+
+/* A regex engine error is an error with the byte offset, never "no match":
+ * a pattern that sets its own tiny match limit stands in for any engine
+ * failure. */
+static void test_regex_error(void **state)
+{
+    (void)state;
+    char path[1024];
+    snprintf(path, sizeof path, "%.*s/split_behaviors.json",
+             (int)(strrchr(corpus_path, '/') - corpus_path), corpus_path);
+    FILE *f = fopen(path, "rb");
+    assert_non_null(f);
+    static char tmpl[8192], json[8192];
+    size_t n = fread(tmpl, 1, sizeof tmpl - 1, f);
+    fclose(f);
+    tmpl[n] = 0;
+    const char *p = strstr(tmpl, "PATTERN"), *b = strstr(tmpl, "BEHAVIOR");
+    snprintf(json, sizeof json, "%.*s(*LIMIT_MATCH=1000)(?:a|aa)*c|\\\\w+%.*sIsolated%s", (int)(p - tmpl), tmpl,
+             (int)(b - p - 7), p + 7, b + 8);
+    wm_tokenizer *t;
+    wm_encoder *e;
+    wm_error err = { "" };
+    if (wm_tokenizer_parse(&t, json, strlen(json), "limit", &err)) fail_msg("%s", err.message);
+    assert_int_equal(wm_encoder_new(&e, t), WM_OK);
+    const wm_token *ids;
+    size_t k;
+    assert_int_equal(wm_encode(e, "the final", 9, 0, &ids, &k, &err), WM_OK);
+    char text[300];
+    memcpy(text, "the ", 4);
+    memset(text + 4, 'a', 200);
+    assert_int_equal(wm_encode(e, text, 204, 0, &ids, &k, &err), WM_ERR_LIMIT);
+    if (!strstr(err.message, "byte offset 3")) fail_msg("message without the offset: %s", err.message);
+    /* unknown flag bits are refused, as everywhere */
+    assert_int_equal(wm_encode(e, "the", 3, 4u, &ids, &k, &err), WM_ERR_ARG);
+    wm_encoder_free(e);
+    wm_tokenizer_free(t);
+}
+
 /* Hash: the key binds to these bytes. */
 static void test_fingerprint(void **state)
 {
@@ -398,6 +478,8 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_refusals),
         cmocka_unit_test(test_split_behaviors),
         cmocka_unit_test(test_fingerprint),
+        cmocka_unit_test(test_long_runs),
+        cmocka_unit_test(test_regex_error),
     };
     return cmocka_run_group_tests_name("tokenizer", tests, setup, teardown);
 }

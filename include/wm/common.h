@@ -22,22 +22,30 @@ extern "C" {
 typedef int32_t wm_token;
 
 /* Every fallible call returns one of these.  No function aborts, exits or
- * prints on bad input. */
+ * prints on bad input.  One table, WM_STATUS_MAP(X), is the single source of
+ * the codes (values are pinned: they are ABI), of wm_strerror's texts and of
+ * the Python binding's constants.  X(NAME, value, description). */
+#define WM_STATUS_MAP(X)                                                                     \
+    X(OK, 0, "success")                                                                      \
+    X(ERR_ARG, 1, "invalid argument")           /* NULL pointer, value outside its domain, unknown flag bit */ \
+    X(ERR_NOMEM, 2, "out of memory")                                                         \
+    X(ERR_IO, 3, "input/output error")          /* errno preserved */                       \
+    X(ERR_EXISTS, 4, "file exists; refusing to overwrite")                                   \
+    X(ERR_PERM, 5, "key file is readable by group or others")                                \
+    X(ERR_FORMAT, 6, "malformed input")         /* malformed file or text */                \
+    X(ERR_CORRUPT, 7, "integrity check failed") /* key id mismatch */                       \
+    X(ERR_PARAM, 8, "invalid watermark parameters")                                          \
+    X(ERR_TOKEN, 9, "token id outside the vocabulary")                                       \
+    X(ERR_SIZE, 10, "size does not match the vocabulary")                                    \
+    X(ERR_LOGITS, 11, "NaN or infinite logits")                                              \
+    X(ERR_CRYPTO, 12, "libsodium initialisation failed")                                     \
+    X(ERR_UNSUPPORTED, 13, "not supported")     /* valid request this build cannot serve */ \
+    X(ERR_LIMIT, 14, "input exceeds an engine limit") /* e.g. the regex engine gave up */
+
 typedef enum wm_status {
-    WM_OK = 0,
-    WM_ERR_ARG,         /* NULL pointer or argument outside its domain */
-    WM_ERR_NOMEM,       /* allocation failed */
-    WM_ERR_IO,          /* read/write failed (errno preserved) */
-    WM_ERR_EXISTS,      /* refusing to overwrite an existing file */
-    WM_ERR_PERM,        /* key file readable by group or others */
-    WM_ERR_FORMAT,      /* malformed input file or text */
-    WM_ERR_CORRUPT,     /* integrity check failed (key id mismatch) */
-    WM_ERR_PARAM,       /* gamma, delta, context width or scheme invalid */
-    WM_ERR_TOKEN,       /* token id negative or >= vocabulary size */
-    WM_ERR_SIZE,        /* buffer shorter than the vocabulary, or empty vocabulary */
-    WM_ERR_LOGITS,      /* NaN or +inf logit, or no finite logit (sampler) */
-    WM_ERR_CRYPTO,      /* libsodium could not be initialised */
-    WM_ERR_UNSUPPORTED  /* valid request this build cannot serve */
+#define WM__STATUS_ENUM(name, value, text) WM_##name = value,
+    WM_STATUS_MAP(WM__STATUS_ENUM)
+#undef WM__STATUS_ENUM
 } wm_status;
 
 /* Short, static, English description of a status.  Thread-safe. */

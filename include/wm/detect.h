@@ -10,10 +10,15 @@
  * with tools that do not deduplicate.
  *
  * Which tokens are scored: token i is scored iff it has a full context (i >=
- * h), it was generated (i >= n_prompt), and its context window does not lie
+ * h), it was generated (i >= n_prompt), its context window does not lie
  * entirely inside the prompt (i > n_prompt when h >= 1 and there is a
  * prompt), as in Sander et al.: scoring tuples fixed by the prompt biases the
- * test.  Dedup key: the
+ * test, and its tuple is not one of the prompt's own tuples (those of prompt
+ * tokens with a full context inside the prompt).  The last rule keeps an
+ * answer that quotes, copies or summarises a watermarked prompt from being
+ * attributed to the key's owner: such text was produced with knowledge of
+ * watermarked text, which H0 does not cover.  In corpus mode the prompt's
+ * tuples are excluded from its own document only.  Dedup key: the
  * context seed (for lefthash with h <= 2 that is the context itself) and the
  * token, as a 64-bit fingerprint; a fingerprint collision (about n^2 / 2^65
  * expected among n tuples) merely drops a tuple, which keeps the test valid.
@@ -35,11 +40,13 @@ typedef struct wm_score {
     double z;              /* (g - N gamma) / sqrt(N gamma (1 - gamma)), 0 when N = 0 */
     double p_value;        /* P(G >= g) under H0; may underflow to 0 ... */
     double log10_p;        /* ... this never does; p to 1e-10 relative, <= 0 */
-    int watermarked;       /* p_value < alpha (decided on log10_p) */
+    int watermarked;       /* p_value < alpha (decided on log10_p); always 0 with
+                              WM_NO_DEDUP, whose p-value is not valid */
 } wm_score;
 
-/* Flags. */
-#define WM_NO_DEDUP 1u /* score repeated tuples again (p-value not valid) */
+/* Flags of wm_detect, wm_detect_window and wm_corpus_new; any other bit is
+ * WM_ERR_ARG. */
+#define WM_NO_DEDUP 1u /* score repeated tuples again (p-value not valid, no verdict) */
 
 /* Score one token sequence.  n_prompt leading tokens are prompt (0: none).
  * Fewer than h + 1 tokens gives N = 0, p = 1, WM_OK.  alpha in (0,1).

@@ -48,13 +48,17 @@ typedef struct wm_encoder wm_encoder;
 WM_API wm_status wm_encoder_new(wm_encoder **out, const wm_tokenizer *tok);
 WM_API void wm_encoder_free(wm_encoder *enc);
 
-/* Flags for wm_encode. */
+/* Flags for wm_encode; any other bit is WM_ERR_ARG. */
 #define WM_ENC_SPECIAL_AS_TEXT 1u /* special added tokens are ordinary text */
 #define WM_ENC_LOSSY 2u           /* invalid UTF-8 becomes U+FFFD instead of an error */
 
 /* Tokenize len bytes of UTF-8.  *ids points into the encoder and stays
  * valid until its next call.  Invalid UTF-8 is WM_ERR_FORMAT with the byte
- * offset in err, unless WM_ENC_LOSSY.  No special tokens are added (no BOS). */
+ * offset in err, unless WM_ENC_LOSSY.  No special tokens are added (no BOS).
+ * The pre-tokenizer's regexes run with no match limit, as the reference's
+ * (Oniguruma) do; should the regex engine still fail (its heap limit), the
+ * call fails with WM_ERR_LIMIT or WM_ERR_NOMEM and the byte offset in err:
+ * text is never silently dropped.  Not thread-safe per encoder. */
 WM_API wm_status wm_encode(wm_encoder *enc, const char *text, size_t len, unsigned flags,
                            const wm_token **ids, size_t *n_ids, wm_error *err);
 
