@@ -54,7 +54,7 @@ static const char *scheme_name(wm_scheme s) { return s == WM_SCHEME_MINHASH ? "m
 static wm_status check_params(const wm_params *p, uint32_t *gamma_k)
 {
     if (!(p->gamma > 0.0 && p->gamma < 1.0)) return WM_ERR_PARAM;
-    if (!(p->delta > 0.0 && p->delta <= 64.0)) return WM_ERR_PARAM;
+    if (!(p->delta >= WM_DELTA_MIN && p->delta <= 64.0)) return WM_ERR_PARAM;
     if (p->context_width > WM_MAX_CONTEXT) return WM_ERR_PARAM;
     if (p->scheme != WM_SCHEME_LEFTHASH && p->scheme != WM_SCHEME_MINHASH) return WM_ERR_PARAM;
     if (p->scheme == WM_SCHEME_MINHASH && p->context_width == 0) return WM_ERR_PARAM;
@@ -322,8 +322,8 @@ static wm_status parse_body(parser *ps, wm_key *k, char *id_out)
         return perr(ps, "gamma: '%s' is not k/65536 with 0 < k < 65536", v);
     k->gamma_k = (uint32_t)(g * WM_GAMMA_ONE);
     if ((st = expect(ps, "delta", v, sizeof v, 0, NULL))) return st;
-    if (!parse_double(v, &k->delta) || !(k->delta > 0 && k->delta <= 64))
-        return perr(ps, "delta: '%s' is not a number in (0, 64]", v);
+    if (!parse_double(v, &k->delta) || !(k->delta >= WM_DELTA_MIN && k->delta <= 64))
+        return perr(ps, "delta: '%s' is not a number in [1/1024, 64]", v);
     if (k->scheme == WM_SCHEME_MINHASH && k->h == 0)
         return perr(ps, "%s", "context-width: minhash needs at least 1");
     int has_vocab;
@@ -508,6 +508,16 @@ const char *wm_strerror(wm_status s)
 #undef WM__STATUS_TEXT
     }
     return "unknown status";
+}
+
+const char *wm_status_name(wm_status s)
+{
+    switch (s) {
+#define WM__STATUS_NAME(name, value, text) case WM_##name: return #name;
+        WM_STATUS_MAP(WM__STATUS_NAME)
+#undef WM__STATUS_NAME
+    }
+    return NULL;
 }
 
 const char *wm_version(void) { return WM_VERSION_STRING; }

@@ -172,7 +172,7 @@ wm_status wm_sampler_sample(wm_sampler *s, const wm_token *ctx, size_t n_ctx, fl
         for (size_t v = 0; v < V; v++)
             if (logits[v] > max) max = logits[v], arg = v;
     }
-    if (s->p.temperature == 0.0f) {
+    if (s->p.temperature < WM_TEMPERATURE_MIN) {
         *out = (wm_token)arg;
         return WM_OK;
     }

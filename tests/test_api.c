@@ -262,6 +262,125 @@ static void test_dedup_prompt_corpus(void **state)
     wm_watermark_free(wm);
 }
 
+/* Issue 11.4: an answer that repeats its prompt's tuples (a copied or quoted
+ * watermarked prompt) scores none of them, in every entry point; only tuples
+ * the answer adds count.  Exactness: the count equals a brute-force count. */
+static void test_prompt_copy(void **state)
+{
+    (void)state;
+    const uint32_t V = 50000;
+    wm_token t[600];
+    wm__rng r;
+    wm__rng_seed(&r, 99);
+    for (uint32_t h = 1; h <= 3; h += 2) {
+        wm_watermark *wm = test_wm(0.25, h, WM_SCHEME_LEFTHASH, V);
+        random_tokens(&r, t, 300, V);              /* prompt: 300 tokens */
+        memcpy(t + 300, t + 20, 250 * sizeof *t);  /* answer: copies most of it */
+        random_tokens(&r, t + 550, 50, V);         /* then 50 tokens of its own */
+        /* brute force: answer tuples i >= 300 (window not all in the prompt)
+         * whose tuple is new to both the prompt and the answer so far */
+        uint64_t fps[600];
+        size_t nf = 0, want = 0;
+        for (size_t i = h; i < 600; i++) {
+            if (i == 300) continue; /* its window lies inside the prompt: neither scored nor seen */
+            uint64_t fp = wm__tuple_fp(wm__seed(wm, t + i - h), t[i]);
+            int dup = 0;
+            for (size_t j = 0; j < nf; j++) dup |= fps[j] == fp;
+            if (!dup) fps[nf++] = fp;
+            if (i > 300 && !dup) want++;
+        }
+        wm_score a, nd;
+        assert_int_equal(wm_detect(wm, t, 600, 300, 0, 0.01, &a), WM_OK);
+        assert_int_equal(a.scored, want);
+        assert_true(a.scored < 60);
+        wm_window w;
+        assert_int_equal(wm_detect_window(wm, t, 600, 300, 0, 0.01, &w), WM_OK);
+        assert_true(w.score.scored <= want);
+        wm_corpus *c;
+        wm_score cs;
+        assert_int_equal(wm_corpus_new(&c, wm, 0), WM_OK);
+        assert_int_equal(wm_corpus_add(c, t, 600, 300), WM_OK);
+        assert_int_equal(wm_corpus_score(c, 0.01, &cs), WM_OK);
+        assert_int_equal(cs.scored, want);
+        /* the exclusion is per document: the same answer without a prompt
+         * in a second document scores its tuples */
+        assert_int_equal(wm_corpus_add(c, t + 300, 300, 0), WM_OK);
+        assert_int_equal(wm_corpus_score(c, 0.01, &cs), WM_OK);
+        assert_true(cs.scored > 250);
+        wm_corpus_free(c);
+        /* without dedup prompt tuples are still skipped, and there is no verdict */
+        assert_int_equal(wm_detect(wm, t, 600, 300, WM_NO_DEDUP, 0.5, &nd), WM_OK);
+        assert_true(nd.scored >= want && nd.scored < 60);
+        wm_watermark_free(wm);
+    }
+}
+
+/* Issue 11.5, 11.12, 11.14: no verdict without dedup; tiny deltas and
+ * temperatures; unknown flag bits; the status table. */
+static void test_hardening(void **state)
+{
+    (void)state;
+    const uint32_t V = 1000;
+    wm_watermark *wm = test_wm(0.25, 1, WM_SCHEME_LEFTHASH, V);
+    wm_token t[3000];
+    for (size_t i = 0; i < 3000; i++) t[i] = 7; /* one repeated tuple */
+    wm_score s;
+    wm_window w;
+    int g;
+    assert_int_equal(wm_is_green(wm, t, 1, 7, &g), WM_OK);
+    assert_int_equal(wm_detect(wm, t, 3000, 0, WM_NO_DEDUP, 0.5, &s), WM_OK);
+    assert_true(s.scored == 2999 && !s.watermarked);
+    assert_int_equal(wm_detect_window(wm, t, 3000, 0, WM_NO_DEDUP, 0.5, &w), WM_OK);
+    assert_false(w.score.watermarked);
+    wm_corpus *c;
+    assert_int_equal(wm_corpus_new(&c, wm, WM_NO_DEDUP), WM_OK);
+    assert_int_equal(wm_corpus_add(c, t, 3000, 0), WM_OK);
+    assert_int_equal(wm_corpus_score(c, 0.5, &s), WM_OK);
+    assert_false(s.watermarked);
+    wm_corpus_free(c);
+    /* unknown flags: refused everywhere */
+    assert_int_equal(wm_detect(wm, t, 10, 0, 2u, 0.5, &s), WM_ERR_ARG);
+    assert_int_equal(wm_detect_window(wm, t, 10, 0, 0x80u, 0.5, &w), WM_ERR_ARG);
+    assert_int_equal(wm_corpus_new(&c, wm, 2u), WM_ERR_ARG);
+    /* delta: below WM_DELTA_MIN is refused (1e-50 is float 0) */
+    wm_key *k = NULL;
+    wm_params p = WM_PARAMS_DEFAULT;
+    p.delta = 1e-50;
+    assert_int_equal(wm_key_generate(&k, &p), WM_ERR_PARAM);
+    p.delta = WM_DELTA_MIN / 2;
+    assert_int_equal(wm_key_generate(&k, &p), WM_ERR_PARAM);
+    p.delta = WM_DELTA_MIN;
+    assert_int_equal(wm_key_generate(&k, &p), WM_OK);
+    wm_key_free(k);
+    /* temperature: a denormal means greedy, not NaN weights */
+    float logits[1000];
+    for (uint32_t v = 0; v < V; v++) logits[v] = (float)((v * 7919u) % 1000) / 100.0f;
+    logits[321] = 50.0f;
+    const float temps[] = { 1e-45f, 1e-38f, 1e-5f, 0.0f };
+    for (size_t i = 0; i < 4; i++) {
+        wm_sampler_params sp = { temps[i], 0, 1.0f, 3 };
+        wm_sampler *sm;
+        assert_int_equal(wm_sampler_new(&sm, wm, &sp), WM_OK);
+        for (int rep = 0; rep < 20; rep++) {
+            float l[1000];
+            memcpy(l, logits, sizeof l);
+            wm_token out = -1;
+            assert_int_equal(wm_sampler_sample(sm, t, 1, l, V, 1, &out), WM_OK);
+            assert_int_equal(out, 321);
+        }
+        wm_sampler_free(sm);
+    }
+    /* one table: names and texts for every code, none for others */
+#define CHECK_STATUS(name, value, text)                                  \
+    assert_int_equal(WM_##name, value);                                  \
+    assert_string_equal(wm_status_name(WM_##name), #name);               \
+    assert_string_equal(wm_strerror(WM_##name), text);
+    WM_STATUS_MAP(CHECK_STATUS)
+#undef CHECK_STATUS
+    assert_null(wm_status_name((wm_status)999));
+    wm_watermark_free(wm);
+}
+
 /* Memory per unique tuple stays within 16 bytes once the table is warm. */
 static void test_corpus_memory(void **state)
 {
@@ -344,6 +463,8 @@ int main(void)
         cmocka_unit_test(test_dedup_prompt_corpus),
         cmocka_unit_test(test_corpus_memory),
         cmocka_unit_test(test_threads_share_watermark),
+        cmocka_unit_test(test_prompt_copy),
+        cmocka_unit_test(test_hardening),
     };
     return cmocka_run_group_tests_name("api", tests, NULL, NULL);
 }

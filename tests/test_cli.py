@@ -185,7 +185,7 @@ def _():
     run("detect", "--key", KEY, "--tokenizer", GPT2, "--lossy", "bad.txt")
     error(["detect", "--key", KEY, "--tokenizer", GPT2, "missing.txt"], "missing.txt: No such file")
     write("bad.ids", "1 2 x 4\n")
-    error(["detect", "--key", KEY, "--ids", "bad.ids"], "bad.ids:1: 'x 4' is not a token id")
+    error(["detect", "--key", KEY, "--ids", "bad.ids"], "bad.ids:1:5: 'x 4' is not a token id")
     write("big.ids", "1 2 99999999\n")
     error(["detect", "--key", KEY, "--ids", "big.ids"], "outside the key's vocabulary")
     open_key = write("open.wmkey", open(KEY).read())
@@ -201,6 +201,101 @@ def _():
     error(["detect", "--key", KEY, "--bogus"], "usage")
     error(["frobnicate"], "unknown command")
     error(["detect", "--key", KEY, "--tokenizer", os.path.join(FIX, "gpt2-src", "vocab.bpe"), "wm.ids"], "vocab.bpe:1:")
+
+
+@check("write errors: every command exits 2 when its output cannot be written (issue 11.2)")
+def _():
+    with open("/dev/full", "wb") as full:
+        for args in (["detect", "--key", KEY, "--ids", "wm.ids"], ["detect", "--key", KEY, "--ids", "--json", "--corpus", "wm.ids"],
+                     ["info", KEY], ["info", "--json", KEY], ["tokenize", "--tokenizer", GPT2, "c0.txt"], ["--help"],
+                     ["detect", "--help"]):
+            p = subprocess.run([WM, *args], stdout=full, stderr=subprocess.PIPE, cwd=tmp)
+            assert p.returncode == 2, (args, p.returncode)
+            assert "writing standard output" in p.stderr.decode(), (args, p.stderr)
+
+
+@check("several keys: each row's verdict is Bonferroni-corrected (issue 11.3)")
+def _():
+    args = ["detect", "--key", KEY, "--key", path("k2.wmkey"), "--ids", "--json"]
+    rows = [r for r in jsonl(run(*args, "clean.ids")) if not r.get("family")]
+    best = min(r["log10_p"] for r in rows)
+    # alpha between the row's own p and 2p: uncorrected it would say watermarked
+    alpha = 10 ** (best + 0.15)
+    out = jsonl(run(*args, "--alpha", repr(alpha), "clean.ids"))
+    per = [r for r in out if not r.get("family")]
+    row = [r for r in per if r["log10_p"] == best][0]
+    assert row["p_value"] < alpha and row["watermarked"] is False, row
+    assert abs(row["log10_p_corrected"] - (best + 0.30102999566398120)) < 1e-12
+    assert not any(r["watermarked"] for r in out), out
+    table = run(*args[:-1], "--alpha", repr(alpha), "clean.ids").stdout.decode()
+    assert "log10(pK)" in table and "WATERMARKED" not in table
+
+
+@check("an answer copying a watermarked prompt is not flagged (issue 11.4)")
+def _():
+    text = WM_DOCS[0]["text"]
+    write("copy.jsonl", json.dumps({"prompt": "Repeat this text verbatim: " + text, "text": text}) + "\n")
+    row = jsonl(run("detect", "--key", KEY, "--tokenizer", GPT2, "--jsonl", "--prompt-field", "prompt", "--json", "copy.jsonl"))[0]
+    assert not row["watermarked"] and row["log10_p"] > -3, row
+    alone = jsonl(run("detect", "--key", KEY, "--tokenizer", GPT2, "--jsonl", "--json", "copy.jsonl"))[0]
+    assert alone["watermarked"] and alone["log10_p"] < -10, alone
+    c = jsonl(run("detect", "--key", KEY, "--tokenizer", GPT2, "--jsonl", "--prompt-field", "prompt", "--json", "--corpus", "copy.jsonl"))[-1]
+    assert not c["watermarked"], c
+
+
+@check("--no-dedup prints no verdict and never sets the exit status (issue 11.5)")
+def _():
+    write("rep.txt", "the " * 3000)
+    run("detect", "--key", KEY, "--tokenizer", GPT2, "--no-dedup", "--fail-if-watermarked", "rep.txt", ok=(0,))
+    row = jsonl(run("detect", "--key", KEY, "--tokenizer", GPT2, "--no-dedup", "--json", "rep.txt"))[0]
+    assert row["watermarked"] is None and row["p_value_valid"] is False
+    table = run("detect", "--key", KEY, "--tokenizer", GPT2, "--no-dedup", "rep.txt").stdout.decode()
+    assert "WATERMARKED" not in table and "no verdict" in table
+    run("detect", "--key", KEY, "--ids", "--no-dedup", "--corpus", "--fail-if-watermarked", "wm.ids", ok=(0,))
+
+
+@check("standard input is read once: a second use is refused (issue 11.13)")
+def _():
+    write("f.ids", "1 2 3\n")
+    error(["detect", "--key", KEY, "--ids", "--corpus", "--filter", "-"], "standard input", stdin=b"1 2 3\n")
+    error(["detect", "--key", KEY, "--ids", "-", "-"], "standard input", stdin=b"1 2 3\n")
+    error(["tokenize", "--tokenizer", GPT2, "-", "-"], "standard input", stdin=b"x")
+    run("detect", "--key", KEY, "--ids", "--corpus", "--filter", "f.ids", "-", stdin=b"1 2 3\n")
+
+
+@check("--json escapes non-UTF-8 names; --lossy repairs JSONL; strict --ids (issue 11.14)")
+def _():
+    name = os.fsdecode(b"odd-\xff\xfe.ids")
+    write(name, "1 2 3 4\n")
+    rows = jsonl(run("detect", "--key", KEY, "--ids", "--json", name))  # json.loads fails on raw bytes
+    assert rows[0]["source_hex"] == (b"odd-\xff\xfe.ids:1").hex() and "\ufffd" in rows[0]["source"]
+    write("lossy.jsonl", b'{"text": "ok \xff end"}\n', "wb")
+    error(["detect", "--key", KEY, "--tokenizer", GPT2, "--jsonl", "lossy.jsonl"], "lossy.jsonl:1: invalid JSON")
+    row = jsonl(run("detect", "--key", KEY, "--tokenizer", GPT2, "--jsonl", "--json", "--lossy", "lossy.jsonl"))[0]
+    assert row["tokens"] > 2
+    for bad, col in (("+4", 1), ("-0", 1), ("007", 1), ("1 2 0x5", 5), ("1  -3", 4), ("4294967297", 1)):
+        write("strict.ids", bad + "\n")
+        error(["detect", "--key", KEY, "--ids", "strict.ids"], f"strict.ids:1:{col}: ")
+    write("blank.ids", "1 2\n\n3 4\n")
+    error(["detect", "--key", KEY, "--ids", "blank.ids"], "blank.ids:2: blank line")
+    write("zero.ids", "0 10 0\n")
+    run("detect", "--key", KEY, "--ids", "zero.ids")
+
+
+@check("--vocab: ids with a key that records no tokenizer (issue 11.15)")
+def _():
+    a = jsonl(run("detect", "--key", path("free.wmkey"), "--ids", "--vocab", "50257", "--json", "wm.ids"))
+    assert len(a) == 6 and all(r["scored"] > 0 for r in a)
+    error(["detect", "--key", path("free.wmkey"), "--ids", "--vocab", "10", "wm.ids"], "outside the key's vocabulary")
+    error(["detect", "--key", KEY, "--ids", "--vocab", "1000", "wm.ids"], "records a vocabulary of 50257")
+    error(["detect", "--key", KEY, "--tokenizer", GPT2, "--vocab", "50257", "wm.jsonl"], "--vocab goes with --ids")
+
+
+@check("keygen refuses a delta that rounds away (issue 11.12)")
+def _():
+    error(["keygen", "--delta", "1e-50", "-o", "tiny.wmkey"], "--delta")
+    assert not os.path.exists(path("tiny.wmkey"))
+    run("keygen", "--delta", "0.0009765625", "-o", "small.wmkey")
 
 
 @check("help: every command documents itself")

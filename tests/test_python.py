@@ -236,6 +236,51 @@ def _():
     assert py == cli, (py, cli)
 
 
+@check("integers are range-checked, never truncated; non-integer dtypes refused (issue 11.11)")
+def _():
+    def refused(fn, what):
+        try:
+            fn()
+        except ValueError:
+            return
+        raise AssertionError(f"accepted {what}")
+    refused(lambda: libwm.Watermark(libwm.Key.load(K1), 2**32 + 1000), "n_vocab 2**32 + 1000")
+    refused(lambda: libwm.Watermark(libwm.Key.load(K1), 1000.0), "a float n_vocab")
+    refused(lambda: libwm.detect(WM1, [7, 2**32 + 5]), "id 2**32 + 5")
+    refused(lambda: libwm.detect(WM1, np.array([7.0, 5.9])), "a float numpy array")
+    refused(lambda: libwm.detect(WM1, [7, 5.9]), "a float in a list")
+    refused(lambda: libwm.detect(WM1, [True, 5]), "a bool id")
+    refused(lambda: WM1.bias(np.zeros(V, np.float32), [2**31]), "context id 2**31")
+    refused(lambda: WM1.is_green([1], 2**32 + 1), "token 2**32 + 1")
+    refused(lambda: WM1.bias_batch(np.zeros((1, V), np.float32), np.array([[1.5]])), "float contexts")
+    refused(lambda: WM1.bias_batch(np.zeros((1, V), np.float32), np.array([[2**40]], np.int64)), "int64 contexts beyond int32")
+    if torch is not None:
+        refused(lambda: libwm.detect(WM1, torch.tensor([1.0, 2.0])), "a float tensor")
+    # integer types that fit are fine and give the same result
+    ids = [5, 17, 3000, 42, 17, 99]
+    base = libwm.detect(WM1, ids)
+    assert libwm.detect(WM1, np.array(ids, np.int64)) == base == libwm.detect(WM1, np.array(ids, np.uint16))
+    assert libwm.Watermark(libwm.Key.load(K1), np.int64(V)).n_vocab == V
+
+
+@check("status constants come from the C table; a copied prompt is not scored; no verdict without dedup")
+def _():
+    assert libwm.OK == 0 and libwm.ERR_TOKEN == libwm.STATUS["ERR_TOKEN"] == 9 and libwm.ERR_LIMIT == 14
+    try:
+        libwm.detect(WM1, [1, -5])
+        raise AssertionError("accepted a negative id")
+    except libwm.WmError as e:
+        assert e.status == libwm.ERR_TOKEN
+    tok = libwm.Tokenizer(GPT2)
+    gen = _generate(WM1, 300, watermark=True)
+    text = tok.decode(gen).decode("utf-8", "replace")
+    copied = libwm.detect(WM1, text, tokenizer=tok, prompt="Repeat this verbatim: " + text)
+    alone = libwm.detect(WM1, text, tokenizer=tok)
+    assert alone["watermarked"] and not copied["watermarked"] and copied["log10_p"] > -3, (alone, copied)
+    nd = libwm.detect(WM1, gen, dedup=False)
+    assert nd["watermarked"] is None and nd["p_value_valid"] is False
+
+
 @check("generation through the processor is detected; the same sampler without it is not")
 def _():
     marked = libwm.detect(WM4, _generate(WM4, 400, watermark=True))

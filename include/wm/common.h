@@ -51,6 +51,11 @@ typedef enum wm_status {
 /* Short, static, English description of a status.  Thread-safe. */
 WM_API const char *wm_strerror(wm_status status);
 
+/* The status's name without the WM_ prefix ("ERR_ARG"), NULL for a value
+ * that is not a status: how bindings build their constants from the same
+ * table.  Thread-safe. */
+WM_API const char *wm_status_name(wm_status status);
+
 /* Details of a failure in a parsing call ("k.wmkey:4: gamma: ...").  Calls
  * that read files take an optional wm_error *; it is written only when the
  * call fails.  Never contains secret material. */

@@ -46,12 +46,15 @@ WM_API wm_status wm_bias_candidates(const wm_watermark *wm, const wm_token *ctx,
 /* ---- a complete watermarking sampler ------------------------------------ */
 
 typedef struct wm_sampler_params {
-    float temperature; /* 0: greedy (argmax, lowest id on ties); else > 0 */
+    float temperature; /* below WM_TEMPERATURE_MIN (0 included): greedy (argmax,
+                          lowest id on ties); 1/T would overflow or turn
+                          weights into inf * 0 = NaN near 0 */
     uint32_t top_k;    /* 0: no limit */
     float top_p;       /* nucleus mass in (0,1]; 1: no limit */
     uint64_t seed;     /* RNG seed: same seed, same inputs -> same tokens */
 } wm_sampler_params;
 
+#define WM_TEMPERATURE_MIN 1e-4f
 #define WM_SAMPLER_PARAMS_DEFAULT { 1.0f, 0u, 1.0f, 0u }
 
 /* One sampler per sequence (it holds the RNG state and an O(n_vocab) scratch

@@ -34,10 +34,16 @@ typedef enum wm_scheme {
 
 #define WM_MAX_CONTEXT 16   /* largest context width h */
 #define WM_GAMMA_ONE 65536u /* gamma is stored as an integer k / 65536 */
+/* Smallest delta a key accepts.  Logits of real models reach 20-40, where a
+ * float's spacing is 2^-19..2^-18; a delta near that is rounded away by the
+ * addition itself (1e-50 even becomes float 0), so the key would embed
+ * nothing while looking valid.  At 1/1024 the bias survives every logit
+ * below 2^13 exactly enough to move probabilities by ~0.1%. */
+#define WM_DELTA_MIN (1.0 / 1024)
 
 typedef struct wm_params {
     double gamma;           /* green fraction, in (0,1); quantised, see below */
-    double delta;           /* bias added to green logits, in (0, 64] */
+    double delta;           /* bias added to green logits, in [WM_DELTA_MIN, 64] */
     uint32_t context_width; /* h: tokens of left context, 0..WM_MAX_CONTEXT */
     wm_scheme scheme;
 } wm_params;

@@ -5,8 +5,31 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* Length of the valid UTF-8 sequence at s (n bytes left), 0 if invalid
+ * (overlong forms, surrogates and code points above U+10FFFF included). */
+size_t utf8_valid_len(const unsigned char *s, size_t n)
+{
+    unsigned c = s[0];
+    size_t len = c < 0x80 ? 1 : c >= 0xc2 && c <= 0xdf ? 2 : c >= 0xe0 && c <= 0xef ? 3 : c >= 0xf0 && c <= 0xf4 ? 4 : 0;
+    if (len == 0 || len > n) return 0;
+    for (size_t i = 1; i < len; i++)
+        if ((s[i] & 0xc0) != 0x80) return 0;
+    if (c == 0xe0 && s[1] < 0xa0) return 0; /* overlong */
+    if (c == 0xed && s[1] > 0x9f) return 0; /* surrogate */
+    if (c == 0xf0 && s[1] < 0x90) return 0; /* overlong */
+    if (c == 0xf4 && s[1] > 0x8f) return 0; /* above U+10FFFF */
+    return len;
+}
+
+int utf8_valid(const char *s, size_t n)
+{
+    for (size_t i = 0, k; i < n; i += k)
+        if (!(k = utf8_valid_len((const unsigned char *)s + i, n - i))) return 0;
+    return 1;
+}
+
 void reader_init(reader *r, in_mode mode, const char *field, const char *prompt_field,
-                 char **files, int n_files, int skip_bad)
+                 char **files, int n_files, int skip_bad, int lossy)
 {
     memset(r, 0, sizeof *r);
     r->mode = mode;
@@ -15,6 +38,7 @@ void reader_init(reader *r, in_mode mode, const char *field, const char *prompt_
     r->files = files;
     r->n_files = n_files;
     r->skip_bad = skip_bad;
+    r->lossy = lossy;
 }
 
 void doc_free(doc *d)
@@ -141,11 +165,44 @@ static char *dup_bytes(const char *s, size_t n)
     return p;
 }
 
+/* --lossy on JSONL: jansson refuses a line that is not UTF-8, so each
+ * maximal invalid sequence becomes U+FFFD first (as wm_encode does for
+ * text).  Returns a new buffer in *out (NULL when the line was valid). */
+static int repair_utf8(const char *s, size_t len, char **out, size_t *out_len)
+{
+    *out = NULL;
+    if (utf8_valid(s, len)) return 1;
+    char *o = malloc(3 * len + 1);
+    if (!o) return 0;
+    size_t n = 0;
+    for (size_t i = 0, k; i < len; i += k) {
+        k = utf8_valid_len((const unsigned char *)s + i, len - i);
+        if (k) {
+            memcpy(o + n, s + i, k);
+            n += k;
+            continue;
+        }
+        memcpy(o + n, "\xef\xbf\xbd", 3);
+        n += 3;
+        k = 1; /* then skip continuation bytes that cannot start a character */
+        while (i + k < len && ((unsigned char)s[i + k] & 0xc0) == 0x80) k++;
+    }
+    *out = o;
+    *out_len = n;
+    return 1;
+}
+
 /* 1 ok, 0 bad line (err set), -1 fatal */
 static int parse_jsonl(reader *r, size_t len, doc *d, char *err, size_t errlen)
 {
     json_error_t je;
-    json_t *o = json_loadb(r->buf, len, JSON_ALLOW_NUL, &je); /* lengths are explicit below */
+    char *fixed = NULL;
+    if (r->lossy && !repair_utf8(r->buf, len, &fixed, &len)) {
+        snprintf(err, errlen, "%s:%lu: out of memory", r->name, r->line);
+        return -1;
+    }
+    json_t *o = json_loadb(fixed ? fixed : r->buf, len, JSON_ALLOW_NUL, &je); /* lengths are explicit below */
+    free(fixed);
     if (!o) {
         snprintf(err, errlen, "%s:%lu: invalid JSON at column %d: %s", r->name, r->line, je.column, je.text);
         return 0;
@@ -183,14 +240,22 @@ static int parse_ids(reader *r, size_t len, doc *d, char *err, size_t errlen)
     size_t cap = 64, n = 0;
     d->ids = malloc(cap * sizeof *d->ids);
     char *p = r->buf, *end = r->buf + len;
+    while (p < end && (*p == ' ' || *p == '\t')) p++;
+    if (p == end) {
+        snprintf(err, errlen, "%s:%lu: blank line: expected token ids", r->name, r->line);
+        doc_free(d);
+        return 0;
+    }
     while (d->ids) {
         while (p < end && (*p == ' ' || *p == '\t')) p++;
         if (p >= end) break;
-        char *q;
-        errno = 0;
-        long v = strtol(p, &q, 10);
-        if (q == p || errno || v < 0 || v > INT32_MAX || (q < end && *q != ' ' && *q != '\t')) {
-            snprintf(err, errlen, "%s:%lu: '%.20s' is not a token id", r->name, r->line, p);
+        /* Strict: decimal digits only, no sign, no leading zero. */
+        char *q = p;
+        long v = 0;
+        while (q < end && *q >= '0' && *q <= '9' && v <= INT32_MAX) v = v * 10 + (*q++ - '0');
+        if (q == p || v > INT32_MAX || (*p == '0' && q - p > 1) || (q < end && *q != ' ' && *q != '\t')) {
+            snprintf(err, errlen, "%s:%lu:%ld: '%.20s' is not a token id (decimal digits, no sign or leading zero)",
+                     r->name, r->line, (long)(p - r->buf) + 1, p);
             doc_free(d);
             return 0;
         }

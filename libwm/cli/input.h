@@ -27,6 +27,7 @@ typedef struct reader {
     char *buf;
     size_t cap;
     int skip_bad;
+    int lossy;          /* JSONL: invalid UTF-8 becomes U+FFFD before parsing */
     unsigned long skipped;
     unsigned long long bytes;
 } reader;
@@ -34,7 +35,12 @@ typedef struct reader {
 #define MAX_LINE (256u << 20) /* longer lines are refused, not buffered */
 
 void reader_init(reader *r, in_mode mode, const char *field, const char *prompt_field,
-                 char **files, int n_files, int skip_bad);
+                 char **files, int n_files, int skip_bad, int lossy);
+
+/* Length of the valid UTF-8 sequence at s (n >= 1 bytes left), 0 if it is
+ * not one (overlong forms, surrogates, > U+10FFFF included). */
+size_t utf8_valid_len(const unsigned char *s, size_t n);
+int utf8_valid(const char *s, size_t n);
 /* 1: *d filled (free with doc_free); 0: end; -1: error in err. */
 int reader_next(reader *r, doc *d, char *err, size_t errlen);
 void reader_close(reader *r);

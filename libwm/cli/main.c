@@ -52,7 +52,7 @@ static const char usage_keygen[] =
     "\n"
     "Creates KEYFILE (mode 0600; never overwrites) with a fresh 256-bit secret.\n"
     "  --gamma G          green fraction, stored as k/65536 (default 0.25)\n"
-    "  --delta D          logit bias (default 2)\n"
+    "  --delta D          logit bias, 1/1024..64 (default 2)\n"
     "  --context-width H  tokens of context, 0..16 (default 1)\n"
     "  --scheme S         lefthash (default) or minhash (needs H >= 1)\n"
     "  --tokenizer FILE   bind the key to this tokenizer (vocabulary size and SHA-256):\n"
@@ -77,7 +77,7 @@ static const char usage_detect[] =
     "                 [--jsonl[=FIELD] | --ids] [--prompt-field NAME] [--corpus]\n"
     "                 [--filter FILE] [--no-dedup] [--window] [--alpha A] [--json]\n"
     "                 [--fail-if-watermarked] [--any-tokenizer] [--threads N]\n"
-    "                 [--skip-bad] [--lossy] [FILE...]\n"
+    "                 [--skip-bad] [--lossy] [--vocab N] [FILE...]\n"
     "\n"
     "Tests each document (or, with --corpus, all of them together) for the watermark:\n"
     "exact one-sided binomial test over distinct (context, token) tuples.\n"
@@ -99,14 +99,17 @@ static const char usage_detect[] =
     "  --any-tokenizer     allow a tokenizer other than the one the key records\n"
     "  --threads N         tokenizer threads (default: all cores); same results\n"
     "  --skip-bad          skip malformed lines, count them, report the count\n"
-    "  --lossy             invalid UTF-8 becomes U+FFFD instead of an error\n";
+    "  --lossy             invalid UTF-8 becomes U+FFFD instead of an error (text\n"
+    "                      and JSONL lines alike)\n"
+    "  --vocab N           vocabulary size for --ids input when the key records no\n"
+    "                      tokenizer (ids >= N are an error)\n";
 
 /* ---- shared option handling --------------------------------------------- */
 
 enum {
     O_GAMMA = 256, O_DELTA, O_CTX, O_SCHEME, O_TOKENIZER, O_JSON, O_JSONL, O_PIECES, O_KEY, O_IDS,
     O_PROMPT, O_CORPUS, O_FILTER, O_NODEDUP, O_WINDOW, O_ALPHA, O_FAIL, O_ANY, O_THREADS, O_SKIP,
-    O_HELP, O_SPECIAL, O_LOSSY
+    O_HELP, O_SPECIAL, O_LOSSY, O_VOCAB
 };
 
 static int parse_double(const char *s, double *out)
@@ -157,8 +160,9 @@ static int cmd_keygen(int argc, char **argv)
                 return die("keygen: --gamma '%s': expected a number in (0, 1)", optarg);
             break;
         case O_DELTA:
-            if (!parse_double(optarg, &p.delta) || !(p.delta > 0 && p.delta <= 64))
-                return die("keygen: --delta '%s': expected a number in (0, 64]", optarg);
+            if (!parse_double(optarg, &p.delta) || !(p.delta >= WM_DELTA_MIN && p.delta <= 64))
+                return die("keygen: --delta '%s': expected a number in [1/1024, 64] (smaller biases vanish "
+                           "in float rounding)", optarg);
             break;
         case O_CTX:
             if (!parse_int(optarg, 0, WM_MAX_CONTEXT, &h)) return die("keygen: --context-width '%s': expected 0..16", optarg);
@@ -385,11 +389,24 @@ static void progress_show(progress *pr, const reader *r, int final)
 
 /* ---- tokenize ------------------------------------------------------------ */
 
+/* A JSON string; bytes that are not UTF-8 (file names may hold any) become
+ * U+FFFD, so the output is always valid JSON: callers that must not lose
+ * the bytes add them in hex (print_source). */
 static void print_json_string(FILE *f, const char *s, size_t n)
 {
     fputc('"', f);
     for (size_t i = 0; i < n; i++) {
         unsigned char c = (unsigned char)s[i];
+        size_t k = c < 0x80 ? 1 : utf8_valid_len((const unsigned char *)s + i, n - i);
+        if (k == 0) {
+            fputs("\\ufffd", f);
+            continue;
+        }
+        if (k > 1) {
+            fwrite(s + i, 1, k, f);
+            i += k - 1;
+            continue;
+        }
         if (c == '"' || c == '\\') fprintf(f, "\\%c", c);
         else if (c == '\n') fputs("\\n", f);
         else if (c == '\t') fputs("\\t", f);
@@ -398,6 +415,15 @@ static void print_json_string(FILE *f, const char *s, size_t n)
         else fputc(c, f);
     }
     fputc('"', f);
+}
+
+/* Standard input can be read once: `- -`, or `--filter -` with stdin as an
+ * input, would find it empty the second time and score nothing. */
+static int stdin_uses(char **files, int n_files)
+{
+    int n = n_files == 0;
+    for (int i = 0; i < n_files; i++) n += !strcmp(files[i], "-");
+    return n;
 }
 
 static int default_threads(void)
@@ -434,6 +460,7 @@ static int cmd_tokenize(int argc, char **argv)
         }
     }
     if (!tok_path) return die("tokenize: --tokenizer is required (usage: see `wm tokenize --help`)");
+    if (stdin_uses(argv + optind, argc - optind) > 1) return die("tokenize: standard input ('-') given more than once");
     wm_tokenizer *tok;
     wm_error err = { "" };
     wm_status st = wm_tokenizer_load(&tok, tok_path, &err);
@@ -443,7 +470,7 @@ static int cmd_tokenize(int argc, char **argv)
         if (wm_encoder_new(&enc[t], tok)) return die("out of memory");
     wm_encoder_new(&dec, tok);
     reader r;
-    reader_init(&r, mode, field, NULL, argv + optind, argc - optind, 0);
+    reader_init(&r, mode, field, NULL, argv + optind, argc - optind, 0, (flags & WM_ENC_LOSSY) != 0);
     job *jobs = calloc(BATCH_DOCS, sizeof *jobs);
     pool p = { jobs, 0, enc, n_threads, flags };
     int rc = 0, fatal;
@@ -473,6 +500,7 @@ static int cmd_tokenize(int argc, char **argv)
             puts("]");
         }
         free_jobs(jobs, p.n_jobs);
+        if (!rc && ferror(stdout)) rc = EXIT_USAGE; /* reported by finish_output */
         if (rc) break;
         if (fatal) {
             rc = die("%s", msg);
@@ -485,7 +513,6 @@ static int cmd_tokenize(int argc, char **argv)
     for (int t = 0; t < n_threads; t++) wm_encoder_free(enc[t]);
     wm_encoder_free(dec);
     wm_tokenizer_free(tok);
-    if (fflush(stdout) != 0) return die("writing output: %s", strerror(errno));
     return rc;
 }
 
@@ -503,44 +530,75 @@ typedef struct detector {
     int found, header_done;
 } detector;
 
+/* "source":"..." and, when the name is not UTF-8, its exact bytes in hex. */
+static void print_source(const char *source)
+{
+    size_t n = strlen(source);
+    printf("{\"source\":");
+    print_json_string(stdout, source, n);
+    if (!utf8_valid(source, n)) {
+        printf(",\"source_hex\":\"");
+        for (size_t i = 0; i < n; i++) printf("%02x", (unsigned char)source[i]);
+        putchar('"');
+    }
+}
+
+/* The verdict a row may show.  With several keys a row's own p-value is not
+ * the test: it is Bonferroni-corrected (p * K) before it is compared with
+ * alpha, so filtering rows on "watermarked" keeps the family-wise error rate
+ * at alpha.  Without dedup there is no valid p-value, so no verdict. */
+static int row_verdict(const detector *D, const wm_score *s, double *log10_p_adj)
+{
+    double adj = s->log10_p + log10((double)D->n_keys);
+    *log10_p_adj = adj > 0 ? 0 : adj;
+    if (D->flags & WM_NO_DEDUP) return -1;
+    return *log10_p_adj < log10(D->alpha);
+}
+
+static const char *verdict_json(int v) { return v < 0 ? "null" : v ? "true" : "false"; }
+
 static void print_score(detector *D, const char *source, int k, const wm_score *s, const wm_window *w,
                         int corpus)
 {
-    if (s->watermarked) D->found |= D->n_keys == 1;
+    double adj;
+    int verdict = row_verdict(D, s, &adj);
+    if (verdict > 0) D->found = 1;
     if (D->json) {
-        printf("{\"source\":");
-        print_json_string(stdout, source, strlen(source));
+        print_source(source);
         printf(",\"key_id\":\"%s\",\"tokens\":%llu,\"scored\":%llu,\"green\":%llu,\"green_fraction\":%.17g,"
                "\"z\":%.17g,\"p_value\":%.17g,\"log10_p\":%.17g,\"watermarked\":%s",
                D->id[k], (unsigned long long)s->tokens, (unsigned long long)s->scored,
-               (unsigned long long)s->green, s->green_fraction, s->z, s->p_value, s->log10_p,
-               s->watermarked ? "true" : "false");
+               (unsigned long long)s->green, s->green_fraction, s->z, s->p_value, s->log10_p, verdict_json(verdict));
+        if (D->n_keys > 1) printf(",\"log10_p_corrected\":%.17g,\"keys\":%d", adj, D->n_keys);
+        if (verdict < 0) printf(",\"p_value_valid\":false");
         if (w) printf(",\"window_begin\":%zu,\"window_end\":%zu,\"windows_tested\":%llu", w->begin, w->end,
                       (unsigned long long)w->n_tests);
         if (corpus) printf(",\"corpus\":true");
         printf("}\n");
         return;
     }
+    const char *vtext = verdict < 0 ? "no verdict (--no-dedup: p not valid)" : verdict ? "WATERMARKED" : "-";
     if (corpus) {
         char p[64];
         if (s->p_value > 0) snprintf(p, sizeof p, "p = %.2g", s->p_value);
         else snprintf(p, sizeof p, "p = 10^%.1f", s->log10_p);
-        printf("%s: %s over %llu unique tuples (green %.4f, z %.2f, key %s)\n",
-               s->watermarked ? "watermark present" : "no watermark detected", p,
-               (unsigned long long)s->scored, s->green_fraction, s->z, D->id[k]);
+        printf("%s: %s over %llu %stuples (green %.4f, z %.2f, key %s)",
+               verdict < 0 ? "no verdict (--no-dedup: p not valid)" : verdict ? "watermark present" : "no watermark detected",
+               p, (unsigned long long)s->scored, verdict < 0 ? "" : "unique ", s->green_fraction, s->z, D->id[k]);
+        if (D->n_keys > 1) printf(" [corrected for %d keys: log10 p = %.2f]", D->n_keys, adj);
+        putchar('\n');
         return;
     }
     if (!D->header_done) {
         printf("%-40s %-16s %8s %8s %7s %8s %10s  %s\n", "source", "key", "tokens", "scored", "green", "z",
-               "log10(p)", "verdict");
+               D->n_keys > 1 ? "log10(pK)" : "log10(p)", "verdict");
         D->header_done = 1;
     }
-    char src[41];
     size_t n = strlen(source);
-    snprintf(src, sizeof src, "%s%s", n > 40 ? "..." : "", n > 40 ? source + n - 37 : source);
-    printf("%-40s %-16s %8llu %8llu %7.4f %8.2f %10.2f  %s", src, D->id[k], (unsigned long long)s->tokens,
-           (unsigned long long)s->scored, s->green_fraction, s->z, s->log10_p,
-           s->watermarked ? "WATERMARKED" : "-");
+    const char *tail = n > 40 ? source + n - 37 : source;
+    printf("%s%-*s %-16s %8llu %8llu %7.4f %8.2f %10.2f  %s", n > 40 ? "..." : "", n > 40 ? 37 : 40, tail, D->id[k],
+           (unsigned long long)s->tokens, (unsigned long long)s->scored, s->green_fraction, s->z,
+           D->n_keys > 1 ? adj : s->log10_p, vtext);
     if (w) printf("  [%zu, %zu)", w->begin, w->end);
     putchar('\n');
 }
@@ -552,16 +610,16 @@ static void print_family(detector *D, const char *source, const double *log10_p,
     for (int k = 0; k < D->n_keys; k++) best = log10_p[k] < best ? log10_p[k] : best;
     double fw = best + log10((double)D->n_keys);
     if (fw > 0) fw = 0;
-    int wm_found = fw < log10(D->alpha);
-    D->found |= wm_found;
+    int verdict = D->flags & WM_NO_DEDUP ? -1 : fw < log10(D->alpha);
+    if (verdict > 0) D->found = 1;
     if (D->json) {
-        printf("{\"source\":");
-        print_json_string(stdout, source, strlen(source));
-        printf(",\"family\":true,\"keys\":%d,\"log10_p\":%.17g,\"p_value\":%.17g,\"watermarked\":%s%s}\n",
-               D->n_keys, fw, pow(10, fw), wm_found ? "true" : "false", corpus ? ",\"corpus\":true" : "");
+        print_source(source);
+        printf(",\"family\":true,\"keys\":%d,\"log10_p\":%.17g,\"p_value\":%.17g,\"watermarked\":%s%s%s}\n",
+               D->n_keys, fw, pow(10, fw), verdict_json(verdict), verdict < 0 ? ",\"p_value_valid\":false" : "",
+               corpus ? ",\"corpus\":true" : "");
     } else {
         printf("%s%s: family-wise over %d keys: log10 p = %.2f: %s\n", corpus ? "" : "  ", source, D->n_keys, fw,
-               wm_found ? "WATERMARKED" : "no watermark");
+               verdict < 0 ? "no verdict (--no-dedup)" : verdict ? "WATERMARKED" : "no watermark");
     }
 }
 
@@ -589,7 +647,8 @@ static int detect_doc(detector *D, job *j)
 
 typedef struct detect_opts {
     const char *keys[MAX_KEYS], *tok_path, *filter_path, *field, *prompt_field;
-    int n_keys, any_tokenizer, n_threads, skip_bad;
+    int n_keys, any_tokenizer, n_threads, skip_bad, lossy;
+    uint32_t vocab; /* --vocab: ids input with a key that records no tokenizer */
     in_mode mode;
     unsigned enc_flags;
 } detect_opts;
@@ -599,7 +658,7 @@ static int stream(detector *D, const detect_opts *o, wm_encoder **enc, char **fi
                   int (*on_doc)(detector *, job *, void *), void *arg, unsigned long *skipped)
 {
     reader r;
-    reader_init(&r, o->mode, o->field, o->prompt_field, files, n_files, o->skip_bad);
+    reader_init(&r, o->mode, o->field, o->prompt_field, files, n_files, o->skip_bad, o->lossy);
     job *jobs = calloc(BATCH_DOCS, sizeof *jobs);
     pool p = { jobs, 0, enc, o->n_threads, o->enc_flags };
     progress pr = { isatty(2), now(), 0, 0, 0 };
@@ -622,7 +681,9 @@ static int stream(detector *D, const detect_opts *o, wm_encoder **enc, char **fi
             pr.tokens += jobs[i].n;
         }
         free_jobs(jobs, p.n_jobs);
-        fflush(stdout); /* results so far are never lost to a later error */
+        /* results so far are never lost to a later error; and a broken
+         * output stops the run instead of reading on for nothing */
+        if (fflush(stdout) != 0 || ferror(stdout)) rc = EXIT_USAGE;
         progress_show(&pr, &r, 0);
         if (!rc && fatal) rc = die("%s", msg);
         if (p.n_jobs == 0) break;
@@ -669,10 +730,14 @@ static int setup_detector(detector *D, const detect_opts *o, wm_tokenizer **tok_
         uint32_t nv;
         unsigned char ksha[32];
         wm_key_tokenizer(key, &nv, ksha);
-        uint32_t vocab = tok ? wm_tokenizer_vocab_size(tok) : nv;
-        if (!tok && !nv) {
+        uint32_t vocab = tok ? wm_tokenizer_vocab_size(tok) : nv ? nv : o->vocab;
+        if (!tok && nv && o->vocab && o->vocab != nv) {
             wm_key_free(key);
-            return die("%s records no tokenizer: give --tokenizer", o->keys[k]);
+            return die("%s: --vocab %u but the key records a vocabulary of %u", o->keys[k], o->vocab, nv);
+        }
+        if (!vocab) {
+            wm_key_free(key);
+            return die("%s records no tokenizer: give --tokenizer, or --vocab N for --ids input", o->keys[k]);
         }
         if (tok && nv && (nv != vocab || memcmp(ksha, tsha, 32) != 0)) {
             if (!o->any_tokenizer) {
@@ -704,7 +769,7 @@ static int cmd_detect(int argc, char **argv)
         { "json", no_argument, 0, O_JSON }, { "fail-if-watermarked", no_argument, 0, O_FAIL },
         { "any-tokenizer", no_argument, 0, O_ANY }, { "threads", required_argument, 0, O_THREADS },
         { "skip-bad", no_argument, 0, O_SKIP }, { "lossy", no_argument, 0, O_LOSSY },
-        { "help", no_argument, 0, O_HELP }, { 0, 0, 0, 0 } };
+        { "vocab", required_argument, 0, O_VOCAB }, { "help", no_argument, 0, O_HELP }, { 0, 0, 0, 0 } };
     detect_opts o = { .field = "text", .n_threads = default_threads(), .mode = IN_PLAIN };
     detector D = { .alpha = 1e-3 };
     int fail_if = 0, c;
@@ -735,7 +800,11 @@ static int cmd_detect(int argc, char **argv)
             o.n_threads = (int)v;
             break;
         case O_SKIP: o.skip_bad = 1; break;
-        case O_LOSSY: o.enc_flags |= WM_ENC_LOSSY; break;
+        case O_LOSSY: o.enc_flags |= WM_ENC_LOSSY; o.lossy = 1; break;
+        case O_VOCAB:
+            if (!parse_int(optarg, 1, INT32_MAX, &v)) return die("detect: --vocab '%s': expected 1..2147483647", optarg);
+            o.vocab = (uint32_t)v;
+            break;
         case O_HELP: fputs(usage_detect, stdout); return 0;
         default: return usage_error("detect");
         }
@@ -745,6 +814,9 @@ static int cmd_detect(int argc, char **argv)
     if (o.prompt_field && o.mode != IN_JSONL) return die("detect: --prompt-field needs --jsonl");
     if (o.filter_path && !D.corpus_mode) return die("detect: --filter goes with --corpus");
     if (D.window && D.corpus_mode) return die("detect: --window scores single documents, not --corpus");
+    if (stdin_uses(argv + optind, argc - optind) + (o.filter_path && !strcmp(o.filter_path, "-")) > 1)
+        return die("detect: standard input ('-') given more than once (inputs and --filter)");
+    if (o.vocab && o.mode != IN_IDS) return die("detect: --vocab goes with --ids (text inputs take the tokenizer's)");
 
     wm_tokenizer *tok = NULL;
     wm_encoder *enc[64] = { 0 };
@@ -782,12 +854,26 @@ static int cmd_detect(int argc, char **argv)
     }
     for (int t = 0; t < 64; t++) wm_encoder_free(enc[t]);
     wm_tokenizer_free(tok);
-    if (fflush(stdout) != 0 && !rc) rc = die("writing output: %s", strerror(errno));
+    if (!rc && (fflush(stdout) != 0 || ferror(stdout))) return EXIT_USAGE; /* reported by finish_output */
     if (!rc && fail_if && D.found) return EXIT_FOUND;
     return rc;
 }
 
-int main(int argc, char **argv)
+/* Every command's output goes through here: a write error anywhere (a full
+ * disk, a closed pipe, /dev/full) is an error even when the failing write
+ * was an early, silently buffered one. */
+static int finish_output(int rc)
+{
+    errno = 0;
+    int failed = fflush(stdout) != 0 || ferror(stdout);
+    int e = errno;
+    if (fclose(stdout) != 0 && !failed) failed = 1, e = errno;
+    if (!failed) return rc;
+    fprintf(stderr, "wm: writing standard output: %s\n", e ? strerror(e) : "write error");
+    return EXIT_USAGE;
+}
+
+static int run_command(int argc, char **argv)
 {
     if (argc < 2) return fputs(usage_main, stderr), EXIT_USAGE;
     const char *cmd = argv[1];
@@ -803,3 +889,5 @@ int main(int argc, char **argv)
     if (!strcmp(cmd, "detect")) return cmd_detect(argc, argv);
     return die("unknown command '%s'; see `wm --help`", cmd);
 }
+
+int main(int argc, char **argv) { return finish_output(run_command(argc, argv)); }

@@ -61,6 +61,7 @@ def _load_library():
     PP = ctypes.POINTER(ctypes.c_void_p)
     sigs = {
         "wm_strerror": (ctypes.c_char_p, [I]),
+        "wm_status_name": (ctypes.c_char_p, [I]),
         "wm_version": (ctypes.c_char_p, []),
         "wm_key_generate": (S, [PP, ctypes.POINTER(_Params)]),
         "wm_key_from_seed": (S, [PP, ctypes.POINTER(_Params), ctypes.c_char_p]),
@@ -94,6 +95,18 @@ def _load_library():
 
 _lib = _load_library()
 
+# Status constants (OK, ERR_ARG, ...) from the C library's own table, so the
+# two can never disagree: WmError.status compares equal to them.
+STATUS = {}
+for _code in range(64):
+    _name = _lib.wm_status_name(_code)
+    if _name is not None:
+        STATUS[_name.decode()] = _code
+        globals()[_name.decode()] = _code
+del _code, _name
+
+_INT32_MIN, _INT32_MAX = -2**31, 2**31 - 1
+
 
 class WmError(Exception):
     """A libwm call failed: .status is the wm_status code."""
@@ -112,19 +125,49 @@ def _check(status, err=None):
 
 def _tokens(ids):
     """ids (list, numpy or torch integer array) -> (keep-alive, int32 pointer, n).
-    A contiguous numpy int32 array is passed without a copy."""
+    A contiguous numpy int32 array is passed without a copy.  Anything that
+    is not an integer, or does not fit a token id (int32), is a ValueError:
+    never truncated."""
     if getattr(ids, "__array_interface__", None) and ids.dtype.str == "<i4" and ids.ndim == 1 \
             and (ids.strides[0] == 4 or len(ids) <= 1):
         return ids, ctypes.cast(ids.ctypes.data, _c_token_p), len(ids)
-    values = [int(t) for t in _as_list(ids)]
+    values = _token_list(ids)
     arr = (ctypes.c_int32 * len(values))(*values)
     return arr, ctypes.cast(arr, _c_token_p), len(values)
 
 
 def _as_list(ids):
+    _check_int_dtype(ids)
     if hasattr(ids, "tolist"):  # numpy / torch, any device
         return ids.tolist() if not hasattr(ids, "cpu") else ids.cpu().tolist()
     return list(ids)
+
+
+def _check_int_dtype(ids):
+    dtype = getattr(ids, "dtype", None)
+    if dtype is None:
+        return
+    if hasattr(ids, "is_floating_point"):  # torch
+        import torch
+        if ids.is_floating_point() or ids.is_complex() or ids.dtype == torch.bool:
+            raise ValueError(f"token ids must be integers, not {dtype}")
+    elif getattr(dtype, "kind", "i") not in "iu":  # numpy
+        raise ValueError(f"token ids must be integers, not {dtype}")
+
+
+def _token_id(t):
+    """One id as a Python int, checked: bool, float and out-of-range values
+    would be silently changed by the conversion to int32."""
+    if isinstance(t, bool) or not hasattr(t, "__index__"):
+        raise ValueError(f"token id {t!r} is not an integer")
+    v = t.__index__()
+    if not _INT32_MIN <= v <= _INT32_MAX:
+        raise ValueError(f"token id {v} does not fit in int32")
+    return v
+
+
+def _token_list(ids):
+    return [_token_id(t) for t in _as_list(ids)]
 
 
 class Key:
@@ -187,6 +230,10 @@ class Watermark:
     thread-safe; logits rows may be longer than n_vocab (padding is never green)."""
 
     def __init__(self, key, n_vocab):
+        if isinstance(n_vocab, bool) or not hasattr(n_vocab, "__index__") \
+                or not 1 <= n_vocab.__index__() <= _INT32_MAX:
+            raise ValueError(f"n_vocab must be an integer in [1, 2**31 - 1], not {n_vocab!r}")
+        n_vocab = n_vocab.__index__()
         h = ctypes.c_void_p()
         _check(_lib.wm_watermark_new(ctypes.byref(h), key._h, n_vocab))
         self._h = h
@@ -207,7 +254,7 @@ class Watermark:
     def is_green(self, context, token):
         keep, ptr, n = _tokens(context)
         g = ctypes.c_int()
-        _check(_lib.wm_is_green(self._h, ptr, n, int(token), ctypes.byref(g)))
+        _check(_lib.wm_is_green(self._h, ptr, n, _token_id(token), ctypes.byref(g)))
         return bool(g.value)
 
     def bias(self, logits, context):
@@ -246,8 +293,11 @@ class Watermark:
             # the last h columns, pointers computed by numpy, no Python loop.
             import numpy as np
             tail = contexts[:, -h:]
+            _check_int_dtype(tail)
             if hasattr(tail, "cpu"):
                 tail = tail.cpu().numpy()
+            if tail.size and (tail.min() < _INT32_MIN or tail.max() > _INT32_MAX):
+                raise ValueError("token ids do not fit in int32")
             tail = np.ascontiguousarray(tail, dtype=np.int32)
             rows = tail.shape[0]
             ptrs = np.arange(rows, dtype=np.uint64) * np.uint64(4 * h) + np.uint64(tail.ctypes.data)
@@ -255,12 +305,12 @@ class Watermark:
             return ((tail, ptrs, lens), ptrs.ctypes.data_as(ctypes.POINTER(_c_token_p)),
                     lens.ctypes.data_as(ctypes.POINTER(ctypes.c_size_t)))
         rows = len(contexts)
-        tails = [_as_list(c[-h:] if h and len(c) >= h else (c if h else [])) for c in contexts]
+        tails = [_token_list(c[-h:] if h and len(c) >= h else (c if h else [])) for c in contexts]
         flat = (ctypes.c_int32 * max(1, sum(len(t) for t in tails)))()
         ptrs, lens, off = (_c_token_p * rows)(), (ctypes.c_size_t * rows)(), 0
         for r, t in enumerate(tails):
             for i, tok in enumerate(t):
-                flat[off + i] = int(tok)
+                flat[off + i] = tok
             ptrs[r] = ctypes.cast(ctypes.addressof(flat) + 4 * off, _c_token_p)
             lens[r] = len(t)
             off += len(t)
@@ -387,8 +437,10 @@ class Tokenizer:
 def detect(watermark, text_or_ids, tokenizer=None, prompt=None, alpha=1e-3, dedup=True,
            source="-"):
     """Score one document, as `wm detect --json` does.  text_or_ids: a str/bytes
-    (needs tokenizer) or a sequence of ids.  prompt (same kind) is prepended
-    and its tuples are not scored.  Returns a dict with source, key_id,
+    (needs tokenizer) or a sequence of ids.  prompt (same kind) is prepended;
+    tuples inside it are not scored, nor are answer tuples that repeat one of
+    the prompt's own (a quoted watermarked prompt is not evidence).  With
+    dedup=False the p-value is not valid and watermarked is None.  Returns a dict with source, key_id,
     tokens, scored, green, green_fraction, z, p_value, log10_p, watermarked."""
     if not 0 < alpha < 1:
         raise ValueError("alpha must be in (0, 1)")
@@ -398,16 +450,19 @@ def detect(watermark, text_or_ids, tokenizer=None, prompt=None, alpha=1e-3, dedu
             if tokenizer is None:
                 raise ValueError("text needs a tokenizer")
             return tokenizer.encode(x)
-        return _as_list(x)
+        return _token_list(x)
 
     head = ids_of(prompt) if prompt is not None else []
     keep, ptr, n = _tokens(head + ids_of(text_or_ids))
     s = _Score()
     _check(_lib.wm_detect(watermark._h, ptr, n, len(head), 0 if dedup else _NO_DEDUP, alpha,
                           ctypes.byref(s)))
-    return {"source": source, "key_id": watermark.key_id, "tokens": s.tokens, "scored": s.scored,
-            "green": s.green, "green_fraction": s.green_fraction, "z": s.z, "p_value": s.p_value,
-            "log10_p": s.log10_p, "watermarked": bool(s.watermarked)}
+    out = {"source": source, "key_id": watermark.key_id, "tokens": s.tokens, "scored": s.scored,
+           "green": s.green, "green_fraction": s.green_fraction, "z": s.z, "p_value": s.p_value,
+           "log10_p": s.log10_p, "watermarked": bool(s.watermarked) if dedup else None}
+    if not dedup:  # as `wm detect --no-dedup --json`: the p-value is not valid
+        out["p_value_valid"] = False
+    return out
 
 
 def version():
