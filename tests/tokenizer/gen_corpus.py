@@ -62,6 +62,12 @@ texts = [
     # control characters and rarely seen code points
     "\x01\x02\x7f text \U0001F600\U0010FFFD \ufeffBOM \ufffd replacement",
     "𝕳𝖊𝖑𝖑𝖔 𝐁𝐨𝐥𝐝 𝔉𝔯𝔞𝔨𝔱𝔲𝔯 ℝℕℤ",
+    # characters assigned in Unicode 15.0 (PCRE2 10.42 knows 14.0): symbols,
+    # Kawi and Nag Mundari digits and letters, CJK Extension H, Kawi marks
+    " \U0001FAAE hair pick \U0001FAE8 shaking face \U0001FA87 maracas \U0001FAAD\U0001FAAE\U0001FAAF!",
+    "Kawi digits \U00011F50\U00011F51\U00011F52 and Nag Mundari \U0001E4F0\U0001E4F1 x\U0001E4D0\U0001E4D1y",
+    "CJK H \U00031350\U00031351\U000323AF, Kawi \U00011F04\U00011F05\U00011F00 \U0001F6DC wireless",
+    "\U0001FAE8\U0001FAE8\U0001FAE8 '\U0001FAAE's \U0001FA87.\U0001FA88 12\U00011F503",
     # long word and long line
     "pneumonoultramicroscopicsilicovolcanoconiosis " * 5,
     "x" * 500,
