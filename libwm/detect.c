@@ -100,8 +100,13 @@ typedef struct doc_sets { wm__u64set seen, prompt; } doc_sets;
 static wm_status doc_sets_init(doc_sets *d, unsigned flags, size_t n, size_t n_prompt)
 {
     memset(d, 0, sizeof *d);
-    if (flags & WM_NO_DEDUP) return wm__u64set_init(&d->prompt, n_prompt < n ? n_prompt : n);
-    return wm__u64set_init(&d->seen, n);
+    /* Sized for at most 64 Ki tuples and grown on demand: a long, repetitive
+     * document has far fewer unique tuples than tokens (88 M tokens, 0.8 M
+     * tuples in one 150 MB file), and a table sized by tokens would be
+     * touched all over by the hashing. */
+    size_t cap = (size_t)1 << 16;
+    if (flags & WM_NO_DEDUP) return wm__u64set_init(&d->prompt, n_prompt < cap ? n_prompt : cap);
+    return wm__u64set_init(&d->seen, n < cap ? n : cap);
 }
 
 static wm__u64set *doc_sets_prompt(doc_sets *d, unsigned flags)

@@ -132,6 +132,11 @@ void wm__fill_score(wm_score *out, uint64_t tokens, uint64_t scored, uint64_t gr
 wm_status wm__key_parse(wm_key **out, const char *buf, size_t len, const char *name,
                         wm_error *err);
 
+/* tokenizer.c: how many pieces of a segment's first Split step are held
+ * before they go through the rest of the pipeline (tests: results must not
+ * depend on it). */
+void wm__encoder_set_stream_pieces(wm_encoder *e, size_t n);
+
 /* xoshiro256** for the sampler and the tests' synthetic data. */
 typedef struct wm__rng { uint64_t s[4]; } wm__rng;
 void wm__rng_seed(wm__rng *r, uint64_t seed);

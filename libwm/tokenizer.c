@@ -841,6 +841,7 @@ void wm_tokenizer_sha256(const wm_tokenizer *t, unsigned char out[32])
 #define CACHE_SLOTS 65536 /* word cache entries; cleared when the id pool fills */
 #define CACHE_IDS (1u << 20)
 #define JIT_STACK_MAX (64u << 20) /* beyond it a match reruns in the interpreter */
+#define STREAM_PIECES 4096        /* pieces of the first Split step held at once */
 
 typedef struct span { size_t off, len; } span;
 
@@ -857,7 +858,8 @@ struct wm_encoder {
     wm_error *err;             /* the current wm_encode's, for messages */
     const unsigned char *text_base; /* start of the validated input */
     size_t seg_off;            /* input offset of the segment being encoded */
-    buf text, norm, work, pieces, next, ids, heap, sym, out;
+    size_t stream_pieces;      /* STREAM_PIECES; tests set others */
+    buf text, norm, work, pieces, next, sub, subnext, ids, heap, sym, out;
     /* word cache: hash -> (word bytes in cbytes, ids in cids) */
     uint64_t *ckey;
     uint32_t *cword_off, *cword_len, *cid_off, *cid_len;
@@ -887,6 +889,7 @@ wm_status wm_encoder_new(wm_encoder **out, const wm_tokenizer *tok)
     wm_encoder *e = calloc(1, sizeof *e);
     if (!e) return WM_ERR_NOMEM;
     e->tok = tok;
+    e->stream_pieces = STREAM_PIECES;
     e->md = pcre2_match_data_create(4, NULL);
     e->mctx = pcre2_match_context_create(NULL);
     e->jit = pcre2_jit_stack_create(32 << 10, JIT_STACK_MAX, NULL);
@@ -918,7 +921,7 @@ void wm_encoder_free(wm_encoder *e)
     pcre2_match_data_free(e->md);
     pcre2_match_context_free(e->mctx);
     pcre2_jit_stack_free(e->jit);
-    buf *bs[] = { &e->text, &e->norm, &e->work, &e->pieces, &e->next, &e->ids, &e->heap,
+    buf *bs[] = { &e->text, &e->norm, &e->work, &e->pieces, &e->next, &e->sub, &e->subnext, &e->ids, &e->heap,
                   &e->sym, &e->out, &e->cbytes, &e->cids };
     for (size_t i = 0; i < sizeof bs / sizeof bs[0]; i++) free(bs[i]->p);
     free(e->ckey);
@@ -1023,13 +1026,21 @@ static int split_match(wm_encoder *e, const pre_step *s, const unsigned char *ba
  * As in `tokenizers`: the matches and the text between them form an
  * alternating list of (segment, is_match), flipped by `invert`, then folded
  * by the behavior. */
-static wm_status split_step(wm_encoder *e, const pre_step *s, const unsigned char *base)
+static wm_status finish_pieces(wm_encoder *e, const unsigned char *base, const span *sp, size_t n, int from);
+
+/* in -> out, then the two swap.  With stream >= 0 (the first regex step of
+ * a segment), pieces do not pile up: every STREAM_PIECES of them go through
+ * the remaining steps (from `stream` on) and BPE at once, all but the last,
+ * the only one a later segment can still merge into.  That bounds the
+ * pieces held to O(STREAM_PIECES) whatever the text's length. */
+static wm_status split_step(wm_encoder *e, const pre_step *s, const unsigned char *base, buf *inb, buf *outb,
+                            int stream)
 {
-    span *in = e->pieces.p;
-    e->next.len = 0;
-    for (size_t p = 0; p < e->pieces.len; p++) {
+    span *in = inb->p;
+    outb->len = 0;
+    for (size_t p = 0; p < inb->len; p++) {
         const unsigned char *sub = base + in[p].off;
-        size_t len = in[p].len, pos = 0, last = 0, first = e->next.len;
+        size_t len = in[p].len, pos = 0, last = 0, first = outb->len;
         int prev_match = 0;
         for (;;) {
             size_t ms = len, me = len;
@@ -1054,7 +1065,7 @@ static wm_status split_step(wm_encoder *e, const pre_step *s, const unsigned cha
                 if (a == b) continue;
                 int is_match = part ^ s->invert;
                 span sp = { in[p].off + a, b - a };
-                span *last_sp = e->next.len > first ? (span *)e->next.p + e->next.len - 1 : NULL;
+                span *last_sp = outb->len > first ? (span *)outb->p + outb->len - 1 : NULL;
                 int merge = 0;
                 switch (s->behavior) {
                 case B_REMOVED: merge = -is_match; break; /* -1: drop */
@@ -1069,17 +1080,29 @@ static wm_status split_step(wm_encoder *e, const pre_step *s, const unsigned cha
                 if (merge < 0) continue;
                 if (merge) {
                     last_sp->len = sp.off + sp.len - last_sp->off;
-                } else if (!PUSH(e->next, span, sp)) {
+                } else if (!PUSH(*outb, span, sp)) {
                     return WM_ERR_NOMEM;
+                } else if (stream >= 0 && outb->len > e->stream_pieces) {
+                    span *o = outb->p;
+                    wm_status st = finish_pieces(e, base, o, outb->len - 1, stream);
+                    if (st) return st;
+                    o[0] = o[outb->len - 1];
+                    outb->len = 1;
+                    first = 0;
                 }
             }
             if (!found) break;
             last = pos = me;
         }
     }
-    buf tmp = e->pieces;
-    e->pieces = e->next;
-    e->next = tmp;
+    if (stream >= 0) {
+        wm_status st = finish_pieces(e, base, outb->p, outb->len, stream);
+        outb->len = 0;
+        return st;
+    }
+    buf tmp = *inb;
+    *inb = *outb;
+    *outb = tmp;
     return WM_OK;
 }
 
@@ -1244,14 +1267,42 @@ static wm_status encode_segment(wm_encoder *e, const unsigned char *s, size_t n)
     }
     e->pieces.len = 0;
     if (!PUSH(e->pieces, span, ((span){ 0, n }))) return WM_ERR_NOMEM;
+    /* The first regex step streams its pieces through the rest unless a
+     * later step adds prefix spaces (it rebuilds `work`, which may be the
+     * text being split). */
+    int first_re = -1, prefix_after = 0;
+    for (int i = 0; i < t->n_pre; i++) {
+        if (first_re < 0 && t->pre[i].re) first_re = i;
+        else if (first_re >= 0 && t->pre[i].type == PRE_BYTELEVEL && t->pre[i].prefix_space) prefix_after = 1;
+    }
     for (int i = 0; i < t->n_pre; i++) {
         const pre_step *p = &t->pre[i];
         if (p->type == PRE_BYTELEVEL && p->prefix_space && (st = prefix_spaces(e, &base))) return st;
-        if (p->re && (st = split_step(e, p, base))) return st;
+        if (!p->re) continue;
+        if (i == first_re && !prefix_after) return split_step(e, p, base, &e->pieces, &e->next, i + 1);
+        if ((st = split_step(e, p, base, &e->pieces, &e->next, -1))) return st;
     }
-    span *pc = e->pieces.p;
-    for (size_t i = 0; i < e->pieces.len; i++)
-        if ((st = bpe_word(e, base + pc[i].off, pc[i].len))) return st;
+    return finish_pieces(e, base, e->pieces.p, e->pieces.len, t->n_pre);
+}
+
+/* Steps `from` on (regex splits only: prefix spaces never come here after
+ * streaming started), then BPE, for n pieces of `base`. */
+static wm_status finish_pieces(wm_encoder *e, const unsigned char *base, const span *sp, size_t n, int from)
+{
+    const wm_tokenizer *t = e->tok;
+    wm_status st;
+    if (from < t->n_pre) {
+        e->sub.len = 0;
+        if (!reserve(&e->sub, n, sizeof(span))) return WM_ERR_NOMEM;
+        memcpy(e->sub.p, sp, n * sizeof *sp);
+        e->sub.len = n;
+        for (int i = from; i < t->n_pre; i++)
+            if (t->pre[i].re && (st = split_step(e, &t->pre[i], base, &e->sub, &e->subnext, -1))) return st;
+        sp = e->sub.p;
+        n = e->sub.len;
+    }
+    for (size_t i = 0; i < n; i++)
+        if ((st = bpe_word(e, base + sp[i].off, sp[i].len))) return st;
     return WM_OK;
 }
 
@@ -1332,3 +1383,5 @@ wm_status wm_decode(wm_encoder *e, const wm_token *ids, size_t n, const char **t
     *len = e->out.len;
     return WM_OK;
 }
+
+void wm__encoder_set_stream_pieces(wm_encoder *e, size_t n) { e->stream_pieces = n ? n : 1; }

@@ -367,9 +367,59 @@ static void test_split_behaviors(void **state)
         }
         if (strcmp(got, cases[c].want)) fail_msg("%s on '%s': got '%s', want '%s'", cases[c].behavior,
                                                  cases[c].text, got, cases[c].want);
+        /* the same, repeated, with pieces streamed one at a time */
+        char rep[2048] = "";
+        for (int r = 0; r < 40; r++) strcat(strcat(rep, cases[c].text), r % 3 ? "-" : " ");
+        wm_encoder *e1;
+        wm_encoder_new(&e1, t);
+        wm__encoder_set_stream_pieces(e1, 1);
+        const wm_token *i1, *i2;
+        size_t k1, k2;
+        assert_int_equal(wm_encode(e, rep, strlen(rep), 0, &i1, &k1, &err), WM_OK);
+        assert_int_equal(wm_encode(e1, rep, strlen(rep), 0, &i2, &k2, &err), WM_OK);
+        if (k1 != k2 || memcmp(i1, i2, k1 * sizeof *i1)) fail_msg("%s: streaming changes the pieces", cases[c].behavior);
+        wm_encoder_free(e1);
         wm_encoder_free(e);
         wm_tokenizer_free(t);
     }
+}
+
+/* Pieces of the first Split step go through the rest of the pipeline in
+ * batches (bounded memory); the ids must not depend on the batch size, for
+ * every real tokenizer and every split behavior (merges across a batch's
+ * edge included). */
+static void test_streamed_pieces(void **state)
+{
+    (void)state;
+    size_t total = 0;
+    for (size_t i = 0; i < json_array_size(corpus); i++) total += json_string_length(json_array_get(corpus, i)) + 1;
+    char *all = malloc(total + 1);
+    assert_non_null(all);
+    size_t n = 0;
+    for (size_t i = 0; i < json_array_size(corpus); i++) {
+        json_t *s = json_array_get(corpus, i);
+        memcpy(all + n, json_string_value(s), json_string_length(s));
+        n += json_string_length(s);
+        all[n++] = '\n';
+    }
+    for (int k = 0; k < N_TOK; k++) {
+        wm_encoder *a, *b;
+        wm_error err;
+        const wm_token *ia, *ib;
+        size_t na, nb;
+        assert_int_equal(wm_encoder_new(&a, toks[k]), WM_OK);
+        assert_int_equal(wm_encoder_new(&b, toks[k]), WM_OK);
+        wm__encoder_set_stream_pieces(a, (size_t)-1);
+        for (size_t batch = 1; batch <= 7; batch += 3) {
+            wm__encoder_set_stream_pieces(b, batch);
+            assert_int_equal(wm_encode(a, all, n, WM_ENC_LOSSY, &ia, &na, &err), WM_OK);
+            assert_int_equal(wm_encode(b, all, n, WM_ENC_LOSSY, &ib, &nb, &err), WM_OK);
+            if (na != nb || memcmp(ia, ib, na * sizeof *ia)) fail_msg("%s: batch %zu changes the ids", names[k], batch);
+        }
+        wm_encoder_free(a);
+        wm_encoder_free(b);
+    }
+    free(all);
 }
 
 /* Encode, then decode: the text must come back byte for byte. */
@@ -480,6 +530,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_fingerprint),
         cmocka_unit_test(test_long_runs),
         cmocka_unit_test(test_regex_error),
+        cmocka_unit_test(test_streamed_pieces),
     };
     return cmocka_run_group_tests_name("tokenizer", tests, setup, teardown);
 }
