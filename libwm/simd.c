@@ -62,18 +62,31 @@ static void sip_absorb_seed(const unsigned char kg[16], uint64_t seed, uint64_t 
 }
 
 /* SipRounds are invertible, so a keyed state left on the stack gives the
- * green-list key away (a core dump, a later stack read): every kernel wipes
- * the states it stored before returning, as the rest of libwm wipes keys.
- * Copies the compiler keeps only in registers die with the next call. */
-#define WIPE(x) sodium_memzero(&(x), sizeof(x))
+ * green-list key away (a core dump, a later read of the stack).  The kernels
+ * hold it in locals and spills the compiler places, out of C's reach, so
+ * each exported kernel is a wrapper (bottom of this file) that calls the
+ * real one, never inlined, and then zeroes the stack area it used, as
+ * libgcrypt's burn_stack does. */
+__attribute__((noinline)) static void burn_stack(void) /* embedding: once a row */
+{
+    unsigned char b[4096]; /* frames: bias_row 1,088 + fill 96 bytes at -O2 (-fstack-usage) */
+    sodium_memzero(b, sizeof b);
+    __asm__ volatile("" ::"r"(b) : "memory");
+}
+__attribute__((noinline)) static void burn_stack_small(void) /* detection: once per 16 tuples */
+{
+    unsigned char b[1024]; /* prf_many's frame is 24 bytes at -O2 */
+    sodium_memzero(b, sizeof b);
+    __asm__ volatile("" ::"r"(b) : "memory");
+}
+#define NOINLINE __attribute__((noinline))
 
-AVX2 static void fill_avx2(const unsigned char kg[16], uint64_t seed, uint64_t j0,
+NOINLINE AVX2 static void fill_avx2(const unsigned char kg[16], uint64_t seed, uint64_t j0,
                            size_t n_blocks, unsigned char *out)
 {
     uint64_t st[4];
     sip_absorb_seed(kg, seed, st);
     const uint64_t s0 = st[0], s1 = st[1], s2 = st[2], s3 = st[3];
-    WIPE(st);
 
     const __m256i fin = _mm256_set1_epi64x((long long)(16ULL << 56));
     const __m256i ee = _mm256_set1_epi64x(0xee), dd = _mm256_set1_epi64x(0xdd);
@@ -226,10 +239,9 @@ sip_broadcast(const unsigned char kg[16], uint64_t seed, __m512i st[4])
     uint64_t s[4];
     sip_absorb_seed(kg, seed, s);
     for (int i = 0; i < 4; i++) st[i] = _mm512_set1_epi64((long long)s[i]);
-    WIPE(s);
 }
 
-AVX512_BMI2 static void fill_avx512(const unsigned char kg[16], uint64_t seed, uint64_t j0,
+NOINLINE AVX512_BMI2 static void fill_avx512(const unsigned char kg[16], uint64_t seed, uint64_t j0,
                                     size_t n_blocks, unsigned char *out)
 {
     __m512i st[4];
@@ -237,19 +249,16 @@ AVX512_BMI2 static void fill_avx512(const unsigned char kg[16], uint64_t seed, u
     size_t b = 0;
     for (; b + 16 <= n_blocks; b += 16)
         sip16_group(st, j0 + b, out + b * 16, NULL, 0, 2, 0, _mm512_setzero_ps(), NULL);
-    WIPE(st);
     if (b < n_blocks) fill_avx2(kg, seed, j0 + b, n_blocks - b, out + b * 16);
 }
 
 /* SipHash over (seed[i], j[i]) for independent pairs: what detection needs,
  * where every scored token has its own context.  No shared first word, so
  * each lane runs all 14 rounds; eight lanes at a time. */
-AVX512 static void prf_many_avx512(const unsigned char kg[16], const uint64_t *seed,
+NOINLINE AVX512 static void prf_many_avx512(const unsigned char kg[16], const uint64_t *seed,
                                    const uint64_t *j, size_t n, unsigned char *out)
 {
-    uint64_t k[2] = { load64_le(kg), load64_le(kg + 8) };
-    const uint64_t k0 = k[0], k1 = k[1];
-    WIPE(k);
+    uint64_t k0 = load64_le(kg), k1 = load64_le(kg + 8);
     const __m512i fin = _mm512_set1_epi64((long long)(16ULL << 56));
     const __m512i ee = _mm512_set1_epi64(0xee), dd = _mm512_set1_epi64(0xdd);
     const __m512i first = _mm512_setr_epi64(0, 8, 1, 9, 2, 10, 3, 11);
@@ -411,9 +420,7 @@ bias_fused(const unsigned char kg[16], uint64_t seed, size_t n_tok, unsigned bit
     for (size_t g = 0; g < n_groups; g++) /* hash group g, apply group g - 1 */
         sip16_group(st, 16 * g, buf[g & 1], buf[(g + 1) & 1], g ? 32 : 0, bits, thresh, dv,
                     g ? logits + (g - 1) * group_tok : logits);
-    WIPE(st);
     if (n_groups) apply_words(buf[(n_groups - 1) & 1], 0, 32, bits, thresh, dv, logits + (n_groups - 1) * group_tok);
-    WIPE(buf);
     /* The rest (fewer than 16 blocks) the unfused way. */
     size_t v = n_groups * group_tok, tpb = 128 / bits;
     if (v < n_tok) {
@@ -424,7 +431,7 @@ bias_fused(const unsigned char kg[16], uint64_t seed, size_t n_tok, unsigned bit
     }
 }
 
-AVX512_BMI2 static void bias_row_avx512(const unsigned char kg[16], uint64_t seed, size_t n_tok,
+NOINLINE AVX512_BMI2 static void bias_row_avx512(const unsigned char kg[16], uint64_t seed, size_t n_tok,
                                         unsigned bits, uint32_t thresh, float delta, float *logits)
 {
     if (bits == 1) bias_fused(kg, seed, n_tok, 1, thresh, delta, logits);
@@ -460,18 +467,44 @@ AVX512_BMI2 static void apply_avx512(const unsigned char *fields, size_t n_tok, 
     }
 }
 
-wm_fill_fn wm__fill_avx2(void) { return __builtin_cpu_supports("avx2") ? fill_avx2 : NULL; }
+/* The exported kernels: the real one, then the stack it used zeroed. */
+static void fill_avx2_scrubbed(const unsigned char kg[16], uint64_t seed, uint64_t j0, size_t n_blocks,
+                               unsigned char *out)
+{
+    fill_avx2(kg, seed, j0, n_blocks, out);
+    burn_stack();
+}
+static void fill_avx512_scrubbed(const unsigned char kg[16], uint64_t seed, uint64_t j0, size_t n_blocks,
+                                 unsigned char *out)
+{
+    fill_avx512(kg, seed, j0, n_blocks, out);
+    burn_stack();
+}
+static void prf_many_avx512_scrubbed(const unsigned char kg[16], const uint64_t *seed, const uint64_t *j,
+                                     size_t n, unsigned char *out)
+{
+    prf_many_avx512(kg, seed, j, n, out);
+    burn_stack_small();
+}
+static void bias_row_avx512_scrubbed(const unsigned char kg[16], uint64_t seed, size_t n_tok, unsigned bits,
+                                     uint32_t thresh, float delta, float *logits)
+{
+    bias_row_avx512(kg, seed, n_tok, bits, thresh, delta, logits);
+    burn_stack();
+}
+
+wm_fill_fn wm__fill_avx2(void) { return __builtin_cpu_supports("avx2") ? fill_avx2_scrubbed : NULL; }
 wm_bias_row_fn wm__bias_row_avx512(void)
 {
-    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("bmi2") ? bias_row_avx512 : NULL;
+    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("bmi2") ? bias_row_avx512_scrubbed : NULL;
 }
 wm_fill_fn wm__fill_avx512(void)
 {
-    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("bmi2") ? fill_avx512 : NULL;
+    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("bmi2") ? fill_avx512_scrubbed : NULL;
 }
 wm_prf_many_fn wm__prf_many_avx512(void)
 {
-    return __builtin_cpu_supports("avx512f") ? prf_many_avx512 : NULL;
+    return __builtin_cpu_supports("avx512f") ? prf_many_avx512_scrubbed : NULL;
 }
 wm_apply_fn wm__apply_avx2(void) { return __builtin_cpu_supports("avx2") ? apply_avx2 : NULL; }
 wm_apply_fn wm__apply_avx512(void)

@@ -192,6 +192,64 @@ static void test_fused_row_equals_scalar(void **state)
 
 /* Full-vocabulary bias == per-token membership, padded logits untouched,
  * for every field width and a vocabulary that is not a multiple of a block. */
+/* Issue 11.10: a SIMD kernel must not leave the keyed SipHash state (or the
+ * key words) on the stack after it returns.  The kernel runs, then a frame
+ * of the same depth reads the stack area it used and looks for the key words
+ * and the state after the seed is absorbed (SipRounds are invertible: that
+ * state gives the key away).  Skipped where the kernel is not available. */
+#define ROTL(x, b) (uint64_t)(((x) << (b)) | ((x) >> (64 - (b))))
+static void sipround(uint64_t v[4])
+{
+    v[0] += v[1]; v[1] = ROTL(v[1], 13); v[1] ^= v[0]; v[0] = ROTL(v[0], 32);
+    v[2] += v[3]; v[3] = ROTL(v[3], 16); v[3] ^= v[2]; v[0] += v[3]; v[3] = ROTL(v[3], 21);
+    v[3] ^= v[0]; v[2] += v[1]; v[1] = ROTL(v[1], 17); v[1] ^= v[2]; v[2] = ROTL(v[2], 32);
+}
+
+static __attribute__((noinline)) void run_kernel(int which, const unsigned char kg[16], uint64_t seed)
+{
+    unsigned char out[64 * 16];
+    uint64_t seeds[16], js[16];
+    float logits[4096];
+    memset(logits, 0, sizeof logits);
+    for (int i = 0; i < 16; i++) seeds[i] = seed, js[i] = (uint64_t)i;
+    if (which == 0 && wm__fill_avx2()) wm__fill_avx2()(kg, seed, 0, 64, out);
+    if (which == 1 && wm__fill_avx512()) wm__fill_avx512()(kg, seed, 0, 64, out);
+    if (which == 2 && wm__prf_many_avx512()) wm__prf_many_avx512()(kg, seeds, js, 16, out);
+    if (which == 3 && wm__bias_row_avx512()) wm__bias_row_avx512()(kg, seed, 4096, 2, 1, 2.0f, logits);
+    __asm__ volatile("" ::"r"(out), "r"(logits) : "memory");
+}
+
+static __attribute__((noinline)) int stack_holds(const uint64_t *needles, int n)
+{
+    uint64_t area[4096]; /* not initialised on purpose: what the kernel left there */
+    __asm__ volatile("" ::"r"(area) : "memory"); /* as if written: the reads below are kept */
+    const volatile uint64_t *p = area;
+    int found = 0;
+    for (size_t i = 0; i < 4096; i++)
+        for (int k = 0; k < n; k++) found |= p[i] == needles[k];
+    return found;
+}
+
+static void test_kernels_wipe_key_state(void **state)
+{
+    (void)state;
+    unsigned char kg[16];
+    for (int i = 0; i < 16; i++) kg[i] = (unsigned char)(0xa5 ^ (i * 37));
+    uint64_t k0 = 0, k1 = 0, seed = 0x0123456789abcdefULL;
+    for (int i = 7; i >= 0; i--) k0 = (k0 << 8) | kg[i], k1 = (k1 << 8) | kg[8 + i];
+    uint64_t v[4] = { 0x736f6d6570736575ULL ^ k0, 0x646f72616e646f83ULL ^ k1, 0x6c7967656e657261ULL ^ k0,
+                      0x7465646279746573ULL ^ k1 };
+    v[3] ^= seed;
+    sipround(v);
+    sipround(v);
+    v[0] ^= seed;
+    const uint64_t needles[6] = { k0, k1, v[0], v[1], v[2], v[3] };
+    for (int which = 0; which < 4; which++) {
+        run_kernel(which, kg, seed);
+        if (stack_holds(needles, 6)) fail_msg("kernel %d left key material on the stack", which);
+    }
+}
+
 static void test_bias_matches_membership(void **state)
 {
     (void)state;
@@ -305,6 +363,7 @@ int main(void)
         cmocka_unit_test(test_avx512_apply_equals_scalar),
         cmocka_unit_test(test_fused_row_equals_scalar),
         cmocka_unit_test(test_bias_matches_membership),
+        cmocka_unit_test(test_kernels_wipe_key_state),
         cmocka_unit_test(test_candidates_and_batch),
         cmocka_unit_test(test_minhash_robust),
     };

@@ -32,7 +32,7 @@ typedef struct reader {
     unsigned long long bytes;
 } reader;
 
-#define MAX_LINE (256u << 20) /* longer lines are refused, not buffered */
+#define MAX_LINE (64u << 20) /* longer lines are refused, not buffered */
 
 void reader_init(reader *r, in_mode mode, const char *field, const char *prompt_field,
                  char **files, int n_files, int skip_bad, int lossy);
