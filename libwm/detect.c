@@ -53,9 +53,22 @@ static wm_status add_prompt_tuples(const wm_watermark *wm, const wm_token *t, si
 
 /* `seen`: the dedup set (unused with WM_NO_DEDUP).  `prompt`: where the
  * prompt's tuples go, `seen` itself when deduplicating one document. */
+static wm_status scan_doc_at(const wm_watermark *wm, const wm_token *t, size_t n, size_t n_prompt, size_t from,
+                             unsigned flags, wm__u64set *seen, wm__u64set *prompt, const wm__u64set *filter,
+                             visit_fn visit, void *arg);
+
 static wm_status scan_doc(const wm_watermark *wm, const wm_token *t, size_t n, size_t n_prompt,
                           unsigned flags, wm__u64set *seen, wm__u64set *prompt,
                           const wm__u64set *filter, visit_fn visit, void *arg)
+{
+    return scan_doc_at(wm, t, n, n_prompt, 0, flags, seen, prompt, filter, visit, arg);
+}
+
+/* from > 0: t[0..from) is the tail of an earlier part of the same
+ * document, context only (no prompt then). */
+static wm_status scan_doc_at(const wm_watermark *wm, const wm_token *t, size_t n, size_t n_prompt, size_t from,
+                             unsigned flags, wm__u64set *seen, wm__u64set *prompt, const wm__u64set *filter,
+                             visit_fn visit, void *arg)
 {
     wm__scan sc;
     uint64_t seed;
@@ -65,7 +78,8 @@ static wm_status scan_doc(const wm_watermark *wm, const wm_token *t, size_t n, s
     wm_status st = add_prompt_tuples(wm, t, n_prompt < n ? n_prompt : n, prompt);
     if (st) return st;
     const int check_prompt = prompt != seen && prompt->len > 0;
-    wm__scan_init(&sc, wm, t, n, n_prompt);
+    if (from) wm__scan_init_at(&sc, wm, t, n, from);
+    else wm__scan_init(&sc, wm, t, n, n_prompt);
     while (wm__scan_next(&sc, &seed, &tok)) {
         if (filter && !wm__u64set_contains(filter, ctx_key(seed))) continue;
         uint64_t fp = wm__tuple_fp(seed, tok);
@@ -281,6 +295,10 @@ struct wm_corpus {
     int started;
     wm__u64set seen;
     wm__u64set prompt; /* the current document's prompt tuples */
+    /* wm_corpus_add_part: the open document's last h tokens, then the part */
+    wm_token *part;
+    size_t part_cap, tail_len;
+    int in_part;
     uint64_t tokens;
     counts c;
 };
@@ -311,7 +329,7 @@ wm_status wm_corpus_set_filter(wm_corpus *c, const wm_ctxset *filter)
 
 wm_status wm_corpus_add(wm_corpus *c, const wm_token *t, size_t n, size_t n_prompt)
 {
-    if (!c) return WM_ERR_ARG;
+    if (!c || c->in_part) return WM_ERR_ARG;
     wm_status st = wm__check_tokens(c->wm, t, n);
     if (st) return st;
     c->started = 1;
@@ -328,6 +346,35 @@ wm_status wm_corpus_add(wm_corpus *c, const wm_token *t, size_t n, size_t n_prom
     st = scan_doc(c->wm, t, n, n_prompt, c->flags, &c->seen, &c->prompt, c->filter ? &c->filter->set : NULL,
                   count_visit, &c->c);
     c->tokens += n;
+    return st;
+}
+
+wm_status wm_corpus_add_part(wm_corpus *c, const wm_token *t, size_t n, bool last)
+{
+    if (!c) return WM_ERR_ARG;
+    wm_status st = wm__check_tokens(c->wm, t, n);
+    if (st) return st;
+    size_t k = c->in_part ? c->tail_len : 0, total = k + n;
+    if (total > c->part_cap) {
+        size_t cap = c->part_cap ? c->part_cap : 1024;
+        while (cap < total) cap *= 2;
+        wm_token *p = realloc(c->part, cap * sizeof *p);
+        if (!p) return WM_ERR_NOMEM;
+        c->part = p;
+        c->part_cap = cap;
+    }
+    if (n) memcpy(c->part + k, t, n * sizeof *t);
+    c->started = 1;
+    c->in_part = !last;
+    wm__u64set_clear(&c->prompt);
+    st = scan_doc_at(c->wm, c->part, total, 0, k, c->flags, &c->seen, &c->prompt,
+                     c->filter ? &c->filter->set : NULL, count_visit, &c->c);
+    c->tokens += n;
+    /* keep the last h tokens as the next part's context */
+    size_t h = c->wm->h, keep = total < h ? total : h;
+    memmove(c->part, c->part + total - keep, keep * sizeof *c->part);
+    c->tail_len = last ? 0 : keep;
+    if (st) c->in_part = 0;
     return st;
 }
 
@@ -349,5 +396,6 @@ void wm_corpus_free(wm_corpus *c)
     if (!c) return;
     wm__u64set_free(&c->seen);
     wm__u64set_free(&c->prompt);
+    free(c->part);
     free(c);
 }

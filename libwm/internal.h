@@ -91,6 +91,9 @@ typedef struct wm__scan {
 void wm__scan_init(wm__scan *s, const struct wm_watermark *wm, const wm_token *t,
                    size_t n, size_t n_prompt);
 int wm__scan_next(wm__scan *s, uint64_t *seed, wm_token *tok);
+/* The same from position `first` on (at least h), no prompt rule: for a
+ * document continued from an earlier part, whose tail is t[0..first). */
+void wm__scan_init_at(wm__scan *s, const struct wm_watermark *wm, const wm_token *t, size_t n, size_t first);
 
 /* Tokens all in [0, n_vocab)? */
 wm_status wm__check_tokens(const struct wm_watermark *wm, const wm_token *t, size_t n);
@@ -136,6 +139,8 @@ wm_status wm__key_parse(wm_key **out, const char *buf, size_t len, const char *n
  * before they go through the rest of the pipeline (tests: results must not
  * depend on it). */
 void wm__encoder_set_stream_pieces(wm_encoder *e, size_t n);
+/* Bytes wm_encode_stream holds between calls (tests: bounded). */
+size_t wm__encoder_stream_held(const wm_encoder *e);
 
 /* xoshiro256** for the sampler and the tests' synthetic data. */
 typedef struct wm__rng { uint64_t s[4]; } wm__rng;

@@ -119,14 +119,19 @@ uint64_t wm__seed(const struct wm_watermark *wm, const wm_token *ctx)
 void wm__scan_init(wm__scan *s, const struct wm_watermark *wm, const wm_token *t,
                    size_t n, size_t n_prompt)
 {
-    s->wm = wm;
-    s->t = t;
-    s->n = n;
     /* First scored position: a full context (i >= h), a generated token
      * (i >= n_prompt) whose context window is not entirely prompt (i - 1 >=
      * n_prompt when there is a context). */
     size_t first = n_prompt + (wm->h > 0 && n_prompt > 0);
     if (first < n_prompt) first = n; /* overflow: nothing to score */
+    wm__scan_init_at(s, wm, t, n, first);
+}
+
+void wm__scan_init_at(wm__scan *s, const struct wm_watermark *wm, const wm_token *t, size_t n, size_t first)
+{
+    s->wm = wm;
+    s->t = t;
+    s->n = n;
     s->i = first > wm->h ? first : wm->h;
     if (wm->scheme == WM_SCHEME_MINHASH && s->i < n)
         for (size_t k = s->i - wm->h; k < s->i; k++) s->ring[k % wm->h] = wm__minhash_value(wm, t[k]);

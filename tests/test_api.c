@@ -315,6 +315,48 @@ static void test_prompt_copy(void **state)
     }
 }
 
+/* A document added in parts counts exactly as one wm_detect of the whole:
+ * tuples across part boundaries included, every scheme, with and without
+ * dedup, parts of every size down to empty ones. */
+static void test_corpus_parts(void **state)
+{
+    (void)state;
+    const uint32_t V = 3000; /* small: many repeated tuples */
+    struct { uint32_t h; wm_scheme s; } cfg[] = { { 1, WM_SCHEME_LEFTHASH }, { 3, WM_SCHEME_LEFTHASH },
+                                                  { 4, WM_SCHEME_MINHASH }, { 0, WM_SCHEME_LEFTHASH } };
+    wm__rng r;
+    wm__rng_seed(&r, 4242);
+    wm_token t[5000];
+    for (size_t c = 0; c < sizeof cfg / sizeof cfg[0]; c++) {
+        wm_watermark *wm = test_wm(0.25, cfg[c].h, cfg[c].s, V);
+        random_tokens(&r, t, 5000, V);
+        for (unsigned flags = 0; flags <= WM_NO_DEDUP; flags++) {
+            wm_score whole, parts;
+            assert_int_equal(wm_detect(wm, t, 5000, 0, flags, 0.01, &whole), WM_OK);
+            wm_corpus *cp;
+            assert_int_equal(wm_corpus_new(&cp, wm, flags), WM_OK);
+            size_t off = 0;
+            while (off < 5000) {
+                size_t k = (size_t)(wm__rng_next(&r) % 7); /* 0..6: empty parts too */
+                if (k > 5000 - off) k = 5000 - off;
+                assert_int_equal(wm_corpus_add_part(cp, t + off, k, false), WM_OK);
+                assert_int_equal(wm_corpus_add(cp, t, 10, 0), WM_ERR_ARG); /* a document is open */
+                off += k;
+            }
+            assert_int_equal(wm_corpus_add_part(cp, NULL, 0, true), WM_OK);
+            assert_int_equal(wm_corpus_score(cp, 0.01, &parts), WM_OK);
+            assert_int_equal(parts.tokens, whole.tokens);
+            assert_int_equal(parts.scored, whole.scored);
+            assert_int_equal(parts.green, whole.green);
+            assert_true(parts.log10_p == whole.log10_p);
+            /* a second document after it: as wm_corpus_add */
+            assert_int_equal(wm_corpus_add(cp, t, 100, 0), WM_OK);
+            wm_corpus_free(cp);
+        }
+        wm_watermark_free(wm);
+    }
+}
+
 /* Issue 11.5, 11.12, 11.14: no verdict without dedup; tiny deltas and
  * temperatures; unknown flag bits; the status table. */
 static void test_hardening(void **state)
@@ -465,6 +507,7 @@ int main(void)
         cmocka_unit_test(test_threads_share_watermark),
         cmocka_unit_test(test_prompt_copy),
         cmocka_unit_test(test_hardening),
+        cmocka_unit_test(test_corpus_parts),
     };
     return cmocka_run_group_tests_name("api", tests, NULL, NULL);
 }

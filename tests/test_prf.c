@@ -233,6 +233,11 @@ static __attribute__((noinline)) int stack_holds(const uint64_t *needles, int n)
 static void test_kernels_wipe_key_state(void **state)
 {
     (void)state;
+#if defined(__SANITIZE_ADDRESS__)
+    /* Instrumented frames (redzones, -O0 spills) are not the shipped ones
+     * and outgrow the scrubbed area: the optimised builds test this. */
+    skip();
+#endif
     unsigned char kg[16];
     for (int i = 0; i < 16; i++) kg[i] = (unsigned char)(0xa5 ^ (i * 37));
     uint64_t k0 = 0, k1 = 0, seed = 0x0123456789abcdefULL;

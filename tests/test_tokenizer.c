@@ -378,6 +378,22 @@ static void test_split_behaviors(void **state)
         assert_int_equal(wm_encode(e, rep, strlen(rep), 0, &i1, &k1, &err), WM_OK);
         assert_int_equal(wm_encode(e1, rep, strlen(rep), 0, &i2, &k2, &err), WM_OK);
         if (k1 != k2 || memcmp(i1, i2, k1 * sizeof *i1)) fail_msg("%s: streaming changes the pieces", cases[c].behavior);
+        /* and wm_encode_stream, one byte at a time (merging behaviors are
+         * held whole, the others cut) */
+        wm_token *whole = malloc(k1 * sizeof *whole), got_ids[2048];
+        memcpy(whole, i1, k1 * sizeof *i1);
+        size_t ng = 0, len = strlen(rep);
+        for (size_t i = 0; i < len; i++) {
+            const wm_token *part;
+            size_t kp;
+            assert_int_equal(wm_encode_stream(e1, rep + i, 1, 0, i + 1 == len, &part, &kp, &err), WM_OK);
+            assert_true(ng + kp <= 2048);
+            memcpy(got_ids + ng, part, kp * sizeof *part);
+            ng += kp;
+        }
+        if (ng != k1 || memcmp(whole, got_ids, k1 * sizeof *whole)) fail_msg("%s (invert %d): wm_encode_stream differs",
+                                                                          cases[c].behavior, cases[c].invert);
+        free(whole);
         wm_encoder_free(e1);
         wm_encoder_free(e);
         wm_tokenizer_free(t);
@@ -418,6 +434,95 @@ static void test_streamed_pieces(void **state)
         }
         wm_encoder_free(a);
         wm_encoder_free(b);
+    }
+    free(all);
+}
+
+/* wm_encode_stream over parts of random sizes (cutting UTF-8 characters and
+ * added tokens anywhere) gives exactly wm_encode's ids, for every tokenizer,
+ * every corpus text, the whole corpus as one text, and both flag sets; and
+ * the text held between calls stays small. */
+static size_t stream_ids(wm_encoder *e, const char *text, size_t len, unsigned flags, wm__rng *r, size_t max_part,
+                         wm_token **out, size_t *max_held)
+{
+    size_t n = 0, cap = 1024, off = 0;
+    *out = malloc(cap * sizeof **out);
+    for (;;) {
+        size_t part = 1 + (size_t)(wm__rng_next(r) % max_part);
+        if (part > len - off) part = len - off;
+        int final = off + part == len;
+        const wm_token *ids;
+        size_t k;
+        wm_error err = { "" };
+        wm_status st = wm_encode_stream(e, text + off, part, flags, final, &ids, &k, &err);
+        if (st) fail_msg("stream: %s (%s)", wm_strerror(st), err.message);
+        if (n + k > cap) {
+            while (n + k > cap) cap *= 2;
+            *out = realloc(*out, cap * sizeof **out);
+        }
+        memcpy(*out + n, ids, k * sizeof *ids);
+        n += k;
+        off += part;
+        size_t held = wm__encoder_stream_held(e);
+        if (!final && held > *max_held) *max_held = held;
+        if (final) return n;
+    }
+}
+
+static void check_stream(int k, const char *text, size_t len, unsigned flags, wm__rng *r, size_t max_part,
+                         size_t *max_held, const char *what)
+{
+    wm_encoder *a, *b;
+    wm_error err;
+    const wm_token *ia;
+    size_t na;
+    assert_int_equal(wm_encoder_new(&a, toks[k]), WM_OK);
+    assert_int_equal(wm_encoder_new(&b, toks[k]), WM_OK);
+    assert_int_equal(wm_encode(a, text, len, flags, &ia, &na, &err), WM_OK);
+    wm_token *ib;
+    size_t nb = stream_ids(b, text, len, flags, r, max_part, &ib, max_held);
+    if (nb != na || memcmp(ia, ib, na * sizeof *ia)) {
+        size_t at = 0;
+        while (at < na && at < nb && ia[at] == ib[at]) at++;
+        fprintf(stderr, "%s, %s, flags %u, parts <= %zu: %zu vs %zu ids\n", names[k], what, flags, max_part, na, nb);
+        print_ids("whole", ia, na, at);
+        print_ids("stream", ib, nb, at);
+        fail_msg("stream differs");
+    }
+    free(ib);
+    wm_encoder_free(a);
+    wm_encoder_free(b);
+}
+
+static void test_stream(void **state)
+{
+    (void)state;
+    wm__rng r;
+    wm__rng_seed(&r, 2026);
+    size_t total = 0;
+    for (size_t i = 0; i < json_array_size(corpus); i++) total += json_string_length(json_array_get(corpus, i)) + 1;
+    char *all = malloc(total + 1);
+    size_t n = 0;
+    for (size_t i = 0; i < json_array_size(corpus); i++) {
+        json_t *s = json_array_get(corpus, i);
+        memcpy(all + n, json_string_value(s), json_string_length(s));
+        n += json_string_length(s);
+        all[n++] = i % 3 ? '\n' : ' ';
+    }
+    for (int k = 0; k < N_TOK; k++) {
+        size_t held = 0;
+        for (size_t i = 0; i < json_array_size(corpus); i++) {
+            json_t *s = json_array_get(corpus, i);
+            for (size_t max_part = 1; max_part <= 64; max_part *= 8)
+                check_stream(k, json_string_value(s), json_string_length(s), (unsigned)(i % 2), &r, max_part, &held,
+                             "corpus text");
+        }
+        held = 0;
+        for (size_t max_part = 3; max_part <= 3000; max_part *= 10)
+            check_stream(k, all, n, max_part == 30 ? WM_ENC_SPECIAL_AS_TEXT : 0, &r, max_part, &held, "whole corpus");
+        /* held text stays near the longest unsplittable run of the corpus
+         * (its 600-byte "abab..." word), far below the whole */
+        if (held > 4096) fail_msg("%s: %zu bytes held streaming %zu", names[k], held, n);
     }
     free(all);
 }
@@ -531,6 +636,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_long_runs),
         cmocka_unit_test(test_regex_error),
         cmocka_unit_test(test_streamed_pieces),
+        cmocka_unit_test(test_stream),
     };
     return cmocka_run_group_tests_name("tokenizer", tests, setup, teardown);
 }

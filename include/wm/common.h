@@ -2,6 +2,7 @@
 #ifndef WM_COMMON_H
 #define WM_COMMON_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 

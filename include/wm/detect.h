@@ -96,6 +96,13 @@ WM_API wm_status wm_corpus_new(wm_corpus **out, const wm_watermark *wm, unsigned
 WM_API wm_status wm_corpus_set_filter(wm_corpus *c, const wm_ctxset *filter);
 WM_API wm_status wm_corpus_add(wm_corpus *c, const wm_token *tokens, size_t n,
                                size_t n_prompt);
+/* One document in parts, e.g. a large file tokenized by wm_encode_stream:
+ * the parts' tuples, those across part boundaries included, count exactly
+ * as one wm_corpus_add of the concatenation with no prompt.  last = true
+ * ends the document (it may come with n = 0).  The document's last h
+ * tokens are kept between parts.  wm_corpus_add while a document is open
+ * is WM_ERR_ARG. */
+WM_API wm_status wm_corpus_add_part(wm_corpus *c, const wm_token *tokens, size_t n, bool last);
 WM_API wm_status wm_corpus_score(const wm_corpus *c, double alpha, wm_score *out);
 /* Bytes held by the corpus (tables included). */
 WM_API size_t wm_corpus_memory(const wm_corpus *c);

@@ -62,6 +62,22 @@ WM_API void wm_encoder_free(wm_encoder *enc);
 WM_API wm_status wm_encode(wm_encoder *enc, const char *text, size_t len, unsigned flags,
                            const wm_token **ids, size_t *n_ids, wm_error *err);
 
+/* The same ids for a text that arrives in parts (a large file read in
+ * chunks), in bounded memory: call with each part in order, final = true
+ * with the last (which may be empty).  *ids gets the ids that no later part
+ * can change (possibly none), pointing into the encoder until its next
+ * call; the concatenation over all calls equals wm_encode of the whole
+ * text, bit for bit.  flags must be the same for every part (else
+ * WM_ERR_ARG).  Held: the text after the last safe cut, normally a few
+ * words, but a whole run the pre-tokenizer cannot cut (11 M letters in a
+ * row) or, for a pre-tokenizer that merges pieces (Split behaviors other
+ * than Isolated and Removed), looks back more than one character, or adds
+ * prefix spaces after a Split, a whole segment between added tokens.
+ * Errors name byte offsets in the whole text and end the stream; so does a
+ * call to wm_encode.  Not thread-safe per encoder. */
+WM_API wm_status wm_encode_stream(wm_encoder *enc, const char *part, size_t len, unsigned flags, bool final,
+                                  const wm_token **ids, size_t *n_ids, wm_error *err);
+
 /* The bytes of ids[0..n-1] (not NUL-terminated, not necessarily valid UTF-8
  * when cut mid-character), pointing into the encoder until its next call.
  * An id outside the vocabulary is WM_ERR_TOKEN. */
