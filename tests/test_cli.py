@@ -11,7 +11,6 @@ cmocka-style summary lines so the suite counts each check."""
 import json
 import os
 import random
-import resource
 import stat
 import subprocess
 import sys
@@ -298,6 +297,36 @@ def _():
     run("keygen", "--delta", "0.0009765625", "-o", "small.wmkey")
 
 
+@check("plain files are streamed: same results as reading them whole, any size (issue 11.6)")
+def _():
+    rnd = random.Random(11)
+    corpus = json.load(open(os.path.join(os.path.dirname(__file__), "tokenizer", "corpus.json"), encoding="utf-8"))
+    parts, size = [], 0
+    while size < 3 << 20:  # crosses several 1 MiB parts, cutting characters and special tokens
+        t = rnd.choice(corpus + [WM_DOCS[rnd.randrange(6)]["text"]])
+        parts.append(t)
+        size += len(t.encode())
+    text = "\n".join(parts)
+    write("big.txt", text.encode(), "wb")
+    write("big.jsonl", json.dumps({"text": text}) + "\n")
+    for tok in (GPT2, LLAMA, os.path.join(FIX, "qwen3", "tokenizer.json")):
+        a = run("tokenize", "--tokenizer", tok, "big.txt").stdout
+        b = run("tokenize", "--tokenizer", tok, "--jsonl", "big.jsonl").stdout
+        assert a == b, f"{tok}: streamed ids differ from whole-text ids"
+    streamed = jsonl(run("detect", "--key", KEY, "--key", path("k2.wmkey"), "--tokenizer", GPT2, "--json", "big.txt", "wm.ids"))
+    whole = jsonl(run("detect", "--key", KEY, "--key", path("k2.wmkey"), "--tokenizer", GPT2, "--json", "--skip-bad", "big.txt", "wm.ids"))
+    assert streamed == whole and streamed[0]["tokens"] > 500000, (streamed[:1], whole[:1])
+    c1 = jsonl(run("detect", "--key", KEY, "--tokenizer", GPT2, "--json", "--corpus", "big.txt"))
+    c2 = jsonl(run("detect", "--key", KEY, "--tokenizer", GPT2, "--json", "--corpus", "--jsonl", "big.jsonl"))
+    assert c1 == [dict(r, source=r["source"]) for r in c2], (c1, c2)
+    f1 = jsonl(run("detect", "--key", KEY, "--tokenizer", GPT2, "--json", "--corpus", "--filter", "big.txt", "big.txt"))
+    f2 = jsonl(run("detect", "--key", KEY, "--tokenizer", GPT2, "--json", "--corpus", "--jsonl", "--filter", "big.jsonl", "big.jsonl"))
+    assert f1 == f2 and f1[0]["scored"] == c1[0]["scored"], (f1, f2, c1)
+    # an error in the middle names the offset in the whole file
+    write("badmid.txt", b"x" * (1 << 20) + b"ok \xff end", "wb")
+    error(["detect", "--key", KEY, "--tokenizer", GPT2, "badmid.txt"], "invalid UTF-8 at byte offset 1048579")
+
+
 @check("help: every command documents itself")
 def _():
     assert "keygen" in run("--help").stdout.decode()
@@ -307,6 +336,29 @@ def _():
 
 
 if SIZE == "big":
+    @check("a 64 MB plain file is one document, scored in bounded memory")
+    def _():
+        rnd = random.Random(6)
+        words = ["".join(rnd.choice("abcdefghijklmnopqrstuvwxyz") for _ in range(rnd.randint(2, 9))) for _ in range(20000)]
+        with open(path("huge.txt"), "w") as f:
+            n = 0
+            while n < 64 << 20:
+                line = " ".join(rnd.choice(words) for _ in range(200)) + "\n"
+                f.write(line)
+                n += len(line)
+        proc = subprocess.Popen([WM, "detect", "--key", KEY, "--tokenizer", GPT2, "--json", "huge.txt"],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=tmp)
+        out, err = proc.stdout.read(), proc.stderr.read()
+        _, status, usage = os.wait4(proc.pid, 0)  # this child's own peak, not the largest so far
+        assert status == 0, err.decode()
+        res = json.loads(out.decode().splitlines()[0])
+        rss_mb = usage.ru_maxrss / 1024
+        print(f"    64 MB plain file: {res['tokens']} tokens, {res['scored']} unique tuples, peak RSS {rss_mb:.0f} MB")
+        assert res["tokens"] > 30_000_000
+        assert rss_mb < 60 + 16 * res["scored"] / 2**20 * 2, "memory grows with the file"
+        os.remove(path("huge.txt"))
+
+
     @check("streams 256 MB of JSONL through --corpus in bounded memory")
     def _():
         rnd = random.Random(5)
@@ -327,10 +379,10 @@ if SIZE == "big":
         proc.stdin.write("".join(chunk).encode())
         proc.stdin.close()
         out = proc.stdout.read()
-        proc.wait()
-        assert proc.returncode == 0, proc.stderr.read().decode()
+        _, status, usage = os.wait4(proc.pid, 0)  # this child's own peak
+        assert status == 0, proc.stderr.read().decode()
         res = json.loads(out.decode().splitlines()[-1])
-        rss_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+        rss_mb = usage.ru_maxrss / 1024
         print(f"    {sent / 2**20:.0f} MB in, {res['tokens']} tokens, {res['scored']} unique tuples, "
               f"peak RSS {rss_mb:.0f} MB, log10 p {res['log10_p']:.2f}")
         assert res["tokens"] > 40_000_000 and not res["watermarked"]

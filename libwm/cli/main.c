@@ -426,6 +426,54 @@ static int stdin_uses(char **files, int n_files)
     return n;
 }
 
+/* One id or piece of `wm tokenize` output. */
+static void print_token(wm_encoder *dec, int pieces, wm_token id, int first)
+{
+    if (!pieces) {
+        printf(first ? "%d" : " %d", id);
+        return;
+    }
+    const char *s;
+    size_t len;
+    wm_decode(dec, &id, 1, &s, &len);
+    if (!first) putchar(',');
+    print_json_string(stdout, s, len);
+}
+
+/* A plain file tokenized as it is read (see stream_plain): any size. */
+static int tokenize_plain(wm_encoder *enc, wm_encoder *dec, unsigned flags, int pieces, const char *path)
+{
+    int is_stdin = !strcmp(path, "-");
+    const char *name = is_stdin ? "<stdin>" : path;
+    FILE *f = is_stdin ? stdin : fopen(path, "rb");
+    if (!f) return die("%s: %s", path, strerror(errno));
+    char *buf = malloc(1u << 20);
+    int rc = buf ? 0 : die("out of memory"), first = 1;
+    if (pieces) putchar('[');
+    for (int last = 0; !rc && !last;) {
+        size_t got = fread(buf, 1, 1u << 20, f);
+        if (ferror(f)) {
+            rc = die("%s: read error: %s", name, strerror(errno));
+            break;
+        }
+        last = got < (1u << 20);
+        const wm_token *ids;
+        size_t n;
+        wm_error err = { "" };
+        wm_status st = wm_encode_stream(enc, buf, got, flags, last, &ids, &n, &err);
+        if (st) {
+            rc = die("%s: %s", name, status_text(st, &err));
+            break;
+        }
+        for (size_t k = 0; k < n; k++, first = 0) print_token(dec, pieces, ids[k], first);
+        if (ferror(stdout)) rc = EXIT_USAGE; /* reported by finish_output */
+    }
+    if (!rc) fputs(pieces ? "]\n" : "\n", stdout);
+    free(buf);
+    if (!is_stdin) fclose(f);
+    return rc;
+}
+
 static int default_threads(void)
 {
     long n = sysconf(_SC_NPROCESSORS_ONLN);
@@ -469,6 +517,15 @@ static int cmd_tokenize(int argc, char **argv)
     for (int t = 0; t < n_threads; t++)
         if (wm_encoder_new(&enc[t], tok)) return die("out of memory");
     wm_encoder_new(&dec, tok);
+    if (mode == IN_PLAIN) {
+        int rc = 0;
+        for (int i = 0; !rc && i < (argc > optind ? argc - optind : 1); i++)
+            rc = tokenize_plain(enc[0], dec, flags, pieces, argc > optind ? argv[optind + i] : "-");
+        for (int t = 0; t < n_threads; t++) wm_encoder_free(enc[t]);
+        wm_encoder_free(dec);
+        wm_tokenizer_free(tok);
+        return rc;
+    }
     reader r;
     reader_init(&r, mode, field, NULL, argv + optind, argc - optind, 0, (flags & WM_ENC_LOSSY) != 0);
     job *jobs = calloc(BATCH_DOCS, sizeof *jobs);
@@ -484,20 +541,9 @@ static int cmd_tokenize(int argc, char **argv)
                 rc = die("%s", j->err);
                 break;
             }
-            if (!pieces) {
-                for (size_t k = 0; k < j->n; k++) printf(k ? " %d" : "%d", j->ids[k]);
-                putchar('\n');
-                continue;
-            }
-            putchar('[');
-            for (size_t k = 0; k < j->n; k++) {
-                const char *s;
-                size_t len;
-                wm_decode(dec, &j->ids[k], 1, &s, &len);
-                if (k) putchar(',');
-                print_json_string(stdout, s, len);
-            }
-            puts("]");
+            if (pieces) putchar('[');
+            for (size_t k = 0; k < j->n; k++) print_token(dec, pieces, j->ids[k], k == 0);
+            fputs(pieces ? "]\n" : "\n", stdout);
         }
         free_jobs(jobs, p.n_jobs);
         if (!rc && ferror(stdout)) rc = EXIT_USAGE; /* reported by finish_output */
@@ -653,10 +699,125 @@ typedef struct detect_opts {
     unsigned enc_flags;
 } detect_opts;
 
-/* Feed every document of `files` through the pool; on_doc per document. */
-static int stream(detector *D, const detect_opts *o, wm_encoder **enc, char **files, int n_files,
-                  int (*on_doc)(detector *, job *, void *), void *arg, unsigned long *skipped)
+/* ---- plain files, streamed ------------------------------------------------
+ *
+ * A plain file is one document of any size: it is read PART_BYTES at a
+ * time, tokenized by wm_encode_stream and scored by wm_corpus_add_part, so
+ * memory does not grow with the file (one thread per file).  --window needs
+ * every tuple of the document and --skip-bad must be able to drop a whole
+ * file, so those read each file whole. */
+
+#define PART_BYTES (1u << 20)
+
+typedef struct plain_sink {
+    int filter;                  /* contexts into D->filter, else detection */
+    wm_corpus *doc[MAX_KEYS];    /* this document's, unless --corpus */
+    wm_token *buf;               /* filter: the last tokens, then the part */
+    size_t cap, tail;
+} plain_sink;
+
+static int plain_filter_part(detector *D, plain_sink *s, const char *name, const wm_token *ids, size_t n)
 {
+    if (s->tail + n > s->cap) {
+        size_t cap = s->cap ? s->cap : 4096;
+        while (cap < s->tail + n) cap *= 2;
+        wm_token *b = realloc(s->buf, cap * sizeof *b);
+        if (!b) return die("%s: out of memory", name);
+        s->buf = b;
+        s->cap = cap;
+    }
+    memcpy(s->buf + s->tail, ids, n * sizeof *ids);
+    size_t total = s->tail + n;
+    /* contexts already added again are no-ops: the set keeps one of each */
+    for (int k = 0; k < D->n_keys; k++) {
+        wm_status st = wm_ctxset_add(D->filter[k], s->buf, total);
+        if (st) return die("%s: %s", name, wm_strerror(st));
+    }
+    s->tail = total < WM_MAX_CONTEXT ? total : WM_MAX_CONTEXT;
+    memmove(s->buf, s->buf + total - s->tail, s->tail * sizeof *s->buf);
+    return 0;
+}
+
+static int plain_part(detector *D, plain_sink *s, const char *name, const wm_token *ids, size_t n, bool last)
+{
+    if (s->filter) return plain_filter_part(D, s, name, ids, n);
+    for (int k = 0; k < D->n_keys; k++) {
+        wm_status st = wm_corpus_add_part(D->corpus_mode ? D->corpus[k] : s->doc[k], ids, n, last);
+        if (st) return die("%s: %s", name, st == WM_ERR_TOKEN ? "token id outside the key's vocabulary" : wm_strerror(st));
+    }
+    if (!last || D->corpus_mode) return 0;
+    double lp[MAX_KEYS];
+    for (int k = 0; k < D->n_keys; k++) {
+        wm_score sc;
+        wm_corpus_score(s->doc[k], D->alpha, &sc);
+        print_score(D, name, k, &sc, NULL, 0);
+        lp[k] = sc.log10_p;
+    }
+    if (D->n_keys > 1) print_family(D, name, lp, 0);
+    return 0;
+}
+
+static int stream_plain(detector *D, const detect_opts *o, wm_encoder *enc, const char *path, int filter,
+                        progress *pr, reader *count)
+{
+    int is_stdin = !strcmp(path, "-");
+    const char *name = is_stdin ? "<stdin>" : path;
+    FILE *f = is_stdin ? stdin : fopen(path, "rb");
+    if (!f) return die("%s: %s", path, strerror(errno));
+    plain_sink s = { .filter = filter };
+    char *buf = malloc(PART_BYTES);
+    int rc = buf ? 0 : die("%s: out of memory", name);
+    for (int k = 0; !rc && !filter && !D->corpus_mode && k < D->n_keys; k++)
+        if (wm_corpus_new(&s.doc[k], D->wm[k], D->flags)) rc = die("%s: out of memory", name);
+    for (int last = 0; !rc && !last;) {
+        size_t got = fread(buf, 1, PART_BYTES, f);
+        if (ferror(f)) {
+            rc = die("%s: read error: %s", name, strerror(errno));
+            break;
+        }
+        last = got < PART_BYTES;
+        const wm_token *ids;
+        size_t n;
+        wm_error err = { "" };
+        wm_status st = wm_encode_stream(enc, buf, got, o->enc_flags, last, &ids, &n, &err);
+        if (st) {
+            rc = die("%s: %s", name, status_text(st, &err));
+            break;
+        }
+        count->bytes += got;
+        pr->tokens += n;
+        rc = plain_part(D, &s, name, ids, n, last);
+        progress_show(pr, count, 0);
+    }
+    if (rc) { /* end the unfinished stream: the next file starts afresh */
+        const wm_token *ids;
+        size_t n;
+        wm_encode(enc, "", 0, 0, &ids, &n, NULL);
+    }
+    pr->docs++;
+    for (int k = 0; k < MAX_KEYS; k++) wm_corpus_free(s.doc[k]);
+    free(s.buf);
+    free(buf);
+    if (!is_stdin) fclose(f);
+    return rc;
+}
+
+/* Feed every document of `files` through the pool; on_doc per document
+ * (plain files, when they can be, through stream_plain instead). */
+static int stream(detector *D, const detect_opts *o, wm_encoder **enc, char **files, int n_files,
+                  int (*on_doc)(detector *, job *, void *), void *arg, unsigned long *skipped, int filter)
+{
+    if (o->mode == IN_PLAIN && enc && !D->window && !o->skip_bad) {
+        progress pr = { isatty(2), now(), 0, 0, 0 };
+        reader count = { 0 };
+        int rc = 0;
+        for (int i = 0; !rc && i < (n_files ? n_files : 1); i++) {
+            rc = stream_plain(D, o, enc[0], n_files ? files[i] : "-", filter, &pr, &count);
+            if (!rc && (fflush(stdout) != 0 || ferror(stdout))) rc = EXIT_USAGE;
+        }
+        progress_show(&pr, &count, 1);
+        return rc;
+    }
     reader r;
     reader_init(&r, o->mode, o->field, o->prompt_field, files, n_files, o->skip_bad, o->lossy);
     job *jobs = calloc(BATCH_DOCS, sizeof *jobs);
@@ -829,10 +990,10 @@ static int cmd_detect(int argc, char **argv)
         char *ff[1] = { (char *)o.filter_path };
         detect_opts fo = o;
         fo.prompt_field = NULL;
-        rc = stream(&D, &fo, encp, ff, 1, on_filter, NULL, &skipped);
+        rc = stream(&D, &fo, encp, ff, 1, on_filter, NULL, &skipped, 1);
         for (int k = 0; !rc && k < D.n_keys; k++) wm_corpus_set_filter(D.corpus[k], D.filter[k]);
     }
-    if (!rc) rc = stream(&D, &o, encp, argv + optind, argc - optind, on_detect, NULL, &skipped);
+    if (!rc) rc = stream(&D, &o, encp, argv + optind, argc - optind, on_detect, NULL, &skipped, 0);
     if (!rc && D.corpus_mode) {
         double lp[MAX_KEYS];
         for (int k = 0; k < D.n_keys; k++) {
