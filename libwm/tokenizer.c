@@ -877,6 +877,7 @@ struct wm_encoder {
     buf sraw;
     unsigned char spend[4];    /* an incomplete UTF-8 sequence at the end of the last part */
     size_t spend_len;
+    int s_skip;                /* lossy: inside the continuation bytes of a bad sequence */
     uint64_t s_in;             /* input bytes before the current part */
     int s_active, s_mid;       /* s_mid: sraw starts inside a segment */
     unsigned s_flags;
@@ -1673,8 +1674,11 @@ static wm_status stream_append(wm_encoder *e, const unsigned char *part, size_t 
     e->spend_len = 0;
     if (!reserve(&e->sraw, e->sraw.len + 3 * n + 1, 1)) return WM_ERR_NOMEM;
     unsigned char *o = (unsigned char *)e->sraw.p + e->sraw.len;
-    size_t w = 0;
-    for (size_t i = 0; i < n;) {
+    size_t w = 0, i = 0;
+    if (e->s_skip) /* as wm_encode: one U+FFFD for a bad byte and the continuation bytes after it */
+        while (i < n && (src[i] & 0xc0) == 0x80) i++;
+    e->s_skip = i == n && e->s_skip;
+    while (i < n) {
         utf8proc_int32_t cp;
         utf8proc_ssize_t k = utf8proc_iterate(src + i, (utf8proc_ssize_t)(n - i), &cp);
         if (k > 0) {
@@ -1696,6 +1700,7 @@ static wm_status stream_append(wm_encoder *e, const unsigned char *part, size_t 
         w += 3;
         i++;
         while (i < n && (src[i] & 0xc0) == 0x80 && utf8proc_iterate(src + i, (utf8proc_ssize_t)(n - i), &cp) <= 0) i++;
+        e->s_skip = i == n; /* the next part may go on with continuation bytes */
     }
     e->sraw.len += w;
     e->s_in += len;
@@ -1769,6 +1774,7 @@ wm_status wm_encode_stream(wm_encoder *e, const char *part, size_t len, unsigned
         e->s_active = 1;
         e->s_flags = flags;
         e->sraw.len = e->spend_len = 0;
+        e->s_skip = 0;
         e->s_in = 0;
         e->s_mid = 0;
         e->sctx_len = 0;
