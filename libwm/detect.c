@@ -372,7 +372,7 @@ wm_status wm_corpus_add_part(wm_corpus *c, const wm_token *t, size_t n, bool las
     c->tokens += n;
     /* keep the last h tokens as the next part's context */
     size_t h = c->wm->h, keep = total < h ? total : h;
-    memmove(c->part, c->part + total - keep, keep * sizeof *c->part);
+    if (keep) memmove(c->part, c->part + total - keep, keep * sizeof *c->part);
     c->tail_len = last ? 0 : keep;
     if (st) c->in_part = 0;
     return st;

@@ -726,8 +726,9 @@ static int plain_filter_part(detector *D, plain_sink *s, const char *name, const
         s->buf = b;
         s->cap = cap;
     }
-    memcpy(s->buf + s->tail, ids, n * sizeof *ids);
+    if (n) memcpy(s->buf + s->tail, ids, n * sizeof *ids);
     size_t total = s->tail + n;
+    if (total == 0) return 0;
     /* contexts already added again are no-ops: the set keeps one of each */
     for (int k = 0; k < D->n_keys; k++) {
         wm_status st = wm_ctxset_add(D->filter[k], s->buf, total);
