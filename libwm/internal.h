@@ -39,7 +39,7 @@ struct wm_watermark {
     wm_bias_row_fn bias_row; /* fused fill + apply, or NULL */
 };
 
-/* prf.c: the green-list function.  Membership of token v after a context
+/* prf/scalar.c: the green-list function.  Membership of token v after a context
  * with seed s: field (v mod T) of PRF(s, v div T), T = tok_per_block. */
 void wm__fill_scalar(const unsigned char kg[16], uint64_t seed, uint64_t j0,
                      size_t n_blocks, unsigned char *out);
@@ -48,7 +48,7 @@ void wm__prf_many_scalar(const unsigned char kg[16], const uint64_t *seed, const
                          size_t n, unsigned char *out);
 void wm__apply_scalar(const unsigned char *fields, size_t n_tok, unsigned bits,
                       uint32_t thresh, float delta, float *logits);
-/* simd.c: NULL when the CPU or compiler lacks the instruction set. */
+/* prf/dispatch.c: NULL when the CPU or compiler lacks the instruction set. */
 wm_fill_fn wm__fill_avx512(void);
 wm_prf_many_fn wm__prf_many_avx512(void);
 wm_fill_fn wm__fill_avx2(void);
@@ -56,6 +56,8 @@ wm_apply_fn wm__apply_avx2(void);
 wm_apply_fn wm__apply_avx512(void);
 /* Fused fill + apply for 1- and 2-bit fields only. */
 wm_bias_row_fn wm__bias_row_avx512(void);
+/* prf/dispatch.c: the best kernels this CPU runs, into wm. */
+void wm__pick_kernels(struct wm_watermark *wm);
 
 static inline uint32_t wm__field(const unsigned char *block, unsigned f, unsigned bits)
 {

@@ -446,15 +446,7 @@ wm_status wm_watermark_new(wm_watermark **out, const wm_key *key, uint32_t n_voc
     wm->h = key->h;
     wm->scheme = key->scheme;
     compute_id(key, wm->key_id);
-    wm->fill = wm__fill_avx512();
-    if (!wm->fill) wm->fill = wm__fill_avx2();
-    if (!wm->fill) wm->fill = wm__fill_scalar;
-    wm->prf_many = wm__prf_many_avx512();
-    if (!wm->prf_many) wm->prf_many = wm__prf_many_scalar;
-    wm->apply = wm__apply_avx512();
-    if (!wm->apply) wm->apply = wm__apply_avx2();
-    if (!wm->apply) wm->apply = wm__apply_scalar;
-    wm->bias_row = wm->bits <= 2 ? wm__bias_row_avx512() : NULL;
+    wm__pick_kernels(wm);
     sodium_mprotect_readonly(wm);
     *out = wm;
     return WM_OK;

@@ -1,120 +1,9 @@
-/* AVX2 (and, for the PRF, AVX-512F) versions of the two embedding kernels.  Each must equal its scalar
- * twin in prf.c bit for bit (tests/test_simd.c checks): the PRF is
- * libsodium's crypto_shorthash_siphashx24 computed four lanes at a time, and
- * the bias is the same single float add per logit. */
-#include "internal.h"
+/* AVX-512 kernels: the PRF sixteen blocks at a time (two interleaved
+ * SipHash states), the bias sixteen logits at a time, and the fused row
+ * kernel for 1- and 2-bit fields.  Bit-identical to scalar.c. */
+#include "kernel.h"
 
-#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
-#include <immintrin.h>
-#include <sodium.h>
-
-#define AVX2 __attribute__((target("avx2")))
-
-AVX2 static inline __m256i rotl(__m256i x, int b)
-{
-    return _mm256_or_si256(_mm256_slli_epi64(x, b), _mm256_srli_epi64(x, 64 - b));
-}
-
-AVX2 static inline __m256i rotl16(__m256i x)
-{
-    const __m256i m = _mm256_setr_epi8(6, 7, 0, 1, 2, 3, 4, 5, 14, 15, 8, 9, 10, 11, 12, 13,
-                                       6, 7, 0, 1, 2, 3, 4, 5, 14, 15, 8, 9, 10, 11, 12, 13);
-    return _mm256_shuffle_epi8(x, m);
-}
-
-#define ROTL32(x) _mm256_shuffle_epi32((x), _MM_SHUFFLE(2, 3, 0, 1))
-
-#define SIPROUND_V                                                   \
-    do {                                                             \
-        v0 = _mm256_add_epi64(v0, v1); v1 = rotl(v1, 13);            \
-        v1 = _mm256_xor_si256(v1, v0); v0 = ROTL32(v0);              \
-        v2 = _mm256_add_epi64(v2, v3); v3 = rotl16(v3);              \
-        v3 = _mm256_xor_si256(v3, v2); v0 = _mm256_add_epi64(v0, v3);\
-        v3 = rotl(v3, 21); v3 = _mm256_xor_si256(v3, v0);            \
-        v2 = _mm256_add_epi64(v2, v1); v1 = rotl(v1, 17);            \
-        v1 = _mm256_xor_si256(v1, v2); v2 = ROTL32(v2);              \
-    } while (0)
-
-#define ROTL64(x, b) (((x) << (b)) | ((x) >> (64 - (b))))
-#define SIPROUND_S                                                              \
-    do {                                                                        \
-        s0 += s1; s1 = ROTL64(s1, 13); s1 ^= s0; s0 = ROTL64(s0, 32);           \
-        s2 += s3; s3 = ROTL64(s3, 16); s3 ^= s2; s0 += s3; s3 = ROTL64(s3, 21); \
-        s3 ^= s0; s2 += s1; s1 = ROTL64(s1, 17); s1 ^= s2; s2 = ROTL64(s2, 32); \
-    } while (0)
-
-static uint64_t load64_le(const unsigned char *p)
-{
-    uint64_t x = 0;
-    for (int i = 7; i >= 0; i--) x = (x << 8) | p[i];
-    return x;
-}
-
-/* SipHash state after the first message word, the seed: it is common to
- * every block of a step, so it is absorbed once and then fanned out. */
-static void sip_absorb_seed(const unsigned char kg[16], uint64_t seed, uint64_t s[4])
-{
-    uint64_t k0 = load64_le(kg), k1 = load64_le(kg + 8);
-    uint64_t s0 = 0x736f6d6570736575ULL ^ k0, s1 = 0x646f72616e646f83ULL ^ k1;
-    uint64_t s2 = 0x6c7967656e657261ULL ^ k0, s3 = 0x7465646279746573ULL ^ k1;
-    s3 ^= seed; SIPROUND_S; SIPROUND_S; s0 ^= seed;
-    s[0] = s0, s[1] = s1, s[2] = s2, s[3] = s3;
-}
-
-/* SipRounds are invertible, so a keyed state left on the stack gives the
- * green-list key away (a core dump, a later read of the stack).  The kernels
- * hold it in locals and spills the compiler places, out of C's reach, so
- * each exported kernel is a wrapper (bottom of this file) that calls the
- * real one, never inlined, and then zeroes the stack area it used, as
- * libgcrypt's burn_stack does. */
-__attribute__((noinline)) static void burn_stack(void) /* embedding: once a row */
-{
-    unsigned char b[4096]; /* frames: bias_row 1,088 + fill 96 bytes at -O2 (-fstack-usage) */
-    sodium_memzero(b, sizeof b);
-    __asm__ volatile("" ::"r"(b) : "memory");
-}
-__attribute__((noinline)) static void burn_stack_small(void) /* detection: once per 16 tuples */
-{
-    unsigned char b[1024]; /* prf_many's frame is 24 bytes at -O2 */
-    sodium_memzero(b, sizeof b);
-    __asm__ volatile("" ::"r"(b) : "memory");
-}
-#define NOINLINE __attribute__((noinline))
-
-NOINLINE AVX2 static void fill_avx2(const unsigned char kg[16], uint64_t seed, uint64_t j0,
-                           size_t n_blocks, unsigned char *out)
-{
-    uint64_t st[4];
-    sip_absorb_seed(kg, seed, st);
-    const uint64_t s0 = st[0], s1 = st[1], s2 = st[2], s3 = st[3];
-
-    const __m256i fin = _mm256_set1_epi64x((long long)(16ULL << 56));
-    const __m256i ee = _mm256_set1_epi64x(0xee), dd = _mm256_set1_epi64x(0xdd);
-    size_t b = 0;
-    for (; b + 4 <= n_blocks; b += 4) {
-        uint64_t j = j0 + b;
-        __m256i m = _mm256_setr_epi64x((long long)j, (long long)(j + 1), (long long)(j + 2),
-                                       (long long)(j + 3));
-        __m256i v0 = _mm256_set1_epi64x((long long)s0), v1 = _mm256_set1_epi64x((long long)s1);
-        __m256i v2 = _mm256_set1_epi64x((long long)s2), v3 = _mm256_set1_epi64x((long long)s3);
-        v3 = _mm256_xor_si256(v3, m); SIPROUND_V; SIPROUND_V; v0 = _mm256_xor_si256(v0, m);
-        v3 = _mm256_xor_si256(v3, fin); SIPROUND_V; SIPROUND_V; v0 = _mm256_xor_si256(v0, fin);
-        v2 = _mm256_xor_si256(v2, ee);
-        SIPROUND_V; SIPROUND_V; SIPROUND_V; SIPROUND_V;
-        __m256i lo = _mm256_xor_si256(_mm256_xor_si256(v0, v1), _mm256_xor_si256(v2, v3));
-        v1 = _mm256_xor_si256(v1, dd);
-        SIPROUND_V; SIPROUND_V; SIPROUND_V; SIPROUND_V;
-        __m256i hi = _mm256_xor_si256(_mm256_xor_si256(v0, v1), _mm256_xor_si256(v2, v3));
-        /* lanes (a,b,c,d) of lo and hi -> a.lo a.hi b.lo b.hi | c.lo c.hi d.lo d.hi */
-        __m256i ul = _mm256_unpacklo_epi64(lo, hi), uh = _mm256_unpackhi_epi64(lo, hi);
-        _mm256_storeu_si256((__m256i *)(out + b * 16), _mm256_permute2x128_si256(ul, uh, 0x20));
-        _mm256_storeu_si256((__m256i *)(out + b * 16 + 32), _mm256_permute2x128_si256(ul, uh, 0x31));
-    }
-    if (b < n_blocks) wm__fill_scalar(kg, seed, j0 + b, n_blocks - b, out + b * 16);
-}
-
-#define AVX512 __attribute__((target("avx512f")))
-#define AVX512_BMI2 __attribute__((target("avx512f,bmi2")))
+#ifdef WM_HAVE_X86_KERNELS
 
 #define SIPROUND_Z                                                    \
     do {                                                              \
@@ -241,7 +130,7 @@ sip_broadcast(const unsigned char kg[16], uint64_t seed, __m512i st[4])
     for (int i = 0; i < 4; i++) st[i] = _mm512_set1_epi64((long long)s[i]);
 }
 
-NOINLINE AVX512_BMI2 static void fill_avx512(const unsigned char kg[16], uint64_t seed, uint64_t j0,
+NOINLINE AVX512_BMI2 void wm__fill_avx512_raw(const unsigned char kg[16], uint64_t seed, uint64_t j0,
                                     size_t n_blocks, unsigned char *out)
 {
     __m512i st[4];
@@ -249,13 +138,13 @@ NOINLINE AVX512_BMI2 static void fill_avx512(const unsigned char kg[16], uint64_
     size_t b = 0;
     for (; b + 16 <= n_blocks; b += 16)
         sip16_group(st, j0 + b, out + b * 16, NULL, 0, 2, 0, _mm512_setzero_ps(), NULL);
-    if (b < n_blocks) fill_avx2(kg, seed, j0 + b, n_blocks - b, out + b * 16);
+    if (b < n_blocks) wm__fill_avx2_raw(kg, seed, j0 + b, n_blocks - b, out + b * 16);
 }
 
 /* SipHash over (seed[i], j[i]) for independent pairs: what detection needs,
  * where every scored token has its own context.  No shared first word, so
  * each lane runs all 14 rounds; eight lanes at a time. */
-NOINLINE AVX512 static void prf_many_avx512(const unsigned char kg[16], const uint64_t *seed,
+NOINLINE AVX512 void wm__prf_many_avx512_raw(const unsigned char kg[16], const uint64_t *seed,
                                    const uint64_t *j, size_t n, unsigned char *out)
 {
     uint64_t k0 = load64_le(kg), k1 = load64_le(kg + 8);
@@ -283,66 +172,6 @@ NOINLINE AVX512 static void prf_many_avx512(const unsigned char kg[16], const ui
         _mm512_storeu_si512(out + b * 16 + 64, _mm512_permutex2var_epi64(lo, second, hi));
     }
     if (b < n) wm__prf_many_scalar(kg, seed + b, j + b, n - b, out + b * 16);
-}
-
-/* Eight 8- or 16-bit fields starting at p as eight 32-bit lanes. */
-AVX2 static inline __attribute__((always_inline)) __m256i load_fields(const unsigned char *p,
-                                                                      unsigned bits)
-{
-    if (bits == 16) return _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)p));
-    return _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)p));
-}
-
-AVX2 static inline __attribute__((always_inline)) __m256
-bias8(__m256i fields, __m256i th, __m256i dv)
-{
-    return _mm256_castsi256_ps(_mm256_and_si256(_mm256_cmpgt_epi32(th, fields), dv));
-}
-
-AVX2 static inline __attribute__((always_inline)) void
-apply_width(const unsigned char *fields, size_t n_tok, unsigned bits, uint32_t thresh, float delta,
-            float *logits)
-{
-    const __m256i th = _mm256_set1_epi32((int)thresh);
-    const __m256i dv = _mm256_castps_si256(_mm256_set1_ps(delta));
-    size_t v = 0;
-    if (bits <= 4) {
-        /* One 32-bit word holds 32 / b fields: broadcast it once and peel off
-         * eight fields per vector with per-lane shifts. */
-        const unsigned per_word = 32 / bits;
-        const __m256i mask = _mm256_set1_epi32((1 << bits) - 1);
-        const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
-        for (; v + per_word <= n_tok; v += per_word) {
-            uint32_t w;
-            memcpy(&w, fields + v * bits / 8, 4);
-            const __m256i x = _mm256_set1_epi32((int)w);
-            for (unsigned q = 0; q < per_word / 8; q++) {
-                __m256i sh = _mm256_mullo_epi32(_mm256_add_epi32(lane, _mm256_set1_epi32((int)(8 * q))),
-                                                _mm256_set1_epi32((int)bits));
-                __m256i f = _mm256_and_si256(_mm256_srlv_epi32(x, sh), mask);
-                float *l = logits + v + 8 * q;
-                _mm256_storeu_ps(l, _mm256_add_ps(_mm256_loadu_ps(l), bias8(f, th, dv)));
-            }
-        }
-    } else {
-        for (; v + 8 <= n_tok; v += 8) {
-            __m256i f = load_fields(fields + v * bits / 8, bits);
-            _mm256_storeu_ps(logits + v, _mm256_add_ps(_mm256_loadu_ps(logits + v), bias8(f, th, dv)));
-        }
-    }
-    if (v < n_tok) wm__apply_scalar(fields + v * bits / 8, n_tok - v, bits, thresh, delta, logits + v);
-}
-
-AVX2 static void apply_avx2(const unsigned char *fields, size_t n_tok, unsigned bits,
-                            uint32_t thresh, float delta, float *logits)
-{
-    switch (bits) {
-    case 1: apply_width(fields, n_tok, 1, thresh, delta, logits); break;
-    case 2: apply_width(fields, n_tok, 2, thresh, delta, logits); break;
-    case 4: apply_width(fields, n_tok, 4, thresh, delta, logits); break;
-    case 8: apply_width(fields, n_tok, 8, thresh, delta, logits); break;
-    default: apply_width(fields, n_tok, 16, thresh, delta, logits); break;
-    }
 }
 
 /* Sixteen b-bit fields (b = 4, 8 or 16; 1 and 2 take apply_narrow) from
@@ -426,12 +255,12 @@ bias_fused(const unsigned char kg[16], uint64_t seed, size_t n_tok, unsigned bit
     if (v < n_tok) {
         unsigned char rest[16 * 16];
         size_t nb = (n_tok - v + tpb - 1) / tpb;
-        fill_avx2(kg, seed, 16 * n_groups, nb, rest);
+        wm__fill_avx2_raw(kg, seed, 16 * n_groups, nb, rest);
         apply_narrow(rest, n_tok - v, bits, thresh, delta, logits + v);
     }
 }
 
-NOINLINE AVX512_BMI2 static void bias_row_avx512(const unsigned char kg[16], uint64_t seed, size_t n_tok,
+NOINLINE AVX512_BMI2 void wm__bias_row_avx512_raw(const unsigned char kg[16], uint64_t seed, size_t n_tok,
                                         unsigned bits, uint32_t thresh, float delta, float *logits)
 {
     if (bits == 1) bias_fused(kg, seed, n_tok, 1, thresh, delta, logits);
@@ -455,7 +284,7 @@ apply16_width(const unsigned char *fields, size_t n_tok, unsigned bits, uint32_t
     if (v < n_tok) wm__apply_scalar(fields + v * bits / 8, n_tok - v, bits, thresh, delta, logits + v);
 }
 
-AVX512_BMI2 static void apply_avx512(const unsigned char *fields, size_t n_tok, unsigned bits,
+NOINLINE AVX512_BMI2 void wm__apply_avx512_raw(const unsigned char *fields, size_t n_tok, unsigned bits,
                                      uint32_t thresh, float delta, float *logits)
 {
     switch (bits) {
@@ -467,56 +296,4 @@ AVX512_BMI2 static void apply_avx512(const unsigned char *fields, size_t n_tok, 
     }
 }
 
-/* The exported kernels: the real one, then the stack it used zeroed. */
-static void fill_avx2_scrubbed(const unsigned char kg[16], uint64_t seed, uint64_t j0, size_t n_blocks,
-                               unsigned char *out)
-{
-    fill_avx2(kg, seed, j0, n_blocks, out);
-    burn_stack();
-}
-static void fill_avx512_scrubbed(const unsigned char kg[16], uint64_t seed, uint64_t j0, size_t n_blocks,
-                                 unsigned char *out)
-{
-    fill_avx512(kg, seed, j0, n_blocks, out);
-    burn_stack();
-}
-static void prf_many_avx512_scrubbed(const unsigned char kg[16], const uint64_t *seed, const uint64_t *j,
-                                     size_t n, unsigned char *out)
-{
-    prf_many_avx512(kg, seed, j, n, out);
-    burn_stack_small();
-}
-static void bias_row_avx512_scrubbed(const unsigned char kg[16], uint64_t seed, size_t n_tok, unsigned bits,
-                                     uint32_t thresh, float delta, float *logits)
-{
-    bias_row_avx512(kg, seed, n_tok, bits, thresh, delta, logits);
-    burn_stack();
-}
-
-wm_fill_fn wm__fill_avx2(void) { return __builtin_cpu_supports("avx2") ? fill_avx2_scrubbed : NULL; }
-wm_bias_row_fn wm__bias_row_avx512(void)
-{
-    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("bmi2") ? bias_row_avx512_scrubbed : NULL;
-}
-wm_fill_fn wm__fill_avx512(void)
-{
-    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("bmi2") ? fill_avx512_scrubbed : NULL;
-}
-wm_prf_many_fn wm__prf_many_avx512(void)
-{
-    return __builtin_cpu_supports("avx512f") ? prf_many_avx512_scrubbed : NULL;
-}
-wm_apply_fn wm__apply_avx2(void) { return __builtin_cpu_supports("avx2") ? apply_avx2 : NULL; }
-wm_apply_fn wm__apply_avx512(void)
-{
-    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("bmi2") ? apply_avx512 : NULL;
-}
-
-#else
-wm_fill_fn wm__fill_avx2(void) { return NULL; }
-wm_bias_row_fn wm__bias_row_avx512(void) { return NULL; }
-wm_fill_fn wm__fill_avx512(void) { return NULL; }
-wm_prf_many_fn wm__prf_many_avx512(void) { return NULL; }
-wm_apply_fn wm__apply_avx2(void) { return NULL; }
-wm_apply_fn wm__apply_avx512(void) { return NULL; }
 #endif

@@ -1,0 +1,112 @@
+/* The kernel dispatcher: which implementation of each PRF kernel this CPU
+ * runs, chosen once per watermark from CPU features probed once per
+ * process.  One file per instruction set (scalar.c, avx2.c, avx512.c); the
+ * scalar ones are the reference every other must equal bit for bit. */
+#include "kernel.h"
+
+#include <sodium.h>
+#include <stdatomic.h>
+
+#ifdef WM_HAVE_X86_KERNELS
+/* SipRounds are invertible, so a keyed state left on the stack gives the
+ * green-list key away (a core dump, a later read of the stack).  The kernels
+ * hold it in locals and spills the compiler places, out of C's reach, so
+ * each kernel handed out below is a wrapper that calls the real one (never
+ * inlined) and then zeroes the stack area it used, as libgcrypt's
+ * burn_stack does. */
+__attribute__((noinline)) static void burn_stack(void) /* embedding: once a row */
+{
+    unsigned char b[4096]; /* frames: bias_row 1,088 + fill 96 bytes at -O2 (-fstack-usage) */
+    sodium_memzero(b, sizeof b);
+    __asm__ volatile("" ::"r"(b) : "memory");
+}
+__attribute__((noinline)) static void burn_stack_small(void) /* detection: once per 16 tuples */
+{
+    unsigned char b[1024]; /* prf_many's frame is 24 bytes at -O2 */
+    sodium_memzero(b, sizeof b);
+    __asm__ volatile("" ::"r"(b) : "memory");
+}
+
+/* apply does not touch the key: no scrub needed */
+static void apply_avx2(const unsigned char *fields, size_t n_tok, unsigned bits, uint32_t thresh, float delta,
+                       float *logits)
+{
+    wm__apply_avx2_raw(fields, n_tok, bits, thresh, delta, logits);
+}
+static void apply_avx512(const unsigned char *fields, size_t n_tok, unsigned bits, uint32_t thresh, float delta,
+                         float *logits)
+{
+    wm__apply_avx512_raw(fields, n_tok, bits, thresh, delta, logits);
+}
+
+/* The exported kernels: the real one, then the stack it used zeroed. */
+static void fill_avx2_scrubbed(const unsigned char kg[16], uint64_t seed, uint64_t j0, size_t n_blocks,
+                               unsigned char *out)
+{
+    wm__fill_avx2_raw(kg, seed, j0, n_blocks, out);
+    burn_stack();
+}
+static void fill_avx512_scrubbed(const unsigned char kg[16], uint64_t seed, uint64_t j0, size_t n_blocks,
+                                 unsigned char *out)
+{
+    wm__fill_avx512_raw(kg, seed, j0, n_blocks, out);
+    burn_stack();
+}
+static void prf_many_avx512_scrubbed(const unsigned char kg[16], const uint64_t *seed, const uint64_t *j,
+                                     size_t n, unsigned char *out)
+{
+    wm__prf_many_avx512_raw(kg, seed, j, n, out);
+    burn_stack_small();
+}
+static void bias_row_avx512_scrubbed(const unsigned char kg[16], uint64_t seed, size_t n_tok, unsigned bits,
+                                     uint32_t thresh, float delta, float *logits)
+{
+    wm__bias_row_avx512_raw(kg, seed, n_tok, bits, thresh, delta, logits);
+    burn_stack();
+}
+
+/* CPU features, probed once and cached (BLAKE3's dispatch does the same):
+ * a relaxed atomic, since every thread computes the same value. */
+enum { F_KNOWN = 1, F_AVX2 = 2, F_AVX512F = 4, F_BMI2 = 8 };
+static _Atomic int g_features;
+
+static int features(void)
+{
+    int f = atomic_load_explicit(&g_features, memory_order_relaxed);
+    if (f) return f;
+    __builtin_cpu_init();
+    f = F_KNOWN | (__builtin_cpu_supports("avx2") ? F_AVX2 : 0) |
+        (__builtin_cpu_supports("avx512f") ? F_AVX512F : 0) | (__builtin_cpu_supports("bmi2") ? F_BMI2 : 0);
+    atomic_store_explicit(&g_features, f, memory_order_relaxed);
+    return f;
+}
+
+static int has(int want) { return (features() & want) == want; }
+
+wm_fill_fn wm__fill_avx2(void) { return has(F_AVX2) ? fill_avx2_scrubbed : NULL; }
+wm_apply_fn wm__apply_avx2(void) { return has(F_AVX2) ? apply_avx2 : NULL; }
+wm_fill_fn wm__fill_avx512(void) { return has(F_AVX512F | F_BMI2 | F_AVX2) ? fill_avx512_scrubbed : NULL; }
+wm_prf_many_fn wm__prf_many_avx512(void) { return has(F_AVX512F) ? prf_many_avx512_scrubbed : NULL; }
+wm_bias_row_fn wm__bias_row_avx512(void) { return has(F_AVX512F | F_BMI2 | F_AVX2) ? bias_row_avx512_scrubbed : NULL; }
+wm_apply_fn wm__apply_avx512(void) { return has(F_AVX512F | F_BMI2) ? apply_avx512 : NULL; }
+#else
+wm_fill_fn wm__fill_avx2(void) { return NULL; }
+wm_apply_fn wm__apply_avx2(void) { return NULL; }
+wm_fill_fn wm__fill_avx512(void) { return NULL; }
+wm_prf_many_fn wm__prf_many_avx512(void) { return NULL; }
+wm_bias_row_fn wm__bias_row_avx512(void) { return NULL; }
+wm_apply_fn wm__apply_avx512(void) { return NULL; }
+#endif
+
+void wm__pick_kernels(struct wm_watermark *wm)
+{
+    wm->fill = wm__fill_avx512();
+    if (!wm->fill) wm->fill = wm__fill_avx2();
+    if (!wm->fill) wm->fill = wm__fill_scalar;
+    wm->prf_many = wm__prf_many_avx512();
+    if (!wm->prf_many) wm->prf_many = wm__prf_many_scalar;
+    wm->apply = wm__apply_avx512();
+    if (!wm->apply) wm->apply = wm__apply_avx2();
+    if (!wm->apply) wm->apply = wm__apply_scalar;
+    wm->bias_row = wm->bits <= 2 ? wm__bias_row_avx512() : NULL;
+}
