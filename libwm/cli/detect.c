@@ -1,0 +1,499 @@
+/* wm detect: the watermark test over documents, a corpus, several keys. */
+#include <errno.h>
+#include <getopt.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli.h"
+
+static const char usage_detect[] =
+    "usage: wm detect --key KEYFILE [--key KEYFILE...] [--tokenizer TOKENIZER.json]\n"
+    "                 [--jsonl[=FIELD] | --ids] [--prompt-field NAME] [--corpus]\n"
+    "                 [--filter FILE] [--no-dedup] [--window] [--alpha A] [--json]\n"
+    "                 [--fail-if-watermarked] [--any-tokenizer] [--threads N]\n"
+    "                 [--skip-bad] [--lossy] [--vocab N] [FILE...]\n"
+    "\n"
+    "Tests each document (or, with --corpus, all of them together) for the watermark:\n"
+    "exact one-sided binomial test over distinct (context, token) tuples.\n"
+    "  --key FILE          key file (repeat after key rotation: a result per key and\n"
+    "                      a family-wise verdict, Bonferroni over the keys)\n"
+    "  --tokenizer FILE    tokenizer.json the watermarked model used\n"
+    "  --jsonl[=FIELD]     JSON Lines input, text in FIELD (default \"text\")\n"
+    "  --ids               input lines are token ids separated by spaces\n"
+    "  --prompt-field NAME JSONL field with the prompt; tuples whose context lies\n"
+    "                      inside the prompt are not scored\n"
+    "  --corpus            one verdict for all inputs, each tuple scored once overall\n"
+    "  --filter FILE       score only contexts that occur in FILE (same format as the\n"
+    "                      inputs), e.g. the watermarked outputs a suspect trained on\n"
+    "  --no-dedup          score repeated tuples again (p-value no longer valid)\n"
+    "  --window            best-scoring span of each document (corrected p-value)\n"
+    "  --alpha A           verdict threshold on p (default 1e-3)\n"
+    "  --json              one JSON object per result\n"
+    "  --fail-if-watermarked  exit 1 if a watermark is found\n"
+    "  --any-tokenizer     allow a tokenizer other than the one the key records\n"
+    "  --threads N         tokenizer threads (default: all cores); same results\n"
+    "  --skip-bad          skip malformed lines, count them, report the count\n"
+    "  --lossy             invalid UTF-8 becomes U+FFFD instead of an error (text\n"
+    "                      and JSONL lines alike)\n"
+    "  --vocab N           vocabulary size for --ids input when the key records no\n"
+    "                      tokenizer (ids >= N are an error)\n";
+
+
+typedef struct detector {
+    int n_keys;
+    wm_watermark *wm[MAX_KEYS];
+    char id[MAX_KEYS][WM_KEY_ID_SIZE];
+    wm_corpus *corpus[MAX_KEYS];
+    wm_ctxset *filter[MAX_KEYS];
+    int json, window, corpus_mode;
+    unsigned flags;
+    double alpha;
+    int found, header_done;
+} detector;
+
+/* "source":"..." and, when the name is not UTF-8, its exact bytes in hex. */
+static void print_source(const char *source)
+{
+    size_t n = strlen(source);
+    printf("{\"source\":");
+    print_json_string(stdout, source, n);
+    if (!utf8_valid(source, n)) {
+        printf(",\"source_hex\":\"");
+        for (size_t i = 0; i < n; i++) printf("%02x", (unsigned char)source[i]);
+        putchar('"');
+    }
+}
+
+/* The verdict a row may show.  With several keys a row's own p-value is not
+ * the test: it is Bonferroni-corrected (p * K) before it is compared with
+ * alpha, so filtering rows on "watermarked" keeps the family-wise error rate
+ * at alpha.  Without dedup there is no valid p-value, so no verdict. */
+static int row_verdict(const detector *D, const wm_score *s, double *log10_p_adj)
+{
+    double adj = s->log10_p + log10((double)D->n_keys);
+    *log10_p_adj = adj > 0 ? 0 : adj;
+    if (D->flags & WM_NO_DEDUP) return -1;
+    return *log10_p_adj < log10(D->alpha);
+}
+
+static const char *verdict_json(int v) { return v < 0 ? "null" : v ? "true" : "false"; }
+
+static void print_score(detector *D, const char *source, int k, const wm_score *s, const wm_window *w,
+                        int corpus)
+{
+    double adj;
+    int verdict = row_verdict(D, s, &adj);
+    if (verdict > 0) D->found = 1;
+    if (D->json) {
+        print_source(source);
+        printf(",\"key_id\":\"%s\",\"tokens\":%llu,\"scored\":%llu,\"green\":%llu,\"green_fraction\":%.17g,"
+               "\"z\":%.17g,\"p_value\":%.17g,\"log10_p\":%.17g,\"watermarked\":%s",
+               D->id[k], (unsigned long long)s->tokens, (unsigned long long)s->scored,
+               (unsigned long long)s->green, s->green_fraction, s->z, s->p_value, s->log10_p, verdict_json(verdict));
+        if (D->n_keys > 1) printf(",\"log10_p_corrected\":%.17g,\"keys\":%d", adj, D->n_keys);
+        if (verdict < 0) printf(",\"p_value_valid\":false");
+        if (w) printf(",\"window_begin\":%zu,\"window_end\":%zu,\"windows_tested\":%llu", w->begin, w->end,
+                      (unsigned long long)w->n_tests);
+        if (corpus) printf(",\"corpus\":true");
+        printf("}\n");
+        return;
+    }
+    const char *vtext = verdict < 0 ? "no verdict (--no-dedup: p not valid)" : verdict ? "WATERMARKED" : "-";
+    if (corpus) {
+        char p[64];
+        if (s->p_value > 0) snprintf(p, sizeof p, "p = %.2g", s->p_value);
+        else snprintf(p, sizeof p, "p = 10^%.1f", s->log10_p);
+        printf("%s: %s over %llu %stuples (green %.4f, z %.2f, key %s)",
+               verdict < 0 ? "no verdict (--no-dedup: p not valid)" : verdict ? "watermark present" : "no watermark detected",
+               p, (unsigned long long)s->scored, verdict < 0 ? "" : "unique ", s->green_fraction, s->z, D->id[k]);
+        if (D->n_keys > 1) printf(" [corrected for %d keys: log10 p = %.2f]", D->n_keys, adj);
+        putchar('\n');
+        return;
+    }
+    if (!D->header_done) {
+        printf("%-40s %-16s %8s %8s %7s %8s %10s  %s\n", "source", "key", "tokens", "scored", "green", "z",
+               D->n_keys > 1 ? "log10(pK)" : "log10(p)", "verdict");
+        D->header_done = 1;
+    }
+    size_t n = strlen(source);
+    const char *tail = n > 40 ? source + n - 37 : source;
+    printf("%s%-*s %-16s %8llu %8llu %7.4f %8.2f %10.2f  %s", n > 40 ? "..." : "", n > 40 ? 37 : 40, tail, D->id[k],
+           (unsigned long long)s->tokens, (unsigned long long)s->scored, s->green_fraction, s->z,
+           D->n_keys > 1 ? adj : s->log10_p, vtext);
+    if (w) printf("  [%zu, %zu)", w->begin, w->end);
+    putchar('\n');
+}
+
+/* Family-wise verdict over the keys: Bonferroni on the smallest p. */
+static void print_family(detector *D, const char *source, const double *log10_p, int corpus)
+{
+    double best = 0;
+    for (int k = 0; k < D->n_keys; k++) best = log10_p[k] < best ? log10_p[k] : best;
+    double fw = best + log10((double)D->n_keys);
+    if (fw > 0) fw = 0;
+    int verdict = D->flags & WM_NO_DEDUP ? -1 : fw < log10(D->alpha);
+    if (verdict > 0) D->found = 1;
+    if (D->json) {
+        print_source(source);
+        printf(",\"family\":true,\"keys\":%d,\"log10_p\":%.17g,\"p_value\":%.17g,\"watermarked\":%s%s%s}\n",
+               D->n_keys, fw, pow(10, fw), verdict_json(verdict), verdict < 0 ? ",\"p_value_valid\":false" : "",
+               corpus ? ",\"corpus\":true" : "");
+    } else {
+        printf("%s%s: family-wise over %d keys: log10 p = %.2f: %s\n", corpus ? "" : "  ", source, D->n_keys, fw,
+               verdict < 0 ? "no verdict (--no-dedup)" : verdict ? "WATERMARKED" : "no watermark");
+    }
+}
+
+static int detect_doc(detector *D, job *j)
+{
+    double lp[MAX_KEYS];
+    for (int k = 0; k < D->n_keys; k++) {
+        wm_status st;
+        if (D->corpus_mode) {
+            if ((st = wm_corpus_add(D->corpus[k], j->ids, j->n, j->n_prompt)))
+                return die("%s: %s", j->d.source, wm_strerror(st));
+            continue;
+        }
+        wm_score s;
+        wm_window w;
+        if (D->window) st = wm_detect_window(D->wm[k], j->ids, j->n, j->n_prompt, D->flags, D->alpha, &w), s = w.score;
+        else st = wm_detect(D->wm[k], j->ids, j->n, j->n_prompt, D->flags, D->alpha, &s);
+        if (st) return die("%s: %s", j->d.source, st == WM_ERR_TOKEN ? "token id outside the key's vocabulary" : wm_strerror(st));
+        print_score(D, j->d.source, k, &s, D->window ? &w : NULL, 0);
+        lp[k] = s.log10_p;
+    }
+    if (!D->corpus_mode && D->n_keys > 1) print_family(D, j->d.source, lp, 0);
+    return 0;
+}
+
+typedef struct detect_opts {
+    const char *keys[MAX_KEYS], *tok_path, *filter_path, *field, *prompt_field;
+    int n_keys, any_tokenizer, n_threads, skip_bad, lossy;
+    uint32_t vocab; /* --vocab: ids input with a key that records no tokenizer */
+    in_mode mode;
+    unsigned enc_flags;
+} detect_opts;
+
+/* ---- plain files, streamed ------------------------------------------------
+ *
+ * A plain file is one document of any size: it is read PART_BYTES at a
+ * time, tokenized by wm_encode_stream and scored by wm_corpus_add_part, so
+ * memory does not grow with the file (one thread per file).  --window needs
+ * every tuple of the document and --skip-bad must be able to drop a whole
+ * file, so those read each file whole. */
+
+#define PART_BYTES (1u << 20)
+
+typedef struct plain_sink {
+    int filter;                  /* contexts into D->filter, else detection */
+    wm_corpus *doc[MAX_KEYS];    /* this document's, unless --corpus */
+    wm_token *buf;               /* filter: the last tokens, then the part */
+    size_t cap, tail;
+} plain_sink;
+
+static int plain_filter_part(detector *D, plain_sink *s, const char *name, const wm_token *ids, size_t n)
+{
+    if (s->tail + n > s->cap) {
+        size_t cap = s->cap ? s->cap : 4096;
+        while (cap < s->tail + n) cap *= 2;
+        wm_token *b = realloc(s->buf, cap * sizeof *b);
+        if (!b) return die("%s: out of memory", name);
+        s->buf = b;
+        s->cap = cap;
+    }
+    if (n) memcpy(s->buf + s->tail, ids, n * sizeof *ids);
+    size_t total = s->tail + n;
+    if (total == 0) return 0;
+    /* contexts already added again are no-ops: the set keeps one of each */
+    for (int k = 0; k < D->n_keys; k++) {
+        wm_status st = wm_ctxset_add(D->filter[k], s->buf, total);
+        if (st) return die("%s: %s", name, wm_strerror(st));
+    }
+    s->tail = total < WM_MAX_CONTEXT ? total : WM_MAX_CONTEXT;
+    memmove(s->buf, s->buf + total - s->tail, s->tail * sizeof *s->buf);
+    return 0;
+}
+
+static int plain_part(detector *D, plain_sink *s, const char *name, const wm_token *ids, size_t n, bool last)
+{
+    if (s->filter) return plain_filter_part(D, s, name, ids, n);
+    for (int k = 0; k < D->n_keys; k++) {
+        wm_status st = wm_corpus_add_part(D->corpus_mode ? D->corpus[k] : s->doc[k], ids, n, last);
+        if (st) return die("%s: %s", name, st == WM_ERR_TOKEN ? "token id outside the key's vocabulary" : wm_strerror(st));
+    }
+    if (!last || D->corpus_mode) return 0;
+    double lp[MAX_KEYS];
+    for (int k = 0; k < D->n_keys; k++) {
+        wm_score sc;
+        wm_corpus_score(s->doc[k], D->alpha, &sc);
+        print_score(D, name, k, &sc, NULL, 0);
+        lp[k] = sc.log10_p;
+    }
+    if (D->n_keys > 1) print_family(D, name, lp, 0);
+    return 0;
+}
+
+static int stream_plain(detector *D, const detect_opts *o, wm_encoder *enc, const char *path, int filter,
+                        progress *pr, reader *count)
+{
+    int is_stdin = !strcmp(path, "-");
+    const char *name = is_stdin ? "<stdin>" : path;
+    FILE *f = is_stdin ? stdin : fopen(path, "rb");
+    if (!f) return die("%s: %s", path, strerror(errno));
+    plain_sink s = { .filter = filter };
+    char *buf = malloc(PART_BYTES);
+    int rc = buf ? 0 : die("%s: out of memory", name);
+    for (int k = 0; !rc && !filter && !D->corpus_mode && k < D->n_keys; k++)
+        if (wm_corpus_new(&s.doc[k], D->wm[k], D->flags)) rc = die("%s: out of memory", name);
+    for (int last = 0; !rc && !last;) {
+        size_t got = fread(buf, 1, PART_BYTES, f);
+        if (ferror(f)) {
+            rc = die("%s: read error: %s", name, strerror(errno));
+            break;
+        }
+        last = got < PART_BYTES;
+        const wm_token *ids;
+        size_t n;
+        wm_error err = { "" };
+        wm_status st = wm_encode_stream(enc, buf, got, o->enc_flags, last, &ids, &n, &err);
+        if (st) {
+            rc = die("%s: %s", name, status_text(st, &err));
+            break;
+        }
+        count->bytes += got;
+        pr->tokens += n;
+        rc = plain_part(D, &s, name, ids, n, last);
+        progress_show(pr, count, 0);
+    }
+    if (rc) { /* end the unfinished stream: the next file starts afresh */
+        const wm_token *ids;
+        size_t n;
+        wm_encode(enc, "", 0, 0, &ids, &n, NULL);
+    }
+    pr->docs++;
+    for (int k = 0; k < MAX_KEYS; k++) wm_corpus_free(s.doc[k]);
+    free(s.buf);
+    free(buf);
+    if (!is_stdin) fclose(f);
+    return rc;
+}
+
+/* Feed every document of `files` through the pool; on_doc per document
+ * (plain files, when they can be, through stream_plain instead). */
+static int stream(detector *D, const detect_opts *o, wm_encoder **enc, char **files, int n_files,
+                  int (*on_doc)(detector *, job *, void *), void *arg, unsigned long *skipped, int filter)
+{
+    if (o->mode == IN_PLAIN && enc && !D->window && !o->skip_bad) {
+        progress pr = { isatty(2), now(), 0, 0, 0 };
+        reader count = { 0 };
+        int rc = 0;
+        for (int i = 0; !rc && i < (n_files ? n_files : 1); i++) {
+            rc = stream_plain(D, o, enc[0], n_files ? files[i] : "-", filter, &pr, &count);
+            if (!rc && (fflush(stdout) != 0 || ferror(stdout))) rc = EXIT_USAGE;
+        }
+        progress_show(&pr, &count, 1);
+        return rc;
+    }
+    reader r;
+    reader_init(&r, o->mode, o->field, o->prompt_field, files, n_files, o->skip_bad, o->lossy);
+    job *jobs = calloc(BATCH_DOCS, sizeof *jobs);
+    pool p = { jobs, 0, enc, o->n_threads, o->enc_flags };
+    progress pr = { isatty(2), now(), 0, 0, 0 };
+    int rc = 0, fatal;
+    char msg[512];
+    while (!rc) {
+        p.n_jobs = read_batch(&r, jobs, &fatal, msg, sizeof msg);
+        run_pool(&p);
+        for (size_t i = 0; i < p.n_jobs && !rc; i++) {
+            if (jobs[i].err[0]) {
+                if (o->skip_bad) {
+                    r.skipped++;
+                    continue;
+                }
+                rc = die("%s", jobs[i].err);
+                break;
+            }
+            rc = on_doc(D, &jobs[i], arg);
+            pr.docs++;
+            pr.tokens += jobs[i].n;
+        }
+        free_jobs(jobs, p.n_jobs);
+        /* results so far are never lost to a later error; and a broken
+         * output stops the run instead of reading on for nothing */
+        if (fflush(stdout) != 0 || ferror(stdout)) rc = EXIT_USAGE;
+        progress_show(&pr, &r, 0);
+        if (!rc && fatal) rc = die("%s", msg);
+        if (p.n_jobs == 0) break;
+    }
+    progress_show(&pr, &r, 1);
+    *skipped += r.skipped;
+    reader_close(&r);
+    free(jobs);
+    return rc;
+}
+
+static int on_detect(detector *D, job *j, void *arg)
+{
+    (void)arg;
+    return detect_doc(D, j);
+}
+
+static int on_filter(detector *D, job *j, void *arg)
+{
+    (void)arg;
+    for (int k = 0; k < D->n_keys; k++) {
+        wm_status st = wm_ctxset_add(D->filter[k], j->ids, j->n);
+        if (st) return die("%s: %s", j->d.source, wm_strerror(st));
+    }
+    return 0;
+}
+
+static int setup_detector(detector *D, const detect_opts *o, wm_tokenizer **tok_out)
+{
+    wm_error err = { "" };
+    wm_status st;
+    wm_tokenizer *tok = NULL;
+    unsigned char tsha[32];
+    if (o->tok_path) {
+        if ((st = wm_tokenizer_load(&tok, o->tok_path, &err))) return die("%s", status_text(st, &err));
+        wm_tokenizer_sha256(tok, tsha);
+    }
+    *tok_out = tok;
+    D->n_keys = o->n_keys;
+    for (int k = 0; k < o->n_keys; k++) {
+        wm_key *key;
+        if ((st = wm_key_load(&key, o->keys[k], &err))) return die("%s", status_text(st, &err));
+        wm_key_id(key, D->id[k]);
+        uint32_t nv;
+        unsigned char ksha[32];
+        wm_key_tokenizer(key, &nv, ksha);
+        uint32_t vocab = tok ? wm_tokenizer_vocab_size(tok) : nv ? nv : o->vocab;
+        if (!tok && nv && o->vocab && o->vocab != nv) {
+            wm_key_free(key);
+            return die("%s: --vocab %u but the key records a vocabulary of %u", o->keys[k], o->vocab, nv);
+        }
+        if (!vocab) {
+            wm_key_free(key);
+            return die("%s records no tokenizer: give --tokenizer, or --vocab N for --ids input", o->keys[k]);
+        }
+        if (tok && nv && (nv != vocab || memcmp(ksha, tsha, 32) != 0)) {
+            if (!o->any_tokenizer) {
+                wm_key_free(key);
+                return die("%s: key was made for another tokenizer (vocabulary %u, this one %u%s); "
+                           "--any-tokenizer to use it anyway", o->keys[k], nv, vocab,
+                           nv == vocab ? ", different file" : "");
+            }
+            wm_key_set_tokenizer(key, 0, NULL); /* green lists do not depend on it */
+        }
+        st = wm_watermark_new(&D->wm[k], key, vocab);
+        wm_key_free(key);
+        if (st) return die("%s: %s", o->keys[k], wm_strerror(st));
+        if (D->corpus_mode && (st = wm_corpus_new(&D->corpus[k], D->wm[k], D->flags)))
+            return die("%s", wm_strerror(st));
+        if (o->filter_path && (st = wm_ctxset_new(&D->filter[k], D->wm[k]))) return die("%s", wm_strerror(st));
+    }
+    return 0;
+}
+
+int cmd_detect(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        { "key", required_argument, 0, O_KEY }, { "tokenizer", required_argument, 0, O_TOKENIZER },
+        { "jsonl", optional_argument, 0, O_JSONL }, { "ids", no_argument, 0, O_IDS },
+        { "prompt-field", required_argument, 0, O_PROMPT }, { "corpus", no_argument, 0, O_CORPUS },
+        { "filter", required_argument, 0, O_FILTER }, { "no-dedup", no_argument, 0, O_NODEDUP },
+        { "window", no_argument, 0, O_WINDOW }, { "alpha", required_argument, 0, O_ALPHA },
+        { "json", no_argument, 0, O_JSON }, { "fail-if-watermarked", no_argument, 0, O_FAIL },
+        { "any-tokenizer", no_argument, 0, O_ANY }, { "threads", required_argument, 0, O_THREADS },
+        { "skip-bad", no_argument, 0, O_SKIP }, { "lossy", no_argument, 0, O_LOSSY },
+        { "vocab", required_argument, 0, O_VOCAB }, { "help", no_argument, 0, O_HELP }, { 0, 0, 0, 0 } };
+    detect_opts o = { .field = "text", .n_threads = default_threads(), .mode = IN_PLAIN };
+    detector D = { .alpha = 1e-3 };
+    int fail_if = 0, c;
+    long v;
+    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        switch (c) {
+        case O_KEY:
+            if (o.n_keys == MAX_KEYS) return die("detect: at most %d keys", MAX_KEYS);
+            o.keys[o.n_keys++] = optarg;
+            break;
+        case O_TOKENIZER: o.tok_path = optarg; break;
+        case O_JSONL: o.mode = IN_JSONL; if (optarg) o.field = optarg; break;
+        case O_IDS: o.mode = IN_IDS; break;
+        case O_PROMPT: o.prompt_field = optarg; break;
+        case O_CORPUS: D.corpus_mode = 1; break;
+        case O_FILTER: o.filter_path = optarg; break;
+        case O_NODEDUP: D.flags |= WM_NO_DEDUP; break;
+        case O_WINDOW: D.window = 1; break;
+        case O_ALPHA:
+            if (!parse_double(optarg, &D.alpha) || !(D.alpha > 0 && D.alpha < 1))
+                return die("detect: --alpha '%s': expected a number in (0, 1)", optarg);
+            break;
+        case O_JSON: D.json = 1; break;
+        case O_FAIL: fail_if = 1; break;
+        case O_ANY: o.any_tokenizer = 1; break;
+        case O_THREADS:
+            if (!parse_int(optarg, 1, 64, &v)) return die("detect: --threads '%s': expected 1..64", optarg);
+            o.n_threads = (int)v;
+            break;
+        case O_SKIP: o.skip_bad = 1; break;
+        case O_LOSSY: o.enc_flags |= WM_ENC_LOSSY; o.lossy = 1; break;
+        case O_VOCAB:
+            if (!parse_int(optarg, 1, INT32_MAX, &v)) return die("detect: --vocab '%s': expected 1..2147483647", optarg);
+            o.vocab = (uint32_t)v;
+            break;
+        case O_HELP: fputs(usage_detect, stdout); return 0;
+        default: return usage_error("detect");
+        }
+    }
+    if (o.n_keys == 0) return die("detect: --key KEYFILE is required (usage: see `wm detect --help`)");
+    if (o.mode != IN_IDS && !o.tok_path) return die("detect: --tokenizer is needed unless the input is --ids");
+    if (o.prompt_field && o.mode != IN_JSONL) return die("detect: --prompt-field needs --jsonl");
+    if (o.filter_path && !D.corpus_mode) return die("detect: --filter goes with --corpus");
+    if (D.window && D.corpus_mode) return die("detect: --window scores single documents, not --corpus");
+    if (stdin_uses(argv + optind, argc - optind) + (o.filter_path && !strcmp(o.filter_path, "-")) > 1)
+        return die("detect: standard input ('-') given more than once (inputs and --filter)");
+    if (o.vocab && o.mode != IN_IDS) return die("detect: --vocab goes with --ids (text inputs take the tokenizer's)");
+
+    wm_tokenizer *tok = NULL;
+    wm_encoder *enc[64] = { 0 };
+    unsigned long skipped = 0;
+    int rc = setup_detector(&D, &o, &tok);
+    for (int t = 0; !rc && tok && t < o.n_threads; t++)
+        if (wm_encoder_new(&enc[t], tok)) rc = die("out of memory");
+    wm_encoder **encp = tok ? enc : NULL;
+    if (!rc && o.filter_path) {
+        char *ff[1] = { (char *)o.filter_path };
+        detect_opts fo = o;
+        fo.prompt_field = NULL;
+        rc = stream(&D, &fo, encp, ff, 1, on_filter, NULL, &skipped, 1);
+        for (int k = 0; !rc && k < D.n_keys; k++) wm_corpus_set_filter(D.corpus[k], D.filter[k]);
+    }
+    if (!rc) rc = stream(&D, &o, encp, argv + optind, argc - optind, on_detect, NULL, &skipped, 0);
+    if (!rc && D.corpus_mode) {
+        double lp[MAX_KEYS];
+        for (int k = 0; k < D.n_keys; k++) {
+            wm_score s;
+            wm_corpus_score(D.corpus[k], D.alpha, &s);
+            print_score(&D, "corpus", k, &s, NULL, 1);
+            lp[k] = s.log10_p;
+        }
+        if (D.n_keys > 1) print_family(&D, "corpus", lp, 1);
+    }
+    if (skipped) {
+        fprintf(stderr, "wm: skipped %lu malformed input%s\n", skipped, skipped == 1 ? "" : "s");
+        if (D.json) printf("{\"skipped\":%lu}\n", skipped);
+    }
+    for (int k = 0; k < D.n_keys; k++) {
+        wm_corpus_free(D.corpus[k]);
+        wm_ctxset_free(D.filter[k]);
+        wm_watermark_free(D.wm[k]);
+    }
+    for (int t = 0; t < 64; t++) wm_encoder_free(enc[t]);
+    wm_tokenizer_free(tok);
+    if (!rc && (fflush(stdout) != 0 || ferror(stdout))) return EXIT_USAGE; /* reported by finish_output */
+    if (!rc && fail_if && D.found) return EXIT_FOUND;
+    return rc;
+}

@@ -1,0 +1,53 @@
+/* wm info: a key's public parameters and id, never the secret. */
+#include <getopt.h>
+#include <stdio.h>
+
+#include "cli.h"
+
+static const char usage_info[] =
+    "usage: wm info [--json] KEYFILE\n"
+    "\n"
+    "Prints the parameters (gamma as the exact value detection uses) and the public\n"
+    "key id.  Never prints the secret.\n";
+
+
+int cmd_info(int argc, char **argv)
+{
+    static const struct option opts[] = { { "json", no_argument, 0, O_JSON }, { "help", no_argument, 0, O_HELP },
+                                          { 0, 0, 0, 0 } };
+    int json = 0, c;
+    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        if (c == O_JSON) json = 1;
+        else if (c == O_HELP) return fputs(usage_info, stdout), 0;
+        else return usage_error("info");
+    }
+    if (optind + 1 != argc) return usage_error("info");
+    wm_key *key;
+    wm_error err = { "" };
+    wm_status st = wm_key_load(&key, argv[optind], &err);
+    if (st) return die("%s", status_text(st, &err));
+    wm_params p;
+    char id[WM_KEY_ID_SIZE], sha_hex[65] = "";
+    uint32_t nv;
+    unsigned char sha[32];
+    wm_key_params(key, &p);
+    wm_key_id(key, id);
+    wm_key_tokenizer(key, &nv, sha);
+    wm_key_free(key);
+    for (int i = 0; nv && i < 32; i++) sprintf(sha_hex + 2 * i, "%02x", sha[i]);
+    const char *scheme = p.scheme == WM_SCHEME_MINHASH ? "minhash" : "lefthash";
+    unsigned k = (unsigned)(p.gamma * WM_GAMMA_ONE);
+    if (json) {
+        printf("{\"key_id\":\"%s\",\"scheme\":\"%s\",\"context_width\":%u,\"gamma\":%.17g,"
+               "\"gamma_fraction\":\"%u/65536\",\"delta\":%.17g", id, scheme, p.context_width, p.gamma, k,
+               p.delta);
+        if (nv) printf(",\"vocab\":%u,\"tokenizer_sha256\":\"%s\"", nv, sha_hex);
+        printf("}\n");
+    } else {
+        printf("key id         %s\nscheme         %s\ncontext width  %u\ngamma          %.17g (= %u/65536, "
+               "exact value used by detection)\ndelta          %g\n", id, scheme, p.context_width, p.gamma,
+               k, p.delta);
+        if (nv) printf("vocabulary     %u\ntokenizer      sha256 %s\n", nv, sha_hex);
+    }
+    return 0;
+}

@@ -1,0 +1,81 @@
+/* wm keygen: a fresh secret key file (0600, never overwritten). */
+#include <getopt.h>
+#include <string.h>
+
+#include "cli.h"
+
+static const char usage_keygen[] =
+    "usage: wm keygen [--gamma G] [--delta D] [--context-width H] [--scheme lefthash|minhash]\n"
+    "                 [--tokenizer TOKENIZER.json] -o KEYFILE\n"
+    "\n"
+    "Creates KEYFILE (mode 0600; never overwrites) with a fresh 256-bit secret.\n"
+    "  --gamma G          green fraction, stored as k/65536 (default 0.25)\n"
+    "  --delta D          logit bias, 1/1024..64 (default 2)\n"
+    "  --context-width H  tokens of context, 0..16 (default 1)\n"
+    "  --scheme S         lefthash (default) or minhash (needs H >= 1)\n"
+    "  --tokenizer FILE   bind the key to this tokenizer (vocabulary size and SHA-256):\n"
+    "                     detect then refuses another one unless --any-tokenizer\n";
+
+
+int cmd_keygen(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        { "gamma", required_argument, 0, O_GAMMA }, { "delta", required_argument, 0, O_DELTA },
+        { "context-width", required_argument, 0, O_CTX }, { "scheme", required_argument, 0, O_SCHEME },
+        { "tokenizer", required_argument, 0, O_TOKENIZER }, { "output", required_argument, 0, 'o' },
+        { "help", no_argument, 0, O_HELP }, { 0, 0, 0, 0 } };
+    wm_params p = WM_PARAMS_DEFAULT;
+    const char *out = NULL, *tok_path = NULL;
+    long h;
+    int c;
+    while ((c = getopt_long(argc, argv, "o:", opts, NULL)) != -1) {
+        switch (c) {
+        case O_GAMMA:
+            if (!parse_double(optarg, &p.gamma) || !(p.gamma > 0 && p.gamma < 1))
+                return die("keygen: --gamma '%s': expected a number in (0, 1)", optarg);
+            break;
+        case O_DELTA:
+            if (!parse_double(optarg, &p.delta) || !(p.delta >= WM_DELTA_MIN && p.delta <= 64))
+                return die("keygen: --delta '%s': expected a number in [1/1024, 64] (smaller biases vanish "
+                           "in float rounding)", optarg);
+            break;
+        case O_CTX:
+            if (!parse_int(optarg, 0, WM_MAX_CONTEXT, &h)) return die("keygen: --context-width '%s': expected 0..16", optarg);
+            p.context_width = (uint32_t)h;
+            break;
+        case O_SCHEME:
+            if (!strcmp(optarg, "lefthash")) p.scheme = WM_SCHEME_LEFTHASH;
+            else if (!strcmp(optarg, "minhash")) p.scheme = WM_SCHEME_MINHASH;
+            else return die("keygen: --scheme '%s': expected lefthash or minhash", optarg);
+            break;
+        case O_TOKENIZER: tok_path = optarg; break;
+        case 'o': out = optarg; break;
+        case O_HELP: fputs(usage_keygen, stdout); return 0;
+        default: return usage_error("keygen");
+        }
+    }
+    if (!out) return die("keygen: -o KEYFILE is required (usage: see `wm keygen --help`)");
+    if (optind != argc) return usage_error("keygen");
+    wm_key *key;
+    wm_error err = { "" };
+    wm_status st = wm_key_generate(&key, &p);
+    if (st) return die("keygen: %s", wm_strerror(st));
+    if (tok_path) {
+        wm_tokenizer *tok;
+        if ((st = wm_tokenizer_load(&tok, tok_path, &err))) {
+            wm_key_free(key);
+            return die("%s", status_text(st, &err));
+        }
+        unsigned char sha[32];
+        wm_tokenizer_sha256(tok, sha);
+        wm_key_set_tokenizer(key, wm_tokenizer_vocab_size(tok), sha);
+        wm_tokenizer_free(tok);
+    }
+    st = wm_key_save(key, out, &err);
+    char id[WM_KEY_ID_SIZE];
+    wm_key_id(key, id);
+    wm_key_free(key);
+    if (st) return die("%s", status_text(st, &err));
+    fprintf(stderr, "wm: wrote %s (key id %s, mode 0600); keep it secret\n", out, id);
+    return 0;
+}
