@@ -513,3 +513,4 @@ const char *wm_status_name(wm_status s)
 }
 
 const char *wm_version(void) { return WM_VERSION_STRING; }
+unsigned wm_version_number(void) { return WM_VERSION_NUMBER; }

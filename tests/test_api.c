@@ -420,6 +420,12 @@ static void test_hardening(void **state)
     WM_STATUS_MAP(CHECK_STATUS)
 #undef CHECK_STATUS
     assert_null(wm_status_name((wm_status)999));
+    /* the version: one place (meson.build), the header and the library agree */
+    assert_string_equal(wm_version(), WM_VERSION_STRING);
+    assert_int_equal(wm_version_number(), WM_VERSION_NUMBER);
+    char v[32];
+    snprintf(v, sizeof v, "%d.%d.%d", WM_VERSION_MAJOR, WM_VERSION_MINOR, WM_VERSION_PATCH);
+    assert_string_equal(v, WM_VERSION_STRING);
     wm_watermark_free(wm);
 }
 

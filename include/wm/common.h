@@ -16,7 +16,7 @@ extern "C" {
 #define WM_API
 #endif
 
-#define WM_VERSION_STRING "0.1.0"
+#include <wm/version.h>
 
 /* A token id.  Signed so that llama.cpp's llama_token and int32 arrays from
  * numpy/torch pass through without a copy; negative ids are always invalid. */
@@ -66,6 +66,9 @@ typedef struct wm_error {
 
 /* Library version, e.g. "0.1.0".  Thread-safe. */
 WM_API const char *wm_version(void);
+/* The library's WM_VERSION_NUMBER, to compare with the header's at run
+ * time.  Thread-safe. */
+WM_API unsigned wm_version_number(void);
 
 #ifdef __cplusplus
 }

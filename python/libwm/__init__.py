@@ -63,6 +63,7 @@ def _load_library():
         "wm_strerror": (ctypes.c_char_p, [I]),
         "wm_status_name": (ctypes.c_char_p, [I]),
         "wm_version": (ctypes.c_char_p, []),
+        "wm_version_number": (ctypes.c_uint, []),
         "wm_key_generate": (S, [PP, ctypes.POINTER(_Params)]),
         "wm_key_from_seed": (S, [PP, ctypes.POINTER(_Params), ctypes.c_char_p]),
         "wm_key_save": (S, [P, ctypes.c_char_p, ctypes.POINTER(_Error)]),
