@@ -18,6 +18,15 @@
 
 #include "internal.h"
 
+/* A failed call is a broken benchmark or helper, never a number. */
+static void must(wm_status st, const char *what)
+{
+    if (st) {
+        fprintf(stderr, "%s: %s\n", what, wm_strerror(st));
+        exit(2);
+    }
+}
+
 static int quick;
 static int repeats;
 static double min_s;
@@ -144,15 +153,15 @@ static void run_floor(void *a)
 static void run_bias(void *a)
 {
     embed_job *j = a;
-    if (j->B == 1) wm_bias_logits(j->wm, j->ctx[0], j->n_ctx[0], j->logits, j->V);
-    else wm_bias_logits_batch(j->wm, j->B, j->ctx, j->n_ctx, j->logits, j->V, j->V);
+    if (j->B == 1) must(wm_bias_logits(j->wm, j->ctx[0], j->n_ctx[0], j->logits, j->V), "wm_bias_logits");
+    else must(wm_bias_logits_batch(j->wm, j->B, j->ctx, j->n_ctx, j->logits, j->V, j->V), "wm_bias_logits_batch");
 }
 
 static void run_candidates(void *a)
 {
     embed_job *j = a;
-    wm_bias_candidates(j->wm, j->ctx[0], j->n_ctx[0], j->cand_ids, sizeof(wm_token), j->cand_logits,
-                       sizeof(float), 40);
+    must(wm_bias_candidates(j->wm, j->ctx[0], j->n_ctx[0], j->cand_ids, sizeof(wm_token), j->cand_logits,
+                       sizeof(float), 40), "wm_bias_candidates");
 }
 
 /* The sampler biases in place, so each call restores the logits from a base
@@ -165,7 +174,7 @@ static void run_sampler(void *a)
     embed_job *j = a;
     wm_token out;
     memcpy(j->logits, sampler_base, j->V * sizeof *j->logits);
-    wm_sampler_sample(j->sampler, j->ctx[0], j->n_ctx[0], j->logits, j->V, 1, &out);
+    must(wm_sampler_sample(j->sampler, j->ctx[0], j->n_ctx[0], j->logits, j->V, 1, &out), "wm_sampler_sample");
 }
 
 static int bench_embedding(void)
@@ -224,7 +233,7 @@ static int bench_embedding(void)
                         double u1 = wm__rng_uniform(&r), u2 = wm__rng_uniform(&r);
                         sampler_base[i] = (float)(5 * sqrt(-2 * log(1 - u1)) * cos(2 * M_PI * u2));
                     }
-                    wm_sampler_new(&j.sampler, wm, &sp);
+                    must(wm_sampler_new(&j.sampler, wm, &sp), "wm_sampler_new");
                     stat3 s = measure(run_sampler, &j);
                     printf("{\"bench\":\"sampler\",\"V\":%u,\"top_p\":0.9,\"scheme\":\"%s\",\"h\":%u,",
                            V, scheme ? "minhash" : "lefthash", h);
@@ -259,7 +268,7 @@ static void run_detect(void *a)
     detect_job *j = a;
     wm_score s;
     for (size_t off = 0; off + j->doc_len <= j->n; off += j->doc_len)
-        wm_detect(j->wm, j->t + off, j->doc_len, 0, j->flags, 1e-3, &s);
+        must(wm_detect(j->wm, j->t + off, j->doc_len, 0, j->flags, 1e-3, &s), "wm_detect");
 }
 
 static void run_token_floor(void *a)
@@ -325,7 +334,7 @@ static void bench_corpus(void)
         uint64_t total = sizes[si];
         if (quick && total > 1000000) break;
         wm_corpus *c;
-        wm_corpus_new(&c, wm, 0);
+        must(wm_corpus_new(&c, wm, 0), "wm_corpus_new");
         wm__rng r;
         wm__rng_seed(&r, 6);
         long rss0 = peak_rss_kb();
@@ -334,11 +343,11 @@ static void bench_corpus(void)
             double g0 = now();
             for (size_t i = 0; i < doc; i++) t[i] = (wm_token)(wm__rng_next(&r) % V);
             gen += now() - g0;
-            wm_corpus_add(c, t, doc, 0);
+            must(wm_corpus_add(c, t, doc, 0), "wm_corpus_add");
         }
         double el = now() - t0 - gen;
         wm_score s;
-        wm_corpus_score(c, 1e-3, &s);
+        must(wm_corpus_score(c, 1e-3, &s), "wm_corpus_score");
         printf("{\"bench\":\"corpus\",\"tokens\":%llu,\"unique_tuples\":%llu,\"tuples_per_s\":%.4g,"
                "\"bytes_per_unique_tuple\":%.2f,\"peak_rss_growth_mb\":%.1f}\n",
                (unsigned long long)total, (unsigned long long)s.scored, (double)total / el,
@@ -411,10 +420,10 @@ static void bench_tokenizers(const char *fixtures, const char *texts)
                 continue;
             }
             tok_job j = { NULL, text, len };
-            wm_encoder_new(&j.enc, t);
+            must(wm_encoder_new(&j.enc, t), "wm_encoder_new");
             const wm_token *ids;
             size_t n_ids;
-            wm_encode(j.enc, text, len, WM_ENC_LOSSY, &ids, &n_ids, NULL);
+            must(wm_encode(j.enc, text, len, WM_ENC_LOSSY, &ids, &n_ids, NULL), "wm_encode");
             stat3 st = measure(run_encode, &j);
             printf("{\"bench\":\"tokenize\",\"tokenizer\":\"%s\",\"text\":\"%s\",\"bytes\":%zu,\"tokens\":%zu,"
                    "\"load_s\":%.3f,\"mb_per_s\":{\"median\":%.2f,\"min\":%.2f,\"max\":%.2f}}\n",

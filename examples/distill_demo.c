@@ -269,17 +269,19 @@ static void json_text(FILE *f, const char *s, size_t n)
     fputc('"', f);
 }
 
-static void write_doc(FILE *f, wm_encoder *enc, const wm_token *t, size_t n_prompt, size_t n)
+static wm_status write_doc(FILE *f, wm_encoder *enc, const wm_token *t, size_t n_prompt, size_t n)
 {
     const char *s;
     size_t len;
+    wm_status st;
     fputs("{\"prompt\":", f);
-    wm_decode(enc, t, n_prompt, &s, &len);
+    if ((st = wm_decode(enc, t, n_prompt, &s, &len))) return st;
     json_text(f, s, len);
     fputs(",\"text\":", f);
-    wm_decode(enc, t + n_prompt, n - n_prompt, &s, &len);
+    if ((st = wm_decode(enc, t + n_prompt, n - n_prompt, &s, &len))) return st;
     json_text(f, s, len);
     fputs("}\n", f);
+    return WM_OK;
 }
 
 static FILE *open_out(const char *dir, const char *name)
@@ -366,7 +368,7 @@ int main(int argc, char **argv)
                 n++;
             }
             seqs_push(&corpus[watermark], doc, n);
-            write_doc(f, enc, doc, 3, n);
+            if (write_doc(f, enc, doc, 3, n)) fail("decoding");
             if (a % 200 == 0) fprintf(stderr, "\rdemo: teacher %s: %zu/%zu answers", watermark ? "with watermark" : "without   ", a, n_answers);
         }
         fprintf(stderr, "\rdemo: teacher %s: %zu answers, %zu tokens\n", watermark ? "with watermark" : "without   ", n_answers, corpus[watermark].len);
@@ -397,7 +399,7 @@ int main(int argc, char **argv)
             size_t v = 2 * (size_t)(uniform() * (double)(bible.n / 2 - 1)) + 1;
             memcpy(doc, bible.tok + bible.start[v], 3 * sizeof *doc);
             for (size_t n = 3; n < answer_len + 3; n++) doc[n] = id_of[student_next(&S, dense(doc[n - 1]))];
-            write_doc(f, enc, doc, 3, answer_len + 3);
+            if (write_doc(f, enc, doc, 3, answer_len + 3)) fail("decoding");
         }
         fclose(f);
         fprintf(stderr, "demo: student trained on %3d%% watermarked data (%zu tokens): %zu answers\n", shares[si],

@@ -55,7 +55,7 @@ int main(int argc, char **argv)
     wm_watermark *wm;
     if ((st = wm_watermark_new(&wm, key, V))) return fail("binding key", st, NULL);
     wm_key_free(key); /* the watermark keeps only derived sub-keys */
-    wm_watermark_params(wm, &params);
+    if ((st = wm_watermark_params(wm, &params))) return fail("reading parameters", st, NULL);
 
     wm_sampler *sampler;
     wm_sampler_params sp = { 1.0f, 0, 1.0f, 42 };
@@ -64,7 +64,7 @@ int main(int argc, char **argv)
     static float logits[V];
     wm_token text[LEN + 1] = { 7 }; /* a one-token prompt */
     char id[WM_KEY_ID_SIZE];
-    wm_watermark_key_id(wm, id);
+    if ((st = wm_watermark_key_id(wm, id))) return fail("reading the key id", st, NULL);
     printf("key %s  gamma %.4f  delta %.1f  h %u\n", id, params.gamma, params.delta,
            params.context_width);
     for (int watermark = 1; watermark >= 0; watermark--) {

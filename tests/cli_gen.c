@@ -13,6 +13,15 @@
 
 #include <wm.h>
 
+/* A failed call is a broken benchmark or helper, never a number. */
+static void must(wm_status st, const char *what)
+{
+    if (st) {
+        fprintf(stderr, "%s: %s\n", what, wm_strerror(st));
+        exit(2);
+    }
+}
+
 static uint64_t rng = 88172645463325252ULL;
 static double uniform(void)
 {
@@ -51,10 +60,10 @@ int main(int argc, char **argv)
             if (wm_sampler_sample(s, t, (size_t)i, l, V, watermark, &t[i])) return 2;
         }
         wm_score sc;
-        wm_detect(wm, t, (size_t)len + 1, 0, 0, 1e-3, &sc);
+        must(wm_detect(wm, t, (size_t)len + 1, 0, 0, 1e-3, &sc), "wm_detect");
         const char *text;
         size_t tl;
-        wm_decode(enc, t, (size_t)len + 1, &text, &tl);
+        must(wm_decode(enc, t, (size_t)len + 1, &text, &tl), "wm_decode");
         printf("{\"ids\":[");
         for (int i = 0; i <= len; i++) printf(i ? ",%d" : "%d", t[i]);
         printf("],\"text\":\"");

@@ -7,6 +7,15 @@
 
 #include <wm.h>
 
+/* A failed call is a broken benchmark or helper, never a number. */
+static void must(wm_status st, const char *what)
+{
+    if (st) {
+        fprintf(stderr, "%s: %s\n", what, wm_strerror(st));
+        exit(2);
+    }
+}
+
 int main(int argc, char **argv)
 {
     if (argc != 4) return fprintf(stderr, "usage: make_key SEED_BYTE TOKENIZER.json OUT\n"), 2;
@@ -19,7 +28,7 @@ int main(int argc, char **argv)
     if (wm_tokenizer_load(&t, argv[2], &err) || wm_key_from_seed(&k, &p, seed))
         return fprintf(stderr, "make_key: %s\n", err.message), 2;
     wm_tokenizer_sha256(t, sha);
-    wm_key_set_tokenizer(k, wm_tokenizer_vocab_size(t), sha);
+    must(wm_key_set_tokenizer(k, wm_tokenizer_vocab_size(t), sha), "wm_key_set_tokenizer");
     wm_status st = wm_key_save(k, argv[3], &err);
     wm_key_free(k);
     wm_tokenizer_free(t);

@@ -25,7 +25,7 @@ static void test_bad_params(void **state)
     p.gamma = 0.1;
     assert_int_equal(wm_key_generate(&k, &p), WM_OK);
     wm_params q;
-    wm_key_params(k, &q);
+    assert_int_equal(wm_key_params(k, &q), WM_OK);
     assert_true(q.gamma == 6554.0 / 65536);
     wm_watermark *wm;
     assert_int_equal(wm_watermark_new(&wm, k, 0), WM_ERR_SIZE);
@@ -160,14 +160,14 @@ static void test_sampler(void **state)
     base[42] = base[43] = 10; /* stays top-2 after the +2 bias */
     wm_sampler_params sp = { 1.0f, 2, 1.0f, 99 };
     wm_sampler *s1, *s2;
-    wm_sampler_new(&s1, wm, &sp);
-    wm_sampler_new(&s2, wm, &sp);
+    assert_int_equal(wm_sampler_new(&s1, wm, &sp), WM_OK);
+    assert_int_equal(wm_sampler_new(&s2, wm, &sp), WM_OK);
     int seen[2] = { 0, 0 };
     for (int i = 0; i < 400; i++) {
         memcpy(logits, base, V * sizeof *logits);
-        wm_sampler_sample(s1, ctx, 1, logits, V, 1, &a);
+        assert_int_equal(wm_sampler_sample(s1, ctx, 1, logits, V, 1, &a), WM_OK);
         memcpy(logits, base, V * sizeof *logits);
-        wm_sampler_sample(s2, ctx, 1, logits, V, 1, &b);
+        assert_int_equal(wm_sampler_sample(s2, ctx, 1, logits, V, 1, &b), WM_OK);
         assert_int_equal(a, b);
         assert_true(a == 42 || a == 43);
         seen[a - 42]++;
@@ -180,12 +180,12 @@ static void test_sampler(void **state)
     wm_watermark *w4 = test_wm(0.25, 1, WM_SCHEME_LEFTHASH, 4);
     float l4[4], base4[4] = { 0.0f, 1.0f, -1.0f, 0.5f };
     sp = (wm_sampler_params){ 1.0f, 0, 1.0f, 3 };
-    wm_sampler_new(&s1, w4, &sp);
+    assert_int_equal(wm_sampler_new(&s1, w4, &sp), WM_OK);
     double cnt[4] = { 0 }, z = 0;
     for (int i = 0; i < 4; i++) z += exp(base4[i]);
     for (int i = 0; i < 40000; i++) {
         memcpy(l4, base4, sizeof l4);
-        wm_sampler_sample(s1, ctx, 1, l4, 4, 0, &a);
+        assert_int_equal(wm_sampler_sample(s1, ctx, 1, l4, 4, 0, &a), WM_OK);
         cnt[a]++;
     }
     double chi = 0;
@@ -231,31 +231,31 @@ static void test_dedup_prompt_corpus(void **state)
     wm_watermark_free(w3);
     /* Corpus: one doc == wm_detect; adding it again changes nothing. */
     wm_corpus *c;
-    wm_corpus_new(&c, wm, 0);
-    wm_corpus_add(c, t, 200, 0);
+    assert_int_equal(wm_corpus_new(&c, wm, 0), WM_OK);
+    assert_int_equal(wm_corpus_add(c, t, 200, 0), WM_OK);
     wm_score cs;
-    wm_corpus_score(c, 0.01, &cs);
-    wm_detect(wm, t, 200, 0, 0, 0.01, &a);
+    assert_int_equal(wm_corpus_score(c, 0.01, &cs), WM_OK);
+    assert_int_equal(wm_detect(wm, t, 200, 0, 0, 0.01, &a), WM_OK);
     assert_true(cs.scored == a.scored && cs.green == a.green && cs.log10_p == a.log10_p);
-    wm_corpus_add(c, t, 200, 0);
-    wm_corpus_score(c, 0.01, &cs);
+    assert_int_equal(wm_corpus_add(c, t, 200, 0), WM_OK);
+    assert_int_equal(wm_corpus_score(c, 0.01, &cs), WM_OK);
     assert_true(cs.scored == a.scored && cs.tokens == 400);
     wm_corpus_free(c);
     /* Filter: empty set scores nothing; the text's own contexts score all. */
     wm_ctxset *set;
-    wm_ctxset_new(&set, wm);
-    wm_corpus_new(&c, wm, 0);
-    wm_corpus_set_filter(c, set);
-    wm_corpus_add(c, t, 200, 0);
-    wm_corpus_score(c, 0.01, &cs);
+    assert_int_equal(wm_ctxset_new(&set, wm), WM_OK);
+    assert_int_equal(wm_corpus_new(&c, wm, 0), WM_OK);
+    assert_int_equal(wm_corpus_set_filter(c, set), WM_OK);
+    assert_int_equal(wm_corpus_add(c, t, 200, 0), WM_OK);
+    assert_int_equal(wm_corpus_score(c, 0.01, &cs), WM_OK);
     assert_int_equal(cs.scored, 0);
     wm_corpus_free(c);
-    wm_ctxset_add(set, t, 100); /* contexts of the first half */
+    assert_int_equal(wm_ctxset_add(set, t, 100), WM_OK); /* contexts of the first half */
     assert_int_equal(wm_ctxset_size(set), 99);
-    wm_corpus_new(&c, wm, 0);
-    wm_corpus_set_filter(c, set);
-    wm_corpus_add(c, t, 200, 0);
-    wm_corpus_score(c, 0.01, &cs);
+    assert_int_equal(wm_corpus_new(&c, wm, 0), WM_OK);
+    assert_int_equal(wm_corpus_set_filter(c, set), WM_OK);
+    assert_int_equal(wm_corpus_add(c, t, 200, 0), WM_OK);
+    assert_int_equal(wm_corpus_score(c, 0.01, &cs), WM_OK);
     assert_true(cs.scored >= 99 && cs.scored < 199);
     wm_corpus_free(c);
     wm_ctxset_free(set);
@@ -436,7 +436,7 @@ static void test_corpus_memory(void **state)
     const uint32_t V = 1u << 30;
     wm_watermark *wm = test_wm(0.25, 2, WM_SCHEME_LEFTHASH, V);
     wm_corpus *c;
-    wm_corpus_new(&c, wm, 0);
+    assert_int_equal(wm_corpus_new(&c, wm, 0), WM_OK);
     wm__rng r;
     wm__rng_seed(&r, 13);
     wm_token *t = malloc(100000 * sizeof *t);

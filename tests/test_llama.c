@@ -82,7 +82,7 @@ static double green_probability(const wm_watermark *wm, llama_token prev, const 
     double green = 0, all = 0;
     for (int i = 0; i < n; i++) {
         int g;
-        wm_is_green(wm, &prev, 1, top[i], &g);
+        assert_int_equal(wm_is_green(wm, &prev, 1, top[i], &g), WM_OK);
         double w = exp((double)logits[top[i]] - logits[top[0]] + (g ? delta : 0));
         all += w;
         green += g ? w : 0;
@@ -109,7 +109,7 @@ static run_result run_chain(const wm_watermark *wm, int watermark, uint32_t seed
     llama_sampler_chain_add(chain, llama_sampler_init_dist(seed));
 
     wm_params p;
-    wm_watermark_params(wm, &p);
+    assert_int_equal(wm_watermark_params(wm, &p), WM_OK);
     float *logits = malloc(V * sizeof *logits);
     llama_token_data *cand = malloc(V * sizeof *cand);
     wm_token *seq = malloc((n_steps + 1) * sizeof *seq);
@@ -128,7 +128,7 @@ static run_result run_chain(const wm_watermark *wm, int watermark, uint32_t seed
         llama_token tok = arr.data[arr.selected].id;
         llama_sampler_accept(chain, tok);
         int g;
-        wm_is_green(wm, &seq[t], 1, tok, &g);
+        assert_int_equal(wm_is_green(wm, &seq[t], 1, tok, &g), WM_OK);
         r.green += (uint64_t)g;
         r.expect += pg;
         r.var += pg * (1 - pg);
@@ -193,7 +193,7 @@ static void test_apply_unsorted_truncated_padded(void **state)
     int n_green = 0;
     for (int i = 0; i < 64; i++) {
         int g = 0;
-        if ((uint32_t)orig[i].id < n_vocab) wm_is_green(wm, prompt + 1, 2, orig[i].id, &g);
+        if ((uint32_t)orig[i].id < n_vocab) assert_int_equal(wm_is_green(wm, prompt + 1, 2, orig[i].id, &g), WM_OK);
         n_green += g;
         assert_int_equal(cand[i].id, orig[i].id);
         assert_true(cand[i].logit == orig[i].logit + (g ? 2.0f : 0.0f));

@@ -40,7 +40,7 @@ static void null_uniform(double gamma, uint32_t h, wm_scheme scheme, size_t n_do
     const uint32_t V = 50000;
     wm_watermark *wm = test_wm(gamma, h, scheme, V);
     wm_params prm;
-    wm_watermark_params(wm, &prm);
+    assert_int_equal(wm_watermark_params(wm, &prm), WM_OK);
     wm__rng r;
     wm__rng_seed(&r, seed);
     wm_token *t = malloc(len * sizeof *t);
@@ -100,7 +100,7 @@ static void test_false_positive_rate(void **state)
     for (size_t d = 0; d < n_docs; d++) {
         random_tokens(&r, t, len, V);
         wm_score s;
-        wm_detect(wm, t, len, 0, 0, alpha, &s);
+        assert_int_equal(wm_detect(wm, t, len, 0, 0, alpha, &s), WM_OK);
         flagged += (size_t)s.watermarked;
         uint64_t g = (uint64_t)(s.scored * gamma);
         while (wm_binom_log10_sf(s.scored, g, gamma) >= log10(alpha)) g++;
@@ -158,7 +158,7 @@ static void test_power(void **state)
     wm_watermark *wm = test_wm(0.25, 1, WM_SCHEME_LEFTHASH, V);
     wm_sampler_params sp = { 1.0f, 0, 1.0f, 300 };
     wm_sampler *s;
-    wm_sampler_new(&s, wm, &sp);
+    assert_int_equal(wm_sampler_new(&s, wm, &sp), WM_OK);
     wm__rng r;
     wm__rng_seed(&r, 300);
     float *l = malloc(V * sizeof *l);
@@ -169,7 +169,7 @@ static void test_power(void **state)
         t[0] = (wm_token)(wm__rng_next(&r) % V);
         generate(s, &r, t, 1, 200, l, V, 1, &h_sum);
         wm_score sc;
-        wm_detect(wm, t, 201, 1, 0, 1e-10, &sc); /* the 200 generated tokens */
+        assert_int_equal(wm_detect(wm, t, 201, 1, 0, 1e-10, &sc), WM_OK); /* the 200 generated tokens */
         assert_true(sc.scored >= 190);
         if (sc.log10_p > worst) worst = sc.log10_p;
         frac += sc.green_fraction;
@@ -194,7 +194,7 @@ static void test_window(void **state)
     wm_watermark *wm = test_wm(0.25, 1, WM_SCHEME_LEFTHASH, V);
     wm_sampler_params sp = { 1.0f, 0, 1.0f, 400 };
     wm_sampler *s;
-    wm_sampler_new(&s, wm, &sp);
+    assert_int_equal(wm_sampler_new(&s, wm, &sp), WM_OK);
     wm__rng r;
     wm__rng_seed(&r, 400);
     float *l = malloc(V * sizeof *l);
@@ -205,7 +205,7 @@ static void test_window(void **state)
     wm_window w;
     wm_score whole;
     assert_int_equal(wm_detect_window(wm, t, 1000, 0, 0, 1e-3, &w), WM_OK);
-    wm_detect(wm, t, 1000, 0, 0, 1e-3, &whole);
+    assert_int_equal(wm_detect(wm, t, 1000, 0, 0, 1e-3, &whole), WM_OK);
     print_message("window [%zu, %zu) log10 p %.1f after %llu tests; whole text log10 p %.1f\n",
                   w.begin, w.end, w.score.log10_p, (unsigned long long)w.n_tests, whole.log10_p);
     assert_true(w.begin >= 360 && w.begin <= 440 && w.end >= 560 && w.end <= 640);
@@ -215,7 +215,7 @@ static void test_window(void **state)
     size_t flagged = 0;
     for (int d = 0; d < 400; d++) {
         random_tokens(&r, t, 500, V);
-        wm_detect_window(wm, t, 500, 0, 0, 0.01, &w);
+        assert_int_equal(wm_detect_window(wm, t, 500, 0, 0, 0.01, &w), WM_OK);
         flagged += (size_t)w.score.watermarked;
     }
     print_message("window on clean text: %zu of 400 flagged at alpha 0.01\n", flagged);

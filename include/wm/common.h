@@ -10,6 +10,15 @@
 extern "C" {
 #endif
 
+/* On every call that returns a wm_status: ignoring one is a bug (a failed
+ * call leaves its outputs unset).  GCC and clang warn; a deliberate ignore
+ * needs an explicit check. */
+#if defined(__GNUC__) || defined(__clang__)
+#define WM_NODISCARD __attribute__((warn_unused_result))
+#else
+#define WM_NODISCARD
+#endif
+
 #if defined(WM_BUILDING) && defined(__GNUC__)
 #define WM_API __attribute__((visibility("default")))
 #else

@@ -51,7 +51,7 @@ typedef struct wm_score {
 /* Score one token sequence.  n_prompt leading tokens are prompt (0: none).
  * Fewer than h + 1 tokens gives N = 0, p = 1, WM_OK.  alpha in (0,1).
  * Allocates O(n) temporary memory.  Thread-safe. */
-WM_API wm_status wm_detect(const wm_watermark *wm, const wm_token *tokens, size_t n,
+WM_API WM_NODISCARD wm_status wm_detect(const wm_watermark *wm, const wm_token *tokens, size_t n,
                            size_t n_prompt, unsigned flags, double alpha, wm_score *out);
 
 /* Best-scoring span of a long text, for when only part was watermarked.  Scans
@@ -67,7 +67,7 @@ typedef struct wm_window {
     uint64_t n_tests;
 } wm_window;
 
-WM_API wm_status wm_detect_window(const wm_watermark *wm, const wm_token *tokens, size_t n,
+WM_API WM_NODISCARD wm_status wm_detect_window(const wm_watermark *wm, const wm_token *tokens, size_t n,
                                   size_t n_prompt, unsigned flags, double alpha,
                                   wm_window *out);
 
@@ -78,8 +78,8 @@ WM_API wm_status wm_detect_window(const wm_watermark *wm, const wm_token *tokens
  * Not thread-safe while being filled; read-only use afterwards is. */
 typedef struct wm_ctxset wm_ctxset;
 
-WM_API wm_status wm_ctxset_new(wm_ctxset **out, const wm_watermark *wm);
-WM_API wm_status wm_ctxset_add(wm_ctxset *set, const wm_token *tokens, size_t n);
+WM_API WM_NODISCARD wm_status wm_ctxset_new(wm_ctxset **out, const wm_watermark *wm);
+WM_API WM_NODISCARD wm_status wm_ctxset_add(wm_ctxset *set, const wm_token *tokens, size_t n);
 WM_API uint64_t wm_ctxset_size(const wm_ctxset *set);
 WM_API void wm_ctxset_free(wm_ctxset *set);
 
@@ -90,11 +90,11 @@ WM_API void wm_ctxset_free(wm_ctxset *set);
  * per corpus; borrows wm (and the filter), which must outlive it. */
 typedef struct wm_corpus wm_corpus;
 
-WM_API wm_status wm_corpus_new(wm_corpus **out, const wm_watermark *wm, unsigned flags);
+WM_API WM_NODISCARD wm_status wm_corpus_new(wm_corpus **out, const wm_watermark *wm, unsigned flags);
 /* Score only tuples whose context is in `filter` (NULL: all).  Call before the
  * first wm_corpus_add. */
-WM_API wm_status wm_corpus_set_filter(wm_corpus *c, const wm_ctxset *filter);
-WM_API wm_status wm_corpus_add(wm_corpus *c, const wm_token *tokens, size_t n,
+WM_API WM_NODISCARD wm_status wm_corpus_set_filter(wm_corpus *c, const wm_ctxset *filter);
+WM_API WM_NODISCARD wm_status wm_corpus_add(wm_corpus *c, const wm_token *tokens, size_t n,
                                size_t n_prompt);
 /* One document in parts, e.g. a large file tokenized by wm_encode_stream:
  * the parts' tuples, those across part boundaries included, count exactly
@@ -102,8 +102,8 @@ WM_API wm_status wm_corpus_add(wm_corpus *c, const wm_token *tokens, size_t n,
  * ends the document (it may come with n = 0).  The document's last h
  * tokens are kept between parts.  wm_corpus_add while a document is open
  * is WM_ERR_ARG. */
-WM_API wm_status wm_corpus_add_part(wm_corpus *c, const wm_token *tokens, size_t n, bool last);
-WM_API wm_status wm_corpus_score(const wm_corpus *c, double alpha, wm_score *out);
+WM_API WM_NODISCARD wm_status wm_corpus_add_part(wm_corpus *c, const wm_token *tokens, size_t n, bool last);
+WM_API WM_NODISCARD wm_status wm_corpus_score(const wm_corpus *c, double alpha, wm_score *out);
 /* Bytes held by the corpus (tables included). */
 WM_API size_t wm_corpus_memory(const wm_corpus *c);
 WM_API void wm_corpus_free(wm_corpus *c);

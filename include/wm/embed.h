@@ -23,13 +23,13 @@ extern "C" {
  * -inf stays -inf and NaN stays NaN (adding is all that happens); the
  * sampler below does check.  Cost: one SipHash per 128/b tokens plus one add
  * per logit. */
-WM_API wm_status wm_bias_logits(const wm_watermark *wm, const wm_token *ctx, size_t n_ctx,
+WM_API WM_NODISCARD wm_status wm_bias_logits(const wm_watermark *wm, const wm_token *ctx, size_t n_ctx,
                                 float *logits, size_t n_logits);
 
 /* The same for n_seq sequences in one call: sequence s has context ctx[s]
  * (n_ctx[s] tokens) and logits at logits + s * row_stride (row_stride >=
  * n_logits, in floats).  All contexts are validated before any row changes. */
-WM_API wm_status wm_bias_logits_batch(const wm_watermark *wm, size_t n_seq,
+WM_API WM_NODISCARD wm_status wm_bias_logits_batch(const wm_watermark *wm, size_t n_seq,
                                       const wm_token *const *ctx, const size_t *n_ctx,
                                       float *logits, size_t n_logits, size_t row_stride);
 
@@ -39,7 +39,7 @@ WM_API wm_status wm_bias_logits_batch(const wm_watermark *wm, size_t n_seq,
  * structs such as llama.cpp's llama_token_data is used in place.  Ids >=
  * n_vocab (padding) are never green; a negative id is WM_ERR_TOKEN and
  * nothing is changed. */
-WM_API wm_status wm_bias_candidates(const wm_watermark *wm, const wm_token *ctx, size_t n_ctx,
+WM_API WM_NODISCARD wm_status wm_bias_candidates(const wm_watermark *wm, const wm_token *ctx, size_t n_ctx,
                                     const wm_token *ids, size_t ids_stride,
                                     float *logits, size_t logits_stride, size_t n);
 
@@ -63,7 +63,7 @@ typedef struct wm_sampler_params {
  * The sampler borrows wm, which must outlive it. */
 typedef struct wm_sampler wm_sampler;
 
-WM_API wm_status wm_sampler_new(wm_sampler **out, const wm_watermark *wm,
+WM_API WM_NODISCARD wm_status wm_sampler_new(wm_sampler **out, const wm_watermark *wm,
                                 const wm_sampler_params *params);
 WM_API void wm_sampler_free(wm_sampler *s);
 
@@ -72,7 +72,7 @@ WM_API void wm_sampler_free(wm_sampler *s);
  * WM_ERR_LOGITS (and draws nothing) if a logit is NaN or +inf or none is
  * finite.  With `watermark` 0 the same sampler draws without bias (for
  * controls and A/B tests). */
-WM_API wm_status wm_sampler_sample(wm_sampler *s, const wm_token *ctx, size_t n_ctx,
+WM_API WM_NODISCARD wm_status wm_sampler_sample(wm_sampler *s, const wm_token *ctx, size_t n_ctx,
                                    float *logits, size_t n_logits, int watermark,
                                    wm_token *out);
 

@@ -61,38 +61,38 @@ typedef struct wm_key wm_key;
 
 /* Fresh random key (libsodium randombytes) with validated parameters.
  * *out is owned by the caller; free with wm_key_free.  Thread-safe. */
-WM_API wm_status wm_key_generate(wm_key **out, const wm_params *params);
+WM_API WM_NODISCARD wm_status wm_key_generate(wm_key **out, const wm_params *params);
 
 /* Deterministic key from a 32-byte seed.  For tests and reproducible demos
  * only: whoever knows the seed can compute every green list. */
-WM_API wm_status wm_key_from_seed(wm_key **out, const wm_params *params,
+WM_API WM_NODISCARD wm_status wm_key_from_seed(wm_key **out, const wm_params *params,
                                   const unsigned char seed[32]);
 
 /* Write the key to a new file created with mode 0600.  Never overwrites:
  * WM_ERR_EXISTS if path exists.  On failure nothing is left behind. */
-WM_API wm_status wm_key_save(const wm_key *key, const char *path, wm_error *err);
+WM_API WM_NODISCARD wm_status wm_key_save(const wm_key *key, const char *path, wm_error *err);
 
 /* Read a key file.  Strict: unknown or repeated fields, bad values, a file
  * readable by group or others (WM_ERR_PERM) or a key id that does not match
  * the contents (WM_ERR_CORRUPT) are refused, with file and line in err.
  * Secret bytes are kept in guarded memory and wiped on free. */
-WM_API wm_status wm_key_load(wm_key **out, const char *path, wm_error *err);
+WM_API WM_NODISCARD wm_status wm_key_load(wm_key **out, const char *path, wm_error *err);
 
 /* Parameters as used by detection (gamma is the exact quantised value). */
-WM_API wm_status wm_key_params(const wm_key *key, wm_params *out);
+WM_API WM_NODISCARD wm_status wm_key_params(const wm_key *key, wm_params *out);
 
 /* Public key id: 16 hex digits + NUL.  A keyed BLAKE2b fingerprint of the
  * secret and all parameters; reveals nothing about the secret. */
 #define WM_KEY_ID_SIZE 17
-WM_API wm_status wm_key_id(const wm_key *key, char out[WM_KEY_ID_SIZE]);
+WM_API WM_NODISCARD wm_status wm_key_id(const wm_key *key, char out[WM_KEY_ID_SIZE]);
 
 /* Record the tokenizer the key is meant for (vocabulary size and SHA-256 of
  * its tokenizer.json), so detection can refuse a different one.  Call before
  * wm_key_save.  n_vocab 0 clears it. */
-WM_API wm_status wm_key_set_tokenizer(wm_key *key, uint32_t n_vocab,
+WM_API WM_NODISCARD wm_status wm_key_set_tokenizer(wm_key *key, uint32_t n_vocab,
                                       const unsigned char sha256[32]);
 /* *n_vocab = 0 when none is recorded; sha256 may be NULL. */
-WM_API wm_status wm_key_tokenizer(const wm_key *key, uint32_t *n_vocab,
+WM_API WM_NODISCARD wm_status wm_key_tokenizer(const wm_key *key, uint32_t *n_vocab,
                                   unsigned char sha256[32]);
 
 /* Wipes and frees.  NULL is a no-op. */
@@ -106,18 +106,18 @@ typedef struct wm_watermark wm_watermark;
  * the key records a vocabulary size it must equal n_vocab (WM_ERR_SIZE).  The
  * key may be freed afterwards.  The result is immutable: one object can be
  * shared by any number of threads without locking. */
-WM_API wm_status wm_watermark_new(wm_watermark **out, const wm_key *key,
+WM_API WM_NODISCARD wm_status wm_watermark_new(wm_watermark **out, const wm_key *key,
                                   uint32_t n_vocab);
 WM_API void wm_watermark_free(wm_watermark *wm);
 
 WM_API uint32_t wm_watermark_vocab(const wm_watermark *wm);
-WM_API wm_status wm_watermark_params(const wm_watermark *wm, wm_params *out);
-WM_API wm_status wm_watermark_key_id(const wm_watermark *wm, char out[WM_KEY_ID_SIZE]);
+WM_API WM_NODISCARD wm_status wm_watermark_params(const wm_watermark *wm, wm_params *out);
+WM_API WM_NODISCARD wm_status wm_watermark_key_id(const wm_watermark *wm, char out[WM_KEY_ID_SIZE]);
 
 /* Is `token` green after the context ctx[0..n_ctx-1] (oldest first; only the
  * last h tokens matter)?  O(1).  n_ctx < h: *green = 0 and WM_OK, since such
  * positions are neither biased nor scored.  Thread-safe. */
-WM_API wm_status wm_is_green(const wm_watermark *wm, const wm_token *ctx, size_t n_ctx,
+WM_API WM_NODISCARD wm_status wm_is_green(const wm_watermark *wm, const wm_token *ctx, size_t n_ctx,
                              wm_token token, int *green);
 
 #ifdef __cplusplus

@@ -46,7 +46,7 @@ extern "C" {
  * sampler (as for every llama.cpp sampler).  Errors: WM_ERR_ARG (NULL out or
  * wm, NULL prompt with n_prompt > 0), WM_ERR_TOKEN (negative prompt token),
  * WM_ERR_NOMEM; *out is then NULL. */
-WM_API wm_status wm_llama_sampler_new(struct llama_sampler **out, const wm_watermark *wm,
+WM_API WM_NODISCARD wm_status wm_llama_sampler_new(struct llama_sampler **out, const wm_watermark *wm,
                                       const llama_token *prompt, size_t n_prompt);
 #ifdef __cplusplus
 }

@@ -31,9 +31,9 @@ typedef struct wm_tokenizer wm_tokenizer;
 
 /* Load a tokenizer.json.  Errors name the file and the JSON position or
  * path ("tok.json: model.merges[17]: ..."). */
-WM_API wm_status wm_tokenizer_load(wm_tokenizer **out, const char *path, wm_error *err);
+WM_API WM_NODISCARD wm_status wm_tokenizer_load(wm_tokenizer **out, const char *path, wm_error *err);
 /* The same from memory; `name` is used in messages. */
-WM_API wm_status wm_tokenizer_parse(wm_tokenizer **out, const char *json, size_t len,
+WM_API WM_NODISCARD wm_status wm_tokenizer_parse(wm_tokenizer **out, const char *json, size_t len,
                                     const char *name, wm_error *err);
 WM_API void wm_tokenizer_free(wm_tokenizer *tok);
 
@@ -45,7 +45,7 @@ WM_API void wm_tokenizer_sha256(const wm_tokenizer *tok, unsigned char out[32]);
 /* Encoding state for one thread: word cache, regex scratch, output buffer.
  * Borrows tok, which must outlive it. */
 typedef struct wm_encoder wm_encoder;
-WM_API wm_status wm_encoder_new(wm_encoder **out, const wm_tokenizer *tok);
+WM_API WM_NODISCARD wm_status wm_encoder_new(wm_encoder **out, const wm_tokenizer *tok);
 WM_API void wm_encoder_free(wm_encoder *enc);
 
 /* Flags for wm_encode; any other bit is WM_ERR_ARG. */
@@ -59,7 +59,7 @@ WM_API void wm_encoder_free(wm_encoder *enc);
  * (Oniguruma) do; should the regex engine still fail (its heap limit), the
  * call fails with WM_ERR_LIMIT or WM_ERR_NOMEM and the byte offset in err:
  * text is never silently dropped.  Not thread-safe per encoder. */
-WM_API wm_status wm_encode(wm_encoder *enc, const char *text, size_t len, unsigned flags,
+WM_API WM_NODISCARD wm_status wm_encode(wm_encoder *enc, const char *text, size_t len, unsigned flags,
                            const wm_token **ids, size_t *n_ids, wm_error *err);
 
 /* The same ids for a text that arrives in parts (a large file read in
@@ -75,13 +75,13 @@ WM_API wm_status wm_encode(wm_encoder *enc, const char *text, size_t len, unsign
  * prefix spaces after a Split, a whole segment between added tokens.
  * Errors name byte offsets in the whole text and end the stream; so does a
  * call to wm_encode.  Not thread-safe per encoder. */
-WM_API wm_status wm_encode_stream(wm_encoder *enc, const char *part, size_t len, unsigned flags, bool final,
+WM_API WM_NODISCARD wm_status wm_encode_stream(wm_encoder *enc, const char *part, size_t len, unsigned flags, bool final,
                                   const wm_token **ids, size_t *n_ids, wm_error *err);
 
 /* The bytes of ids[0..n-1] (not NUL-terminated, not necessarily valid UTF-8
  * when cut mid-character), pointing into the encoder until its next call.
  * An id outside the vocabulary is WM_ERR_TOKEN. */
-WM_API wm_status wm_decode(wm_encoder *enc, const wm_token *ids, size_t n, const char **text,
+WM_API WM_NODISCARD wm_status wm_decode(wm_encoder *enc, const wm_token *ids, size_t n, const char **text,
                            size_t *len);
 
 #ifdef __cplusplus

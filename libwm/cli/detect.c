@@ -227,7 +227,7 @@ static int plain_part(detector *D, plain_sink *s, const char *name, const wm_tok
     double lp[MAX_KEYS];
     for (int k = 0; k < D->n_keys; k++) {
         wm_score sc;
-        wm_corpus_score(s->doc[k], D->alpha, &sc);
+        if (wm_corpus_score(s->doc[k], D->alpha, &sc)) return die("%s: cannot score", name);
         print_score(D, name, k, &sc, NULL, 0);
         lp[k] = sc.log10_p;
     }
@@ -270,7 +270,7 @@ static int stream_plain(detector *D, const detect_opts *o, wm_encoder *enc, cons
     if (rc) { /* end the unfinished stream: the next file starts afresh */
         const wm_token *ids;
         size_t n;
-        wm_encode(enc, "", 0, 0, &ids, &n, NULL);
+        if (wm_encode(enc, "", 0, 0, &ids, &n, NULL)) rc = EXIT_USAGE; /* cannot fail on "" */
     }
     pr->docs++;
     for (int k = 0; k < MAX_KEYS; k++) wm_corpus_free(s.doc[k]);
@@ -365,10 +365,12 @@ static int setup_detector(detector *D, const detect_opts *o, wm_tokenizer **tok_
     for (int k = 0; k < o->n_keys; k++) {
         wm_key *key;
         if ((st = wm_key_load(&key, o->keys[k], &err))) return die("%s", status_text(st, &err));
-        wm_key_id(key, D->id[k]);
         uint32_t nv;
         unsigned char ksha[32];
-        wm_key_tokenizer(key, &nv, ksha);
+        if ((st = wm_key_id(key, D->id[k])) || (st = wm_key_tokenizer(key, &nv, ksha))) {
+            wm_key_free(key);
+            return die("%s: %s", o->keys[k], wm_strerror(st));
+        }
         uint32_t vocab = tok ? wm_tokenizer_vocab_size(tok) : nv ? nv : o->vocab;
         if (!tok && nv && o->vocab && o->vocab != nv) {
             wm_key_free(key);
@@ -385,7 +387,10 @@ static int setup_detector(detector *D, const detect_opts *o, wm_tokenizer **tok_
                            "--any-tokenizer to use it anyway", o->keys[k], nv, vocab,
                            nv == vocab ? ", different file" : "");
             }
-            wm_key_set_tokenizer(key, 0, NULL); /* green lists do not depend on it */
+            if ((st = wm_key_set_tokenizer(key, 0, NULL))) { /* green lists do not depend on it */
+                wm_key_free(key);
+                return die("%s: %s", o->keys[k], wm_strerror(st));
+            }
         }
         st = wm_watermark_new(&D->wm[k], key, vocab);
         wm_key_free(key);
@@ -469,14 +474,15 @@ int cmd_detect(int argc, char **argv)
         detect_opts fo = o;
         fo.prompt_field = NULL;
         rc = stream(&D, &fo, encp, ff, 1, on_filter, NULL, &skipped, 1);
-        for (int k = 0; !rc && k < D.n_keys; k++) wm_corpus_set_filter(D.corpus[k], D.filter[k]);
+        for (int k = 0; !rc && k < D.n_keys; k++)
+            if (wm_corpus_set_filter(D.corpus[k], D.filter[k])) rc = die("--filter: invalid corpus state");
     }
     if (!rc) rc = stream(&D, &o, encp, argv + optind, argc - optind, on_detect, NULL, &skipped, 0);
     if (!rc && D.corpus_mode) {
         double lp[MAX_KEYS];
         for (int k = 0; k < D.n_keys; k++) {
             wm_score s;
-            wm_corpus_score(D.corpus[k], D.alpha, &s);
+            if (wm_corpus_score(D.corpus[k], D.alpha, &s)) return die("corpus: cannot score");
             print_score(&D, "corpus", k, &s, NULL, 1);
             lp[k] = s.log10_p;
         }

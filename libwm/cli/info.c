@@ -30,10 +30,9 @@ int cmd_info(int argc, char **argv)
     char id[WM_KEY_ID_SIZE], sha_hex[65] = "";
     uint32_t nv;
     unsigned char sha[32];
-    wm_key_params(key, &p);
-    wm_key_id(key, id);
-    wm_key_tokenizer(key, &nv, sha);
+    if (!(st = wm_key_params(key, &p)) && !(st = wm_key_id(key, id))) st = wm_key_tokenizer(key, &nv, sha);
     wm_key_free(key);
+    if (st) return die("%s: %s", argv[optind], wm_strerror(st));
     for (int i = 0; nv && i < 32; i++) sprintf(sha_hex + 2 * i, "%02x", sha[i]);
     const char *scheme = p.scheme == WM_SCHEME_MINHASH ? "minhash" : "lefthash";
     unsigned k = (unsigned)(p.gamma * WM_GAMMA_ONE);

@@ -68,12 +68,16 @@ int cmd_keygen(int argc, char **argv)
         }
         unsigned char sha[32];
         wm_tokenizer_sha256(tok, sha);
-        wm_key_set_tokenizer(key, wm_tokenizer_vocab_size(tok), sha);
+        st = wm_key_set_tokenizer(key, wm_tokenizer_vocab_size(tok), sha);
         wm_tokenizer_free(tok);
+        if (st) {
+            wm_key_free(key);
+            return die("keygen: %s", wm_strerror(st));
+        }
     }
     st = wm_key_save(key, out, &err);
-    char id[WM_KEY_ID_SIZE];
-    wm_key_id(key, id);
+    char id[WM_KEY_ID_SIZE] = "";
+    if (!st) st = wm_key_id(key, id);
     wm_key_free(key);
     if (st) return die("%s", status_text(st, &err));
     fprintf(stderr, "wm: wrote %s (key id %s, mode 0600); keep it secret\n", out, id);

@@ -24,7 +24,7 @@ static void print_token(wm_encoder *dec, int pieces, wm_token id, int first)
     }
     const char *s;
     size_t len;
-    wm_decode(dec, &id, 1, &s, &len);
+    if (wm_decode(dec, &id, 1, &s, &len)) s = "", len = 0; /* ids come from the same tokenizer */
     if (!first) putchar(',');
     print_json_string(stdout, s, len);
 }
@@ -99,7 +99,7 @@ int cmd_tokenize(int argc, char **argv)
     wm_encoder *enc[64] = { 0 }, *dec = NULL;
     for (int t = 0; t < n_threads; t++)
         if (wm_encoder_new(&enc[t], tok)) return die("out of memory");
-    wm_encoder_new(&dec, tok);
+    if (wm_encoder_new(&dec, tok)) return die("out of memory");
     if (mode == IN_PLAIN) {
         int rc = 0;
         for (int i = 0; !rc && i < (argc > optind ? argc - optind : 1); i++)
