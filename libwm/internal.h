@@ -21,6 +21,20 @@ typedef void (*wm_apply_fn)(const unsigned char *fields, size_t n_tok, unsigned 
 typedef void (*wm_bias_row_fn)(const unsigned char kg[16], uint64_t seed, size_t n_tok,
                                unsigned bits, uint32_t thresh, float delta, float *logits);
 
+/* A stored key (core/key.c). */
+struct wm_key {
+    unsigned char secret[32];
+    uint32_t gamma_k;
+    double delta;
+    uint32_t h;
+    wm_scheme scheme;
+    uint32_t n_vocab;          /* 0: not recorded */
+    unsigned char tok_sha[32]; /* valid when n_vocab != 0 */
+};
+
+/* Public id of a key: BLAKE2b keyed with the secret over its parameters. */
+void wm__compute_id(const wm_key *k, char out[WM_KEY_ID_SIZE]);
+
 struct wm_watermark {
     unsigned char kg[16];    /* green-list PRF key (derived) */
     unsigned char km[16];    /* minhash token-hash key (derived) */

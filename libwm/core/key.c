@@ -1,4 +1,4 @@
-/* Keys, key files and the watermark object.
+/* Keys and key files.
  *
  * Key file (text, one "name value" per line, order fixed, '#' comments):
  *
@@ -26,16 +26,6 @@
 #include <unistd.h>
 
 #include <sodium.h>
-
-struct wm_key {
-    unsigned char secret[32];
-    uint32_t gamma_k;
-    double delta;
-    uint32_t h;
-    wm_scheme scheme;
-    uint32_t n_vocab;          /* 0: not recorded */
-    unsigned char tok_sha[32]; /* valid when n_vocab != 0 */
-};
 
 #define KEY_MAGIC "libwm-key 1"
 #define MAX_KEY_FILE 4096
@@ -144,7 +134,7 @@ static int canonical_params(const wm_key *k, char *buf, size_t size)
                     scheme_name(k->scheme), k->h, (double)k->gamma_k / WM_GAMMA_ONE, k->delta, tok);
 }
 
-static void compute_id(const wm_key *k, char out[WM_KEY_ID_SIZE])
+void wm__compute_id(const wm_key *k, char out[WM_KEY_ID_SIZE])
 {
     char text[512];
     unsigned char mac[8];
@@ -157,7 +147,7 @@ static void compute_id(const wm_key *k, char out[WM_KEY_ID_SIZE])
 wm_status wm_key_id(const wm_key *key, char out[WM_KEY_ID_SIZE])
 {
     if (!key || !out) return WM_ERR_ARG;
-    compute_id(key, out);
+    wm__compute_id(key, out);
     return WM_OK;
 }
 
@@ -165,7 +155,7 @@ wm_status wm_key_save(const wm_key *key, const char *path, wm_error *err)
 {
     if (!key || !path) return WM_ERR_ARG;
     char id[WM_KEY_ID_SIZE], params[512], hex[65];
-    compute_id(key, id);
+    wm__compute_id(key, id);
     canonical_params(key, params, sizeof params);
     int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
     if (fd < 0) {
@@ -354,7 +344,7 @@ wm_status wm__key_parse(wm_key **out, const char *buf, size_t len, const char *n
     char id_file[WM_KEY_ID_SIZE], id_real[WM_KEY_ID_SIZE];
     wm_status st = parse_body(&ps, k, id_file);
     if (st == WM_OK) {
-        compute_id(k, id_real);
+        wm__compute_id(k, id_real);
         if (sodium_memcmp(id_file, id_real, 16) != 0) {
             seterr(err, "%s: key id does not match the file's contents (corrupt or edited)", ps.name);
             st = WM_ERR_CORRUPT;
@@ -418,99 +408,3 @@ wm_status wm_key_load(wm_key **out, const char *path, wm_error *err)
     sodium_free(buf);
     return st;
 }
-
-/* ---- the watermark object ------------------------------------------------ */
-
-wm_status wm_watermark_new(wm_watermark **out, const wm_key *key, uint32_t n_vocab)
-{
-    if (!out || !key) return WM_ERR_ARG;
-    *out = NULL;
-    if (n_vocab == 0 || n_vocab > (uint32_t)INT32_MAX) return WM_ERR_SIZE;
-    if (key->n_vocab && key->n_vocab != n_vocab) return WM_ERR_SIZE;
-    if (sodium_init() < 0) return WM_ERR_CRYPTO;
-    wm_watermark *wm = sodium_malloc(sizeof *wm);
-    if (!wm) return WM_ERR_NOMEM;
-    memset(wm, 0, sizeof *wm);
-    crypto_kdf_derive_from_key(wm->kg, sizeof wm->kg, 1, "libwm-gl", key->secret);
-    crypto_kdf_derive_from_key(wm->km, sizeof wm->km, 2, "libwm-gl", key->secret);
-    wm->n_vocab = n_vocab;
-    wm->gamma_k = key->gamma_k;
-    /* Smallest power-of-two field width b with gamma_k / 2^16 = thresh / 2^b. */
-    unsigned tz = (unsigned)__builtin_ctz(key->gamma_k), bits = 16 - (tz > 15 ? 15 : tz);
-    unsigned b2 = 1;
-    while (b2 < bits) b2 <<= 1;
-    wm->bits = b2;
-    wm->thresh = key->gamma_k >> (16 - b2);
-    wm->tok_per_block = 128 / b2;
-    wm->delta = (float)key->delta;
-    wm->h = key->h;
-    wm->scheme = key->scheme;
-    compute_id(key, wm->key_id);
-    wm__pick_kernels(wm);
-    sodium_mprotect_readonly(wm);
-    *out = wm;
-    return WM_OK;
-}
-
-void wm_watermark_free(wm_watermark *wm)
-{
-    if (wm) sodium_free(wm);
-}
-
-uint32_t wm_watermark_vocab(const wm_watermark *wm) { return wm ? wm->n_vocab : 0; }
-
-wm_status wm_watermark_params(const wm_watermark *wm, wm_params *out)
-{
-    if (!wm || !out) return WM_ERR_ARG;
-    out->gamma = (double)wm->gamma_k / WM_GAMMA_ONE;
-    out->delta = wm->delta;
-    out->context_width = wm->h;
-    out->scheme = wm->scheme;
-    return WM_OK;
-}
-
-wm_status wm_watermark_key_id(const wm_watermark *wm, char out[WM_KEY_ID_SIZE])
-{
-    if (!wm || !out) return WM_ERR_ARG;
-    memcpy(out, wm->key_id, WM_KEY_ID_SIZE);
-    return WM_OK;
-}
-
-wm_status wm_is_green(const wm_watermark *wm, const wm_token *ctx, size_t n_ctx, wm_token token,
-                      int *green)
-{
-    if (!wm || !green || (n_ctx && !ctx)) return WM_ERR_ARG;
-    *green = 0;
-    if (token < 0 || (uint32_t)token >= wm->n_vocab) return WM_ERR_TOKEN;
-    if (n_ctx < wm->h) return WM_OK;
-    const wm_token *c = ctx + n_ctx - wm->h;
-    wm_status st = wm__check_tokens(wm, c, wm->h);
-    if (st) return st;
-    *green = wm__green(wm, wm__seed(wm, c), (uint32_t)token);
-    return WM_OK;
-}
-
-/* ---- status ------------------------------------------------------------- */
-
-const char *wm_strerror(wm_status s)
-{
-    switch (s) {
-#define WM__STATUS_TEXT(name, value, text) case WM_##name: return text;
-        WM_STATUS_MAP(WM__STATUS_TEXT)
-#undef WM__STATUS_TEXT
-    }
-    return "unknown status";
-}
-
-const char *wm_status_name(wm_status s)
-{
-    switch (s) {
-#define WM__STATUS_NAME(name, value, text) case WM_##name: return #name;
-        WM_STATUS_MAP(WM__STATUS_NAME)
-#undef WM__STATUS_NAME
-    }
-    return NULL;
-}
-
-const char *wm_version(void) { return WM_VERSION_STRING; }
-unsigned wm_version_number(void) { return WM_VERSION_NUMBER; }

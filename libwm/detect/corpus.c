@@ -1,0 +1,159 @@
+/* Context sets and corpora: tuples scored once across many documents. */
+#include "detect_internal.h"
+
+#include <stdlib.h>
+
+struct wm_ctxset {
+    const wm_watermark *wm;
+    wm__u64set set;
+};
+
+wm_status wm_ctxset_new(wm_ctxset **out, const wm_watermark *wm)
+{
+    if (!out || !wm) return WM_ERR_ARG;
+    *out = NULL;
+    wm_ctxset *s = calloc(1, sizeof *s);
+    if (!s) return WM_ERR_NOMEM;
+    if (wm__u64set_init(&s->set, 0)) {
+        free(s);
+        return WM_ERR_NOMEM;
+    }
+    s->wm = wm;
+    *out = s;
+    return WM_OK;
+}
+
+wm_status wm_ctxset_add(wm_ctxset *s, const wm_token *t, size_t n)
+{
+    if (!s) return WM_ERR_ARG;
+    wm_status st = wm__check_tokens(s->wm, t, n);
+    if (st) return st;
+    wm__scan sc;
+    uint64_t seed;
+    wm_token tok;
+    wm__scan_init(&sc, s->wm, t, n, 0);
+    while (wm__scan_next(&sc, &seed, &tok))
+        if (wm__u64set_insert(&s->set, wm__ctx_key(seed)) < 0) return WM_ERR_NOMEM;
+    return WM_OK;
+}
+
+uint64_t wm_ctxset_size(const wm_ctxset *s) { return s ? s->set.len : 0; }
+
+void wm_ctxset_free(wm_ctxset *s)
+{
+    if (!s) return;
+    wm__u64set_free(&s->set);
+    free(s);
+}
+
+struct wm_corpus {
+    const wm_watermark *wm;
+    const wm_ctxset *filter;
+    unsigned flags;
+    int started;
+    wm__u64set seen;
+    wm__u64set prompt; /* the current document's prompt tuples */
+    /* wm_corpus_add_part: the open document's last h tokens, then the part */
+    wm_token *part;
+    size_t part_cap, tail_len;
+    int in_part;
+    uint64_t tokens;
+    counts c;
+};
+
+wm_status wm_corpus_new(wm_corpus **out, const wm_watermark *wm, unsigned flags)
+{
+    if (!out || !wm || (flags & ~WM_NO_DEDUP)) return WM_ERR_ARG;
+    *out = NULL;
+    wm_corpus *c = calloc(1, sizeof *c);
+    if (!c) return WM_ERR_NOMEM;
+    if ((!(flags & WM_NO_DEDUP) && wm__u64set_init(&c->seen, 0)) || wm__u64set_init(&c->prompt, 0)) {
+        wm__u64set_free(&c->seen);
+        free(c);
+        return WM_ERR_NOMEM;
+    }
+    c->wm = wm;
+    c->flags = flags;
+    *out = c;
+    return WM_OK;
+}
+
+wm_status wm_corpus_set_filter(wm_corpus *c, const wm_ctxset *filter)
+{
+    if (!c || c->started || (filter && filter->wm != c->wm)) return WM_ERR_ARG;
+    c->filter = filter;
+    return WM_OK;
+}
+
+wm_status wm_corpus_add(wm_corpus *c, const wm_token *t, size_t n, size_t n_prompt)
+{
+    if (!c || c->in_part) return WM_ERR_ARG;
+    wm_status st = wm__check_tokens(c->wm, t, n);
+    if (st) return st;
+    c->started = 1;
+    /* Prompt tuples are excluded per document: the corpus-wide dedup set
+     * must not learn them, or whether a tuple counts would depend on the
+     * order of documents.  A set grown by a huge prompt is given back. */
+    if (c->prompt.cap > (1u << 16)) {
+        wm__u64set_free(&c->prompt);
+        if (wm__u64set_init(&c->prompt, 0)) return WM_ERR_NOMEM;
+    } else {
+        wm__u64set_clear(&c->prompt);
+    }
+    /* On NOMEM the tuples already counted stay counted and consistent. */
+    st = scan_doc(c->wm, t, n, n_prompt, c->flags, &c->seen, &c->prompt, c->filter ? &c->filter->set : NULL,
+                  count_visit, &c->c);
+    c->tokens += n;
+    return st;
+}
+
+wm_status wm_corpus_add_part(wm_corpus *c, const wm_token *t, size_t n, bool last)
+{
+    if (!c) return WM_ERR_ARG;
+    wm_status st = wm__check_tokens(c->wm, t, n);
+    if (st) return st;
+    size_t k = c->in_part ? c->tail_len : 0, total = k + n;
+    if (total > c->part_cap) {
+        size_t cap = c->part_cap ? c->part_cap : 1024;
+        while (cap < total) cap *= 2;
+        wm_token *p = realloc(c->part, cap * sizeof *p);
+        if (!p) return WM_ERR_NOMEM;
+        c->part = p;
+        c->part_cap = cap;
+    }
+    if (n) memcpy(c->part + k, t, n * sizeof *t);
+    c->started = 1;
+    c->in_part = !last;
+    wm__u64set_clear(&c->prompt);
+    st = scan_doc_at(c->wm, c->part, total, 0, k, c->flags, &c->seen, &c->prompt,
+                     c->filter ? &c->filter->set : NULL, count_visit, &c->c);
+    c->tokens += n;
+    /* keep the last h tokens as the next part's context */
+    size_t h = c->wm->h, keep = total < h ? total : h;
+    if (keep) memmove(c->part, c->part + total - keep, keep * sizeof *c->part);
+    c->tail_len = last ? 0 : keep;
+    if (st) c->in_part = 0;
+    return st;
+}
+
+wm_status wm_corpus_score(const wm_corpus *c, double alpha, wm_score *out)
+{
+    if (!c || !out || !wm__valid_alpha(alpha)) return WM_ERR_ARG;
+    wm__fill_score(out, c->tokens, c->c.scored, c->c.green, wm__gamma_of(c->wm), alpha);
+    no_dedup_verdict(c->flags, out);
+    return WM_OK;
+}
+
+size_t wm_corpus_memory(const wm_corpus *c)
+{
+    return c ? sizeof *c + (c->seen.cap + c->prompt.cap) * sizeof *c->seen.slot : 0;
+}
+
+void wm_corpus_free(wm_corpus *c)
+{
+    if (!c) return;
+    wm__u64set_free(&c->seen);
+    wm__u64set_free(&c->prompt);
+    free(c->part);
+    free(c);
+}
