@@ -1,0 +1,131 @@
+/* Pre-tokenization: Split steps (regex or string, five behaviors,
+ * invert) and ByteLevel's prefix space. */
+#include "tokenizer_internal.h"
+
+/* One match of a Split regex from `pos`: 1 found (ovector in e->md), 0 no
+ * match, or an error status (negated) with a message naming the offset.
+ * Only PCRE2_ERROR_NOMATCH means "no match": any other negative result is
+ * an error, never a reason to stop splitting (text would be lost). */
+int tok_split_match(wm_encoder *e, const pre_step *s, const unsigned char *base, const unsigned char *sub,
+                       size_t len, size_t pos, wm_status *st)
+{
+    int rc = pcre2_match(s->re, sub, len, pos, PCRE2_NO_UTF_CHECK, e->md, e->mctx);
+    if (rc == PCRE2_ERROR_JIT_STACKLIMIT) /* the interpreter keeps its frames on the heap */
+        rc = pcre2_match(s->re, sub, len, pos, PCRE2_NO_UTF_CHECK | PCRE2_NO_JIT, e->md, e->mctx);
+    if (rc >= 0) return 1;
+    if (rc == PCRE2_ERROR_NOMATCH) return 0;
+    PCRE2_UCHAR msg[160];
+    pcre2_get_error_message(rc, msg, sizeof msg);
+    size_t off = (size_t)(sub - base) + pos;
+    if (base == e->text_base + e->seg_off) /* matching the input itself: exact offset */
+        tok_seterr(e->err, "pre-tokenizer regex failed searching from byte offset %zu: %s", e->seg_off + off, (char *)msg);
+    else /* normalized or prefixed copy of the segment */
+        tok_seterr(e->err, "pre-tokenizer regex failed at byte %zu of the segment at byte offset %zu: %s", off,
+               e->seg_off, (char *)msg);
+    *st = rc == PCRE2_ERROR_NOMEMORY || rc == PCRE2_ERROR_HEAPLIMIT ? WM_ERR_NOMEM : WM_ERR_LIMIT;
+    return -1;
+}
+
+/* in -> out, then the two swap.  With stream >= 0 (the first regex step of
+ * a segment), pieces do not pile up: every STREAM_PIECES of them go through
+ * the remaining steps (from `stream` on) and BPE at once, all but the last,
+ * the only one a later segment can still merge into.  That bounds the
+ * pieces held to O(STREAM_PIECES) whatever the text's length. */
+wm_status tok_split_step(wm_encoder *e, const pre_step *s, const unsigned char *base, buf *inb, buf *outb,
+                            int stream)
+{
+    span *in = inb->p;
+    outb->len = 0;
+    for (size_t p = 0; p < inb->len; p++) {
+        const unsigned char *sub = base + in[p].off;
+        size_t len = in[p].len, pos = 0, last = 0, first = outb->len;
+        int prev_match = 0;
+        for (;;) {
+            size_t ms = len, me = len;
+            int found = 0;
+            while (pos <= len) {
+                wm_status st = WM_OK;
+                int m = tok_split_match(e, s, base, sub, len, pos, &st);
+                if (m < 0) return st;
+                if (m == 0) break;
+                PCRE2_SIZE *ov = pcre2_get_ovector_pointer(e->md);
+                ms = ov[0], me = ov[1];
+                if (me > ms) {
+                    found = 1;
+                    break;
+                }
+                pos = ms + 1; /* empty match: step over one character, no split */
+                while (pos < len && (sub[pos] & 0xc0) == 0x80) pos++;
+                ms = me = len;
+            }
+            for (int part = 0; part < 1 + found; part++) {
+                size_t a = part ? ms : last, b = part ? me : ms;
+                if (a == b) continue;
+                int is_match = part ^ s->invert;
+                span sp = { in[p].off + a, b - a };
+                span *last_sp = outb->len > first ? (span *)outb->p + outb->len - 1 : NULL;
+                int merge = 0;
+                switch (s->behavior) {
+                case B_REMOVED: merge = -is_match; break; /* -1: drop */
+                case B_MERGED_PREV: merge = is_match && !prev_match && last_sp; break;
+                /* the reference folds from the end: a match joins the
+                 * segment after it unless that one is a match too */
+                case B_MERGED_NEXT: merge = !is_match && prev_match && last_sp; break;
+                case B_CONTIGUOUS: merge = is_match == prev_match && last_sp; break;
+                default: break;
+                }
+                prev_match = is_match;
+                if (merge < 0) continue;
+                if (merge) {
+                    last_sp->len = sp.off + sp.len - last_sp->off;
+                } else if (!PUSH(*outb, span, sp)) {
+                    return WM_ERR_NOMEM;
+                } else if (stream >= 0 && outb->len > e->stream_pieces) {
+                    span *o = outb->p;
+                    wm_status st = tok_finish_pieces(e, base, o, outb->len - 1, stream);
+                    if (st) return st;
+                    o[0] = o[outb->len - 1];
+                    outb->len = 1;
+                    first = 0;
+                }
+            }
+            if (!found) break;
+            last = pos = me;
+        }
+    }
+    if (stream >= 0) {
+        wm_status st = tok_finish_pieces(e, base, outb->p, outb->len, stream);
+        outb->len = 0;
+        return st;
+    }
+    buf tmp = *inb;
+    *inb = *outb;
+    *outb = tmp;
+    return WM_OK;
+}
+
+/* ByteLevel's add_prefix_space: a space before every piece that does not
+ * start with one.  Rebuilds `work` with the spaces inserted. */
+wm_status tok_prefix_spaces(wm_encoder *e, const unsigned char **base)
+{
+    span *in = e->pieces.p;
+    size_t total = 0;
+    for (size_t p = 0; p < e->pieces.len; p++) total += in[p].len + 1;
+    buf nb = { 0 };
+    if (!reserve(&nb, total + 1, 1)) return WM_ERR_NOMEM;
+    unsigned char *o = nb.p;
+    size_t n = 0;
+    for (size_t p = 0; p < e->pieces.len; p++) {
+        size_t start = n;
+        if (in[p].len == 0 || (*base)[in[p].off] != ' ') o[n++] = ' ';
+        memcpy(o + n, *base + in[p].off, in[p].len);
+        n += in[p].len;
+        in[p].off = start;
+        in[p].len = n - start;
+    }
+    free(e->work.p);
+    e->work = nb;
+    e->work.len = n;
+    *base = e->work.p;
+    return WM_OK;
+}
