@@ -2,28 +2,52 @@
  * invert) and ByteLevel's prefix space. */
 #include "tokenizer_internal.h"
 
-/* One match of a Split regex from `pos`: 1 found (ovector in e->md), 0 no
- * match, or an error status (negated) with a message naming the offset.
- * Only PCRE2_ERROR_NOMATCH means "no match": any other negative result is
- * an error, never a reason to stop splitting (text would be lost). */
-int tok_split_match(wm_encoder *e, const pre_step *s, const unsigned char *base, const unsigned char *sub,
-                       size_t len, size_t pos, wm_status *st)
+/* The next non-empty match of a Split regex in sub[0..len) from *pos, as
+ * `tokenizers` finds it (an empty match steps over one character, no
+ * split).  1: found, [*ms, *me); 0: none, *ms = *me = len; 2 (with
+ * PCRE2_PARTIAL_HARD in options): the end of the known text was reached
+ * by a match that may start at *ms; -1: engine error, *st set, message
+ * naming the offset.  Only PCRE2_ERROR_NOMATCH means "no match": any other
+ * negative result is an error, never a reason to stop splitting (text
+ * would be lost). */
+int tok_next_match(wm_encoder *e, const pre_step *s, const unsigned char *base, const unsigned char *sub, size_t len,
+                   size_t *pos, uint32_t options, size_t *ms, size_t *me, wm_status *st)
 {
-    int rc = pcre2_match(s->re, sub, len, pos, PCRE2_NO_UTF_CHECK, e->md, e->mctx);
-    if (rc == PCRE2_ERROR_JIT_STACKLIMIT) /* the interpreter keeps its frames on the heap */
-        rc = pcre2_match(s->re, sub, len, pos, PCRE2_NO_UTF_CHECK | PCRE2_NO_JIT, e->md, e->mctx);
-    if (rc >= 0) return 1;
-    if (rc == PCRE2_ERROR_NOMATCH) return 0;
-    PCRE2_UCHAR msg[160];
-    pcre2_get_error_message(rc, msg, sizeof msg);
-    size_t off = (size_t)(sub - base) + pos;
-    if (base == e->text_base + e->seg_off) /* matching the input itself: exact offset */
-        tok_seterr(e->err, "pre-tokenizer regex failed searching from byte offset %zu: %s", e->seg_off + off, (char *)msg);
-    else /* normalized or prefixed copy of the segment */
-        tok_seterr(e->err, "pre-tokenizer regex failed at byte %zu of the segment at byte offset %zu: %s", off,
-               e->seg_off, (char *)msg);
-    *st = rc == PCRE2_ERROR_NOMEMORY || rc == PCRE2_ERROR_HEAPLIMIT ? WM_ERR_NOMEM : WM_ERR_LIMIT;
-    return -1;
+    *ms = *me = len;
+    while (*pos <= len) {
+        int rc = pcre2_match(s->re, sub, len, *pos, PCRE2_NO_UTF_CHECK | options, e->md, e->mctx);
+        if (rc == PCRE2_ERROR_JIT_STACKLIMIT) /* the interpreter keeps its frames on the heap */
+            rc = pcre2_match(s->re, sub, len, *pos, PCRE2_NO_UTF_CHECK | PCRE2_NO_JIT | options, e->md, e->mctx);
+        if (rc == PCRE2_ERROR_NOMATCH) return 0;
+        PCRE2_SIZE *ov = pcre2_get_ovector_pointer(e->md);
+        if (rc == PCRE2_ERROR_PARTIAL) {
+            *ms = ov[0];
+            return 2;
+        }
+        if (rc < 0) {
+            PCRE2_UCHAR msg[160];
+            pcre2_get_error_message(rc, msg, sizeof msg);
+            size_t off = (size_t)(sub - base) + *pos;
+            if (!e->text_base) /* wm_encode_stream */
+                tok_seterr(e->err, "pre-tokenizer regex failed at byte %zu after the last cut (%llu input bytes read): %s",
+                           off, (unsigned long long)e->s_in, (char *)msg);
+            else if (base == e->text_base + e->seg_off) /* matching the input itself: exact offset */
+                tok_seterr(e->err, "pre-tokenizer regex failed searching from byte offset %zu: %s", e->seg_off + off,
+                           (char *)msg);
+            else /* normalized or prefixed copy of the segment */
+                tok_seterr(e->err, "pre-tokenizer regex failed at byte %zu of the segment at byte offset %zu: %s", off,
+                           e->seg_off, (char *)msg);
+            *st = rc == PCRE2_ERROR_NOMEMORY || rc == PCRE2_ERROR_HEAPLIMIT ? WM_ERR_NOMEM : WM_ERR_LIMIT;
+            return -1;
+        }
+        if (ov[1] > ov[0]) {
+            *ms = ov[0], *me = ov[1];
+            return 1;
+        }
+        *pos = ov[0] + 1; /* empty match: step over one character, no split */
+        while (*pos < len && (sub[*pos] & 0xc0) == 0x80) (*pos)++;
+    }
+    return 0;
 }
 
 /* in -> out, then the two swap.  With stream >= 0 (the first regex step of
@@ -41,23 +65,10 @@ wm_status tok_split_step(wm_encoder *e, const pre_step *s, const unsigned char *
         size_t len = in[p].len, pos = 0, last = 0, first = outb->len;
         int prev_match = 0;
         for (;;) {
-            size_t ms = len, me = len;
-            int found = 0;
-            while (pos <= len) {
-                wm_status st = WM_OK;
-                int m = tok_split_match(e, s, base, sub, len, pos, &st);
-                if (m < 0) return st;
-                if (m == 0) break;
-                PCRE2_SIZE *ov = pcre2_get_ovector_pointer(e->md);
-                ms = ov[0], me = ov[1];
-                if (me > ms) {
-                    found = 1;
-                    break;
-                }
-                pos = ms + 1; /* empty match: step over one character, no split */
-                while (pos < len && (sub[pos] & 0xc0) == 0x80) pos++;
-                ms = me = len;
-            }
+            size_t ms, me;
+            wm_status st = WM_OK;
+            int found = tok_next_match(e, s, base, sub, len, &pos, 0, &ms, &me, &st);
+            if (found < 0) return st;
             for (int part = 0; part < 1 + found; part++) {
                 size_t a = part ? ms : last, b = part ? me : ms;
                 if (a == b) continue;

@@ -87,36 +87,11 @@ static wm_status walk_piece(wm_encoder *e, walk *w, int step, int level, size_t 
     size_t len = R - sub0, pos = a - sub0, last = pos;
     wm_status st = WM_OK;
     for (;;) {
-        size_t ms = len, me = len;
-        int found = 0;
-        while (pos <= len) {
-            int rc = pcre2_match(s->re, sub, len, pos, PCRE2_NO_UTF_CHECK | (open ? PCRE2_PARTIAL_HARD : 0), e->md,
-                                 e->mctx);
-            if (rc == PCRE2_ERROR_JIT_STACKLIMIT)
-                rc = pcre2_match(s->re, sub, len, pos, PCRE2_NO_UTF_CHECK | PCRE2_NO_JIT | (open ? PCRE2_PARTIAL_HARD : 0),
-                                 e->md, e->mctx);
-            if (rc == PCRE2_ERROR_NOMATCH) break;
-            if (rc == PCRE2_ERROR_PARTIAL) { /* a match may start here: the gap ends here at the latest */
-                ms = pcre2_get_ovector_pointer(e->md)[0];
-                break;
-            }
-            if (rc < 0) {
-                PCRE2_UCHAR msg[160];
-                pcre2_get_error_message(rc, msg, sizeof msg);
-                tok_seterr(e->err, "pre-tokenizer regex failed searching from byte offset %zu: %s",
-                       (size_t)e->s_in + sub0 + pos, (char *)msg);
-                return rc == PCRE2_ERROR_NOMEMORY || rc == PCRE2_ERROR_HEAPLIMIT ? WM_ERR_NOMEM : WM_ERR_LIMIT;
-            }
-            PCRE2_SIZE *ov = pcre2_get_ovector_pointer(e->md);
-            ms = ov[0], me = ov[1];
-            if (me > ms) {
-                found = 1;
-                break;
-            }
-            pos = ms + 1; /* empty match: step over one character, no split */
-            while (pos < len && (sub[pos] & 0xc0) == 0x80) pos++;
-            ms = me = len;
-        }
+        size_t ms, me;
+        /* 2 (partial): a match may start at ms, so the gap ends there at the latest */
+        int found = tok_next_match(e, s, w->base, sub, len, &pos, open ? PCRE2_PARTIAL_HARD : 0, &ms, &me, &st);
+        if (found < 0) return st;
+        found = found == 1;
         /* the gap [last, ms): final if a match or a complete end follows it */
         int gap_open = open && !found;
         int gap_removed = s->behavior == B_REMOVED && s->invert; /* with invert the gaps are the "matches" */

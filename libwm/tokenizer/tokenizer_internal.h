@@ -150,8 +150,8 @@ char *tok_translate_re(const char *p, size_t len, size_t *out_len);
 /* normalize.c: [s, s+*n) normalized into e->norm (or s itself) */
 const unsigned char *tok_normalize(wm_encoder *e, const unsigned char *s, size_t *n, wm_status *st);
 /* pretokenize.c */
-int tok_split_match(wm_encoder *e, const pre_step *s, const unsigned char *base, const unsigned char *sub, size_t len,
-                    size_t pos, wm_status *st);
+int tok_next_match(wm_encoder *e, const pre_step *s, const unsigned char *base, const unsigned char *sub, size_t len,
+                   size_t *pos, uint32_t options, size_t *ms, size_t *me, wm_status *st);
 wm_status tok_split_step(wm_encoder *e, const pre_step *s, const unsigned char *base, buf *inb, buf *outb, int stream);
 wm_status tok_prefix_spaces(wm_encoder *e, const unsigned char **base);
 /* bpe.c */
