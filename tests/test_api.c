@@ -44,7 +44,7 @@ static void test_bad_calls(void **state)
     wm_watermark *wm = test_wm(0.25, 2, WM_SCHEME_LEFTHASH, V);
     float logits[1010] = { 0 }, copy[1010];
     wm_token ctx[3] = { 1, 2, 3 }, bad_ctx[3] = { 1, 1000, 3 }, neg[3] = { 1, -5, 3 };
-    int g;
+    bool g;
     assert_int_equal(wm_bias_logits(NULL, ctx, 3, logits, V), WM_ERR_ARG);
     assert_int_equal(wm_bias_logits(wm, ctx, 3, NULL, V), WM_ERR_ARG);
     assert_int_equal(wm_bias_logits(wm, NULL, 3, logits, V), WM_ERR_ARG);
@@ -368,7 +368,7 @@ static void test_hardening(void **state)
     for (size_t i = 0; i < 3000; i++) t[i] = 7; /* one repeated tuple */
     wm_score s;
     wm_window w;
-    int g;
+    bool g;
     assert_int_equal(wm_is_green(wm, t, 1, 7, &g), WM_OK);
     assert_int_equal(wm_detect(wm, t, 3000, 0, WM_NO_DEDUP, 0.5, &s), WM_OK);
     assert_true(s.scored == 2999 && !s.watermarked);

@@ -69,7 +69,7 @@ static void test_round_trip(void **state)
     assert_int_equal(wm_watermark_new(&c, k2, 50258), WM_ERR_SIZE);
     wm_token ctx[3] = { 1, 2, 3 };
     for (wm_token v = 0; v < 50257; v += 7) {
-        int ga, gb;
+        bool ga, gb;
         assert_int_equal(wm_is_green(a, ctx, 3, v, &ga), WM_OK);
         assert_int_equal(wm_is_green(b, ctx, 3, v, &gb), WM_OK);
         assert_int_equal(ga, gb);

@@ -81,7 +81,7 @@ static double green_probability(const wm_watermark *wm, llama_token prev, const 
     }
     double green = 0, all = 0;
     for (int i = 0; i < n; i++) {
-        int g;
+        bool g;
         assert_int_equal(wm_is_green(wm, &prev, 1, top[i], &g), WM_OK);
         double w = exp((double)logits[top[i]] - logits[top[0]] + (g ? delta : 0));
         all += w;
@@ -127,7 +127,7 @@ static run_result run_chain(const wm_watermark *wm, int watermark, uint32_t seed
         assert_true(arr.selected >= 0 && (size_t)arr.selected < arr.size);
         llama_token tok = arr.data[arr.selected].id;
         llama_sampler_accept(chain, tok);
-        int g;
+        bool g;
         assert_int_equal(wm_is_green(wm, &seq[t], 1, tok, &g), WM_OK);
         r.green += (uint64_t)g;
         r.expect += pg;
@@ -192,7 +192,7 @@ static void test_apply_unsorted_truncated_padded(void **state)
     assert_int_equal(arr.selected, 3);
     int n_green = 0;
     for (int i = 0; i < 64; i++) {
-        int g = 0;
+        bool g = false;
         if ((uint32_t)orig[i].id < n_vocab) assert_int_equal(wm_is_green(wm, prompt + 1, 2, orig[i].id, &g), WM_OK);
         n_green += g;
         assert_int_equal(cand[i].id, orig[i].id);

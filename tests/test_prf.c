@@ -30,7 +30,7 @@ static void test_known_answers(void **state)
         assert_string_equal(id, kat[c].id);
         uint64_t mask = 0;
         for (int v = 0; v < 64; v++) {
-            int g;
+            bool g;
             assert_int_equal(wm_is_green(wm, kat_ctx, 4, v * 787, &g), WM_OK);
             mask |= (uint64_t)g << v;
         }
@@ -55,7 +55,7 @@ static void test_spec(void **state)
             crypto_shorthash_siphashx24(out, in, 16, kg);
             unsigned f = (unsigned)(v % 64) * 2;
             int want = ((out[f / 8] >> (f % 8)) & 3) < 1;
-            int got;
+            bool got;
             assert_int_equal(wm_is_green(wm, &prev, 1, v, &got), WM_OK);
             assert_int_equal(got, want);
         }
@@ -269,7 +269,7 @@ static void test_bias_matches_membership(void **state)
             assert_int_equal(wm_bias_logits(wm, ctx, 5, logits, V + PAD), WM_OK);
             uint32_t greens = 0;
             for (uint32_t v = 0; v < V; v++) {
-                int g;
+                bool g;
                 assert_int_equal(wm_is_green(wm, ctx, 5, (wm_token)v, &g), WM_OK);
                 assert_true(logits[v] == (g ? 1.0f : -1.0f));
                 greens += (uint32_t)g;

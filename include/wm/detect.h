@@ -40,8 +40,8 @@ typedef struct wm_score {
     double z;              /* (g - N gamma) / sqrt(N gamma (1 - gamma)), 0 when N = 0 */
     double p_value;        /* P(G >= g) under H0; may underflow to 0 ... */
     double log10_p;        /* ... this never does; p to 1e-10 relative, <= 0 */
-    int watermarked;       /* p_value < alpha (decided on log10_p); always 0 with
-                              WM_NO_DEDUP, whose p-value is not valid */
+    bool watermarked;      /* p_value < alpha (decided on log10_p); always false
+                              with WM_NO_DEDUP, whose p-value is not valid */
 } wm_score;
 
 /* Flags of wm_detect, wm_detect_window and wm_corpus_new; any other bit is

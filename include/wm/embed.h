@@ -70,10 +70,10 @@ WM_API void wm_sampler_free(wm_sampler *s);
 /* Bias logits in place (as wm_bias_logits), then apply temperature, top-k and
  * top-p over the real vocabulary and draw a token into *out.  Returns
  * WM_ERR_LOGITS (and draws nothing) if a logit is NaN or +inf or none is
- * finite.  With `watermark` 0 the same sampler draws without bias (for
+ * finite.  With `watermark` false the same sampler draws without bias (for
  * controls and A/B tests). */
 WM_API WM_NODISCARD wm_status wm_sampler_sample(wm_sampler *s, const wm_token *ctx, size_t n_ctx,
-                                   float *logits, size_t n_logits, int watermark,
+                                   float *logits, size_t n_logits, bool watermark,
                                    wm_token *out);
 
 #ifdef __cplusplus

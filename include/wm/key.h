@@ -115,10 +115,10 @@ WM_API WM_NODISCARD wm_status wm_watermark_params(const wm_watermark *wm, wm_par
 WM_API WM_NODISCARD wm_status wm_watermark_key_id(const wm_watermark *wm, char out[WM_KEY_ID_SIZE]);
 
 /* Is `token` green after the context ctx[0..n_ctx-1] (oldest first; only the
- * last h tokens matter)?  O(1).  n_ctx < h: *green = 0 and WM_OK, since such
- * positions are neither biased nor scored.  Thread-safe. */
+ * last h tokens matter)?  O(1).  n_ctx < h: *green = false and WM_OK, since
+ * such positions are neither biased nor scored.  Thread-safe. */
 WM_API WM_NODISCARD wm_status wm_is_green(const wm_watermark *wm, const wm_token *ctx, size_t n_ctx,
-                             wm_token token, int *green);
+                                          wm_token token, bool *green);
 
 #ifdef __cplusplus
 }

@@ -60,10 +60,10 @@ wm_status wm_watermark_key_id(const wm_watermark *wm, char out[WM_KEY_ID_SIZE])
 }
 
 wm_status wm_is_green(const wm_watermark *wm, const wm_token *ctx, size_t n_ctx, wm_token token,
-                      int *green)
+                      bool *green)
 {
     if (!wm || !green || (n_ctx && !ctx)) return WM_ERR_ARG;
-    *green = 0;
+    *green = false;
     if (token < 0 || (uint32_t)token >= wm->n_vocab) return WM_ERR_TOKEN;
     if (n_ctx < wm->h) return WM_OK;
     const wm_token *c = ctx + n_ctx - wm->h;

@@ -152,7 +152,7 @@ static wm_token draw(wm_sampler *s, size_t m)
 }
 
 wm_status wm_sampler_sample(wm_sampler *s, const wm_token *ctx, size_t n_ctx, float *logits,
-                            size_t n_logits, int watermark, wm_token *out)
+                            size_t n_logits, bool watermark, wm_token *out)
 {
     if (!s || !logits || !out) return WM_ERR_ARG;
     const wm_watermark *wm = s->wm;

@@ -47,7 +47,7 @@ class _Score(ctypes.Structure):
     _fields_ = [("tokens", ctypes.c_uint64), ("scored", ctypes.c_uint64),
                 ("green", ctypes.c_uint64), ("green_fraction", ctypes.c_double),
                 ("z", ctypes.c_double), ("p_value", ctypes.c_double),
-                ("log10_p", ctypes.c_double), ("watermarked", ctypes.c_int)]
+                ("log10_p", ctypes.c_double), ("watermarked", ctypes.c_bool)]
 
 
 class _Error(ctypes.Structure):
@@ -75,7 +75,7 @@ def _load_library():
         "wm_watermark_free": (None, [P]),
         "wm_watermark_params": (S, [P, ctypes.POINTER(_Params)]),
         "wm_watermark_key_id": (S, [P, ctypes.c_char_p]),
-        "wm_is_green": (S, [P, _c_token_p, SZ, ctypes.c_int32, ctypes.POINTER(ctypes.c_int)]),
+        "wm_is_green": (S, [P, _c_token_p, SZ, ctypes.c_int32, ctypes.POINTER(ctypes.c_bool)]),
         "wm_bias_logits": (S, [P, _c_token_p, SZ, P, SZ]),
         "wm_bias_logits_batch": (S, [P, SZ, ctypes.POINTER(_c_token_p), ctypes.POINTER(SZ), P, SZ, SZ]),
         "wm_detect": (S, [P, _c_token_p, SZ, SZ, ctypes.c_uint, ctypes.c_double, ctypes.POINTER(_Score)]),
@@ -254,7 +254,7 @@ class Watermark:
 
     def is_green(self, context, token):
         keep, ptr, n = _tokens(context)
-        g = ctypes.c_int()
+        g = ctypes.c_bool()
         _check(_lib.wm_is_green(self._h, ptr, n, _token_id(token), ctypes.byref(g)))
         return bool(g.value)
 
