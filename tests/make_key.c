@@ -28,7 +28,7 @@ int main(int argc, char **argv)
     if (wm_tokenizer_load(&t, argv[2], &err) || wm_key_from_seed(&k, &p, seed))
         return fprintf(stderr, "make_key: %s\n", err.message), 2;
     wm_tokenizer_sha256(t, sha);
-    must(wm_key_set_tokenizer(k, wm_tokenizer_vocab_size(t), sha), "wm_key_set_tokenizer");
+    must(wm_key_set_tokenizer(k, wm_tokenizer_n_vocab(t), sha), "wm_key_set_tokenizer");
     wm_status st = wm_key_save(k, argv[3], &err);
     wm_key_free(k);
     wm_tokenizer_free(t);

@@ -371,7 +371,7 @@ static int setup_detector(detector *D, const detect_opts *o, wm_tokenizer **tok_
             wm_key_free(key);
             return die("%s: %s", o->keys[k], wm_strerror(st));
         }
-        uint32_t vocab = tok ? wm_tokenizer_vocab_size(tok) : nv ? nv : o->vocab;
+        uint32_t vocab = tok ? wm_tokenizer_n_vocab(tok) : nv ? nv : o->vocab;
         if (!tok && nv && o->vocab && o->vocab != nv) {
             wm_key_free(key);
             return die("%s: --vocab %u but the key records a vocabulary of %u", o->keys[k], o->vocab, nv);

@@ -68,7 +68,7 @@ int cmd_keygen(int argc, char **argv)
         }
         unsigned char sha[32];
         wm_tokenizer_sha256(tok, sha);
-        st = wm_key_set_tokenizer(key, wm_tokenizer_vocab_size(tok), sha);
+        st = wm_key_set_tokenizer(key, wm_tokenizer_n_vocab(tok), sha);
         wm_tokenizer_free(tok);
         if (st) {
             wm_key_free(key);

@@ -542,7 +542,7 @@ void wm_tokenizer_free(wm_tokenizer *t)
     free(t);
 }
 
-uint32_t wm_tokenizer_vocab_size(const wm_tokenizer *t) { return t ? t->n_ids : 0; }
+uint32_t wm_tokenizer_n_vocab(const wm_tokenizer *t) { return t ? t->n_ids : 0; }
 
 void wm_tokenizer_sha256(const wm_tokenizer *t, unsigned char out[32])
 {
