@@ -160,8 +160,8 @@ static void run_bias(void *a)
 static void run_candidates(void *a)
 {
     embed_job *j = a;
-    must(wm_bias_candidates(j->wm, j->ctx[0], j->n_ctx[0], j->cand_ids, sizeof(wm_token), j->cand_logits,
-                       sizeof(float), 40), "wm_bias_candidates");
+    must(wm_bias_candidates(j->wm, j->ctx[0], j->n_ctx[0], 40, j->cand_ids, sizeof(wm_token), j->cand_logits,
+                            sizeof(float)), "wm_bias_candidates");
 }
 
 /* The sampler biases in place, so each call restores the logits from a base

@@ -313,8 +313,8 @@ static void test_candidates_and_batch(void **state)
         c[i].logit = (float)(c[i].id % 97);
         c[i].p = 0;
     }
-    assert_int_equal(wm_bias_candidates(wm, cp[0], 3, &c[0].id, sizeof(cand), &c[0].logit,
-                                        sizeof(cand), 40), WM_OK);
+    assert_int_equal(wm_bias_candidates(wm, cp[0], 3, 40, &c[0].id, sizeof(cand), &c[0].logit,
+                                        sizeof(cand)), WM_OK);
     for (int i = 0; i < 40; i++) {
         float want = (uint32_t)c[i].id < V ? full[c[i].id] : (float)(c[i].id % 97);
         assert_true(c[i].logit == want);
@@ -324,8 +324,8 @@ static void test_candidates_and_batch(void **state)
     memcpy(before, c, sizeof c);
     c[39].id = -1;
     before[39].id = -1;
-    assert_int_equal(wm_bias_candidates(wm, cp[0], 3, &c[0].id, sizeof(cand), &c[0].logit,
-                                        sizeof(cand), 40), WM_ERR_TOKEN);
+    assert_int_equal(wm_bias_candidates(wm, cp[0], 3, 40, &c[0].id, sizeof(cand), &c[0].logit,
+                                        sizeof(cand)), WM_ERR_TOKEN);
     assert_memory_equal(c, before, sizeof c);
     free(full);
     free(rows);

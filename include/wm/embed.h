@@ -33,15 +33,15 @@ WM_API WM_NODISCARD wm_status wm_bias_logits_batch(const wm_watermark *wm, size_
                                       const wm_token *const *ctx, const size_t *n_ctx,
                                       float *logits, size_t n_logits, size_t row_stride);
 
-/* Bias a candidate list (e.g. after top-k) in O(n): candidate c has id
+/* Bias a candidate list (e.g. after top-k) in O(n): candidate c < n has id
  * *(wm_token *)((char *)ids + c * ids_stride) and logit at the same offset
  * from logits with logits_stride.  Strides are in bytes, so an array of
  * structs such as llama.cpp's llama_token_data is used in place.  Ids >=
  * n_vocab (padding) are never green; a negative id is WM_ERR_TOKEN and
  * nothing is changed. */
 WM_API WM_NODISCARD wm_status wm_bias_candidates(const wm_watermark *wm, const wm_token *ctx, size_t n_ctx,
-                                    const wm_token *ids, size_t ids_stride,
-                                    float *logits, size_t logits_stride, size_t n);
+                                                 size_t n, const wm_token *ids, size_t ids_stride, float *logits,
+                                                 size_t logits_stride);
 
 /* ---- a complete watermarking sampler ------------------------------------ */
 

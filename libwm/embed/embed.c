@@ -65,9 +65,8 @@ wm_status wm_bias_logits_batch(const wm_watermark *wm, size_t n_seq, const wm_to
     return WM_OK;
 }
 
-wm_status wm_bias_candidates(const wm_watermark *wm, const wm_token *ctx, size_t n_ctx,
-                             const wm_token *ids, size_t ids_stride, float *logits,
-                             size_t logits_stride, size_t n)
+wm_status wm_bias_candidates(const wm_watermark *wm, const wm_token *ctx, size_t n_ctx, size_t n,
+                             const wm_token *ids, size_t ids_stride, float *logits, size_t logits_stride)
 {
     if (!wm || (n && (!ids || !logits))) return WM_ERR_ARG;
     const char *ip = (const char *)ids;

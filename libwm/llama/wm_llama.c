@@ -39,8 +39,8 @@ static void wm_llama_apply(struct llama_sampler *smpl, llama_token_data_array *c
     const wm_llama_state *s = smpl->ctx;
     if (!cur_p->data || cur_p->size == 0) return;
     /* On WM_ERR_TOKEN nothing was changed, which is all apply can do. */
-    if (wm_bias_candidates(s->wm, s->hist, s->n_hist, &cur_p->data[0].id, sizeof *cur_p->data,
-                           &cur_p->data[0].logit, sizeof *cur_p->data, cur_p->size) == WM_OK)
+    if (wm_bias_candidates(s->wm, s->hist, s->n_hist, cur_p->size, &cur_p->data[0].id, sizeof *cur_p->data,
+                           &cur_p->data[0].logit, sizeof *cur_p->data) == WM_OK)
         cur_p->sorted = false;
 }
 
