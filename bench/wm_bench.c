@@ -348,10 +348,12 @@ static void bench_corpus(void)
         double el = now() - t0 - gen;
         wm_score s;
         must(wm_corpus_score(c, 1e-3, &s), "wm_corpus_score");
+        size_t mem;
+        must(wm_corpus_memory(c, &mem), "wm_corpus_memory");
         printf("{\"bench\":\"corpus\",\"tokens\":%llu,\"unique_tuples\":%llu,\"tuples_per_s\":%.4g,"
                "\"bytes_per_unique_tuple\":%.2f,\"peak_rss_growth_mb\":%.1f}\n",
                (unsigned long long)total, (unsigned long long)s.scored, (double)total / el,
-               (double)wm_corpus_memory(c) / (double)s.scored, (double)(peak_rss_kb() - rss0) / 1024);
+               (double)mem / (double)s.scored, (double)(peak_rss_kb() - rss0) / 1024);
         fflush(stdout);
         wm_corpus_free(c);
     }

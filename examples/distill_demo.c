@@ -305,7 +305,8 @@ int main(int argc, char **argv)
     wm_key *key = NULL;
     wm_error err;
     if (wm_tokenizer_load(&tok, argv[3], &err) || wm_key_load(&key, argv[2], &err)) fail(err.message);
-    uint32_t V = wm_tokenizer_n_vocab(tok);
+    uint32_t V;
+    if (wm_tokenizer_n_vocab(tok, &V)) fail("tokenizer");
     if (V > (1u << 17)) fail("vocabulary too large for this demo");
     wm_watermark *wm;
     wm_encoder *enc;

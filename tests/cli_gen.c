@@ -41,7 +41,8 @@ int main(int argc, char **argv)
         return fprintf(stderr, "cli_gen: %s\n", err.message), 2;
     int n = atoi(argv[3]), len = atoi(argv[4]), watermark = atoi(argv[5]);
     rng += strtoull(argv[6], NULL, 10) * 0x9e3779b97f4a7c15ULL;
-    uint32_t V = wm_tokenizer_n_vocab(tok);
+    uint32_t V;
+    must(wm_tokenizer_n_vocab(tok, &V), "wm_tokenizer_n_vocab");
     wm_watermark *wm;
     wm_encoder *enc;
     wm_sampler *s;

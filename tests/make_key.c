@@ -27,8 +27,10 @@ int main(int argc, char **argv)
     wm_error err;
     if (wm_tokenizer_load(&t, argv[2], &err) || wm_key_from_seed(&k, &p, seed))
         return fprintf(stderr, "make_key: %s\n", err.message), 2;
-    wm_tokenizer_sha256(t, sha);
-    must(wm_key_set_tokenizer(k, wm_tokenizer_n_vocab(t), sha), "wm_key_set_tokenizer");
+    uint32_t nv;
+    must(wm_tokenizer_sha256(t, sha), "wm_tokenizer_sha256");
+    must(wm_tokenizer_n_vocab(t, &nv), "wm_tokenizer_n_vocab");
+    must(wm_key_set_tokenizer(k, nv, sha), "wm_key_set_tokenizer");
     wm_status st = wm_key_save(k, argv[3], &err);
     wm_key_free(k);
     wm_tokenizer_free(t);

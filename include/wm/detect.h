@@ -80,7 +80,8 @@ typedef struct wm_ctxset wm_ctxset;
 
 WM_API WM_NODISCARD wm_status wm_ctxset_new(wm_ctxset **out, const wm_watermark *wm);
 WM_API WM_NODISCARD wm_status wm_ctxset_add(wm_ctxset *set, const wm_token *tokens, size_t n);
-WM_API uint64_t wm_ctxset_size(const wm_ctxset *set);
+/* Number of distinct contexts, into *out. */
+WM_API WM_NODISCARD wm_status wm_ctxset_size(const wm_ctxset *set, uint64_t *out);
 WM_API void wm_ctxset_free(wm_ctxset *set);
 
 /* Streaming accumulator over a whole corpus: each distinct (context, token)
@@ -105,7 +106,7 @@ WM_API WM_NODISCARD wm_status wm_corpus_add(wm_corpus *c, const wm_token *tokens
 WM_API WM_NODISCARD wm_status wm_corpus_add_part(wm_corpus *c, const wm_token *tokens, size_t n, bool last);
 WM_API WM_NODISCARD wm_status wm_corpus_score(const wm_corpus *c, double alpha, wm_score *out);
 /* Bytes held by the corpus (tables included). */
-WM_API size_t wm_corpus_memory(const wm_corpus *c);
+WM_API WM_NODISCARD wm_status wm_corpus_memory(const wm_corpus *c, size_t *out);
 WM_API void wm_corpus_free(wm_corpus *c);
 
 /* ---- statistics ---------------------------------------------------------- */

@@ -110,7 +110,7 @@ WM_API WM_NODISCARD wm_status wm_watermark_new(wm_watermark **out, const wm_key 
                                   uint32_t n_vocab);
 WM_API void wm_watermark_free(wm_watermark *wm);
 
-WM_API uint32_t wm_watermark_n_vocab(const wm_watermark *wm);
+WM_API WM_NODISCARD wm_status wm_watermark_n_vocab(const wm_watermark *wm, uint32_t *out);
 WM_API WM_NODISCARD wm_status wm_watermark_params(const wm_watermark *wm, wm_params *out);
 WM_API WM_NODISCARD wm_status wm_watermark_key_id(const wm_watermark *wm, char out[WM_KEY_ID_SIZE]);
 

@@ -38,9 +38,9 @@ WM_API WM_NODISCARD wm_status wm_tokenizer_parse(wm_tokenizer **out, const char 
 WM_API void wm_tokenizer_free(wm_tokenizer *tok);
 
 /* Number of ids: 1 + the largest id in the vocabulary or added tokens. */
-WM_API uint32_t wm_tokenizer_n_vocab(const wm_tokenizer *tok);
+WM_API WM_NODISCARD wm_status wm_tokenizer_n_vocab(const wm_tokenizer *tok, uint32_t *out);
 /* SHA-256 of the tokenizer.json bytes, to bind keys to a tokenizer. */
-WM_API void wm_tokenizer_sha256(const wm_tokenizer *tok, unsigned char out[32]);
+WM_API WM_NODISCARD wm_status wm_tokenizer_sha256(const wm_tokenizer *tok, unsigned char out[32]);
 
 /* Encoding state for one thread: word cache, regex scratch, output buffer.
  * Borrows tok, which must outlive it. */

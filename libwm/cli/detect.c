@@ -356,9 +356,11 @@ static int setup_detector(detector *D, const detect_opts *o, wm_tokenizer **tok_
     wm_status st;
     wm_tokenizer *tok = NULL;
     unsigned char tsha[32];
+    uint32_t tok_vocab = 0;
     if (o->tok_path) {
         if ((st = wm_tokenizer_load(&tok, o->tok_path, &err))) return die("%s", status_text(st, &err));
-        wm_tokenizer_sha256(tok, tsha);
+        if ((st = wm_tokenizer_sha256(tok, tsha)) || (st = wm_tokenizer_n_vocab(tok, &tok_vocab)))
+            return die("%s: %s", o->tok_path, wm_strerror(st));
     }
     *tok_out = tok;
     D->n_keys = o->n_keys;
@@ -371,7 +373,7 @@ static int setup_detector(detector *D, const detect_opts *o, wm_tokenizer **tok_
             wm_key_free(key);
             return die("%s: %s", o->keys[k], wm_strerror(st));
         }
-        uint32_t vocab = tok ? wm_tokenizer_n_vocab(tok) : nv ? nv : o->vocab;
+        uint32_t vocab = tok ? tok_vocab : nv ? nv : o->vocab;
         if (!tok && nv && o->vocab && o->vocab != nv) {
             wm_key_free(key);
             return die("%s: --vocab %u but the key records a vocabulary of %u", o->keys[k], o->vocab, nv);

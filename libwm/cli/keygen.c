@@ -67,8 +67,9 @@ int cmd_keygen(int argc, char **argv)
             return die("%s", status_text(st, &err));
         }
         unsigned char sha[32];
-        wm_tokenizer_sha256(tok, sha);
-        st = wm_key_set_tokenizer(key, wm_tokenizer_n_vocab(tok), sha);
+        uint32_t nv;
+        if (!(st = wm_tokenizer_sha256(tok, sha)) && !(st = wm_tokenizer_n_vocab(tok, &nv)))
+            st = wm_key_set_tokenizer(key, nv, sha);
         wm_tokenizer_free(tok);
         if (st) {
             wm_key_free(key);

@@ -40,7 +40,12 @@ void wm_watermark_free(wm_watermark *wm)
     if (wm) sodium_free(wm);
 }
 
-uint32_t wm_watermark_n_vocab(const wm_watermark *wm) { return wm ? wm->n_vocab : 0; }
+wm_status wm_watermark_n_vocab(const wm_watermark *wm, uint32_t *out)
+{
+    if (!wm || !out) return WM_ERR_ARG;
+    *out = wm->n_vocab;
+    return WM_OK;
+}
 
 wm_status wm_watermark_params(const wm_watermark *wm, wm_params *out)
 {

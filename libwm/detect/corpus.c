@@ -37,7 +37,12 @@ wm_status wm_ctxset_add(wm_ctxset *s, const wm_token *t, size_t n)
     return WM_OK;
 }
 
-uint64_t wm_ctxset_size(const wm_ctxset *s) { return s ? s->set.len : 0; }
+wm_status wm_ctxset_size(const wm_ctxset *s, uint64_t *out)
+{
+    if (!s || !out) return WM_ERR_ARG;
+    *out = s->set.len;
+    return WM_OK;
+}
 
 void wm_ctxset_free(wm_ctxset *s)
 {
@@ -144,9 +149,11 @@ wm_status wm_corpus_score(const wm_corpus *c, double alpha, wm_score *out)
     return WM_OK;
 }
 
-size_t wm_corpus_memory(const wm_corpus *c)
+wm_status wm_corpus_memory(const wm_corpus *c, size_t *out)
 {
-    return c ? sizeof *c + (c->seen.cap + c->prompt.cap) * sizeof *c->seen.slot : 0;
+    if (!c || !out) return WM_ERR_ARG;
+    *out = sizeof *c + (c->seen.cap + c->prompt.cap) * sizeof *c->seen.slot;
+    return WM_OK;
 }
 
 void wm_corpus_free(wm_corpus *c)

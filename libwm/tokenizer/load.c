@@ -542,9 +542,16 @@ void wm_tokenizer_free(wm_tokenizer *t)
     free(t);
 }
 
-uint32_t wm_tokenizer_n_vocab(const wm_tokenizer *t) { return t ? t->n_ids : 0; }
-
-void wm_tokenizer_sha256(const wm_tokenizer *t, unsigned char out[32])
+wm_status wm_tokenizer_n_vocab(const wm_tokenizer *t, uint32_t *out)
 {
-    if (t && out) memcpy(out, t->sha256, 32);
+    if (!t || !out) return WM_ERR_ARG;
+    *out = t->n_ids;
+    return WM_OK;
+}
+
+wm_status wm_tokenizer_sha256(const wm_tokenizer *t, unsigned char out[32])
+{
+    if (!t || !out) return WM_ERR_ARG;
+    memcpy(out, t->sha256, 32);
+    return WM_OK;
 }

@@ -81,7 +81,7 @@ def _load_library():
         "wm_detect": (S, [P, _c_token_p, SZ, SZ, ctypes.c_uint, ctypes.c_double, ctypes.POINTER(_Score)]),
         "wm_tokenizer_load": (S, [PP, ctypes.c_char_p, ctypes.POINTER(_Error)]),
         "wm_tokenizer_free": (None, [P]),
-        "wm_tokenizer_n_vocab": (U32, [P]),
+        "wm_tokenizer_n_vocab": (S, [P, ctypes.POINTER(U32)]),
         "wm_encoder_new": (S, [PP, P]),
         "wm_encoder_free": (None, [P]),
         "wm_encode": (S, [P, ctypes.c_char_p, SZ, ctypes.c_uint, ctypes.POINTER(_c_token_p),
@@ -399,7 +399,9 @@ class Tokenizer:
         self._h = h
         self._local = threading.local()
         self._encoders = []
-        self.n_vocab = _lib.wm_tokenizer_n_vocab(h)
+        nv = ctypes.c_uint32()
+        _check(_lib.wm_tokenizer_n_vocab(h, ctypes.byref(nv)))
+        self.n_vocab = nv.value
 
     def _encoder(self):
         enc = getattr(self._local, "enc", None)
