@@ -312,6 +312,20 @@ static void test_refusals(void **state)
     assert_non_null(strstr(err.message, "/nonexistent/tokenizer.json"));
 }
 
+/* tests/tokenizer/split_behaviors.json: a tokenizer with PATTERN and
+ * BEHAVIOR to fill in. */
+static void load_split_template(char *tmpl, size_t size)
+{
+    char path[1024];
+    snprintf(path, sizeof path, "%.*s/split_behaviors.json", (int)(strrchr(corpus_path, '/') - corpus_path),
+             corpus_path);
+    FILE *f = fopen(path, "rb");
+    assert_non_null(f);
+    size_t n = fread(tmpl, 1, size - 1, f);
+    fclose(f);
+    tmpl[n] = 0;
+}
+
 /* Split behaviors against the reference's own examples (tokenizers' docs for
  * SplitDelimiterBehavior, and a binding's test run on the Rust code).  The
  * tokenizer's vocabulary holds every expected piece and ignore_merges is on,
@@ -319,15 +333,8 @@ static void test_refusals(void **state)
 static void test_split_behaviors(void **state)
 {
     (void)state;
-    char path[1024];
-    snprintf(path, sizeof path, "%.*s/split_behaviors.json",
-             (int)(strrchr(corpus_path, '/') - corpus_path), corpus_path);
-    FILE *f = fopen(path, "rb");
-    assert_non_null(f);
     static char tmpl[8192], json[8192];
-    size_t n = fread(tmpl, 1, sizeof tmpl - 1, f);
-    fclose(f);
-    tmpl[n] = 0;
+    load_split_template(tmpl, sizeof tmpl);
     static const struct {
         const char *text, *pattern, *behavior;
         int invert;
@@ -578,15 +585,8 @@ static void test_long_runs(void **state)
 static void test_regex_error(void **state)
 {
     (void)state;
-    char path[1024];
-    snprintf(path, sizeof path, "%.*s/split_behaviors.json",
-             (int)(strrchr(corpus_path, '/') - corpus_path), corpus_path);
-    FILE *f = fopen(path, "rb");
-    assert_non_null(f);
     static char tmpl[8192], json[8192];
-    size_t n = fread(tmpl, 1, sizeof tmpl - 1, f);
-    fclose(f);
-    tmpl[n] = 0;
+    load_split_template(tmpl, sizeof tmpl);
     const char *p = strstr(tmpl, "PATTERN"), *b = strstr(tmpl, "BEHAVIOR");
     snprintf(json, sizeof json, "%.*s(*LIMIT_MATCH=1000)(?:a|aa)*c|\\\\w+%.*sIsolated%s", (int)(p - tmpl), tmpl,
              (int)(b - p - 7), p + 7, b + 8);

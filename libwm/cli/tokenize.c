@@ -15,18 +15,21 @@ static const char usage_tokenize[] =
     "--jsonl one JSON object per line, text in FIELD (default \"text\").\n";
 
 
-/* One id or piece of `wm tokenize` output. */
-static void print_token(wm_encoder *dec, int pieces, wm_token id, int first)
+/* One id or piece of `wm tokenize` output; 0, or EXIT_USAGE with the error
+ * reported. */
+static int print_token(wm_encoder *dec, int pieces, wm_token id, int first)
 {
     if (!pieces) {
         printf(first ? "%d" : " %d", id);
-        return;
+        return 0;
     }
     const char *s;
     size_t len;
-    if (wm_decode(dec, &id, 1, &s, &len)) s = "", len = 0; /* ids come from the same tokenizer */
+    wm_status st = wm_decode(dec, &id, 1, &s, &len);
+    if (st) return die("decoding id %d: %s", id, wm_strerror(st));
     if (!first) putchar(',');
     print_json_string(stdout, s, len);
+    return 0;
 }
 
 /* A plain file tokenized as it is read (see stream_plain): any size. */
@@ -54,7 +57,7 @@ static int tokenize_plain(wm_encoder *enc, wm_encoder *dec, unsigned flags, int 
             rc = die("%s: %s", name, status_text(st, &err));
             break;
         }
-        for (size_t k = 0; k < n; k++, first = 0) print_token(dec, pieces, ids[k], first);
+        for (size_t k = 0; k < n && !rc; k++, first = 0) rc = print_token(dec, pieces, ids[k], first);
         if (ferror(stdout)) rc = EXIT_USAGE; /* reported by finish_output */
     }
     if (!rc) fputs(pieces ? "]\n" : "\n", stdout);
@@ -125,8 +128,8 @@ int cmd_tokenize(int argc, char **argv)
                 break;
             }
             if (pieces) putchar('[');
-            for (size_t k = 0; k < j->n; k++) print_token(dec, pieces, j->ids[k], k == 0);
-            fputs(pieces ? "]\n" : "\n", stdout);
+            for (size_t k = 0; k < j->n && !rc; k++) rc = print_token(dec, pieces, j->ids[k], k == 0);
+            if (!rc) fputs(pieces ? "]\n" : "\n", stdout);
         }
         free_jobs(jobs, p.n_jobs);
         if (!rc && ferror(stdout)) rc = EXIT_USAGE; /* reported by finish_output */
