@@ -58,9 +58,10 @@ struct wm_corpus {
     int started;
     wm__u64set seen;
     wm__u64set prompt; /* the current document's prompt tuples */
-    /* wm_corpus_add_part: the open document's last h tokens, then the part */
-    wm_token *part;
-    size_t part_cap, tail_len;
+    /* wm_corpus_add_part: the open document's last h tokens, then the
+     * first h of the next part: the only tuples whose context spans parts */
+    wm_token edge[2 * WM_MAX_CONTEXT];
+    size_t tail_len;
     int in_part;
     uint64_t tokens;
     counts c;
@@ -90,21 +91,26 @@ wm_status wm_corpus_set_filter(wm_corpus *c, const wm_ctxset *filter)
     return WM_OK;
 }
 
+/* A new document: its own, empty prompt set.  Prompt tuples are excluded
+ * per document: the corpus-wide dedup set must not learn them, or whether a
+ * tuple counts would depend on the order of documents.  A set grown by a
+ * huge prompt is given back. */
+static wm_status begin_doc(wm_corpus *c)
+{
+    c->started = 1;
+    if (c->prompt.cap <= (1u << 16)) {
+        wm__u64set_clear(&c->prompt);
+        return WM_OK;
+    }
+    wm__u64set_free(&c->prompt);
+    return wm__u64set_init(&c->prompt, 0);
+}
+
 wm_status wm_corpus_add(wm_corpus *c, const wm_token *t, size_t n, size_t n_prompt)
 {
     if (!c || c->in_part) return WM_ERR_ARG;
     wm_status st = wm__check_tokens(c->wm, t, n);
-    if (st) return st;
-    c->started = 1;
-    /* Prompt tuples are excluded per document: the corpus-wide dedup set
-     * must not learn them, or whether a tuple counts would depend on the
-     * order of documents.  A set grown by a huge prompt is given back. */
-    if (c->prompt.cap > (1u << 16)) {
-        wm__u64set_free(&c->prompt);
-        if (wm__u64set_init(&c->prompt, 0)) return WM_ERR_NOMEM;
-    } else {
-        wm__u64set_clear(&c->prompt);
-    }
+    if (st || (st = begin_doc(c))) return st;
     /* On NOMEM the tuples already counted stay counted and consistent. */
     st = scan_doc(c->wm, t, n, n_prompt, c->flags, &c->seen, &c->prompt, c->filter ? &c->filter->set : NULL,
                   count_visit, &c->c);
@@ -116,28 +122,26 @@ wm_status wm_corpus_add_part(wm_corpus *c, const wm_token *t, size_t n, bool las
 {
     if (!c) return WM_ERR_ARG;
     wm_status st = wm__check_tokens(c->wm, t, n);
-    if (st) return st;
-    size_t k = c->in_part ? c->tail_len : 0, total = k + n;
-    if (total > c->part_cap) {
-        size_t cap = c->part_cap ? c->part_cap : 1024;
-        while (cap < total) cap *= 2;
-        wm_token *p = realloc(c->part, cap * sizeof *p);
-        if (!p) return WM_ERR_NOMEM;
-        c->part = p;
-        c->part_cap = cap;
-    }
-    if (n) memcpy(c->part + k, t, n * sizeof *t);
-    c->started = 1;
-    c->in_part = !last;
-    wm__u64set_clear(&c->prompt);
-    st = scan_doc_at(c->wm, c->part, total, 0, k, c->flags, &c->seen, &c->prompt,
-                     c->filter ? &c->filter->set : NULL, count_visit, &c->c);
+    if (st || (!c->in_part && (st = begin_doc(c)))) return st;
+    const wm__u64set *filter = c->filter ? &c->filter->set : NULL;
+    size_t h = c->wm->h, k = c->in_part ? c->tail_len : 0, head = n < h ? n : h;
+    /* the seam: the tail then the part's first h tokens, scored from the part
+     * on; then the part itself from position h, where context is inside it.
+     * Counts are those of one call over the whole document. */
+    if (head) memcpy(c->edge + k, t, head * sizeof *t);
+    st = scan_doc_at(c->wm, c->edge, k + head, 0, k, c->flags, &c->seen, &c->prompt, filter, count_visit, &c->c);
+    if (!st && n > h) st = scan_doc_at(c->wm, t, n, 0, h, c->flags, &c->seen, &c->prompt, filter, count_visit, &c->c);
     c->tokens += n;
-    /* keep the last h tokens as the next part's context */
-    size_t h = c->wm->h, keep = total < h ? total : h;
-    if (keep) memmove(c->part, c->part + total - keep, keep * sizeof *c->part);
-    c->tail_len = last ? 0 : keep;
-    if (st) c->in_part = 0;
+    /* the last h tokens of the document so far: the next part's context */
+    if (n >= h) {
+        if (h) memcpy(c->edge, t + n - h, h * sizeof *t);
+        c->tail_len = h;
+    } else {
+        size_t total = k + n, keep = total < h ? total : h;
+        if (keep) memmove(c->edge, c->edge + total - keep, keep * sizeof *c->edge);
+        c->tail_len = keep;
+    }
+    c->in_part = !last && !st;
     return st;
 }
 
@@ -161,6 +165,5 @@ void wm_corpus_free(wm_corpus *c)
     if (!c) return;
     wm__u64set_free(&c->seen);
     wm__u64set_free(&c->prompt);
-    free(c->part);
     free(c);
 }
