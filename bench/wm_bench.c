@@ -99,10 +99,10 @@ static void print_stat(const char *name, stat3 s, double scale)
            s.max * scale);
 }
 
-static wm_watermark *make_wm(double gamma, uint32_t h, wm_scheme scheme, uint32_t V)
+static wm_watermark *make_wm(double gamma, uint32_t h, wm_seeding scheme, uint32_t V)
 {
     unsigned char seed[32] = { 1 };
-    wm_params p = { gamma, 2.0, h, scheme };
+    wm_params p = { "kgw", scheme, h, gamma, 2.0 };
     wm_key *k;
     wm_watermark *wm;
     if (wm_key_from_seed(&k, &p, seed) || wm_watermark_new(&wm, k, V)) {
@@ -186,7 +186,7 @@ static int bench_embedding(void)
         uint32_t V = vocabs[vi];
         for (int scheme = 0; scheme < 2; scheme++) {
             uint32_t h = scheme ? 4 : 1;
-            wm_watermark *wm = make_wm(0.25, h, (wm_scheme)scheme, V);
+            wm_watermark *wm = make_wm(0.25, h, (wm_seeding)scheme, V);
             for (int bi = 0; bi < 2; bi++) {
                 size_t B = batches[bi];
                 if (quick && (B > 1 || V != 151936)) continue;
@@ -287,7 +287,7 @@ static int bench_detection(void)
     wm__rng r;
     wm__rng_seed(&r, 5);
     for (size_t i = 0; i < n; i++) t[i] = (wm_token)(wm__rng_next(&r) % V);
-    wm_watermark *wm = make_wm(0.25, 1, WM_SCHEME_LEFTHASH, V);
+    wm_watermark *wm = make_wm(0.25, 1, WM_SEEDING_LEFTHASH, V);
     detect_job fl = { wm, t, n, n, 0 };
     stat3 floor_ = measure(run_token_floor, &fl);
     int bad = 0;
@@ -327,7 +327,7 @@ static void bench_corpus(void)
 {
     const uint64_t sizes[] = { 1000000, 10000000, 100000000 };
     const uint32_t V = 151936;
-    wm_watermark *wm = make_wm(0.25, 2, WM_SCHEME_LEFTHASH, V);
+    wm_watermark *wm = make_wm(0.25, 2, WM_SEEDING_LEFTHASH, V);
     const size_t doc = 1000;
     wm_token *t = malloc(doc * sizeof *t);
     for (int si = 0; si < 3; si++) {

@@ -186,7 +186,7 @@ int main(int argc, char **argv)
         wm_score sc;
         if (wm_detect(wm, r->tokens, r->n, r->n_prompt, 0, 1e-6, &sc)) return 1;
         printf("%7d  %6zu  %9zu  %.3f  %5.2f  %8.2f  %s\n", r->id, r->n_prompt, r->n - r->n_prompt,
-               sc.green_fraction, sc.z, sc.log10_p, sc.watermarked ? "watermarked" : "NOT DETECTED");
+               sc.scored ? sc.statistic / (double)sc.scored : 0, sc.z, sc.log10_p, sc.watermarked ? "watermarked" : "NOT DETECTED");
         bad |= !sc.watermarked;
     }
     for (size_t i = 0; i < n_requests; i++) wm_sampler_free(queue[i].sampler);

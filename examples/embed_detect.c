@@ -75,9 +75,9 @@ int main(int argc, char **argv)
         }
         wm_score s;
         if ((st = wm_detect(wm, text, LEN + 1, 1, 0, 1e-3, &s))) return fail("detecting", st, NULL);
-        printf("%-13s scored %3llu  green %3llu (%.3f)  z %6.2f  p %.3g  log10 p %8.2f  %s\n",
+        printf("%-13s scored %3llu  green %3.0f (%.3f)  z %6.2f  p %.3g  log10 p %8.2f  %s\n",
                watermark ? "watermarked" : "unwatermarked", (unsigned long long)s.scored,
-               (unsigned long long)s.green, s.green_fraction, s.z, s.p_value, s.log10_p,
+               s.statistic, s.scored ? s.statistic / (double)s.scored : 0, s.z, s.p_value, s.log10_p,
                s.watermarked ? "WATERMARK PRESENT" : "no watermark");
     }
     wm_sampler_free(sampler);

@@ -4,6 +4,7 @@
 #define WM_INTERNAL_H
 
 #include "wm.h"
+#include "schemes/scheme.h"
 
 #include <string.h>
 
@@ -24,28 +25,36 @@ typedef void (*wm_bias_row_fn)(const unsigned char kg[16], uint64_t seed, size_t
 /* A stored key (core/key.c). */
 struct wm_key {
     unsigned char secret[32];
-    uint32_t gamma_k;
-    double delta;
+    const wm__scheme *scheme;
+    double param[WM__MAX_SCHEME_PARAMS]; /* the scheme's, in its order; stored values */
+    wm_seeding seeding;
     uint32_t h;
-    wm_scheme scheme;
     uint32_t n_vocab;          /* 0: not recorded */
     unsigned char tok_sha[32]; /* valid when n_vocab != 0 */
+    int format;                /* key-file format it is saved in: 1 or 2 */
 };
 
 /* Public id of a key: BLAKE2b keyed with the secret over its parameters. */
 void wm__compute_id(const wm_key *k, char out[WM_KEY_ID_SIZE]);
+/* The wm_params a scheme's stored parameters stand for. */
+void wm__params_of(const wm__scheme *sc, const double *param, wm_seeding seeding, uint32_t h, wm_params *out);
+/* schemes/gumbel.c: -ln(1 - u / 2^bits), a tuple's floor-quantised score. */
+double wm__gumbel_score(uint32_t u, unsigned bits);
 
 struct wm_watermark {
-    unsigned char kg[16];    /* green-list PRF key (derived) */
-    unsigned char km[16];    /* minhash token-hash key (derived) */
+    const wm__scheme *scheme;
+    double param[WM__MAX_SCHEME_PARAMS];
+    wm_seeding seeding;
+    uint32_t h;
     uint32_t n_vocab;
+    unsigned char km[16];    /* minhash token-hash key (derived; seeding) */
+    unsigned char kg[16];    /* the scheme's PRF key (derived per scheme) */
+    /* kgw: the green list (schemes/kgw.c) */
     uint32_t gamma_k;        /* gamma = gamma_k / 65536 */
     unsigned bits;           /* field width b: 1, 2, 4, 8 or 16 */
     uint32_t thresh;         /* green iff field < thresh; thresh / 2^b = gamma */
     unsigned tok_per_block;  /* 128 / bits */
     float delta;
-    uint32_t h;
-    wm_scheme scheme;
     char key_id[WM_KEY_ID_SIZE];
     wm_fill_fn fill;         /* best available implementations */
     wm_prf_many_fn prf_many;
@@ -85,13 +94,12 @@ static inline uint32_t wm__field(const unsigned char *block, unsigned f, unsigne
     }
 }
 
-int wm__green(const struct wm_watermark *wm, uint64_t seed, uint32_t token);
-
-/* Membership of many tuples at once (detection): green[i] for (seed[i],
- * token[i]), i < n <= WM_GREEN_BATCH. */
-#define WM_GREEN_BATCH 16
-void wm__green_many(const struct wm_watermark *wm, const uint64_t *seed, const wm_token *token,
-                    size_t n, unsigned char *green);
+/* The PRF output block `j` for one seed, by the scalar reference. */
+static inline void wm__prf_block(const struct wm_watermark *wm, uint64_t seed, uint64_t j,
+                                 unsigned char out[WM_BLOCK_BYTES])
+{
+    wm__fill_scalar(wm->kg, seed, j, 1, out);
+}
 uint64_t wm__minhash_value(const struct wm_watermark *wm, wm_token t);
 /* Seed of the context ctx[0..h-1] (exactly h tokens, oldest first). */
 uint64_t wm__seed(const struct wm_watermark *wm, const wm_token *ctx);
@@ -110,6 +118,11 @@ int wm__scan_next(wm__scan *s, uint64_t *seed, wm_token *tok);
 /* The same from position `first` on (at least h), no prompt rule: for a
  * document continued from an earlier part, whose tail is t[0..first). */
 void wm__scan_init_at(wm__scan *s, const struct wm_watermark *wm, const wm_token *t, size_t n, size_t first);
+
+/* detect/corpus.c: a context seed into a set (1 inserted, 0 present, -1
+ * no memory), and the watermark a set belongs to. */
+int wm__ctxset_insert(wm_ctxset *s, uint64_t seed);
+const wm_watermark *wm__ctxset_wm(const wm_ctxset *s);
 
 /* Tokens all in [0, n_vocab)? */
 wm_status wm__check_tokens(const struct wm_watermark *wm, const wm_token *t, size_t n);
@@ -135,6 +148,7 @@ typedef struct wm__u64set {
 } wm__u64set;
 
 wm_status wm__u64set_init(wm__u64set *s, size_t expected);
+wm_status wm__u64set_copy(wm__u64set *dst, const wm__u64set *src); /* dst uninitialised */
 /* 1 if inserted, 0 if present, -1 on allocation failure. */
 int wm__u64set_insert(wm__u64set *s, uint64_t key);
 int wm__u64set_contains(const wm__u64set *s, uint64_t key);
@@ -143,8 +157,11 @@ void wm__u64set_free(wm__u64set *s);
 
 /* stats.c: natural log of P(X >= k), X ~ Binomial(n, p). */
 double wm__binom_log_sf(uint64_t n, uint64_t k, double p);
-void wm__fill_score(wm_score *out, uint64_t tokens, uint64_t scored, uint64_t green,
-                    double gamma, double alpha);
+/* stats.c: natural log of Q(a, x) = P(X >= x), X ~ Gamma(a, 1). */
+double wm__gamma_log_sf(double a, double x);
+/* The score of `scored` tuples with statistic `stat`, by wm's scheme. */
+void wm__fill_score(const struct wm_watermark *wm, wm_score *out, uint64_t tokens, uint64_t scored,
+                    double stat, double alpha);
 
 /* key.c: parse a key file held in memory (used by wm_key_load and the
  * fuzzer).  `name` is used in error messages only. */

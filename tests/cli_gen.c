@@ -74,8 +74,8 @@ int main(int argc, char **argv)
             else if (c < 0x20) printf("\\u%04x", c);
             else putchar(c < 0x80 ? c : '?'); /* keep the JSON valid UTF-8 */
         }
-        printf("\",\"scored\":%llu,\"green\":%llu,\"log10_p\":%.17g}\n", (unsigned long long)sc.scored,
-               (unsigned long long)sc.green, sc.log10_p);
+        printf("\",\"scored\":%llu,\"green\":%.0f,\"log10_p\":%.17g}\n", (unsigned long long)sc.scored,
+               sc.statistic, sc.log10_p);
     }
     free(l);
     free(t);

@@ -8,11 +8,15 @@ static void test_bad_params(void **state)
     (void)state;
     wm_key *k = NULL;
     const wm_params bad[] = {
-        { 0.0, 2, 1, WM_SCHEME_LEFTHASH }, { 1.0, 2, 1, WM_SCHEME_LEFTHASH },
-        { -0.5, 2, 1, WM_SCHEME_LEFTHASH }, { NAN, 2, 1, WM_SCHEME_LEFTHASH },
-        { 0.25, 0, 1, WM_SCHEME_LEFTHASH }, { 0.25, INFINITY, 1, WM_SCHEME_LEFTHASH },
-        { 0.25, NAN, 1, WM_SCHEME_LEFTHASH }, { 0.25, 2, 17, WM_SCHEME_LEFTHASH },
-        { 0.25, 2, 0, WM_SCHEME_MINHASH }, { 0.25, 2, 1, (wm_scheme)7 },
+        { "kgw", WM_SEEDING_LEFTHASH, 1, 0.0, 2 }, { "kgw", WM_SEEDING_LEFTHASH, 1, 1.0, 2 },
+        { "kgw", WM_SEEDING_LEFTHASH, 1, -0.5, 2 }, { "kgw", WM_SEEDING_LEFTHASH, 1, NAN, 2 },
+        { "kgw", WM_SEEDING_LEFTHASH, 1, 0.25, 0 }, { "kgw", WM_SEEDING_LEFTHASH, 1, 0.25, INFINITY },
+        { "kgw", WM_SEEDING_LEFTHASH, 1, 0.25, NAN }, { "kgw", WM_SEEDING_LEFTHASH, 17, 0.25, 2 },
+        { "kgw", WM_SEEDING_MINHASH, 0, 0.25, 2 }, { "kgw", (wm_seeding)7, 1, 0.25, 2 },
+        { "nosuch", WM_SEEDING_LEFTHASH, 1, 0.25, 2 }, { "KGW", WM_SEEDING_LEFTHASH, 1, 0.25, 2 },
+        /* gumbel has no gamma or delta: a value there is a mistake, not ignored */
+        { "gumbel", WM_SEEDING_LEFTHASH, 4, 0.25, 0 }, { "gumbel", WM_SEEDING_LEFTHASH, 4, 0, 2 },
+        { "gumbel", WM_SEEDING_LEFTHASH, 17, 0, 0 }, { "gumbel", WM_SEEDING_MINHASH, 0, 0, 0 },
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         assert_int_equal(wm_key_generate(&k, &bad[i]), WM_ERR_PARAM);
@@ -41,7 +45,7 @@ static void test_bad_calls(void **state)
 {
     (void)state;
     const uint32_t V = 1000;
-    wm_watermark *wm = test_wm(0.25, 2, WM_SCHEME_LEFTHASH, V);
+    wm_watermark *wm = test_wm(0.25, 2, WM_SEEDING_LEFTHASH, V);
     float logits[1010] = { 0 }, copy[1010];
     wm_token ctx[3] = { 1, 2, 3 }, bad_ctx[3] = { 1, 1000, 3 }, neg[3] = { 1, -5, 3 };
     bool g;
@@ -138,7 +142,7 @@ static void test_sampler(void **state)
 {
     (void)state;
     const uint32_t V = 5000;
-    wm_watermark *wm = test_wm(0.25, 1, WM_SCHEME_LEFTHASH, V);
+    wm_watermark *wm = test_wm(0.25, 1, WM_SEEDING_LEFTHASH, V);
     float *logits = malloc(V * sizeof *logits), *base = malloc(V * sizeof *base);
     wm__rng r;
     wm__rng_seed(&r, 11);
@@ -177,7 +181,7 @@ static void test_sampler(void **state)
     wm_sampler_free(s2);
     /* Unbiased sampling at temperature 1 follows softmax: chi-square over a
      * 4-token vocabulary, 40000 draws, 3 dof, p = 1e-4 critical 21.1. */
-    wm_watermark *w4 = test_wm(0.25, 1, WM_SCHEME_LEFTHASH, 4);
+    wm_watermark *w4 = test_wm(0.25, 1, WM_SEEDING_LEFTHASH, 4);
     float l4[4], base4[4] = { 0.0f, 1.0f, -1.0f, 0.5f };
     sp = (wm_sampler_params){ 1.0f, 0, 1.0f, 3 };
     assert_int_equal(wm_sampler_new(&s1, w4, &sp), WM_OK);
@@ -205,7 +209,7 @@ static void test_dedup_prompt_corpus(void **state)
 {
     (void)state;
     const uint32_t V = 50000;
-    wm_watermark *wm = test_wm(0.25, 1, WM_SCHEME_LEFTHASH, V);
+    wm_watermark *wm = test_wm(0.25, 1, WM_SEEDING_LEFTHASH, V);
     wm_token t[400];
     wm__rng r;
     wm__rng_seed(&r, 12);
@@ -221,7 +225,7 @@ static void test_dedup_prompt_corpus(void **state)
     assert_int_equal(wm_detect(wm, t, 200, 50, 0, 0.01, &a), WM_OK);
     assert_int_equal(a.scored, 149);
     /* h = 3: the window of token 51 is (48, 49, 50), partly generated: scored. */
-    wm_watermark *w3 = test_wm(0.25, 3, WM_SCHEME_LEFTHASH, V);
+    wm_watermark *w3 = test_wm(0.25, 3, WM_SEEDING_LEFTHASH, V);
     assert_int_equal(wm_detect(w3, t, 200, 50, 0, 0.01, &a), WM_OK);
     assert_int_equal(a.scored, 149);
     assert_int_equal(wm_detect(w3, t, 200, 1, 0, 0.01, &a), WM_OK);
@@ -236,7 +240,7 @@ static void test_dedup_prompt_corpus(void **state)
     wm_score cs;
     assert_int_equal(wm_corpus_score(c, 0.01, &cs), WM_OK);
     assert_int_equal(wm_detect(wm, t, 200, 0, 0, 0.01, &a), WM_OK);
-    assert_true(cs.scored == a.scored && cs.green == a.green && cs.log10_p == a.log10_p);
+    assert_true(cs.scored == a.scored && cs.statistic == a.statistic && cs.log10_p == a.log10_p);
     assert_int_equal(wm_corpus_add(c, t, 200, 0), WM_OK);
     assert_int_equal(wm_corpus_score(c, 0.01, &cs), WM_OK);
     assert_true(cs.scored == a.scored && cs.tokens == 400);
@@ -275,7 +279,7 @@ static void test_prompt_copy(void **state)
     wm__rng r;
     wm__rng_seed(&r, 99);
     for (uint32_t h = 1; h <= 3; h += 2) {
-        wm_watermark *wm = test_wm(0.25, h, WM_SCHEME_LEFTHASH, V);
+        wm_watermark *wm = test_wm(0.25, h, WM_SEEDING_LEFTHASH, V);
         random_tokens(&r, t, 300, V);              /* prompt: 300 tokens */
         memcpy(t + 300, t + 20, 250 * sizeof *t);  /* answer: copies most of it */
         random_tokens(&r, t + 550, 50, V);         /* then 50 tokens of its own */
@@ -324,13 +328,16 @@ static void test_corpus_parts(void **state)
 {
     (void)state;
     const uint32_t V = 3000; /* small: many repeated tuples */
-    struct { uint32_t h; wm_scheme s; } cfg[] = { { 1, WM_SCHEME_LEFTHASH }, { 3, WM_SCHEME_LEFTHASH },
-                                                  { 4, WM_SCHEME_MINHASH }, { 0, WM_SCHEME_LEFTHASH } };
+    struct { const char *scheme; uint32_t h; wm_seeding s; } cfg[] = {
+        { "kgw", 1, WM_SEEDING_LEFTHASH }, { "kgw", 3, WM_SEEDING_LEFTHASH }, { "kgw", 4, WM_SEEDING_MINHASH },
+        { "kgw", 0, WM_SEEDING_LEFTHASH }, { "gumbel", 1, WM_SEEDING_LEFTHASH }, { "gumbel", 4, WM_SEEDING_MINHASH } };
     wm__rng r;
     wm__rng_seed(&r, 4242);
     wm_token t[5000];
     for (size_t c = 0; c < sizeof cfg / sizeof cfg[0]; c++) {
-        wm_watermark *wm = test_wm(0.25, cfg[c].h, cfg[c].s, V);
+        wm_params prm = { cfg[c].scheme, cfg[c].s, cfg[c].h, 0, 0 };
+        if (!strcmp(cfg[c].scheme, "kgw")) prm.gamma = 0.25, prm.delta = 2;
+        wm_watermark *wm = test_wm_params(&prm, V);
         random_tokens(&r, t, 5000, V);
         for (unsigned flags = 0; flags <= WM_NO_DEDUP; flags++) {
             wm_score whole, parts;
@@ -349,7 +356,7 @@ static void test_corpus_parts(void **state)
             assert_int_equal(wm_corpus_score(cp, 0.01, &parts), WM_OK);
             assert_int_equal(parts.tokens, whole.tokens);
             assert_int_equal(parts.scored, whole.scored);
-            assert_int_equal(parts.green, whole.green);
+            assert_true(parts.statistic == whole.statistic);
             assert_true(parts.log10_p == whole.log10_p);
             /* a second document after it: as wm_corpus_add */
             assert_int_equal(wm_corpus_add(cp, t, 100, 0), WM_OK);
@@ -365,7 +372,7 @@ static void test_hardening(void **state)
 {
     (void)state;
     const uint32_t V = 1000;
-    wm_watermark *wm = test_wm(0.25, 1, WM_SCHEME_LEFTHASH, V);
+    wm_watermark *wm = test_wm(0.25, 1, WM_SEEDING_LEFTHASH, V);
     wm_token t[3000];
     for (size_t i = 0; i < 3000; i++) t[i] = 7; /* one repeated tuple */
     wm_score s;
@@ -436,7 +443,7 @@ static void test_corpus_memory(void **state)
 {
     (void)state;
     const uint32_t V = 1u << 30;
-    wm_watermark *wm = test_wm(0.25, 2, WM_SCHEME_LEFTHASH, V);
+    wm_watermark *wm = test_wm(0.25, 2, WM_SEEDING_LEFTHASH, V);
     wm_corpus *c;
     assert_int_equal(wm_corpus_new(&c, wm, 0), WM_OK);
     wm__rng r;
@@ -489,7 +496,7 @@ static void *thread_main(void *arg)
 static void test_threads_share_watermark(void **state)
 {
     (void)state;
-    wm_watermark *wm = test_wm(0.25, 2, WM_SCHEME_MINHASH, 20000);
+    wm_watermark *wm = test_wm(0.25, 2, WM_SEEDING_MINHASH, 20000);
     thread_job solo[4], par[4];
     pthread_t th[4];
     for (int i = 0; i < 4; i++) {

@@ -79,7 +79,9 @@ def _():
     error(["keygen", "-o", "k1.wmkey"], "refusing to overwrite")
     assert open(KEY).read() == before
     error(["keygen", "--gamma", "1.5", "-o", "x.wmkey"], "--gamma")
-    error(["keygen", "--scheme", "minhash", "--context-width", "0", "-o", "x.wmkey"], "invalid watermark parameters")
+    error(["keygen", "--seeding", "minhash", "--context-width", "0", "-o", "x.wmkey"], "minhash needs --context-width 1")
+    error(["keygen", "--scheme", "minhash", "-o", "x.wmkey"], "expected one of kgw, gumbel")
+    error(["keygen", "--scheme", "gumbel", "--gamma", "0.5", "-o", "x.wmkey"], "gumbel has none")
     error(["keygen"], "-o KEYFILE is required")
     assert not os.path.exists(path("x.wmkey"))
 

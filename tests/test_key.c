@@ -38,7 +38,7 @@ static void test_round_trip(void **state)
     (void)state;
     char path[300];
     snprintf(path, sizeof path, "%s/a.wmkey", dir);
-    wm_params p = { 0.125, 1.5, 3, WM_SCHEME_MINHASH };
+    wm_params p = { "kgw", WM_SEEDING_MINHASH, 3, 0.125, 1.5 };
     wm_key *k, *k2;
     wm_error err;
     assert_int_equal(wm_key_generate(&k, &p), WM_OK);
@@ -56,7 +56,8 @@ static void test_round_trip(void **state)
     assert_string_equal(id1, id2);
     wm_params q;
     assert_int_equal(wm_key_params(k2, &q), WM_OK);
-    assert_true(q.gamma == 0.125 && q.delta == 1.5 && q.context_width == 3 && q.scheme == WM_SCHEME_MINHASH);
+    assert_true(q.gamma == 0.125 && q.delta == 1.5 && q.context_width == 3 &&
+                q.seeding == WM_SEEDING_MINHASH && !strcmp(q.scheme, "kgw"));
     uint32_t nv;
     unsigned char sha2[32];
     assert_int_equal(wm_key_tokenizer(k2, &nv, sha2), WM_OK);
@@ -181,18 +182,21 @@ static void test_corrupt_files(void **state)
         assert_true(st == WM_ERR_FORMAT || st == WM_ERR_CORRUPT);
     }
     struct { const char *from, *to; wm_status st; const char *msg; } cases[] = {
-        { "libwm-key 1", "libwm-key 2", WM_ERR_FORMAT, "t.wmkey:2: not a libwm key file" },
-        { "scheme lefthash", "scheme righthash", WM_ERR_FORMAT, "t.wmkey:4: scheme" },
-        { "gamma 0.25", "gamma 0.3", WM_ERR_FORMAT, "t.wmkey:6: gamma" },
+        { "libwm-key 2", "libwm-key 3", WM_ERR_FORMAT, "t.wmkey:2: not a libwm key file" },
+        { "scheme kgw", "scheme nosuch", WM_ERR_FORMAT, "t.wmkey:4: scheme: 'nosuch' is not one this libwm implements (kgw, gumbel)" },
+        { "scheme kgw", "scheme lefthash", WM_ERR_FORMAT, "t.wmkey:4: scheme" }, /* format 1's meaning in a format 2 file */
+        { "scheme kgw", "scheme gumbel", WM_ERR_FORMAT, "t.wmkey:7: expected field 'secret'" }, /* gumbel has no gamma */
+        { "seeding lefthash", "seeding righthash", WM_ERR_FORMAT, "t.wmkey:5: seeding" },
+        { "gamma 0.25", "gamma 0.3", WM_ERR_FORMAT, "t.wmkey:7: gamma" },
         { "gamma 0.25", "gamma 0.5", WM_ERR_CORRUPT, "does not match" },
         { "delta 2", "delta 3", WM_ERR_CORRUPT, "does not match" },
-        { "delta 2", "delta inf", WM_ERR_FORMAT, "t.wmkey:7: delta" },
-        { "delta 2", "delta -2", WM_ERR_FORMAT, "t.wmkey:7: delta" },
-        { "context-width 1", "context-width 17", WM_ERR_FORMAT, "t.wmkey:5: context-width" },
+        { "delta 2", "delta inf", WM_ERR_FORMAT, "t.wmkey:8: delta" },
+        { "delta 2", "delta -2", WM_ERR_FORMAT, "t.wmkey:8: delta" },
+        { "context-width 1", "context-width 17", WM_ERR_FORMAT, "t.wmkey:6: context-width" },
         { "context-width 1", "context-width 01", WM_ERR_FORMAT, "context-width" },
-        { "context-width 1", "context-width 1\nextra 1", WM_ERR_FORMAT, "t.wmkey:6: expected field 'gamma'" },
-        { "secret ", "secret 0", WM_ERR_FORMAT, "t.wmkey:8: secret" },
-        { "secret ", "vocab 5\nsecret ", WM_ERR_FORMAT, "t.wmkey:9: expected field 'tokenizer'" },
+        { "context-width 1", "context-width 1\nextra 1", WM_ERR_FORMAT, "t.wmkey:7: expected field 'gamma'" },
+        { "secret ", "secret 0", WM_ERR_FORMAT, "t.wmkey:9: secret" },
+        { "secret ", "vocab 5\nsecret ", WM_ERR_FORMAT, "t.wmkey:10: expected field 'tokenizer'" },
         { "id ", "id x", WM_ERR_FORMAT, "t.wmkey:3: id" },
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
@@ -222,12 +226,54 @@ static void test_corrupt_files(void **state)
     assert_int_equal(wm__key_parse(&k, "", 0, "t", &err), WM_ERR_FORMAT);
 }
 
+/* A gumbel key: format 2 with no scheme parameters, round trip; a format-1
+ * file stays format 1 (and keeps its id) when saved again. */
+static void test_gumbel_and_v1_files(void **state)
+{
+    (void)state;
+    wm_params p = WM_PARAMS_GUMBEL_DEFAULT;
+    wm_key *k, *k2;
+    wm_error err;
+    assert_int_equal(wm_key_generate(&k, &p), WM_OK);
+    char path[300];
+    snprintf(path, sizeof path, "%s/g.wmkey", dir);
+    assert_int_equal(wm_key_save(k, path, &err), WM_OK);
+    size_t len;
+    const char *text = slurp(path, &len);
+    assert_non_null(strstr(text, "\nlibwm-key 2\n"));
+    assert_non_null(strstr(text, "\nscheme gumbel\nseeding lefthash\ncontext-width 4\nsecret "));
+    assert_int_equal(wm_key_load(&k2, path, &err), WM_OK);
+    wm_params q;
+    assert_int_equal(wm_key_params(k2, &q), WM_OK);
+    assert_true(!strcmp(q.scheme, "gumbel") && q.context_width == 4 && q.gamma == 0 && q.delta == 0);
+    char a[WM_KEY_ID_SIZE], b[WM_KEY_ID_SIZE];
+    assert_int_equal(wm_key_id(k, a), WM_OK);
+    assert_int_equal(wm_key_id(k2, b), WM_OK);
+    assert_string_equal(a, b);
+    wm_key_free(k);
+    wm_key_free(k2);
+    /* The libwm 0.1 test vector of tests/test_prf.c, saved again. */
+    static const char v1[] = "libwm-key 1\nid e6924ca3962156b1\nscheme lefthash\ncontext-width 1\ngamma 0.25\n"
+                             "delta 2\nsecret 000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f\n";
+    assert_int_equal(wm__key_parse(&k, v1, strlen(v1), "v1", &err), WM_OK);
+    snprintf(path, sizeof path, "%s/v1.wmkey", dir);
+    assert_int_equal(wm_key_save(k, path, &err), WM_OK);
+    text = slurp(path, &len);
+    assert_non_null(strstr(text, "\nlibwm-key 1\nid e6924ca3962156b1\nscheme lefthash\ncontext-width 1\n"));
+    wm_key_free(k);
+    assert_int_equal(wm_key_load(&k, path, &err), WM_OK);
+    assert_int_equal(wm_key_id(k, a), WM_OK);
+    assert_string_equal(a, "e6924ca3962156b1");
+    wm_key_free(k);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_round_trip),
         cmocka_unit_test(test_permissions_and_io),
         cmocka_unit_test(test_corrupt_files),
+        cmocka_unit_test(test_gumbel_and_v1_files),
     };
     return cmocka_run_group_tests_name("key", tests, setup, teardown);
 }

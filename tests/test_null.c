@@ -28,13 +28,14 @@ static double ks_uniform(double *p, size_t n)
  * the plain (discrete, conservative) p-value is not. */
 static double randomised_p(const wm_score *s, double gamma, wm__rng *r)
 {
-    double hi = exp(M_LN10 * wm_binom_log10_sf(s->scored, s->green, gamma));
-    double lo = exp(M_LN10 * wm_binom_log10_sf(s->scored, s->green + 1, gamma));
+    uint64_t g = (uint64_t)s->statistic;
+    double hi = exp(M_LN10 * wm_binom_log10_sf(s->scored, g, gamma));
+    double lo = exp(M_LN10 * wm_binom_log10_sf(s->scored, g + 1, gamma));
     return lo + wm__rng_uniform(r) * (hi - lo);
 }
 
 /* KS at the 0.001 level over n_docs random documents, for one configuration. */
-static void null_uniform(double gamma, uint32_t h, wm_scheme scheme, size_t n_docs, size_t len,
+static void null_uniform(double gamma, uint32_t h, wm_seeding scheme, size_t n_docs, size_t len,
                          uint64_t seed)
 {
     const uint32_t V = 50000;
@@ -52,7 +53,7 @@ static void null_uniform(double gamma, uint32_t h, wm_scheme scheme, size_t n_do
         assert_int_equal(wm_detect(wm, t, len, 0, 0, 0.01, &s), WM_OK);
         p[d] = randomised_p(&s, prm.gamma, &r);
         scored += s.scored;
-        green += s.green;
+        green += (uint64_t)s.statistic;
     }
     double sd = sqrt(scored * prm.gamma * (1 - prm.gamma));
     double z = ((double)green - scored * prm.gamma) / sd, D = ks_uniform(p, n_docs);
@@ -69,16 +70,16 @@ static void null_uniform(double gamma, uint32_t h, wm_scheme scheme, size_t n_do
 static void test_null_default(void **state)
 {
     (void)state;
-    null_uniform(0.25, 1, WM_SCHEME_LEFTHASH, 2000, 200, 100);
+    null_uniform(0.25, 1, WM_SEEDING_LEFTHASH, 2000, 200, 100);
 }
 
 static void test_null_other_schemes(void **state)
 {
     (void)state;
-    null_uniform(0.5, 2, WM_SCHEME_LEFTHASH, 1000, 150, 101);
-    null_uniform(0.1, 3, WM_SCHEME_LEFTHASH, 1000, 150, 102);
-    null_uniform(0.25, 4, WM_SCHEME_MINHASH, 1000, 150, 103);
-    null_uniform(0.25, 0, WM_SCHEME_LEFTHASH, 1000, 150, 104);
+    null_uniform(0.5, 2, WM_SEEDING_LEFTHASH, 1000, 150, 101);
+    null_uniform(0.1, 3, WM_SEEDING_LEFTHASH, 1000, 150, 102);
+    null_uniform(0.25, 4, WM_SEEDING_MINHASH, 1000, 150, 103);
+    null_uniform(0.25, 0, WM_SEEDING_LEFTHASH, 1000, 150, 104);
 }
 
 /* 10,000 clean documents at alpha = 0.01.  Binomial p-values are discrete, so
@@ -91,7 +92,7 @@ static void test_false_positive_rate(void **state)
     const uint32_t V = 50000;
     const size_t n_docs = 10000, len = 200;
     const double alpha = 0.01, gamma = 0.25;
-    wm_watermark *wm = test_wm(gamma, 1, WM_SCHEME_LEFTHASH, V);
+    wm_watermark *wm = test_wm(gamma, 1, WM_SEEDING_LEFTHASH, V);
     wm__rng r;
     wm__rng_seed(&r, 200);
     wm_token t[200];
@@ -155,7 +156,7 @@ static void test_power(void **state)
 {
     (void)state;
     const uint32_t V = 32000;
-    wm_watermark *wm = test_wm(0.25, 1, WM_SCHEME_LEFTHASH, V);
+    wm_watermark *wm = test_wm(0.25, 1, WM_SEEDING_LEFTHASH, V);
     wm_sampler_params sp = { 1.0f, 0, 1.0f, 300 };
     wm_sampler *s;
     assert_int_equal(wm_sampler_new(&s, wm, &sp), WM_OK);
@@ -172,7 +173,7 @@ static void test_power(void **state)
         assert_int_equal(wm_detect(wm, t, 201, 1, 0, 1e-10, &sc), WM_OK); /* the 200 generated tokens */
         assert_true(sc.scored >= 190);
         if (sc.log10_p > worst) worst = sc.log10_p;
-        frac += sc.green_fraction;
+        frac += sc.statistic / (double)sc.scored;
         assert_true(sc.watermarked);
     }
     double mean_h = h_sum / (n_docs * 200);
@@ -191,7 +192,7 @@ static void test_window(void **state)
 {
     (void)state;
     const uint32_t V = 32000;
-    wm_watermark *wm = test_wm(0.25, 1, WM_SCHEME_LEFTHASH, V);
+    wm_watermark *wm = test_wm(0.25, 1, WM_SEEDING_LEFTHASH, V);
     wm_sampler_params sp = { 1.0f, 0, 1.0f, 400 };
     wm_sampler *s;
     assert_int_equal(wm_sampler_new(&s, wm, &sp), WM_OK);

@@ -7,34 +7,68 @@
 static const wm_token kat_ctx[4] = { 11, 2024, 7, 50000 };
 
 /* Pinned: if one of these changes, every deployed watermark breaks. */
+/* A format-1 key file (libwm 0.1) of the test secret: it must load, keep
+ * its id and mean what it meant. */
+static wm_watermark *v1_wm(double gamma, uint32_t h, wm_seeding seeding, const char *id)
+{
+    char text[600], hex[65];
+    unsigned char secret[32];
+    for (int i = 0; i < 32; i++) secret[i] = (unsigned char)i;
+    sodium_bin2hex(hex, sizeof hex, secret, 32);
+    snprintf(text, sizeof text, "libwm-key 1\nid %s\nscheme %s\ncontext-width %u\ngamma %.17g\ndelta 2\nsecret %s\n",
+             id, seeding == WM_SEEDING_MINHASH ? "minhash" : "lefthash", h, nearbyint(gamma * 65536) / 65536, hex);
+    wm_key *k;
+    wm_error err;
+    assert_int_equal(wm__key_parse(&k, text, strlen(text), "v1.wmkey", &err), WM_OK);
+    char got[WM_KEY_ID_SIZE];
+    assert_int_equal(wm_key_id(k, got), WM_OK);
+    assert_string_equal(got, id);
+    wm_params p;
+    assert_int_equal(wm_key_params(k, &p), WM_OK);
+    assert_string_equal(p.scheme, "kgw");
+    wm_watermark *wm;
+    assert_int_equal(wm_watermark_new(&wm, k, 50257), WM_OK);
+    wm_key_free(k);
+    return wm;
+}
+
+static uint64_t kat_mask(const wm_watermark *wm)
+{
+    uint64_t mask = 0;
+    for (int v = 0; v < 64; v++) {
+        bool g;
+        assert_int_equal(wm_is_green(wm, kat_ctx, 4, v * 787, &g), WM_OK);
+        mask |= (uint64_t)g << v;
+    }
+    return mask;
+}
+
 static void test_known_answers(void **state)
 {
     (void)state;
     static const struct {
         double gamma;
         uint32_t h;
-        wm_scheme scheme;
-        const char *id;
+        wm_seeding seeding;
+        const char *id, *id_v1; /* key-file formats 2 and 1 */
         uint64_t mask; /* bit v: token 787 v green after kat_ctx */
     } kat[] = {
-        { 0.25, 1, WM_SCHEME_LEFTHASH, "e6924ca3962156b1", 0x2161e48092043504ULL },
-        { 0.5, 2, WM_SCHEME_LEFTHASH, "bd8195a9d6b9fb7c", 0x27a856d2bf4f45feULL },
-        { 0.1, 3, WM_SCHEME_LEFTHASH, "f16dc287c95bb5cf", 0x500300a140000002ULL },
-        { 0.25, 4, WM_SCHEME_MINHASH, "551408a5dcc34a34", 0x48110810580ca4a4ULL },
-        { 0.25, 0, WM_SCHEME_LEFTHASH, "4562dbabc6751d76", 0xa4020ac072a78434ULL },
+        { 0.25, 1, WM_SEEDING_LEFTHASH, "4d769d1639e21030", "e6924ca3962156b1", 0x2161e48092043504ULL },
+        { 0.5, 2, WM_SEEDING_LEFTHASH, "9ca97db06794c155", "bd8195a9d6b9fb7c", 0x27a856d2bf4f45feULL },
+        { 0.1, 3, WM_SEEDING_LEFTHASH, "fd038e26cf709683", "f16dc287c95bb5cf", 0x500300a140000002ULL },
+        { 0.25, 4, WM_SEEDING_MINHASH, "6a7f9851cf372bad", "551408a5dcc34a34", 0x48110810580ca4a4ULL },
+        { 0.25, 0, WM_SEEDING_LEFTHASH, "bf0673907283351e", "4562dbabc6751d76", 0xa4020ac072a78434ULL },
     };
     for (size_t c = 0; c < sizeof kat / sizeof kat[0]; c++) {
-        wm_watermark *wm = test_wm(kat[c].gamma, kat[c].h, kat[c].scheme, 50257);
+        wm_watermark *wm = test_wm(kat[c].gamma, kat[c].h, kat[c].seeding, 50257);
         char id[WM_KEY_ID_SIZE];
         assert_int_equal(wm_watermark_key_id(wm, id), WM_OK);
         assert_string_equal(id, kat[c].id);
-        uint64_t mask = 0;
-        for (int v = 0; v < 64; v++) {
-            bool g;
-            assert_int_equal(wm_is_green(wm, kat_ctx, 4, v * 787, &g), WM_OK);
-            mask |= (uint64_t)g << v;
-        }
-        assert_true(mask == kat[c].mask);
+        assert_true(kat_mask(wm) == kat[c].mask);
+        wm_watermark_free(wm);
+        /* The same key in a libwm 0.1 file: same green lists. */
+        wm = v1_wm(kat[c].gamma, kat[c].h, kat[c].seeding, kat[c].id_v1);
+        assert_true(kat_mask(wm) == kat[c].mask);
         wm_watermark_free(wm);
     }
 }
@@ -44,7 +78,7 @@ static void test_known_answers(void **state)
 static void test_spec(void **state)
 {
     (void)state;
-    wm_watermark *wm = test_wm(0.25, 1, WM_SCHEME_LEFTHASH, 50257);
+    wm_watermark *wm = test_wm(0.25, 1, WM_SEEDING_LEFTHASH, 50257);
     unsigned char seed[32], kg[16], in[16], out[16];
     for (int i = 0; i < 32; i++) seed[i] = (unsigned char)i;
     crypto_kdf_derive_from_key(kg, sizeof kg, 1, "libwm-gl", seed);
@@ -263,7 +297,7 @@ static void test_bias_matches_membership(void **state)
     float *logits = malloc((V + PAD) * sizeof *logits);
     for (int gi = 0; gi < 5; gi++) {
         for (int scheme = 0; scheme < 2; scheme++) {
-            wm_watermark *wm = test_wm(gammas[gi], 3, (wm_scheme)scheme, V);
+            wm_watermark *wm = test_wm(gammas[gi], 3, (wm_seeding)scheme, V);
             wm_token ctx[5] = { 5, 50264, 0, 17, 31337 };
             for (uint32_t v = 0; v < V + PAD; v++) logits[v] = -1.0f;
             assert_int_equal(wm_bias_logits(wm, ctx, 5, logits, V + PAD), WM_OK);
@@ -290,7 +324,7 @@ static void test_candidates_and_batch(void **state)
 {
     (void)state;
     const uint32_t V = 32000;
-    wm_watermark *wm = test_wm(0.25, 2, WM_SCHEME_LEFTHASH, V);
+    wm_watermark *wm = test_wm(0.25, 2, WM_SEEDING_LEFTHASH, V);
     wm__rng r;
     wm__rng_seed(&r, 3);
     float *full = malloc(4 * V * sizeof *full), *rows = malloc(4 * (V + 16) * sizeof *rows);
@@ -336,7 +370,7 @@ static void test_candidates_and_batch(void **state)
 static void test_minhash_robust(void **state)
 {
     (void)state;
-    wm_watermark *wm = test_wm(0.25, 4, WM_SCHEME_MINHASH, 50000);
+    wm_watermark *wm = test_wm(0.25, 4, WM_SEEDING_MINHASH, 50000);
     wm__rng r;
     wm__rng_seed(&r, 4);
     int kept = 0;

@@ -63,7 +63,7 @@ def wm_cli(*args, stdin=None):
 rng = np.random.default_rng(20261122)
 V, PADDED = 50257, 50304  # GPT-2 and its padded output layer
 K1 = key_file("k1.wmkey")
-K4 = key_file("k4min.wmkey", gamma=0.1, delta=1.5, context_width=4, scheme="minhash")
+K4 = key_file("k4min.wmkey", gamma=0.1, delta=1.5, context_width=4, seeding="minhash")
 WM1 = libwm.Watermark(libwm.Key.load(K1), V)
 WM4 = libwm.Watermark(libwm.Key.load(K4), V)
 
@@ -95,7 +95,7 @@ def _():
     info = wm_cli("info", "--json", K4)[0]
     k = libwm.Key.load(K4)
     assert k.key_id == info["key_id"] == WM4.key_id
-    assert k.params == {"gamma": info["gamma"], "delta": info["delta"],
+    assert k.params == {"gamma": info["gamma"], "delta": info["delta"], "seeding": info["seeding"],
                         "context_width": info["context_width"], "scheme": info["scheme"]}, (k.params, info)
     assert libwm.Key.generate().key_id != libwm.Key.generate().key_id
 

@@ -15,18 +15,31 @@
 
 #include "internal.h"
 
-/* The fixed test key: seed bytes 0, 1, ..., 31.  Never use it for real. */
-static inline wm_watermark *test_wm(double gamma, uint32_t h, wm_scheme scheme, uint32_t n_vocab)
+/* A watermark from the fixed test key: seed bytes 0, 1, ..., 31.  Never
+ * use it for real. */
+static inline wm_watermark *test_wm_params(const wm_params *p, uint32_t n_vocab)
 {
     unsigned char seed[32];
     for (int i = 0; i < 32; i++) seed[i] = (unsigned char)i;
-    wm_params p = { gamma, 2.0, h, scheme };
     wm_key *k = NULL;
     wm_watermark *wm = NULL;
-    assert_int_equal(wm_key_from_seed(&k, &p, seed), WM_OK);
+    assert_int_equal(wm_key_from_seed(&k, p, seed), WM_OK);
     assert_int_equal(wm_watermark_new(&wm, k, n_vocab), WM_OK);
     wm_key_free(k);
     return wm;
+}
+
+/* kgw with delta 2. */
+static inline wm_watermark *test_wm(double gamma, uint32_t h, wm_seeding seeding, uint32_t n_vocab)
+{
+    wm_params p = { "kgw", seeding, h, gamma, 2.0 };
+    return test_wm_params(&p, n_vocab);
+}
+
+static inline wm_watermark *test_wm_gumbel(uint32_t h, wm_seeding seeding, uint32_t n_vocab)
+{
+    wm_params p = { "gumbel", seeding, h, 0, 0 };
+    return test_wm_params(&p, n_vocab);
 }
 
 static inline void random_tokens(wm__rng *r, wm_token *t, size_t n, uint32_t n_vocab)

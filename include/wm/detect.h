@@ -1,13 +1,17 @@
 /* libwm: detection.  Part of <wm.h>.
  *
  * Null hypothesis H0: the text was produced without knowledge of the key.
- * Under H0, and modelling SipHash-2-4 as a random function, every distinct
- * (context seed, token) tuple is green independently with probability exactly
- * gamma (the quantised value, see key.h).  So with deduplication (the
- * default) the number G of green tuples among N scored is Binomial(N, gamma)
- * and p = P(G >= g) is exact.  Without deduplication repeated tuples are
- * dependent and the p-value is NOT valid; that mode exists for comparison
- * with tools that do not deduplicate.
+ * Under H0, and modelling SipHash-2-4 as a random function, the PRF values
+ * of distinct (context seed, token) tuples are independent and uniform, so
+ * with deduplication (the default) the scheme's statistic S over N scored
+ * tuples has an exactly known law and p = P(S >= s) is exact:
+ *   kgw:    S = green tuples ~ Binomial(N, gamma) (the quantised gamma);
+ *   gumbel: S = sum of -ln(1 - r) ~ Gamma(N, 1), or stochastically
+ *           smaller (r is floor-quantised to 32 bits, which can only make
+ *           p too large: proof in schemes/gumbel.c).
+ * Without deduplication repeated tuples are dependent and the p-value is
+ * NOT valid; that mode exists for comparison with tools that do not
+ * deduplicate.
  *
  * Which tokens are scored: token i is scored iff it has a full context (i >=
  * h), it was generated (i >= n_prompt), its context window does not lie
@@ -18,10 +22,15 @@
  * answer that quotes, copies or summarises a watermarked prompt from being
  * attributed to the key's owner: such text was produced with knowledge of
  * watermarked text, which H0 does not cover.  In corpus mode the prompt's
- * tuples are excluded from its own document only.  Dedup key: the
- * context seed (for lefthash with h <= 2 that is the context itself) and the
- * token, as a 64-bit fingerprint; a fingerprint collision (about n^2 / 2^65
- * expected among n tuples) merely drops a tuple, which keeps the test valid.
+ * tuples are excluded from its own document only.  For a selecting scheme
+ * (gumbel) a position whose context seed already occurred at an earlier
+ * position of the same document (past the prompt) is not scored either:
+ * the embedder sampled it without the watermark (embed.h).  All these rules
+ * look at the text only, never at the key, so under H0 the scored tuples'
+ * PRF values stay independent and uniform.  Dedup key: the context seed
+ * (for lefthash with h <= 2 that is the context itself) and the token, as
+ * a 64-bit fingerprint; a fingerprint collision (about n^2 / 2^65 expected
+ * among n tuples) merely drops a tuple, which keeps the test valid.
  */
 #ifndef WM_DETECT_H
 #define WM_DETECT_H
@@ -35,10 +44,10 @@ extern "C" {
 typedef struct wm_score {
     uint64_t tokens;       /* tokens given */
     uint64_t scored;       /* tuples scored (N) */
-    uint64_t green;        /* green among them (g) */
-    double green_fraction; /* g / N, 0 when N = 0 */
-    double z;              /* (g - N gamma) / sqrt(N gamma (1 - gamma)), 0 when N = 0 */
-    double p_value;        /* P(G >= g) under H0; may underflow to 0 ... */
+    double statistic;      /* S: kgw: green tuples (an integer); gumbel: sum of -ln(1 - r) */
+    double z;              /* (S - N mean) / sqrt(N var), H0's per-tuple moments
+                              (kgw: gamma, gamma (1 - gamma); gumbel: 1, 1); 0 when N = 0 */
+    double p_value;        /* P(S >= s) under H0; may underflow to 0 ... */
     double log10_p;        /* ... this never does; p to 1e-10 relative, <= 0 */
     bool watermarked;      /* p_value < alpha (decided on log10_p); always false
                               with WM_NO_DEDUP, whose p-value is not valid */
@@ -57,10 +66,10 @@ WM_API WM_NODISCARD wm_status wm_detect(const wm_watermark *wm, const wm_token *
 /* Best-scoring span of a long text, for when only part was watermarked.  Scans
  * windows of N_w consecutive scored tuples, for N_w on a geometric grid
  * (ratio 1.25, from min(16, N) to N) at every offset, and reports the one with
- * the smallest binomial p.  score.p_value is that p multiplied by the number
+ * the smallest p (for a fixed N_w: the largest statistic).  score.p_value is that p multiplied by the number
  * of windows examined (Bonferroni, capped at 1), so it stays a valid p-value
- * after the search; unlike the reference WinMax z-score.  score.z, green and
- * scored describe the best window; [begin, end) are its token indices. */
+ * after the search; unlike the reference WinMax z-score.  score.z, statistic
+ * and scored describe the best window; [begin, end) are its token indices. */
 typedef struct wm_window {
     wm_score score;
     size_t begin, end;
@@ -80,6 +89,11 @@ typedef struct wm_ctxset wm_ctxset;
 
 WM_API WM_NODISCARD wm_status wm_ctxset_new(wm_ctxset **out, const wm_watermark *wm);
 WM_API WM_NODISCARD wm_status wm_ctxset_add(wm_ctxset *set, const wm_token *tokens, size_t n);
+/* A copy of src (same watermark) into *out.  WM_ERR_NOMEM. */
+WM_API WM_NODISCARD wm_status wm_ctxset_copy(wm_ctxset **out, const wm_ctxset *src);
+/* Empty the set, keeping its memory (e.g. wm_select's `used` at each new
+ * sequence). */
+WM_API WM_NODISCARD wm_status wm_ctxset_clear(wm_ctxset *set);
 /* Number of distinct contexts, into *out. */
 WM_API WM_NODISCARD wm_status wm_ctxset_size(const wm_ctxset *set, uint64_t *out);
 WM_API void wm_ctxset_free(wm_ctxset *set);
@@ -115,6 +129,13 @@ WM_API void wm_corpus_free(wm_corpus *c);
  * by continued fraction around Loader's saddle-point pmf), never rounded to
  * -inf unless the probability is exactly 0 (k > n, or p = 0 < k).  Pure. */
 WM_API double wm_binom_log10_sf(uint64_t n, uint64_t k, double p);
+
+/* log10 Q(a, x) = log10 P(X >= x) for X ~ Gamma(a, 1), a > 0 (regularised
+ * upper incomplete gamma): continued fraction (x > a + 1) or series around
+ * Loader's saddle-point Poisson pmf, relative accuracy ~1e-12 in the log,
+ * never -inf for finite x.  x <= 0 gives 0; NaN for a <= 0 or NaN input.
+ * Pure. */
+WM_API double wm_gamma_log10_sf(double a, double x);
 
 #ifdef __cplusplus
 }

@@ -11,11 +11,15 @@
 #ifndef WM_EMBED_H
 #define WM_EMBED_H
 
+#include "detect.h"
 #include "key.h"
 
 #ifdef __cplusplus
 extern "C" {
 #endif
+
+/* ---- reweighting schemes (kgw) ------------------------------------------
+ * The three calls below return WM_ERR_UNSUPPORTED for a selecting scheme. */
 
 /* Add delta to the logit of every green token, in place.  n_logits may exceed
  * the vocabulary (models pad their output layer): positions >= n_vocab are
@@ -43,7 +47,38 @@ WM_API WM_NODISCARD wm_status wm_bias_candidates(const wm_watermark *wm, const w
                                                  size_t n, const wm_token *ids, size_t ids_stride, float *logits,
                                                  size_t logits_stride);
 
-/* ---- a complete watermarking sampler ------------------------------------ */
+/* ---- selecting schemes (gumbel) -------------------------------------------
+ * The scheme picks the token itself from the distribution the engine would
+ * sample from, after its temperature, top-k, top-p and other processing.
+ * Over keys the choice is a draw from that distribution; for one key it is
+ * a deterministic function of the context seed and the distribution.  So
+ * the same seed twice in one sequence would repeat its choice (loops, and
+ * outputs running to the length cap): the second time the step must be
+ * sampled normally, and detection never scores it (detect.h). */
+
+/* Choose the token after ctx among n candidates: candidate c has id at
+ * (char *)ids + c * ids_stride and weight (a probability, or anything
+ * proportional to one; >= 0) at (char *)weights + c * weights_stride.
+ * Strides are in bytes.  Candidates of weight 0 are never chosen, so the
+ * cost is O(candidates with weight > 0): one PRF lane and one log each.
+ *
+ * used: the context seeds already watermarked in this sequence (a
+ * wm_ctxset of wm; wm_ctxset_clear it at each new sequence), or NULL to
+ * skip the repeated-seed rule (only for tests and one-step uses).
+ *
+ * On WM_OK, *selected says whether the scheme chose: true with *out set;
+ * false when n_ctx < h or the seed is already in `used`, and then the caller
+ * must draw from the distribution itself.  A seed is added to `used` when
+ * chosen.  Errors: WM_ERR_UNSUPPORTED for a reweighting scheme, WM_ERR_TOKEN
+ * for a negative id or one >= n_vocab with weight > 0, WM_ERR_LOGITS for a
+ * NaN, infinite or negative weight or none > 0, WM_ERR_NOMEM when `used`
+ * cannot grow (its only allocation).  Thread-safe for distinct `used`. */
+WM_API WM_NODISCARD wm_status wm_select(const wm_watermark *wm, wm_ctxset *used, const wm_token *ctx,
+                                        size_t n_ctx, size_t n, const wm_token *ids, size_t ids_stride,
+                                        const float *weights, size_t weights_stride, wm_token *out,
+                                        bool *selected);
+
+/* ---- a complete watermarking sampler, for every scheme ------------------- */
 
 typedef struct wm_sampler_params {
     float temperature; /* below WM_TEMPERATURE_MIN (0 included): greedy (argmax,
@@ -57,8 +92,9 @@ typedef struct wm_sampler_params {
 #define WM_TEMPERATURE_MIN 1e-4f
 #define WM_SAMPLER_PARAMS_DEFAULT { 1.0f, 0u, 1.0f, 0u }
 
-/* One sampler per sequence (it holds the RNG state and an O(n_vocab) scratch
- * buffer allocated here, never per step).  Not thread-safe: one thread at a
+/* One sampler per sequence (it holds the RNG state, an O(n_vocab) scratch
+ * buffer allocated here, never per step, and for a selecting scheme the
+ * seeds used so far; wm_sampler_reset starts a new sequence).  Not thread-safe: one thread at a
  * time per sampler; samplers of one shared wm_watermark run in parallel.
  * The sampler borrows wm, which must outlive it. */
 typedef struct wm_sampler wm_sampler;
@@ -67,11 +103,20 @@ WM_API WM_NODISCARD wm_status wm_sampler_new(wm_sampler **out, const wm_watermar
                                 const wm_sampler_params *params);
 WM_API void wm_sampler_free(wm_sampler *s);
 
-/* Bias logits in place (as wm_bias_logits), then apply temperature, top-k and
- * top-p over the real vocabulary and draw a token into *out.  Returns
- * WM_ERR_LOGITS (and draws nothing) if a logit is NaN or +inf or none is
- * finite.  With `watermark` false the same sampler draws without bias (for
- * controls and A/B tests). */
+/* Forget the sequence's used seeds (selecting schemes) and reseed the RNG
+ * with `seed`: the sampler is as new. */
+WM_API WM_NODISCARD wm_status wm_sampler_reset(wm_sampler *s, uint64_t seed);
+
+/* One decode step.  kgw: bias logits in place (as wm_bias_logits), then
+ * apply temperature, top-k and top-p over the real vocabulary and draw a
+ * token into *out.  gumbel: temperature, top-k and top-p, then wm_select
+ * over the candidates (logits are not changed); a repeated seed or a short
+ * context is drawn with the RNG.  Greedy (temperature below
+ * WM_TEMPERATURE_MIN) takes the argmax of the (biased) logits for kgw and
+ * is not watermarked for gumbel, whose distribution is then a point mass.
+ * Returns WM_ERR_LOGITS (and draws nothing) if a logit is NaN or +inf or
+ * none is finite.  With `watermark` false the same sampler draws without
+ * the watermark (for controls and A/B tests). */
 WM_API WM_NODISCARD wm_status wm_sampler_sample(wm_sampler *s, const wm_token *ctx, size_t n_ctx,
                                    float *logits, size_t n_logits, bool watermark,
                                    wm_token *out);

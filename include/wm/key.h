@@ -14,23 +14,39 @@
 extern "C" {
 #endif
 
-/* How the h tokens before position i select the green list of position i.
+/* A watermark is two independent choices (see README, "Schemes"):
  *
- * WM_SCHEME_LEFTHASH: the green list depends on all h previous tokens (for
- *   h <= 2 the context itself is the seed, so distinct contexts never share a
- *   green list).  Strongest signal and best "radioactivity" (a student model
- *   copies exact (context, token) pairs); any edit inside the window changes
- *   the list.  Pick h = 1 for maximum robustness, h = 2..4 to make the green
- *   lists harder to estimate from watermarked text.
- * WM_SCHEME_MINHASH: the green list depends only on the context token with the
- *   smallest keyed hash in the window (Kirchenbauer et al., "On the
- *   Reliability of Watermarks for LLMs").  An edit changes the list only when
- *   it hits that one token, so with h = 4 it keeps most of h = 1's robustness
- *   to paraphrase while spreading the lists over more contexts.  Needs h >= 1. */
-typedef enum wm_scheme {
-    WM_SCHEME_LEFTHASH = 0,
-    WM_SCHEME_MINHASH = 1
-} wm_scheme;
+ * The SEEDING RULE: which seed the h = context_width tokens before position
+ * i give position i.  The seed is also detection's unit of deduplication.
+ * WM_SEEDING_LEFTHASH: the seed depends on all h previous tokens (for h <= 2
+ *   the context itself is the seed, so distinct contexts never share one).
+ *   Strongest signal and best "radioactivity" (a student model copies exact
+ *   (context, token) pairs); any edit inside the window changes the seed.
+ *   Pick h = 1 for maximum robustness, h = 2..4 to make the lists harder to
+ *   estimate from watermarked text.
+ * WM_SEEDING_MINHASH: the seed is the context token with the smallest keyed
+ *   hash in the window (Kirchenbauer et al., "On the Reliability of
+ *   Watermarks for LLMs").  An edit changes the seed only when it hits that
+ *   one token, so with h = 4 it keeps most of h = 1's robustness to
+ *   paraphrase while spreading over more seeds.  Needs h >= 1.
+ *
+ * The SCHEME: how a seed changes sampling and how one scored (seed, token)
+ * tuple adds to a test statistic with an exact null distribution.  Chosen
+ * by name:
+ *   "kgw"     green list (Kirchenbauer et al. 2023): a keyed fraction gamma
+ *             of the vocabulary gets delta added to its logits; statistic:
+ *             green count, Binomial(N, gamma) under H0.  Changes the
+ *             distribution (quality cost grows with delta).
+ *   "gumbel"  Gumbel-max (Aaronson 2022): the token is argmax r_v^(1/p_v)
+ *             for keyed uniforms r_v; distortion-free (over keys each step
+ *             samples exactly from p).  Statistic: sum of -ln(1 - r),
+ *             Gamma(N, 1) under H0.  No parameters: gamma and delta must
+ *             be 0.  Embeds by selecting the token (wm_select, the
+ *             sampler), never by biasing logits. */
+typedef enum wm_seeding {
+    WM_SEEDING_LEFTHASH = 0,
+    WM_SEEDING_MINHASH = 1
+} wm_seeding;
 
 #define WM_MAX_CONTEXT 16   /* largest context width h */
 #define WM_GAMMA_ONE 65536u /* gamma is stored as an integer k / 65536 */
@@ -42,20 +58,26 @@ typedef enum wm_scheme {
 #define WM_DELTA_MIN (1.0 / 1024)
 
 typedef struct wm_params {
-    double gamma;           /* green fraction, in (0,1); quantised, see below */
-    double delta;           /* bias added to green logits, in [WM_DELTA_MIN, 64] */
+    const char *scheme;     /* "kgw" or "gumbel" (wm_scheme_name lists them); NULL: "kgw" */
+    wm_seeding seeding;
     uint32_t context_width; /* h: tokens of left context, 0..WM_MAX_CONTEXT */
-    wm_scheme scheme;
+    double gamma;           /* kgw: green fraction in (0,1), quantised (below); others: 0 */
+    double delta;           /* kgw: bias added to green logits, in [WM_DELTA_MIN, 64]; others: 0 */
 } wm_params;
 
 /* The defaults chosen from the measurements in README.md. */
-#define WM_PARAMS_DEFAULT { 0.25, 2.0, 1u, WM_SCHEME_LEFTHASH }
+#define WM_PARAMS_DEFAULT { "kgw", WM_SEEDING_LEFTHASH, 1u, 0.25, 2.0 }
+#define WM_PARAMS_GUMBEL_DEFAULT { "gumbel", WM_SEEDING_LEFTHASH, 4u, 0.0, 0.0 }
 
 /* Gamma quantisation: a key stores gamma as k / 65536 with k = round(gamma *
  * 65536), 1 <= k <= 65535.  Detection uses exactly that value.  A token's
  * membership is a b-bit field of a PRF output compared against a threshold,
  * where b is the smallest power of two with k / 65536 = k' / 2^b; gamma = 0.25
  * needs 2 bits a token and is the fastest kind, 0.1 needs 16. */
+
+/* Name of the i-th scheme this library implements (i = 0, 1, ...), NULL past
+ * the last: for listing them.  The returned string is static.  Thread-safe. */
+WM_API const char *wm_scheme_name(size_t i);
 
 typedef struct wm_key wm_key;
 
@@ -69,7 +91,10 @@ WM_API WM_NODISCARD wm_status wm_key_from_seed(wm_key **out, const wm_params *pa
                                   const unsigned char seed[32]);
 
 /* Write the key to a new file created with mode 0600.  Never overwrites:
- * WM_ERR_EXISTS if path exists.  On failure nothing is left behind. */
+ * WM_ERR_EXISTS if path exists.  On failure nothing is left behind.  New
+ * keys are written in key-file format 2 (it names the scheme); a key read
+ * from a format-1 file (kgw only) is written in format 1 again, so its id
+ * never changes. */
 WM_API WM_NODISCARD wm_status wm_key_save(const wm_key *key, const char *path, wm_error *err);
 
 /* Read a key file.  Strict: unknown or repeated fields, bad values, a file
@@ -78,7 +103,8 @@ WM_API WM_NODISCARD wm_status wm_key_save(const wm_key *key, const char *path, w
  * Secret bytes are kept in guarded memory and wiped on free. */
 WM_API WM_NODISCARD wm_status wm_key_load(wm_key **out, const char *path, wm_error *err);
 
-/* Parameters as used by detection (gamma is the exact quantised value). */
+/* Parameters as used by detection (gamma is the exact quantised value;
+ * out->scheme points to a static string). */
 WM_API WM_NODISCARD wm_status wm_key_params(const wm_key *key, wm_params *out);
 
 /* Public key id: 16 hex digits + NUL.  A keyed BLAKE2b fingerprint of the
@@ -113,12 +139,22 @@ WM_API void wm_watermark_free(wm_watermark *wm);
 WM_API WM_NODISCARD wm_status wm_watermark_n_vocab(const wm_watermark *wm, uint32_t *out);
 WM_API WM_NODISCARD wm_status wm_watermark_params(const wm_watermark *wm, wm_params *out);
 WM_API WM_NODISCARD wm_status wm_watermark_key_id(const wm_watermark *wm, char out[WM_KEY_ID_SIZE]);
+/* true: the scheme embeds by choosing the token (wm_select: gumbel); false:
+ * by biasing logits (wm_bias_logits and friends: kgw). */
+WM_API WM_NODISCARD wm_status wm_watermark_selects(const wm_watermark *wm, bool *out);
 
 /* Is `token` green after the context ctx[0..n_ctx-1] (oldest first; only the
  * last h tokens matter)?  O(1).  n_ctx < h: *green = false and WM_OK, since
- * such positions are neither biased nor scored.  Thread-safe. */
+ * such positions are neither biased nor scored.  Schemes without a green
+ * list: WM_ERR_UNSUPPORTED.  Thread-safe. */
 WM_API WM_NODISCARD wm_status wm_is_green(const wm_watermark *wm, const wm_token *ctx, size_t n_ctx,
                                           wm_token token, bool *green);
+
+/* What `token` after ctx adds to the scheme's test statistic when it is
+ * scored (kgw: 1 if green, else 0; gumbel: -ln(1 - r) with r quantised as
+ * detect.h says).  n_ctx < h: *score = 0 and WM_OK.  O(1).  Thread-safe. */
+WM_API WM_NODISCARD wm_status wm_tuple_score(const wm_watermark *wm, const wm_token *ctx, size_t n_ctx,
+                                             wm_token token, double *score);
 
 #ifdef __cplusplus
 }

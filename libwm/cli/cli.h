@@ -24,7 +24,7 @@ int parse_int(const char *s, long lo, long hi, long *out);
 const char *status_text(wm_status st, const wm_error *err);
 
 enum {
-    O_GAMMA = 256, O_DELTA, O_CTX, O_SCHEME, O_TOKENIZER, O_JSON, O_JSONL, O_PIECES, O_KEY, O_IDS,
+    O_GAMMA = 256, O_DELTA, O_CTX, O_SCHEME, O_SEEDING, O_TOKENIZER, O_JSON, O_JSONL, O_PIECES, O_KEY, O_IDS,
     O_PROMPT, O_CORPUS, O_FILTER, O_NODEDUP, O_WINDOW, O_ALPHA, O_FAIL, O_ANY, O_THREADS, O_SKIP,
     O_HELP, O_SPECIAL, O_LOSSY, O_VOCAB
 };

@@ -45,6 +45,7 @@ typedef struct detector {
     int n_keys;
     wm_watermark *wm[MAX_KEYS];
     char id[MAX_KEYS][WM_KEY_ID_SIZE];
+    const char *scheme[MAX_KEYS]; /* static strings */
     wm_corpus *corpus[MAX_KEYS];
     wm_ctxset *filter[MAX_KEYS];
     int json, window, corpus_mode;
@@ -83,15 +84,17 @@ static const char *verdict_json(int v) { return v < 0 ? "null" : v ? "true" : "f
 static void print_score(detector *D, const char *source, int k, const wm_score *s, const wm_window *w,
                         int corpus)
 {
-    double adj;
+    double adj, mean = s->scored ? s->statistic / (double)s->scored : 0;
     int verdict = row_verdict(D, s, &adj);
     if (verdict > 0) D->found = 1;
     if (D->json) {
         print_source(source);
-        printf(",\"key_id\":\"%s\",\"tokens\":%llu,\"scored\":%llu,\"green\":%llu,\"green_fraction\":%.17g,"
-               "\"z\":%.17g,\"p_value\":%.17g,\"log10_p\":%.17g,\"watermarked\":%s",
-               D->id[k], (unsigned long long)s->tokens, (unsigned long long)s->scored,
-               (unsigned long long)s->green, s->green_fraction, s->z, s->p_value, s->log10_p, verdict_json(verdict));
+        printf(",\"key_id\":\"%s\",\"scheme\":\"%s\",\"tokens\":%llu,\"scored\":%llu,\"statistic\":%.17g,"
+               "\"mean_score\":%.17g,\"z\":%.17g,\"p_value\":%.17g,\"log10_p\":%.17g,\"watermarked\":%s",
+               D->id[k], D->scheme[k], (unsigned long long)s->tokens, (unsigned long long)s->scored, s->statistic,
+               mean, s->z, s->p_value, s->log10_p, verdict_json(verdict));
+        if (!strcmp(D->scheme[k], "kgw")) /* the green list's own names for the same numbers */
+            printf(",\"green\":%.0f,\"green_fraction\":%.17g", s->statistic, mean);
         if (D->n_keys > 1) printf(",\"log10_p_corrected\":%.17g,\"keys\":%d", adj, D->n_keys);
         if (verdict < 0) printf(",\"p_value_valid\":false");
         if (w) printf(",\"window_begin\":%zu,\"window_end\":%zu,\"windows_tested\":%llu", w->begin, w->end,
@@ -105,22 +108,23 @@ static void print_score(detector *D, const char *source, int k, const wm_score *
         char p[64];
         if (s->p_value > 0) snprintf(p, sizeof p, "p = %.2g", s->p_value);
         else snprintf(p, sizeof p, "p = 10^%.1f", s->log10_p);
-        printf("%s: %s over %llu %stuples (green %.4f, z %.2f, key %s)",
+        printf("%s: %s over %llu %stuples (%s %.4f, z %.2f, key %s, %s)",
                verdict < 0 ? "no verdict (--no-dedup: p not valid)" : verdict ? "watermark present" : "no watermark detected",
-               p, (unsigned long long)s->scored, verdict < 0 ? "" : "unique ", s->green_fraction, s->z, D->id[k]);
+               p, (unsigned long long)s->scored, verdict < 0 ? "" : "unique ",
+               strcmp(D->scheme[k], "kgw") ? "mean score" : "green", mean, s->z, D->id[k], D->scheme[k]);
         if (D->n_keys > 1) printf(" [corrected for %d keys: log10 p = %.2f]", D->n_keys, adj);
         putchar('\n');
         return;
     }
     if (!D->header_done) {
-        printf("%-40s %-16s %8s %8s %7s %8s %10s  %s\n", "source", "key", "tokens", "scored", "green", "z",
+        printf("%-40s %-16s %8s %8s %7s %8s %10s  %s\n", "source", "key", "tokens", "scored", "score", "z",
                D->n_keys > 1 ? "log10(pK)" : "log10(p)", "verdict");
         D->header_done = 1;
     }
     size_t n = strlen(source);
     const char *tail = n > 40 ? source + n - 37 : source;
     printf("%s%-*s %-16s %8llu %8llu %7.4f %8.2f %10.2f  %s", n > 40 ? "..." : "", n > 40 ? 37 : 40, tail, D->id[k],
-           (unsigned long long)s->tokens, (unsigned long long)s->scored, s->green_fraction, s->z,
+           (unsigned long long)s->tokens, (unsigned long long)s->scored, mean, s->z,
            D->n_keys > 1 ? adj : s->log10_p, vtext);
     if (w) printf("  [%zu, %zu)", w->begin, w->end);
     putchar('\n');
@@ -369,10 +373,13 @@ static int setup_detector(detector *D, const detect_opts *o, wm_tokenizer **tok_
         if ((st = wm_key_load(&key, o->keys[k], &err))) return die("%s", status_text(st, &err));
         uint32_t nv;
         unsigned char ksha[32];
-        if ((st = wm_key_id(key, D->id[k])) || (st = wm_key_tokenizer(key, &nv, ksha))) {
+        wm_params kp;
+        if ((st = wm_key_id(key, D->id[k])) || (st = wm_key_tokenizer(key, &nv, ksha)) ||
+            (st = wm_key_params(key, &kp))) {
             wm_key_free(key);
             return die("%s: %s", o->keys[k], wm_strerror(st));
         }
+        D->scheme[k] = kp.scheme;
         uint32_t vocab = tok ? tok_vocab : nv ? nv : o->vocab;
         if (!tok && nv && o->vocab && o->vocab != nv) {
             wm_key_free(key);
@@ -389,7 +396,7 @@ static int setup_detector(detector *D, const detect_opts *o, wm_tokenizer **tok_
                            "--any-tokenizer to use it anyway", o->keys[k], nv, vocab,
                            nv == vocab ? ", different file" : "");
             }
-            if ((st = wm_key_set_tokenizer(key, 0, NULL))) { /* green lists do not depend on it */
+            if ((st = wm_key_set_tokenizer(key, 0, NULL))) { /* PRF values do not depend on it */
                 wm_key_free(key);
                 return die("%s: %s", o->keys[k], wm_strerror(st));
             }

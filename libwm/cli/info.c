@@ -2,6 +2,8 @@
 #include <getopt.h>
 #include <stdio.h>
 
+#include <string.h>
+
 #include "cli.h"
 
 static const char usage_info[] =
@@ -34,18 +36,21 @@ int cmd_info(int argc, char **argv)
     wm_key_free(key);
     if (st) return die("%s: %s", argv[optind], wm_strerror(st));
     for (int i = 0; nv && i < 32; i++) sprintf(sha_hex + 2 * i, "%02x", sha[i]);
-    const char *scheme = p.scheme == WM_SCHEME_MINHASH ? "minhash" : "lefthash";
+    const char *seeding = p.seeding == WM_SEEDING_MINHASH ? "minhash" : "lefthash";
+    int kgw = !strcmp(p.scheme, "kgw");
     unsigned k = (unsigned)(p.gamma * WM_GAMMA_ONE);
     if (json) {
-        printf("{\"key_id\":\"%s\",\"scheme\":\"%s\",\"context_width\":%u,\"gamma\":%.17g,"
-               "\"gamma_fraction\":\"%u/65536\",\"delta\":%.17g", id, scheme, p.context_width, p.gamma, k,
-               p.delta);
+        printf("{\"key_id\":\"%s\",\"scheme\":\"%s\",\"seeding\":\"%s\",\"context_width\":%u", id, p.scheme,
+               seeding, p.context_width);
+        if (kgw) printf(",\"gamma\":%.17g,\"gamma_fraction\":\"%u/65536\",\"delta\":%.17g", p.gamma, k, p.delta);
         if (nv) printf(",\"vocab\":%u,\"tokenizer_sha256\":\"%s\"", nv, sha_hex);
         printf("}\n");
     } else {
-        printf("key id         %s\nscheme         %s\ncontext width  %u\ngamma          %.17g (= %u/65536, "
-               "exact value used by detection)\ndelta          %g\n", id, scheme, p.context_width, p.gamma,
-               k, p.delta);
+        printf("key id         %s\nscheme         %s\nseeding        %s\ncontext width  %u\n", id, p.scheme, seeding,
+               p.context_width);
+        if (kgw)
+            printf("gamma          %.17g (= %u/65536, exact value used by detection)\ndelta          %g\n", p.gamma, k,
+                   p.delta);
         if (nv) printf("vocabulary     %u\ntokenizer      sha256 %s\n", nv, sha_hex);
     }
     return 0;

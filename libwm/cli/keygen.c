@@ -1,18 +1,21 @@
 /* wm keygen: a fresh secret key file (0600, never overwritten). */
 #include <getopt.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "cli.h"
 
 static const char usage_keygen[] =
-    "usage: wm keygen [--gamma G] [--delta D] [--context-width H] [--scheme lefthash|minhash]\n"
-    "                 [--tokenizer TOKENIZER.json] -o KEYFILE\n"
+    "usage: wm keygen [--scheme kgw|gumbel] [--gamma G] [--delta D] [--context-width H]\n"
+    "                 [--seeding lefthash|minhash] [--tokenizer TOKENIZER.json] -o KEYFILE\n"
     "\n"
     "Creates KEYFILE (mode 0600; never overwrites) with a fresh 256-bit secret.\n"
-    "  --gamma G          green fraction, stored as k/65536 (default 0.25)\n"
-    "  --delta D          logit bias, 1/1024..64 (default 2)\n"
-    "  --context-width H  tokens of context, 0..16 (default 1)\n"
-    "  --scheme S         lefthash (default) or minhash (needs H >= 1)\n"
+    "  --scheme S         kgw: green list, biases logits (default); gumbel: Gumbel-max,\n"
+    "                     distortion-free, selects the token (README: which to pick)\n"
+    "  --gamma G          kgw: green fraction, stored as k/65536 (default 0.25)\n"
+    "  --delta D          kgw: logit bias, 1/1024..64 (default 2)\n"
+    "  --context-width H  tokens of context, 0..16 (default: kgw 1, gumbel 4)\n"
+    "  --seeding R        lefthash (default) or minhash (needs H >= 1)\n"
     "  --tokenizer FILE   bind the key to this tokenizer (vocabulary size and SHA-256):\n"
     "                     detect then refuses another one unless --any-tokenizer\n";
 
@@ -22,31 +25,34 @@ int cmd_keygen(int argc, char **argv)
     static const struct option opts[] = {
         { "gamma", required_argument, 0, O_GAMMA }, { "delta", required_argument, 0, O_DELTA },
         { "context-width", required_argument, 0, O_CTX }, { "scheme", required_argument, 0, O_SCHEME },
+        { "seeding", required_argument, 0, O_SEEDING },
         { "tokenizer", required_argument, 0, O_TOKENIZER }, { "output", required_argument, 0, 'o' },
         { "help", no_argument, 0, O_HELP }, { 0, 0, 0, 0 } };
     wm_params p = WM_PARAMS_DEFAULT;
-    const char *out = NULL, *tok_path = NULL;
-    long h;
-    int c;
+    const char *out = NULL, *tok_path = NULL, *scheme = "kgw";
+    long h = -1;
+    int c, seeding = WM_SEEDING_LEFTHASH, kgw_opt = 0;
     while ((c = getopt_long(argc, argv, "o:", opts, NULL)) != -1) {
         switch (c) {
         case O_GAMMA:
             if (!parse_double(optarg, &p.gamma) || !(p.gamma > 0 && p.gamma < 1))
                 return die("keygen: --gamma '%s': expected a number in (0, 1)", optarg);
+            kgw_opt = 1;
             break;
         case O_DELTA:
             if (!parse_double(optarg, &p.delta) || !(p.delta >= WM_DELTA_MIN && p.delta <= 64))
                 return die("keygen: --delta '%s': expected a number in [1/1024, 64] (smaller biases vanish "
                            "in float rounding)", optarg);
+            kgw_opt = 1;
             break;
         case O_CTX:
             if (!parse_int(optarg, 0, WM_MAX_CONTEXT, &h)) return die("keygen: --context-width '%s': expected 0..16", optarg);
-            p.context_width = (uint32_t)h;
             break;
-        case O_SCHEME:
-            if (!strcmp(optarg, "lefthash")) p.scheme = WM_SCHEME_LEFTHASH;
-            else if (!strcmp(optarg, "minhash")) p.scheme = WM_SCHEME_MINHASH;
-            else return die("keygen: --scheme '%s': expected lefthash or minhash", optarg);
+        case O_SCHEME: scheme = optarg; break;
+        case O_SEEDING:
+            if (!strcmp(optarg, "lefthash")) seeding = WM_SEEDING_LEFTHASH;
+            else if (!strcmp(optarg, "minhash")) seeding = WM_SEEDING_MINHASH;
+            else return die("keygen: --seeding '%s': expected lefthash or minhash", optarg);
             break;
         case O_TOKENIZER: tok_path = optarg; break;
         case 'o': out = optarg; break;
@@ -56,9 +62,22 @@ int cmd_keygen(int argc, char **argv)
     }
     if (!out) return die("keygen: -o KEYFILE is required (usage: see `wm keygen --help`)");
     if (optind != argc) return usage_error("keygen");
+    if (!strcmp(scheme, "gumbel")) {
+        if (kgw_opt) return die("keygen: --gamma and --delta are kgw parameters; gumbel has none");
+        p = (wm_params)WM_PARAMS_GUMBEL_DEFAULT;
+    } else if (strcmp(scheme, "kgw") != 0) {
+        char names[256] = "";
+        for (size_t i = 0; wm_scheme_name(i); i++)
+            snprintf(names + strlen(names), sizeof names - strlen(names), "%s%s", i ? ", " : "", wm_scheme_name(i));
+        return die("keygen: --scheme '%s': expected one of %s", scheme, names);
+    }
+    p.seeding = (wm_seeding)seeding;
+    if (h >= 0) p.context_width = (uint32_t)h;
     wm_key *key;
     wm_error err = { "" };
     wm_status st = wm_key_generate(&key, &p);
+    if (st == WM_ERR_PARAM && p.seeding == WM_SEEDING_MINHASH && p.context_width == 0)
+        return die("keygen: --seeding minhash needs --context-width 1 or more");
     if (st) return die("keygen: %s", wm_strerror(st));
     if (tok_path) {
         wm_tokenizer *tok;

@@ -1,16 +1,22 @@
 /* Keys and key files.
  *
- * Key file (text, one "name value" per line, order fixed, '#' comments):
+ * Key file, format 2 (text, one "name value" per line, order fixed, '#'
+ * comments):
  *
- *   libwm-key 1
+ *   libwm-key 2
  *   id 3f2a9c0d11e4b765          public fingerprint, checked on load
- *   scheme lefthash              lefthash | minhash
+ *   scheme kgw                   kgw | gumbel (schemes/registry.c)
+ *   seeding lefthash             lefthash | minhash
  *   context-width 1
- *   gamma 0.25                   must be k / 65536 exactly
- *   delta 2
+ *   gamma 0.25                   the scheme's parameters, in its order
+ *   delta 2                      (kgw: gamma, k / 65536 exactly, and delta)
  *   vocab 151936                 optional: tokenizer the key is bound to
  *   tokenizer <64 hex>           optional, only with vocab: its SHA-256
  *   secret <64 hex>
+ *
+ * Format 1 (libwm 0.1) had only the green list: "libwm-key 1", then id,
+ * "scheme lefthash|minhash" (the seeding rule), context-width, gamma, delta
+ * and the rest as above.  It still loads, as kgw, and is saved as format 1.
  *
  * The id is BLAKE2b keyed with the secret over the canonical text of all the
  * other fields, so any edit or corruption of the file is caught. */
@@ -27,7 +33,7 @@
 
 #include <sodium.h>
 
-#define KEY_MAGIC "libwm-key 1"
+#define KEY_MAGIC "libwm-key "
 #define MAX_KEY_FILE 4096
 
 static void seterr(wm_error *err, const char *fmt, ...)
@@ -39,19 +45,41 @@ static void seterr(wm_error *err, const char *fmt, ...)
     va_end(ap);
 }
 
-static const char *scheme_name(wm_scheme s) { return s == WM_SCHEME_MINHASH ? "minhash" : "lefthash"; }
+static const char *seeding_name(wm_seeding s) { return s == WM_SEEDING_MINHASH ? "minhash" : "lefthash"; }
 
-static wm_status check_params(const wm_params *p, uint32_t *gamma_k)
+static double params_field(const wm_params *p, size_t offset)
 {
-    if (!(p->gamma > 0.0 && p->gamma < 1.0)) return WM_ERR_PARAM;
-    if (!(p->delta >= WM_DELTA_MIN && p->delta <= 64.0)) return WM_ERR_PARAM;
+    double d;
+    memcpy(&d, (const char *)p + offset, sizeof d);
+    return d;
+}
+
+/* The scheme's parameters from p, quantised and validated; every double
+ * field of wm_params the scheme does not own must be 0. */
+static wm_status check_params(const wm_params *p, const wm__scheme **scheme, double param[])
+{
+    const wm__scheme *sc = wm__scheme_find(p->scheme ? p->scheme : "kgw");
+    if (!sc) return WM_ERR_PARAM;
     if (p->context_width > WM_MAX_CONTEXT) return WM_ERR_PARAM;
-    if (p->scheme != WM_SCHEME_LEFTHASH && p->scheme != WM_SCHEME_MINHASH) return WM_ERR_PARAM;
-    if (p->scheme == WM_SCHEME_MINHASH && p->context_width == 0) return WM_ERR_PARAM;
-    double k = nearbyint(p->gamma * WM_GAMMA_ONE);
-    if (k < 1) k = 1;
-    if (k > WM_GAMMA_ONE - 1) k = WM_GAMMA_ONE - 1;
-    *gamma_k = (uint32_t)k;
+    if (p->seeding != WM_SEEDING_LEFTHASH && p->seeding != WM_SEEDING_MINHASH) return WM_ERR_PARAM;
+    if (p->seeding == WM_SEEDING_MINHASH && p->context_width == 0) return WM_ERR_PARAM;
+#define WM__OWNED(f)                                                                          \
+    {                                                                                        \
+        int owned = 0;                                                                       \
+        for (unsigned i = 0; i < sc->n_params; i++) owned |= sc->param[i].offset == offsetof(wm_params, f); \
+        if (!owned && p->f != 0) return WM_ERR_PARAM;                                        \
+    }
+    WM__PARAM_FIELDS(WM__OWNED)
+#undef WM__OWNED
+    for (unsigned i = 0; i < sc->n_params; i++) {
+        const wm__scheme_param *d = &sc->param[i];
+        double v = params_field(p, d->offset);
+        if (!isfinite(v)) return WM_ERR_PARAM;
+        if (d->quantise) v = d->quantise(v);
+        if (!d->valid(v)) return WM_ERR_PARAM;
+        param[i] = v;
+    }
+    *scheme = sc;
     return WM_OK;
 }
 
@@ -60,16 +88,18 @@ static wm_status key_alloc(wm_key **out, const wm_params *params)
     if (!out || !params) return WM_ERR_ARG;
     *out = NULL;
     if (sodium_init() < 0) return WM_ERR_CRYPTO;
-    uint32_t gk;
-    wm_status st = check_params(params, &gk);
+    const wm__scheme *sc;
+    double param[WM__MAX_SCHEME_PARAMS];
+    wm_status st = check_params(params, &sc, param);
     if (st) return st;
     wm_key *k = sodium_malloc(sizeof *k);
     if (!k) return WM_ERR_NOMEM;
     memset(k, 0, sizeof *k);
-    k->gamma_k = gk;
-    k->delta = params->delta;
+    k->scheme = sc;
+    memcpy(k->param, param, sizeof param);
     k->h = params->context_width;
-    k->scheme = params->scheme;
+    k->seeding = params->seeding;
+    k->format = 2;
     *out = k;
     return WM_OK;
 }
@@ -97,10 +127,7 @@ void wm_key_free(wm_key *key)
 wm_status wm_key_params(const wm_key *key, wm_params *out)
 {
     if (!key || !out) return WM_ERR_ARG;
-    out->gamma = (double)key->gamma_k / WM_GAMMA_ONE;
-    out->delta = key->delta;
-    out->context_width = key->h;
-    out->scheme = key->scheme;
+    wm__params_of(key->scheme, key->param, key->seeding, key->h, out);
     return WM_OK;
 }
 
@@ -121,17 +148,33 @@ wm_status wm_key_tokenizer(const wm_key *key, uint32_t *n_vocab, unsigned char s
     return WM_OK;
 }
 
-/* Canonical text of every field but id and secret. */
+void wm__params_of(const wm__scheme *sc, const double *param, wm_seeding seeding, uint32_t h, wm_params *out)
+{
+    memset(out, 0, sizeof *out);
+    out->scheme = sc->name;
+    out->seeding = seeding;
+    out->context_width = h;
+    for (unsigned i = 0; i < sc->n_params; i++) memcpy((char *)out + sc->param[i].offset, &param[i], sizeof(double));
+}
+
+/* Canonical text of every field but the magic line, id and secret: the
+ * file's own lines in the key's format. */
 static int canonical_params(const wm_key *k, char *buf, size_t size)
 {
-    char tok[140] = "";
+    char tok[140] = "", sch[300];
     if (k->n_vocab) {
         char hex[65];
         sodium_bin2hex(hex, sizeof hex, k->tok_sha, 32);
         snprintf(tok, sizeof tok, "vocab %u\ntokenizer %s\n", k->n_vocab, hex);
     }
-    return snprintf(buf, size, "scheme %s\ncontext-width %u\ngamma %.17g\ndelta %.17g\n%s",
-                    scheme_name(k->scheme), k->h, (double)k->gamma_k / WM_GAMMA_ONE, k->delta, tok);
+    size_t off = 0;
+    sch[0] = 0;
+    for (unsigned i = 0; i < k->scheme->n_params; i++)
+        off += (size_t)snprintf(sch + off, sizeof sch - off, "%s %.17g\n", k->scheme->param[i].name, k->param[i]);
+    if (k->format == 1) /* kgw only: "scheme" named the seeding rule */
+        return snprintf(buf, size, "scheme %s\ncontext-width %u\n%s%s", seeding_name(k->seeding), k->h, sch, tok);
+    return snprintf(buf, size, "scheme %s\nseeding %s\ncontext-width %u\n%s%s", k->scheme->name,
+                    seeding_name(k->seeding), k->h, sch, tok);
 }
 
 void wm__compute_id(const wm_key *k, char out[WM_KEY_ID_SIZE])
@@ -173,7 +216,7 @@ wm_status wm_key_save(const wm_key *key, const char *path, wm_error *err)
     sodium_bin2hex(hex, sizeof hex, key->secret, sizeof key->secret);
     int len = snprintf(text, MAX_KEY_FILE,
                        "# libwm watermark key.  SECRET: whoever reads it can forge and erase the watermark.\n"
-                       KEY_MAGIC "\nid %s\n%ssecret %s\n", id, params, hex);
+                       KEY_MAGIC "%d\nid %s\n%ssecret %s\n", key->format, id, params, hex);
     sodium_memzero(hex, sizeof hex);
     ssize_t off = 0;
     while (off < len) {
@@ -288,33 +331,61 @@ static int parse_hex32(const char *s, unsigned char out[32])
 }
 
 
+static wm_status parse_seeding(parser *ps, const char *field, const char *v, wm_key *k)
+{
+    if (!strcmp(v, "lefthash")) k->seeding = WM_SEEDING_LEFTHASH;
+    else if (!strcmp(v, "minhash")) k->seeding = WM_SEEDING_MINHASH;
+    else return perr(ps, "%s: expected lefthash or minhash", field);
+    return WM_OK;
+}
+
+/* "scheme" (format 2), or format 1's "scheme" that named the seeding. */
+static wm_status parse_scheme(parser *ps, wm_key *k)
+{
+    char v[160];
+    wm_status st;
+    if ((st = expect(ps, "scheme", v, sizeof v, 0, NULL))) return st;
+    if (k->format == 1) {
+        k->scheme = wm__scheme_find("kgw");
+        return parse_seeding(ps, "scheme", v, k);
+    }
+    if (!(k->scheme = wm__scheme_find(v))) {
+        char names[200] = "";
+        for (size_t i = 0; wm_scheme_name(i); i++)
+            snprintf(names + strlen(names), sizeof names - strlen(names), "%s%s", i ? ", " : "", wm_scheme_name(i));
+        seterr(ps->err, "%s:%u: scheme: '%.60s' is not one this libwm implements (%s)", ps->name, ps->line, v, names);
+        return WM_ERR_FORMAT;
+    }
+    if ((st = expect(ps, "seeding", v, sizeof v, 0, NULL))) return st;
+    return parse_seeding(ps, "seeding", v, k);
+}
+
 static wm_status parse_body(parser *ps, wm_key *k, char *id_out)
 {
     char v[160];
     const char *s, *e;
     wm_status st;
-    if (!next_line(ps, &s, &e) || (size_t)(e - s) != strlen(KEY_MAGIC) ||
-        memcmp(s, KEY_MAGIC, strlen(KEY_MAGIC)) != 0)
-        return perr(ps, "%s", "not a libwm key file (expected 'libwm-key 1')");
+    size_t ml = strlen(KEY_MAGIC);
+    if (!next_line(ps, &s, &e) || (size_t)(e - s) != ml + 1 || memcmp(s, KEY_MAGIC, ml) != 0 ||
+        (s[ml] != '1' && s[ml] != '2'))
+        return perr(ps, "%s", "not a libwm key file (expected 'libwm-key 2' or 'libwm-key 1')");
+    k->format = s[ml] - '0';
     if ((st = expect(ps, "id", v, sizeof v, 0, NULL))) return st;
     if (strlen(v) != 16 || strspn(v, "0123456789abcdef") != 16)
         return perr(ps, "%s", "id: expected 16 lowercase hex digits");
     memcpy(id_out, v, WM_KEY_ID_SIZE);
-    if ((st = expect(ps, "scheme", v, sizeof v, 0, NULL))) return st;
-    if (!strcmp(v, "lefthash")) k->scheme = WM_SCHEME_LEFTHASH;
-    else if (!strcmp(v, "minhash")) k->scheme = WM_SCHEME_MINHASH;
-    else return perr(ps, "scheme: '%s' is not lefthash or minhash", v);
+    if ((st = parse_scheme(ps, k))) return st;
     if ((st = expect(ps, "context-width", v, sizeof v, 0, NULL))) return st;
     if (!parse_u32(v, WM_MAX_CONTEXT, &k->h)) return perr(ps, "context-width: '%s' is not an integer 0..16", v);
-    if ((st = expect(ps, "gamma", v, sizeof v, 0, NULL))) return st;
-    double g;
-    if (!parse_double(v, &g) || !(g > 0 && g < 1) || g * WM_GAMMA_ONE != nearbyint(g * WM_GAMMA_ONE))
-        return perr(ps, "gamma: '%s' is not k/65536 with 0 < k < 65536", v);
-    k->gamma_k = (uint32_t)(g * WM_GAMMA_ONE);
-    if ((st = expect(ps, "delta", v, sizeof v, 0, NULL))) return st;
-    if (!parse_double(v, &k->delta) || !(k->delta >= WM_DELTA_MIN && k->delta <= 64))
-        return perr(ps, "delta: '%s' is not a number in [1/1024, 64]", v);
-    if (k->scheme == WM_SCHEME_MINHASH && k->h == 0)
+    for (unsigned i = 0; i < k->scheme->n_params; i++) {
+        const wm__scheme_param *d = &k->scheme->param[i];
+        if ((st = expect(ps, d->name, v, sizeof v, 0, NULL))) return st;
+        if (!parse_double(v, &k->param[i]) || !d->valid(k->param[i])) {
+            seterr(ps->err, "%s:%u: %s: '%.60s' is not %s", ps->name, ps->line, d->name, v, d->domain);
+            return WM_ERR_FORMAT;
+        }
+    }
+    if (k->seeding == WM_SEEDING_MINHASH && k->h == 0)
         return perr(ps, "%s", "context-width: minhash needs at least 1");
     int has_vocab;
     if ((st = expect(ps, "vocab", v, sizeof v, 1, &has_vocab))) return st;

@@ -14,22 +14,15 @@ wm_status wm_watermark_new(wm_watermark **out, const wm_key *key, uint32_t n_voc
     wm_watermark *wm = sodium_malloc(sizeof *wm);
     if (!wm) return WM_ERR_NOMEM;
     memset(wm, 0, sizeof *wm);
-    crypto_kdf_derive_from_key(wm->kg, sizeof wm->kg, 1, "libwm-gl", key->secret);
     crypto_kdf_derive_from_key(wm->km, sizeof wm->km, 2, "libwm-gl", key->secret);
     wm->n_vocab = n_vocab;
-    wm->gamma_k = key->gamma_k;
-    /* Smallest power-of-two field width b with gamma_k / 2^16 = thresh / 2^b. */
-    unsigned tz = (unsigned)__builtin_ctz(key->gamma_k), bits = 16 - (tz > 15 ? 15 : tz);
-    unsigned b2 = 1;
-    while (b2 < bits) b2 <<= 1;
-    wm->bits = b2;
-    wm->thresh = key->gamma_k >> (16 - b2);
-    wm->tok_per_block = 128 / b2;
-    wm->delta = (float)key->delta;
-    wm->h = key->h;
     wm->scheme = key->scheme;
+    memcpy(wm->param, key->param, sizeof wm->param);
+    wm->seeding = key->seeding;
+    wm->h = key->h;
     wm__compute_id(key, wm->key_id);
     wm__pick_kernels(wm);
+    wm->scheme->prepare(wm, key->secret);
     sodium_mprotect_readonly(wm);
     *out = wm;
     return WM_OK;
@@ -50,10 +43,7 @@ wm_status wm_watermark_n_vocab(const wm_watermark *wm, uint32_t *out)
 wm_status wm_watermark_params(const wm_watermark *wm, wm_params *out)
 {
     if (!wm || !out) return WM_ERR_ARG;
-    out->gamma = (double)wm->gamma_k / WM_GAMMA_ONE;
-    out->delta = wm->delta;
-    out->context_width = wm->h;
-    out->scheme = wm->scheme;
+    wm__params_of(wm->scheme, wm->param, wm->seeding, wm->h, out);
     return WM_OK;
 }
 
@@ -64,16 +54,46 @@ wm_status wm_watermark_key_id(const wm_watermark *wm, char out[WM_KEY_ID_SIZE])
     return WM_OK;
 }
 
+wm_status wm_watermark_selects(const wm_watermark *wm, bool *out)
+{
+    if (!wm || !out) return WM_ERR_ARG;
+    *out = wm->scheme->select != NULL;
+    return WM_OK;
+}
+
+/* The scored context of `token` after ctx: *c = NULL when n_ctx < h. */
+static wm_status tuple_of(const wm_watermark *wm, const wm_token *ctx, size_t n_ctx, wm_token token,
+                          const wm_token **c)
+{
+    *c = NULL;
+    if (token < 0 || (uint32_t)token >= wm->n_vocab) return WM_ERR_TOKEN;
+    if (n_ctx < wm->h) return WM_OK;
+    wm_status st = wm__check_tokens(wm, ctx + n_ctx - wm->h, wm->h);
+    if (st == WM_OK) *c = ctx + n_ctx - wm->h;
+    return st;
+}
+
+wm_status wm_tuple_score(const wm_watermark *wm, const wm_token *ctx, size_t n_ctx, wm_token token,
+                         double *score)
+{
+    if (!wm || !score || (n_ctx && !ctx)) return WM_ERR_ARG;
+    *score = 0;
+    const wm_token *c;
+    wm_status st = tuple_of(wm, ctx, n_ctx, token, &c);
+    if (st || !c) return st;
+    uint64_t seed = wm__seed(wm, c);
+    wm->scheme->score_many(wm, &seed, &token, 1, score);
+    return WM_OK;
+}
+
 wm_status wm_is_green(const wm_watermark *wm, const wm_token *ctx, size_t n_ctx, wm_token token,
                       bool *green)
 {
     if (!wm || !green || (n_ctx && !ctx)) return WM_ERR_ARG;
     *green = false;
-    if (token < 0 || (uint32_t)token >= wm->n_vocab) return WM_ERR_TOKEN;
-    if (n_ctx < wm->h) return WM_OK;
-    const wm_token *c = ctx + n_ctx - wm->h;
-    wm_status st = wm__check_tokens(wm, c, wm->h);
-    if (st) return st;
-    *green = wm__green(wm, wm__seed(wm, c), (uint32_t)token);
-    return WM_OK;
+    if (strcmp(wm->scheme->name, "kgw") != 0) return WM_ERR_UNSUPPORTED;
+    double score;
+    wm_status st = wm_tuple_score(wm, ctx, n_ctx, token, &score);
+    if (st == WM_OK) *green = score != 0;
+    return st;
 }

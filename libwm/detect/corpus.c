@@ -37,6 +37,31 @@ wm_status wm_ctxset_add(wm_ctxset *s, const wm_token *t, size_t n)
     return WM_OK;
 }
 
+wm_status wm_ctxset_copy(wm_ctxset **out, const wm_ctxset *src)
+{
+    if (!out || !src) return WM_ERR_ARG;
+    *out = NULL;
+    wm_ctxset *s = calloc(1, sizeof *s);
+    if (!s) return WM_ERR_NOMEM;
+    s->wm = src->wm;
+    if (wm__u64set_copy(&s->set, &src->set)) {
+        free(s);
+        return WM_ERR_NOMEM;
+    }
+    *out = s;
+    return WM_OK;
+}
+
+wm_status wm_ctxset_clear(wm_ctxset *s)
+{
+    if (!s) return WM_ERR_ARG;
+    wm__u64set_clear(&s->set);
+    return WM_OK;
+}
+
+int wm__ctxset_insert(wm_ctxset *s, uint64_t seed) { return wm__u64set_insert(&s->set, wm__ctx_key(seed)); }
+const wm_watermark *wm__ctxset_wm(const wm_ctxset *s) { return s->wm; }
+
 wm_status wm_ctxset_size(const wm_ctxset *s, uint64_t *out)
 {
     if (!s || !out) return WM_ERR_ARG;
@@ -58,6 +83,8 @@ struct wm_corpus {
     int started;
     wm__u64set seen;
     wm__u64set prompt; /* the current document's prompt tuples */
+    wm__u64set seeds;  /* the current document's seeds (seed-once schemes) */
+    scan_sets sets;
     /* wm_corpus_add_part: the open document's last h tokens, then the
      * first h of the next part: the only tuples whose context spans parts */
     wm_token edge[2 * WM_MAX_CONTEXT];
@@ -73,11 +100,16 @@ wm_status wm_corpus_new(wm_corpus **out, const wm_watermark *wm, unsigned flags)
     *out = NULL;
     wm_corpus *c = calloc(1, sizeof *c);
     if (!c) return WM_ERR_NOMEM;
-    if ((!(flags & WM_NO_DEDUP) && wm__u64set_init(&c->seen, 0)) || wm__u64set_init(&c->prompt, 0)) {
+    if ((!(flags & WM_NO_DEDUP) && wm__u64set_init(&c->seen, 0)) || wm__u64set_init(&c->prompt, 0) ||
+        (wm->scheme->seed_once && wm__u64set_init(&c->seeds, 0))) {
         wm__u64set_free(&c->seen);
+        wm__u64set_free(&c->prompt);
         free(c);
         return WM_ERR_NOMEM;
     }
+    c->sets.seen = &c->seen;
+    c->sets.prompt = &c->prompt;
+    c->sets.seeds = wm->scheme->seed_once ? &c->seeds : NULL;
     c->wm = wm;
     c->flags = flags;
     *out = c;
@@ -88,22 +120,30 @@ wm_status wm_corpus_set_filter(wm_corpus *c, const wm_ctxset *filter)
 {
     if (!c || c->started || (filter && filter->wm != c->wm)) return WM_ERR_ARG;
     c->filter = filter;
+    c->sets.filter = filter ? &filter->set : NULL;
     return WM_OK;
 }
 
-/* A new document: its own, empty prompt set.  Prompt tuples are excluded
- * per document: the corpus-wide dedup set must not learn them, or whether a
- * tuple counts would depend on the order of documents.  A set grown by a
- * huge prompt is given back. */
+/* Empty a per-document set; one grown by a huge document is given back. */
+static wm_status reset_set(wm__u64set *s)
+{
+    if (s->cap <= (1u << 16)) {
+        wm__u64set_clear(s);
+        return WM_OK;
+    }
+    wm__u64set_free(s);
+    return wm__u64set_init(s, 0);
+}
+
+/* A new document: its own, empty prompt and seed sets.  Prompt tuples are
+ * excluded per document: the corpus-wide dedup set must not learn them, or
+ * whether a tuple counts would depend on the order of documents. */
 static wm_status begin_doc(wm_corpus *c)
 {
     c->started = 1;
-    if (c->prompt.cap <= (1u << 16)) {
-        wm__u64set_clear(&c->prompt);
-        return WM_OK;
-    }
-    wm__u64set_free(&c->prompt);
-    return wm__u64set_init(&c->prompt, 0);
+    wm_status st = reset_set(&c->prompt);
+    if (!st && c->sets.seeds) st = reset_set(&c->seeds);
+    return st;
 }
 
 wm_status wm_corpus_add(wm_corpus *c, const wm_token *t, size_t n, size_t n_prompt)
@@ -112,8 +152,7 @@ wm_status wm_corpus_add(wm_corpus *c, const wm_token *t, size_t n, size_t n_prom
     wm_status st = wm__check_tokens(c->wm, t, n);
     if (st || (st = begin_doc(c))) return st;
     /* On NOMEM the tuples already counted stay counted and consistent. */
-    st = scan_doc(c->wm, t, n, n_prompt, c->flags, &c->seen, &c->prompt, c->filter ? &c->filter->set : NULL,
-                  count_visit, &c->c);
+    st = scan_doc_at(c->wm, t, n, n_prompt, 0, c->flags, &c->sets, count_visit, &c->c);
     c->tokens += n;
     return st;
 }
@@ -123,14 +162,13 @@ wm_status wm_corpus_add_part(wm_corpus *c, const wm_token *t, size_t n, bool las
     if (!c) return WM_ERR_ARG;
     wm_status st = wm__check_tokens(c->wm, t, n);
     if (st || (!c->in_part && (st = begin_doc(c)))) return st;
-    const wm__u64set *filter = c->filter ? &c->filter->set : NULL;
     size_t h = c->wm->h, k = c->in_part ? c->tail_len : 0, head = n < h ? n : h;
     /* the seam: the tail then the part's first h tokens, scored from the part
      * on; then the part itself from position h, where context is inside it.
      * Counts are those of one call over the whole document. */
     if (head) memcpy(c->edge + k, t, head * sizeof *t);
-    st = scan_doc_at(c->wm, c->edge, k + head, 0, k, c->flags, &c->seen, &c->prompt, filter, count_visit, &c->c);
-    if (!st && n > h) st = scan_doc_at(c->wm, t, n, 0, h, c->flags, &c->seen, &c->prompt, filter, count_visit, &c->c);
+    st = scan_doc_at(c->wm, c->edge, k + head, 0, k, c->flags, &c->sets, count_visit, &c->c);
+    if (!st && n > h) st = scan_doc_at(c->wm, t, n, 0, h, c->flags, &c->sets, count_visit, &c->c);
     c->tokens += n;
     /* the last h tokens of the document so far: the next part's context */
     if (n >= h) {
@@ -148,7 +186,7 @@ wm_status wm_corpus_add_part(wm_corpus *c, const wm_token *t, size_t n, bool las
 wm_status wm_corpus_score(const wm_corpus *c, double alpha, wm_score *out)
 {
     if (!c || !out || !wm__valid_alpha(alpha)) return WM_ERR_ARG;
-    wm__fill_score(out, c->tokens, c->c.scored, c->c.green, wm__gamma_of(c->wm), alpha);
+    wm__fill_score(c->wm, out, c->tokens, c->c.scored, c->c.stat + c->c.comp, alpha);
     no_dedup_verdict(c->flags, out);
     return WM_OK;
 }
@@ -156,7 +194,7 @@ wm_status wm_corpus_score(const wm_corpus *c, double alpha, wm_score *out)
 wm_status wm_corpus_memory(const wm_corpus *c, size_t *out)
 {
     if (!c || !out) return WM_ERR_ARG;
-    *out = sizeof *c + (c->seen.cap + c->prompt.cap) * sizeof *c->seen.slot;
+    *out = sizeof *c + (c->seen.cap + c->prompt.cap + c->seeds.cap) * sizeof *c->seen.slot;
     return WM_OK;
 }
 
@@ -165,5 +203,6 @@ void wm_corpus_free(wm_corpus *c)
     if (!c) return;
     wm__u64set_free(&c->seen);
     wm__u64set_free(&c->prompt);
+    wm__u64set_free(&c->seeds);
     free(c);
 }

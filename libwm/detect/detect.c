@@ -1,4 +1,4 @@
-/* Detection of one text: the exact binomial test over its tuples. */
+/* Detection of one text: the scheme's exact test over its tuples. */
 #include "detect_internal.h"
 
 wm_status check_detect_args(const wm_watermark *wm, const wm_token *t, size_t n,
@@ -14,12 +14,12 @@ wm_status wm_detect(const wm_watermark *wm, const wm_token *tokens, size_t n, si
     wm_status st = check_detect_args(wm, tokens, n, flags, alpha, out);
     if (st) return st;
     doc_sets ds;
-    if ((st = doc_sets_init(&ds, flags, n, n_prompt))) return st;
-    counts c = { 0, 0 };
-    st = scan_doc(wm, tokens, n, n_prompt, flags, &ds.seen, doc_sets_prompt(&ds, flags), NULL, count_visit, &c);
+    counts c = { 0, 0, 0 };
+    if (!(st = doc_sets_init(&ds, wm, flags, n, n_prompt)))
+        st = scan_doc_at(wm, tokens, n, n_prompt, 0, flags, &ds.sets, count_visit, &c);
     doc_sets_free(&ds);
     if (st == WM_OK) {
-        wm__fill_score(out, n, c.scored, c.green, wm__gamma_of(wm), alpha);
+        wm__fill_score(wm, out, n, c.scored, c.stat + c.comp, alpha);
         no_dedup_verdict(flags, out);
     }
     return st;

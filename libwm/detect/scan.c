@@ -1,23 +1,25 @@
-/* The walk over a document's scored tuples: prompt rule, dedup, filter,
- * membership 16 tuples at a time (SIMD across tuples). */
+/* The walk over a document's scored tuples: prompt rule, the scheme's
+ * seed-once rule, dedup, filter, and the scheme's scores 16 tuples at a time
+ * (SIMD across tuples). */
 #include "detect_internal.h"
 
+#include <math.h>
 #include <stdlib.h>
 
-/* Tuples waiting for their membership, computed WM_GREEN_BATCH at a time
- * (SIMD across tuples); visits happen in text order. */
+/* Tuples waiting for their scores, computed WM_SCORE_BATCH at a time;
+ * visits happen in text order. */
 typedef struct pending {
-    uint64_t seed[WM_GREEN_BATCH];
-    wm_token tok[WM_GREEN_BATCH];
-    size_t pos[WM_GREEN_BATCH];
+    uint64_t seed[WM_SCORE_BATCH];
+    wm_token tok[WM_SCORE_BATCH];
+    size_t pos[WM_SCORE_BATCH];
     size_t n;
 } pending;
 
 static void flush(const wm_watermark *wm, pending *pd, visit_fn visit, void *arg)
 {
-    unsigned char green[WM_GREEN_BATCH];
-    wm__green_many(wm, pd->seed, pd->tok, pd->n, green);
-    for (size_t i = 0; i < pd->n; i++) visit(arg, green[i], pd->pos[i]);
+    double score[WM_SCORE_BATCH];
+    if (pd->n) wm->scheme->score_many(wm, pd->seed, pd->tok, pd->n, score);
+    for (size_t i = 0; i < pd->n; i++) visit(arg, score[i], pd->pos[i]);
     pd->n = 0;
 }
 
@@ -37,47 +39,44 @@ static wm_status add_prompt_tuples(const wm_watermark *wm, const wm_token *t, si
     return WM_OK;
 }
 
-/* `seen`: the dedup set (unused with WM_NO_DEDUP).  `prompt`: where the
- * prompt's tuples go, `seen` itself when deduplicating one document. */
-wm_status scan_doc(const wm_watermark *wm, const wm_token *t, size_t n, size_t n_prompt,
-                          unsigned flags, wm__u64set *seen, wm__u64set *prompt,
-                          const wm__u64set *filter, visit_fn visit, void *arg)
+/* Should the tuple (seed, tok) be scored?  1 yes, 0 no, -1 no memory. */
+static int admit(unsigned flags, const scan_sets *ss, int check_prompt, uint64_t seed, wm_token tok)
 {
-    return scan_doc_at(wm, t, n, n_prompt, 0, flags, seen, prompt, filter, visit, arg);
+    if (ss->seeds) { /* a seed's first position in the document only */
+        int r = wm__u64set_insert(ss->seeds, wm__ctx_key(seed));
+        if (r <= 0) return r;
+    }
+    if (ss->filter && !wm__u64set_contains(ss->filter, wm__ctx_key(seed))) return 0;
+    uint64_t fp = wm__tuple_fp(seed, tok);
+    if (check_prompt && wm__u64set_contains(ss->prompt, fp)) return 0;
+    if (flags & WM_NO_DEDUP) return 1;
+    return wm__u64set_insert(ss->seen, fp);
 }
 
-/* from > 0: t[0..from) is the tail of an earlier part of the same
- * document, context only (no prompt then). */
 wm_status scan_doc_at(const wm_watermark *wm, const wm_token *t, size_t n, size_t n_prompt, size_t from,
-                             unsigned flags, wm__u64set *seen, wm__u64set *prompt, const wm__u64set *filter,
-                             visit_fn visit, void *arg)
+                      unsigned flags, const scan_sets *ss, visit_fn visit, void *arg)
 {
     wm__scan sc;
     uint64_t seed;
     wm_token tok;
     pending pd;
     pd.n = 0;
-    wm_status st = add_prompt_tuples(wm, t, n_prompt < n ? n_prompt : n, prompt);
+    wm_status st = add_prompt_tuples(wm, t, n_prompt < n ? n_prompt : n, ss->prompt);
     if (st) return st;
-    const int check_prompt = prompt != seen && prompt->len > 0;
+    const int check_prompt = ss->prompt != ss->seen && ss->prompt->len > 0;
     if (from) wm__scan_init_at(&sc, wm, t, n, from);
     else wm__scan_init(&sc, wm, t, n, n_prompt);
     while (wm__scan_next(&sc, &seed, &tok)) {
-        if (filter && !wm__u64set_contains(filter, wm__ctx_key(seed))) continue;
-        uint64_t fp = wm__tuple_fp(seed, tok);
-        if (check_prompt && wm__u64set_contains(prompt, fp)) continue;
-        if (!(flags & WM_NO_DEDUP)) {
-            int r = wm__u64set_insert(seen, fp);
-            if (r < 0) {
-                st = WM_ERR_NOMEM;
-                break;
-            }
-            if (r == 0) continue;
+        int r = admit(flags, ss, check_prompt, seed, tok);
+        if (r < 0) {
+            st = WM_ERR_NOMEM;
+            break;
         }
+        if (r == 0) continue;
         pd.seed[pd.n] = seed;
         pd.tok[pd.n] = tok;
         pd.pos[pd.n++] = sc.i - 1;
-        if (pd.n == WM_GREEN_BATCH) flush(wm, &pd, visit, arg);
+        if (pd.n == WM_SCORE_BATCH) flush(wm, &pd, visit, arg);
     }
     flush(wm, &pd, visit, arg); /* tuples already in the set are always counted */
     return st;
@@ -88,8 +87,7 @@ void no_dedup_verdict(unsigned flags, wm_score *s)
     if (flags & WM_NO_DEDUP) s->watermarked = 0;
 }
 
-
-wm_status doc_sets_init(doc_sets *d, unsigned flags, size_t n, size_t n_prompt)
+wm_status doc_sets_init(doc_sets *d, const wm_watermark *wm, unsigned flags, size_t n, size_t n_prompt)
 {
     memset(d, 0, sizeof *d);
     /* Sized for at most 64 Ki tuples and grown on demand: a long, repetitive
@@ -97,25 +95,36 @@ wm_status doc_sets_init(doc_sets *d, unsigned flags, size_t n, size_t n_prompt)
      * tuples in one 150 MB file), and a table sized by tokens would be
      * touched all over by the hashing. */
     size_t cap = (size_t)1 << 16;
-    if (flags & WM_NO_DEDUP) return wm__u64set_init(&d->prompt, n_prompt < cap ? n_prompt : cap);
-    return wm__u64set_init(&d->seen, n < cap ? n : cap);
-}
-
-wm__u64set *doc_sets_prompt(doc_sets *d, unsigned flags)
-{
-    return flags & WM_NO_DEDUP ? &d->prompt : &d->seen;
+    wm_status st = WM_OK;
+    if (wm->scheme->seed_once) {
+        if ((st = wm__u64set_init(&d->seeds, n < cap ? n : cap))) return st;
+        d->sets.seeds = &d->seeds;
+    }
+    if (flags & WM_NO_DEDUP) {
+        st = wm__u64set_init(&d->prompt, n_prompt < cap ? n_prompt : cap);
+        d->sets.prompt = &d->prompt;
+    } else {
+        st = wm__u64set_init(&d->seen, n < cap ? n : cap);
+        d->sets.prompt = &d->seen;
+    }
+    d->sets.seen = &d->seen;
+    return st;
 }
 
 void doc_sets_free(doc_sets *d)
 {
     wm__u64set_free(&d->seen);
     wm__u64set_free(&d->prompt);
+    wm__u64set_free(&d->seeds);
 }
 
-void count_visit(void *arg, int green, size_t i)
+/* Neumaier's compensated sum: a corpus adds up billions of scores. */
+void count_visit(void *arg, double score, size_t i)
 {
     (void)i;
     counts *c = arg;
+    double t = c->stat + score;
+    c->comp += fabs(c->stat) >= fabs(score) ? (c->stat - t) + score : (score - t) + c->stat;
+    c->stat = t;
     c->scored++;
-    c->green += (uint64_t)green;
 }

@@ -98,22 +98,66 @@ double wm_binom_log10_sf(uint64_t n, uint64_t k, double p)
     return wm__binom_log_sf(n, k, p) / M_LN10;
 }
 
-void wm__fill_score(wm_score *out, uint64_t tokens, uint64_t scored, uint64_t green, double gamma,
+/* ln of x^a e^-x / Gamma(a + 1), the Poisson pmf at a, by Loader's form:
+ * full relative accuracy for a in the billions. */
+static double log_dpois(double a, double x)
+{
+    return -stirlerr(a) - bd0(a, x) - 0.5 * (LN_2PI + log(a));
+}
+
+/* Q(a, x) = Gamma(a, x) / Gamma(a): continued fraction (Lentz) for x > a + 1,
+ * where it converges; below, 1 - P(a, x) by the series of P, where Q is
+ * then not small and subtracting loses nothing. */
+double wm__gamma_log_sf(double a, double x)
+{
+    if (!(a > 0) || isnan(x)) return NAN;
+    if (x <= 0) return 0;
+    if (x == INFINITY) return -INFINITY;
+    const double tiny = 1e-300, eps = 1e-16;
+    long max_it = 1000 + 20 * (long)sqrt(a > x ? a : x);
+    if (x > a + 1) {
+        double b = x + 1 - a, c = 1 / tiny, d = 1 / b, h = d;
+        for (long i = 1; i <= max_it; i++) {
+            double an = -i * (i - a);
+            b += 2;
+            d = an * d + b; if (fabs(d) < tiny) d = tiny;
+            c = b + an / c; if (fabs(c) < tiny) c = tiny;
+            d = 1 / d;
+            double del = d * c;
+            h *= del;
+            if (fabs(del - 1) < eps) break;
+        }
+        return log(a) + log_dpois(a, x) + log(h);
+    }
+    double term = 1, sum = 1;
+    for (long n = 1; n <= max_it; n++) {
+        term *= x / (a + n);
+        sum += term;
+        if (term < sum * eps) break;
+    }
+    return log1p(-exp(log_dpois(a, x) + log(sum)));
+}
+
+double wm_gamma_log10_sf(double a, double x)
+{
+    return wm__gamma_log_sf(a, x) / M_LN10;
+}
+
+void wm__fill_score(const wm_watermark *wm, wm_score *out, uint64_t tokens, uint64_t scored, double stat,
                     double alpha)
 {
     out->tokens = tokens;
     out->scored = scored;
-    out->green = green;
+    out->statistic = stat;
     if (scored == 0) {
-        out->green_fraction = 0;
         out->z = 0;
         out->p_value = 1;
         out->log10_p = 0;
     } else {
-        double n = (double)scored;
-        out->green_fraction = (double)green / n;
-        out->z = ((double)green - n * gamma) / sqrt(n * gamma * (1 - gamma));
-        double ln_p = wm__binom_log_sf(scored, green, gamma);
+        double n = (double)scored, mean = wm->scheme->mean, var = wm->scheme->var;
+        if (wm->scheme->moments) wm->scheme->moments(wm, &mean, &var);
+        out->z = (stat - n * mean) / sqrt(n * var);
+        double ln_p = wm->scheme->log_sf(wm, scored, stat);
         out->log10_p = ln_p / M_LN10;
         out->p_value = exp(ln_p);
     }

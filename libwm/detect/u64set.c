@@ -24,6 +24,16 @@ wm_status wm__u64set_init(wm__u64set *s, size_t expected)
     return s->slot ? WM_OK : WM_ERR_NOMEM;
 }
 
+wm_status wm__u64set_copy(wm__u64set *dst, const wm__u64set *src)
+{
+    dst->slot = malloc(src->cap * sizeof *dst->slot);
+    if (!dst->slot) return WM_ERR_NOMEM;
+    memcpy(dst->slot, src->slot, src->cap * sizeof *dst->slot);
+    dst->cap = src->cap;
+    dst->len = src->len;
+    return WM_OK;
+}
+
 void wm__u64set_free(wm__u64set *s)
 {
     free(s->slot);

@@ -5,15 +5,15 @@
 #include <stdlib.h>
 
 typedef struct trail {
-    uint32_t *cum; /* cum[j] = green among the first j scored tuples */
+    double *cum;   /* cum[j] = statistic of the first j scored tuples (exact for kgw's counts) */
     size_t *pos;   /* token index of scored tuple j */
     size_t len;
 } trail;
 
-static void trail_visit(void *arg, int green, size_t i)
+static void trail_visit(void *arg, double score, size_t i)
 {
     trail *tr = arg;
-    tr->cum[tr->len + 1] = tr->cum[tr->len] + (uint32_t)green;
+    tr->cum[tr->len + 1] = tr->cum[tr->len] + score;
     tr->pos[tr->len++] = i;
 }
 
@@ -26,29 +26,27 @@ wm_status wm_detect_window(const wm_watermark *wm, const wm_token *tokens, size_
     trail tr = { calloc(n + 1, sizeof *tr.cum), malloc((n ? n : 1) * sizeof *tr.pos), 0 };
     doc_sets ds;
     memset(&ds, 0, sizeof ds);
-    if (!tr.cum || !tr.pos || doc_sets_init(&ds, flags, n, n_prompt)) {
+    if (!tr.cum || !tr.pos || doc_sets_init(&ds, wm, flags, n, n_prompt)) {
         st = WM_ERR_NOMEM;
         goto done;
     }
-    if ((st = scan_doc(wm, tokens, n, n_prompt, flags, &ds.seen, doc_sets_prompt(&ds, flags), NULL, trail_visit,
-                       &tr)))
-        goto done;
+    if ((st = scan_doc_at(wm, tokens, n, n_prompt, 0, flags, &ds.sets, trail_visit, &tr))) goto done;
 
-    double gamma = wm__gamma_of(wm), best_lp = 1;
+    double best_lp = 1;
     size_t N = tr.len, best_a = 0, best_len = 0;
     uint64_t tests = 0;
     size_t L = N < 16 ? N : 16;
     while (L > 0) {
-        /* For a fixed length the p-value falls with the green count, so the
-         * best window of length L is the one with the most green tuples. */
+        /* For a fixed length the p-value falls as the statistic grows, so
+         * the best window of length L is the one with the largest. */
         size_t arg = 0;
-        uint32_t most = 0;
+        double most = 0;
         for (size_t a = 0; a + L <= N; a++) {
-            uint32_t g = tr.cum[a + L] - tr.cum[a];
+            double g = tr.cum[a + L] - tr.cum[a];
             if (g > most || a == 0) most = g, arg = a;
         }
         tests += N - L + 1;
-        double lp = wm__binom_log_sf(L, most, gamma);
+        double lp = wm->scheme->log_sf(wm, L, most);
         if (best_len == 0 || lp < best_lp) best_lp = lp, best_a = arg, best_len = L;
         if (L == N) break;
         size_t next = (size_t)ceil(L * 1.25);
@@ -56,10 +54,10 @@ wm_status wm_detect_window(const wm_watermark *wm, const wm_token *tokens, size_
     }
     memset(out, 0, sizeof *out);
     if (best_len == 0) {
-        wm__fill_score(&out->score, n, 0, 0, gamma, alpha);
+        wm__fill_score(wm, &out->score, n, 0, 0, alpha);
     } else {
-        uint32_t g = tr.cum[best_a + best_len] - tr.cum[best_a];
-        wm__fill_score(&out->score, n, best_len, g, gamma, alpha);
+        double g = tr.cum[best_a + best_len] - tr.cum[best_a];
+        wm__fill_score(wm, &out->score, n, best_len, g, alpha);
         double lp = best_lp + log((double)tests);
         if (lp > 0) lp = 0;
         out->score.log10_p = lp / M_LN10;

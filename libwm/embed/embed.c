@@ -1,9 +1,20 @@
-/* Embedding: bias the green logits of one decode step. */
+/* Embedding: what a decode step calls, forwarded to the key's scheme
+ * (schemes/): reweighting schemes bias logits, selecting ones choose the
+ * token from the final distribution. */
 #include "internal.h"
 
-/* PRF output generated per pass: small enough for the stack and L1, large
- * enough that the per-call overhead vanishes. */
-#define CHUNK_BLOCKS 64
+#include <math.h>
+
+/* No negative id among n candidates. */
+static wm_status check_ids(size_t n, const wm_token *ids, size_t ids_stride)
+{
+    for (size_t i = 0; i < n; i++) {
+        wm_token t;
+        memcpy(&t, (const char *)ids + i * ids_stride, sizeof t);
+        if (t < 0) return WM_ERR_TOKEN;
+    }
+    return WM_OK;
+}
 
 /* The last h context tokens, validated; NULL with WM_OK when n_ctx < h. */
 static wm_status context_of(const wm_watermark *wm, const wm_token *ctx, size_t n_ctx,
@@ -17,32 +28,16 @@ static wm_status context_of(const wm_watermark *wm, const wm_token *ctx, size_t 
     return st;
 }
 
-static void bias_row(const wm_watermark *wm, uint64_t seed, float *logits)
-{
-    if (wm->bias_row) {
-        wm->bias_row(wm->kg, seed, wm->n_vocab, wm->bits, wm->thresh, wm->delta, logits);
-        return;
-    }
-    unsigned char buf[CHUNK_BLOCKS * WM_BLOCK_BYTES];
-    size_t tpb = wm->tok_per_block, n_blocks = (wm->n_vocab + tpb - 1) / tpb;
-    for (size_t j = 0; j < n_blocks; j += CHUNK_BLOCKS) {
-        size_t m = n_blocks - j < CHUNK_BLOCKS ? n_blocks - j : CHUNK_BLOCKS;
-        size_t v0 = j * tpb, n_tok = m * tpb;
-        if (n_tok > wm->n_vocab - v0) n_tok = wm->n_vocab - v0;
-        wm->fill(wm->kg, seed, j, m, buf);
-        wm->apply(buf, n_tok, wm->bits, wm->thresh, wm->delta, logits + v0);
-    }
-}
-
 wm_status wm_bias_logits(const wm_watermark *wm, const wm_token *ctx, size_t n_ctx, float *logits,
                          size_t n_logits)
 {
     if (!wm || !logits) return WM_ERR_ARG;
+    if (!wm->scheme->bias_row) return WM_ERR_UNSUPPORTED;
     if (n_logits < wm->n_vocab) return WM_ERR_SIZE;
     const wm_token *c;
     wm_status st = context_of(wm, ctx, n_ctx, &c);
     if (st || !c) return st;
-    bias_row(wm, wm__seed(wm, c), logits);
+    wm->scheme->bias_row(wm, wm__seed(wm, c), logits);
     return WM_OK;
 }
 
@@ -51,6 +46,7 @@ wm_status wm_bias_logits_batch(const wm_watermark *wm, size_t n_seq, const wm_to
                                size_t row_stride)
 {
     if (!wm || (n_seq && (!ctx || !n_ctx || !logits))) return WM_ERR_ARG;
+    if (!wm->scheme->bias_row) return WM_ERR_UNSUPPORTED;
     if (n_logits < wm->n_vocab) return WM_ERR_SIZE;
     if (row_stride < n_logits) return WM_ERR_ARG;
     const wm_token *c;
@@ -60,7 +56,7 @@ wm_status wm_bias_logits_batch(const wm_watermark *wm, size_t n_seq, const wm_to
     }
     for (size_t s = 0; s < n_seq; s++) {
         context_of(wm, ctx[s], n_ctx[s], &c);
-        if (c) bias_row(wm, wm__seed(wm, c), logits + s * row_stride);
+        if (c) wm->scheme->bias_row(wm, wm__seed(wm, c), logits + s * row_stride);
     }
     return WM_OK;
 }
@@ -69,33 +65,45 @@ wm_status wm_bias_candidates(const wm_watermark *wm, const wm_token *ctx, size_t
                              const wm_token *ids, size_t ids_stride, float *logits, size_t logits_stride)
 {
     if (!wm || (n && (!ids || !logits))) return WM_ERR_ARG;
-    const char *ip = (const char *)ids;
-    char *lp = (char *)logits;
-    for (size_t i = 0; i < n; i++) {
-        wm_token t;
-        memcpy(&t, ip + i * ids_stride, sizeof t);
-        if (t < 0) return WM_ERR_TOKEN;
-    }
+    if (!wm->scheme->bias_candidates) return WM_ERR_UNSUPPORTED;
+    wm_status st = check_ids(n, ids, ids_stride);
     const wm_token *c;
-    wm_status st = context_of(wm, ctx, n_ctx, &c);
-    if (st || !c) return st;
-    uint64_t seed = wm__seed(wm, c), have = UINT64_MAX;
-    unsigned char block[WM_BLOCK_BYTES];
+    if (st || (st = context_of(wm, ctx, n_ctx, &c)) || !c) return st;
+    wm->scheme->bias_candidates(wm, wm__seed(wm, c), n, ids, ids_stride, logits, logits_stride);
+    return WM_OK;
+}
+
+wm_status wm_select(const wm_watermark *wm, wm_ctxset *used, const wm_token *ctx, size_t n_ctx, size_t n,
+                    const wm_token *ids, size_t ids_stride, const float *weights, size_t weights_stride,
+                    wm_token *out, bool *selected)
+{
+    if (!wm || !out || !selected || (n && (!ids || !weights))) return WM_ERR_ARG;
+    *selected = false;
+    if (!wm->scheme->select) return WM_ERR_UNSUPPORTED;
+    if (used && wm__ctxset_wm(used) != wm) return WM_ERR_ARG;
+    wm_status st = check_ids(n, ids, ids_stride);
+    if (st) return st;
+    int any = 0;
     for (size_t i = 0; i < n; i++) {
+        float w;
         wm_token t;
-        memcpy(&t, ip + i * ids_stride, sizeof t);
-        if ((uint32_t)t >= wm->n_vocab) continue; /* padding is never green */
-        uint64_t j = (uint32_t)t / wm->tok_per_block;
-        if (j != have) { /* candidates often share a block after sorting */
-            wm__fill_scalar(wm->kg, seed, j, 1, block);
-            have = j;
-        }
-        if (wm__field(block, (uint32_t)t % wm->tok_per_block, wm->bits) < wm->thresh) {
-            float f;
-            memcpy(&f, lp + i * logits_stride, sizeof f);
-            f += wm->delta;
-            memcpy(lp + i * logits_stride, &f, sizeof f);
-        }
+        memcpy(&w, (const char *)weights + i * weights_stride, sizeof w);
+        memcpy(&t, (const char *)ids + i * ids_stride, sizeof t);
+        if (!(w >= 0) || w == INFINITY) return WM_ERR_LOGITS;
+        if (w > 0 && (uint32_t)t >= wm->n_vocab) return WM_ERR_TOKEN; /* padding has no uniform */
+        any |= w > 0;
     }
+    if (!any) return WM_ERR_LOGITS;
+    const wm_token *c;
+    if ((st = context_of(wm, ctx, n_ctx, &c)) || !c) return st;
+    uint64_t seed = wm__seed(wm, c);
+    if (used) {
+        int r = wm__ctxset_insert(used, seed);
+        if (r < 0) return WM_ERR_NOMEM;
+        if (r == 0) return WM_OK; /* a repeated seed: the caller samples normally */
+    }
+    size_t i = wm->scheme->select(wm, seed, n, ids, ids_stride, weights, weights_stride);
+    memcpy(out, (const char *)ids + i * ids_stride, sizeof *out);
+    *selected = true;
     return WM_OK;
 }

@@ -1,4 +1,5 @@
-/* A complete watermarking sampler: bias, temperature, top-k, top-p, draw.
+/* A complete watermarking sampler: (kgw) bias, temperature, top-k, top-p,
+ * then a draw, or (gumbel) the scheme's selection among the candidates.
  * Top-k is a quickselect; top-p first histograms the candidates' mass in
  * quarter-nat buckets below the top logit, so only the one bucket the
  * nucleus ends in needs a quickselect.  O(V) per step, nothing sorted,
@@ -12,8 +13,9 @@ struct wm_sampler {
     const wm_watermark *wm;
     wm_sampler_params p;
     wm__rng rng;
-    uint32_t *idx;  /* candidate token ids */
-    double *w;      /* their weights */
+    wm_token *idx;  /* candidate token ids */
+    float *w;       /* their weights */
+    wm_ctxset *used; /* selecting schemes: seeds watermarked in this sequence */
 };
 
 wm_status wm_sampler_new(wm_sampler **out, const wm_watermark *wm, const wm_sampler_params *p)
@@ -26,7 +28,7 @@ wm_status wm_sampler_new(wm_sampler **out, const wm_watermark *wm, const wm_samp
     if (!s) return WM_ERR_NOMEM;
     s->idx = malloc(wm->n_vocab * sizeof *s->idx);
     s->w = malloc(wm->n_vocab * sizeof *s->w);
-    if (!s->idx || !s->w) {
+    if (!s->idx || !s->w || (wm->scheme->select && wm_ctxset_new(&s->used, wm))) {
         wm_sampler_free(s);
         return WM_ERR_NOMEM;
     }
@@ -37,23 +39,36 @@ wm_status wm_sampler_new(wm_sampler **out, const wm_watermark *wm, const wm_samp
     return WM_OK;
 }
 
+wm_status wm_sampler_reset(wm_sampler *s, uint64_t seed)
+{
+    if (!s) return WM_ERR_ARG;
+    if (s->used) {
+        wm_status st = wm_ctxset_clear(s->used);
+        if (st) return st;
+    }
+    s->p.seed = seed;
+    wm__rng_seed(&s->rng, seed);
+    return WM_OK;
+}
+
 void wm_sampler_free(wm_sampler *s)
 {
     if (!s) return;
+    wm_ctxset_free(s->used);
     free(s->idx);
     free(s->w);
     free(s);
 }
 
-static void swap(uint32_t *idx, double *w, size_t a, size_t b)
+static void swap(wm_token *idx, float *w, size_t a, size_t b)
 {
-    uint32_t ti = idx[a]; idx[a] = idx[b]; idx[b] = ti;
-    double tw = w[a]; w[a] = w[b]; w[b] = tw;
+    wm_token ti = idx[a]; idx[a] = idx[b]; idx[b] = ti;
+    float tw = w[a]; w[a] = w[b]; w[b] = tw;
 }
 
 /* Three-way partition of [lo, hi) around pivot: > pivot first, then ==,
  * then <.  Returns the two boundaries. */
-static void partition3(uint32_t *idx, double *w, size_t lo, size_t hi, double pivot,
+static void partition3(wm_token *idx, float *w, size_t lo, size_t hi, float pivot,
                        size_t *gt_end, size_t *eq_end)
 {
     size_t a = lo, i = lo, b = hi;
@@ -66,13 +81,13 @@ static void partition3(uint32_t *idx, double *w, size_t lo, size_t hi, double pi
     *eq_end = b;
 }
 
-static double pick_pivot(const double *w, size_t lo, size_t hi, wm__rng *rng)
+static float pick_pivot(const float *w, size_t lo, size_t hi, wm__rng *rng)
 {
     return w[lo + (size_t)(wm__rng_next(rng) % (hi - lo))];
 }
 
 /* Move the k largest weights to [0, k). */
-static void select_top_k(uint32_t *idx, double *w, size_t n, size_t k, wm__rng *rng)
+static void select_top_k(wm_token *idx, float *w, size_t n, size_t k, wm__rng *rng)
 {
     size_t lo = 0, hi = n;
     while (hi - lo > 1 && k > lo && k < hi) {
@@ -85,12 +100,13 @@ static void select_top_k(uint32_t *idx, double *w, size_t n, size_t k, wm__rng *
 }
 
 /* Smallest prefix [0, m) of largest weights whose sum reaches `need`. */
-static size_t select_nucleus(uint32_t *idx, double *w, size_t n, double need, wm__rng *rng)
+static size_t select_nucleus(wm_token *idx, float *w, size_t n, double need, wm__rng *rng)
 {
     size_t lo = 0, hi = n;
     while (hi - lo > 1) {
         size_t a, b;
-        double pivot = pick_pivot(w, lo, hi, rng), gt = 0, eq = 0;
+        float pivot = pick_pivot(w, lo, hi, rng);
+        double gt = 0, eq = 0;
         partition3(idx, w, lo, hi, pivot, &a, &b);
         for (size_t i = lo; i < a; i++) gt += w[i];
         for (size_t i = a; i < b; i++) eq += w[i];
@@ -165,7 +181,7 @@ wm_status wm_sampler_sample(wm_sampler *s, const wm_token *ctx, size_t n_ctx, fl
         if (logits[v] > max) max = logits[v], arg = v;
     }
     if (max == -INFINITY) return WM_ERR_LOGITS;
-    if (watermark) {
+    if (watermark && wm->scheme->bias_row) {
         wm_status st = wm_bias_logits(wm, ctx, n_ctx, logits, n_logits);
         if (st) return st;
         max = -INFINITY;
@@ -180,7 +196,7 @@ wm_status wm_sampler_sample(wm_sampler *s, const wm_token *ctx, size_t n_ctx, fl
     double inv_t = 1.0 / s->p.temperature;
     for (size_t v = 0; v < V; v++) {
         if (logits[v] == -INFINITY) continue;
-        s->idx[m] = (uint32_t)v;
+        s->idx[m] = (wm_token)v;
         s->w[m++] = expf((logits[v] - max) * (float)inv_t); /* float, as inference engines do */
     }
     if (s->p.top_k && s->p.top_k < m) {
@@ -191,6 +207,12 @@ wm_status wm_sampler_sample(wm_sampler *s, const wm_token *ctx, size_t n_ctx, fl
         double total = 0;
         for (size_t i = 0; i < m; i++) total += s->w[i];
         m = top_p_select(s, logits, max, inv_t, m, s->p.top_p * total);
+    }
+    if (watermark && wm->scheme->select) {
+        bool selected;
+        wm_status st = wm_select(wm, s->used, ctx, n_ctx, m, s->idx, sizeof *s->idx, s->w, sizeof *s->w, out,
+                                 &selected);
+        if (st || selected) return st;
     }
     *out = draw(s, m);
     return WM_OK;

@@ -1,5 +1,7 @@
 /* The llama.cpp sampler: a thin adapter from llama_sampler_i to
- * wm_bias_candidates, which reads llama_token_data in place through strides. */
+ * wm_bias_candidates (reweighting schemes) or wm_select (selecting ones),
+ * which read llama_token_data in place through strides. */
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -13,6 +15,10 @@ typedef struct wm_llama_state {
     uint32_t h;       /* context width */
     uint32_t n_hist;  /* tokens held, <= h */
     wm_token hist[WM_MAX_CONTEXT]; /* the last n_hist tokens, oldest first */
+    /* selecting schemes only: */
+    wm_ctxset *used;  /* seeds watermarked in this sequence */
+    float *w;         /* candidate weights, cap entries */
+    size_t cap;
 } wm_llama_state;
 
 static void history_push(wm_llama_state *s, llama_token t)
@@ -34,10 +40,43 @@ static void wm_llama_accept(struct llama_sampler *smpl, llama_token token)
     history_push(smpl->ctx, token);
 }
 
+/* Selecting scheme: the candidates' weights from their logits as the chain
+ * left them (temperature and truncation already applied), the scheme's
+ * choice, then every other logit -inf, so the drawing sampler after us can
+ * only take it.  A repeated seed or short history: unchanged, drawn
+ * normally. */
+static void select_apply(wm_llama_state *s, llama_token_data_array *cur_p)
+{
+    size_t n = cur_p->size;
+    if (n > s->cap) {
+        float *w = realloc(s->w, n * sizeof *w);
+        if (!w) return; /* apply cannot fail: this step is drawn unwatermarked */
+        s->w = w;
+        s->cap = n;
+    }
+    float max = -INFINITY;
+    for (size_t i = 0; i < n; i++)
+        if (cur_p->data[i].logit > max) max = cur_p->data[i].logit;
+    if (!(max > -INFINITY) || isnan(max)) return;
+    for (size_t i = 0; i < n; i++) s->w[i] = expf(cur_p->data[i].logit - max);
+    wm_token tok;
+    bool selected;
+    if (wm_select(s->wm, s->used, s->hist, s->n_hist, n, &cur_p->data[0].id, sizeof *cur_p->data, s->w,
+                  sizeof *s->w, &tok, &selected) != WM_OK || !selected)
+        return;
+    for (size_t i = 0; i < n; i++)
+        if (cur_p->data[i].id != tok) cur_p->data[i].logit = -INFINITY;
+    cur_p->sorted = false;
+}
+
 static void wm_llama_apply(struct llama_sampler *smpl, llama_token_data_array *cur_p)
 {
-    const wm_llama_state *s = smpl->ctx;
+    wm_llama_state *s = smpl->ctx;
     if (!cur_p->data || cur_p->size == 0) return;
+    if (s->used) {
+        select_apply(s, cur_p);
+        return;
+    }
     /* On WM_ERR_TOKEN nothing was changed, which is all apply can do. */
     if (wm_bias_candidates(s->wm, s->hist, s->n_hist, cur_p->size, &cur_p->data[0].id, sizeof *cur_p->data,
                            &cur_p->data[0].logit, sizeof *cur_p->data) == WM_OK)
@@ -48,13 +87,22 @@ static void wm_llama_reset(struct llama_sampler *smpl)
 {
     wm_llama_state *s = smpl->ctx;
     s->n_hist = 0;
+    if (s->used && wm_ctxset_clear(s->used) != WM_OK) return; /* cannot fail on a valid set */
 }
 
 static struct llama_sampler *wm_llama_clone(const struct llama_sampler *smpl);
 
+static void state_free(wm_llama_state *s)
+{
+    if (!s) return;
+    wm_ctxset_free(s->used);
+    free(s->w);
+    free(s);
+}
+
 static void wm_llama_free(struct llama_sampler *smpl)
 {
-    free(smpl->ctx);
+    state_free(smpl->ctx);
 }
 
 static struct llama_sampler_i wm_llama_iface = {
@@ -68,11 +116,17 @@ static struct llama_sampler_i wm_llama_iface = {
 
 static struct llama_sampler *wm_llama_clone(const struct llama_sampler *smpl)
 {
-    wm_llama_state *copy = malloc(sizeof *copy);
+    const wm_llama_state *src = smpl->ctx;
+    wm_llama_state *copy = calloc(1, sizeof *copy);
     if (!copy) return NULL;
-    memcpy(copy, smpl->ctx, sizeof *copy);
+    memcpy(copy->hist, src->hist, sizeof copy->hist);
+    copy->wm = src->wm, copy->h = src->h, copy->n_hist = src->n_hist;
+    if (src->used && wm_ctxset_copy(&copy->used, src->used) != WM_OK) {
+        state_free(copy);
+        return NULL;
+    }
     struct llama_sampler *out = llama_sampler_init(&wm_llama_iface, copy);
-    if (!out) free(copy);
+    if (!out) state_free(copy);
     return out;
 }
 
@@ -90,11 +144,18 @@ wm_status wm_llama_sampler_new(struct llama_sampler **out, const wm_watermark *w
     if (!s) return WM_ERR_NOMEM;
     s->wm = wm;
     s->h = p.context_width;
+    bool selects;
+    uint32_t nv;
+    if ((st = wm_watermark_selects(wm, &selects)) || (st = wm_watermark_n_vocab(wm, &nv)) ||
+        (selects && ((st = wm_ctxset_new(&s->used, wm)) || !(s->w = malloc((s->cap = nv) * sizeof *s->w))))) {
+        state_free(s);
+        return st ? st : WM_ERR_NOMEM;
+    }
     /* Only the last h prompt tokens can matter. */
     for (size_t i = n_prompt > s->h ? n_prompt - s->h : 0; i < n_prompt; i++) history_push(s, prompt[i]);
     *out = llama_sampler_init(&wm_llama_iface, s);
     if (!*out) {
-        free(s);
+        state_free(s);
         return WM_ERR_NOMEM;
     }
     return WM_OK;

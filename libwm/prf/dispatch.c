@@ -108,5 +108,4 @@ void wm__pick_kernels(struct wm_watermark *wm)
     wm->apply = wm__apply_avx512();
     if (!wm->apply) wm->apply = wm__apply_avx2();
     if (!wm->apply) wm->apply = wm__apply_scalar;
-    wm->bias_row = wm->bits <= 2 ? wm__bias_row_avx512() : NULL;
 }

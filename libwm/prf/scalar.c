@@ -1,4 +1,6 @@
-/* The green-list function.
+/* The PRF kernels' scalar reference: every SIMD kernel equals these bit
+ * for bit.  The PRF is PRF_k(s, j) = SipHash-2-4-128_k(LE64(s) || LE64(j))
+ * for a context seed s and a block index j.  The green list (kgw) reads it as
  *
  * green(s, v) = field(v mod T) of SipHash-2-4-128_kg(LE64(s) || LE64(v div T)) < thresh
  *
@@ -7,7 +9,8 @@
  * Distinct (s, v) use distinct bits of distinct PRF inputs, so under H0 they
  * are independent, each green with probability thresh / 2^b = gamma exactly.
  * Packing T tokens into one call is what makes a full-vocabulary step cheap
- * (V / T calls) while a single membership stays one call. */
+ * (V / T calls) while a single membership stays one call.  Gumbel-max
+ * reads the same blocks as four 32-bit uniforms (schemes/gumbel.c). */
 #include "internal.h"
 
 #include <sodium.h>
@@ -39,19 +42,6 @@ void wm__prf_many_scalar(const unsigned char kg[16], const uint64_t *seed, const
     }
 }
 
-void wm__green_many(const struct wm_watermark *wm, const uint64_t *seed, const wm_token *token,
-                    size_t n, unsigned char *green)
-{
-    uint64_t j[WM_GREEN_BATCH];
-    unsigned char out[WM_GREEN_BATCH * WM_BLOCK_BYTES];
-    if (n == 0 || n > WM_GREEN_BATCH) return;
-    for (size_t i = 0; i < n; i++) j[i] = (uint32_t)token[i] / wm->tok_per_block;
-    wm->prf_many(wm->kg, seed, j, n, out);
-    for (size_t i = 0; i < n; i++)
-        green[i] = wm__field(out + i * WM_BLOCK_BYTES, (uint32_t)token[i] % wm->tok_per_block,
-                             wm->bits) < wm->thresh;
-}
-
 void wm__apply_scalar(const unsigned char *fields, size_t n_tok, unsigned bits,
                       uint32_t thresh, float delta, float *logits)
 {
@@ -64,11 +54,4 @@ void wm__apply_scalar(const unsigned char *fields, size_t n_tok, unsigned bits,
                                 : (uint32_t)(fields[bit >> 3] >> (bit & 7)) & ((1u << bits) - 1);
         logits[v] += f < thresh ? delta : 0.0f;
     }
-}
-
-int wm__green(const struct wm_watermark *wm, uint64_t seed, uint32_t token)
-{
-    unsigned char block[WM_BLOCK_BYTES];
-    wm__fill_scalar(wm->kg, seed, token / wm->tok_per_block, 1, block);
-    return wm__field(block, token % wm->tok_per_block, wm->bits) < wm->thresh;
 }

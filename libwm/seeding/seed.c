@@ -43,7 +43,7 @@ static uint64_t minhash_pick(const uint64_t *hv, const wm_token *tok, uint32_t h
 
 uint64_t wm__seed(const struct wm_watermark *wm, const wm_token *ctx)
 {
-    if (wm->scheme == WM_SCHEME_LEFTHASH) return lefthash_seed(ctx, wm->h);
+    if (wm->seeding == WM_SEEDING_LEFTHASH) return lefthash_seed(ctx, wm->h);
     uint64_t hv[WM_MAX_CONTEXT];
     for (uint32_t i = 0; i < wm->h; i++) hv[i] = wm__minhash_value(wm, ctx[i]);
     return minhash_pick(hv, ctx, wm->h);
@@ -66,7 +66,7 @@ void wm__scan_init_at(wm__scan *s, const struct wm_watermark *wm, const wm_token
     s->t = t;
     s->n = n;
     s->i = first > wm->h ? first : wm->h;
-    if (wm->scheme == WM_SCHEME_MINHASH && s->i < n)
+    if (wm->seeding == WM_SEEDING_MINHASH && s->i < n)
         for (size_t k = s->i - wm->h; k < s->i; k++) s->ring[k % wm->h] = wm__minhash_value(wm, t[k]);
 }
 
@@ -75,7 +75,7 @@ int wm__scan_next(wm__scan *s, uint64_t *seed, wm_token *tok)
     if (s->i >= s->n) return 0;
     const struct wm_watermark *wm = s->wm;
     size_t i = s->i;
-    if (wm->scheme == WM_SCHEME_LEFTHASH) {
+    if (wm->seeding == WM_SEEDING_LEFTHASH) {
         *seed = lefthash_seed(s->t + i - wm->h, wm->h);
     } else {
         /* ring[k % h] holds token k's hash; line them up oldest first so

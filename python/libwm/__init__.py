@@ -3,7 +3,8 @@
     import libwm
     wm = libwm.Watermark(libwm.Key.load("provider.wmkey"), n_vocab=151936)
 
-    # Hugging Face transformers
+    # Hugging Face transformers (a gumbel key: give the sampling settings,
+    # the processor then picks the token and leaves a one-hot row)
     model.generate(..., logits_processor=[libwm.WatermarkLogitsProcessor(wm)])
     # vLLM (per-request logits processor)
     SamplingParams(..., logits_processors=[libwm.VLLMLogitsProcessor(wm)])
@@ -28,10 +29,10 @@ import math
 import os
 import threading
 
-__all__ = ["WmError", "Key", "Watermark", "Tokenizer", "WatermarkLogitsProcessor",
-           "VLLMLogitsProcessor", "detect", "SCHEMES"]
+__all__ = ["WmError", "Key", "Watermark", "ContextSet", "Tokenizer", "WatermarkLogitsProcessor",
+           "VLLMLogitsProcessor", "detect", "SCHEMES", "SEEDINGS"]
 
-SCHEMES = {"lefthash": 0, "minhash": 1}
+SEEDINGS = {"lefthash": 0, "minhash": 1}
 _NO_DEDUP = 1
 _ENC_SPECIAL_AS_TEXT = 1
 _ENC_LOSSY = 2
@@ -39,15 +40,16 @@ _c_token_p = ctypes.POINTER(ctypes.c_int32)
 
 
 class _Params(ctypes.Structure):
-    _fields_ = [("gamma", ctypes.c_double), ("delta", ctypes.c_double),
-                ("context_width", ctypes.c_uint32), ("scheme", ctypes.c_int)]
+    _fields_ = [("scheme", ctypes.c_char_p), ("seeding", ctypes.c_int),
+                ("context_width", ctypes.c_uint32), ("gamma", ctypes.c_double),
+                ("delta", ctypes.c_double)]
 
 
 class _Score(ctypes.Structure):
     _fields_ = [("tokens", ctypes.c_uint64), ("scored", ctypes.c_uint64),
-                ("green", ctypes.c_uint64), ("green_fraction", ctypes.c_double),
-                ("z", ctypes.c_double), ("p_value", ctypes.c_double),
-                ("log10_p", ctypes.c_double), ("watermarked", ctypes.c_bool)]
+                ("statistic", ctypes.c_double), ("z", ctypes.c_double),
+                ("p_value", ctypes.c_double), ("log10_p", ctypes.c_double),
+                ("watermarked", ctypes.c_bool)]
 
 
 class _Error(ctypes.Structure):
@@ -75,7 +77,14 @@ def _load_library():
         "wm_watermark_free": (None, [P]),
         "wm_watermark_params": (S, [P, ctypes.POINTER(_Params)]),
         "wm_watermark_key_id": (S, [P, ctypes.c_char_p]),
+        "wm_scheme_name": (ctypes.c_char_p, [SZ]),
         "wm_is_green": (S, [P, _c_token_p, SZ, ctypes.c_int32, ctypes.POINTER(ctypes.c_bool)]),
+        "wm_tuple_score": (S, [P, _c_token_p, SZ, ctypes.c_int32, ctypes.POINTER(ctypes.c_double)]),
+        "wm_select": (S, [P, P, _c_token_p, SZ, SZ, P, SZ, P, SZ, ctypes.POINTER(ctypes.c_int32),
+                          ctypes.POINTER(ctypes.c_bool)]),
+        "wm_ctxset_new": (S, [PP, P]),
+        "wm_ctxset_clear": (S, [P]),
+        "wm_ctxset_free": (None, [P]),
         "wm_bias_logits": (S, [P, _c_token_p, SZ, P, SZ]),
         "wm_bias_logits_batch": (S, [P, SZ, ctypes.POINTER(_c_token_p), ctypes.POINTER(SZ), P, SZ, SZ]),
         "wm_detect": (S, [P, _c_token_p, SZ, SZ, ctypes.c_uint, ctypes.c_double, ctypes.POINTER(_Score)]),
@@ -105,6 +114,11 @@ for _code in range(64):
         STATUS[_name.decode()] = _code
         globals()[_name.decode()] = _code
 del _code, _name
+
+# The schemes this libwm implements, from the C registry.
+SCHEMES = []
+while _lib.wm_scheme_name(len(SCHEMES)) is not None:
+    SCHEMES.append(_lib.wm_scheme_name(len(SCHEMES)).decode())
 
 _INT32_MIN, _INT32_MAX = -2**31, 2**31 - 1
 
@@ -184,17 +198,19 @@ class Key:
         return cls(h.value)
 
     @classmethod
-    def generate(cls, gamma=0.25, delta=2.0, context_width=1, scheme="lefthash"):
-        h, p = ctypes.c_void_p(), _Params(gamma, delta, context_width, SCHEMES[scheme])
+    def generate(cls, scheme="kgw", gamma=None, delta=None, context_width=None, seeding="lefthash"):
+        """A fresh key.  kgw defaults: gamma 0.25, delta 2, context width 1;
+        gumbel: context width 4 and no gamma or delta (giving one is an error)."""
+        h, p = ctypes.c_void_p(), _make_params(scheme, gamma, delta, context_width, seeding)
         _check(_lib.wm_key_generate(ctypes.byref(h), ctypes.byref(p)))
         return cls(h.value)
 
     @classmethod
-    def from_seed(cls, seed, gamma=0.25, delta=2.0, context_width=1, scheme="lefthash"):
+    def from_seed(cls, seed, scheme="kgw", gamma=None, delta=None, context_width=None, seeding="lefthash"):
         """Deterministic key from 32 bytes: for tests and demos only."""
         if len(seed) != 32:
             raise ValueError("seed must be 32 bytes")
-        h, p = ctypes.c_void_p(), _Params(gamma, delta, context_width, SCHEMES[scheme])
+        h, p = ctypes.c_void_p(), _make_params(scheme, gamma, delta, context_width, seeding)
         _check(_lib.wm_key_from_seed(ctypes.byref(h), ctypes.byref(p), bytes(seed)))
         return cls(h.value)
 
@@ -221,9 +237,23 @@ class Key:
             self._h = None
 
 
+def _make_params(scheme, gamma, delta, context_width, seeding):
+    if seeding not in SEEDINGS:
+        raise ValueError(f"seeding must be one of {sorted(SEEDINGS)}, not {seeding!r}")
+    kgw = scheme == "kgw"
+    if context_width is None:
+        context_width = 1 if kgw else 4
+    gamma = (0.25 if kgw else 0.0) if gamma is None else gamma
+    delta = (2.0 if kgw else 0.0) if delta is None else delta
+    return _Params(str(scheme).encode(), SEEDINGS[seeding], context_width, gamma, delta)
+
+
 def _params_dict(p):
-    scheme = {v: k for k, v in SCHEMES.items()}[p.scheme]
-    return {"gamma": p.gamma, "delta": p.delta, "context_width": p.context_width, "scheme": scheme}
+    seeding = {v: k for k, v in SEEDINGS.items()}[p.seeding]
+    d = {"scheme": p.scheme.decode(), "seeding": seeding, "context_width": p.context_width}
+    if d["scheme"] == "kgw":
+        d.update(gamma=p.gamma, delta=p.delta)
+    return d
 
 
 class Watermark:
@@ -252,11 +282,39 @@ class Watermark:
             _lib.wm_watermark_free(self._h)
             self._h = None
 
+    @property
+    def scheme(self):
+        return self.params["scheme"]
+
     def is_green(self, context, token):
+        """kgw only."""
         keep, ptr, n = _tokens(context)
         g = ctypes.c_bool()
         _check(_lib.wm_is_green(self._h, ptr, n, _token_id(token), ctypes.byref(g)))
         return bool(g.value)
+
+    def tuple_score(self, context, token):
+        """What `token` after `context` adds to the scheme's statistic."""
+        keep, ptr, n = _tokens(context)
+        x = ctypes.c_double()
+        _check(_lib.wm_tuple_score(self._h, ptr, n, _token_id(token), ctypes.byref(x)))
+        return x.value
+
+    def select(self, context, ids, weights, used=None):
+        """Selecting schemes (gumbel): the token the watermark picks among
+        candidate `ids` with `weights` (probabilities or proportional), or
+        None where the caller must draw itself (short context, or a seed
+        already in `used`, a ContextSet of this sequence)."""
+        keep, ptr, n = _tokens(context)
+        import numpy as np
+        ids = np.ascontiguousarray(ids, dtype=np.int32)
+        w = np.ascontiguousarray(weights, dtype=np.float32)
+        if ids.shape != w.shape or ids.ndim != 1:
+            raise ValueError("ids and weights must be 1-D and of one length")
+        out, sel = ctypes.c_int32(), ctypes.c_bool()
+        _check(_lib.wm_select(self._h, used._h if used is not None else None, ptr, n, ids.size,
+                              ids.ctypes.data, 4, w.ctypes.data, 4, ctypes.byref(out), ctypes.byref(sel)))
+        return out.value if sel.value else None
 
     def bias(self, logits, context):
         """Add delta to the green logits of one row, in place; returns logits."""
@@ -358,26 +416,144 @@ def _add_mask(logits, mask, rows, n_logits):
     logits += m.to(device=logits.device, dtype=logits.dtype)
 
 
-class WatermarkLogitsProcessor:
-    """Hugging Face transformers logits processor: __call__(input_ids, scores)
-    with input_ids [batch, seq] and scores [batch, vocab]; biases scores in
-    place and returns them.  Sampling then proceeds as configured."""
+class ContextSet:
+    """The context seeds already watermarked in one sequence (wm_ctxset)."""
 
     def __init__(self, watermark):
+        h = ctypes.c_void_p()
+        _check(_lib.wm_ctxset_new(ctypes.byref(h), watermark._h))
+        self._h = h
+        self._wm = watermark  # the C set borrows it
+
+    def clear(self):
+        _check(_lib.wm_ctxset_clear(self._h))
+
+    def __del__(self):
+        if getattr(self, "_h", None) and _lib:
+            _lib.wm_ctxset_free(self._h)
+            self._h = None
+
+
+def _processed_probs(row, temperature, top_k, top_p):
+    """The distribution an engine samples from: temperature, top-k, top-p
+    (as transformers' warpers), float64 on the CPU."""
+    import numpy as np
+    x = np.asarray(row, dtype=np.float64) / temperature
+    x = np.where(np.isnan(x), -np.inf, x)
+    if top_k and top_k < x.size:
+        kth = np.partition(x, x.size - top_k)[x.size - top_k]
+        x = np.where(x < kth, -np.inf, x)
+    p = np.exp(x - x.max())
+    p /= p.sum()
+    if top_p < 1.0:
+        order = np.argsort(-p, kind="stable")
+        cum = np.cumsum(p[order])
+        keep = order[: int(np.searchsorted(cum, top_p) + 1)]
+        q = np.zeros_like(p)
+        q[keep] = p[keep]
+        p = q / q.sum()
+    return p
+
+
+class _Selector:
+    """Per-row state of a selecting scheme across decode steps."""
+
+    def __init__(self, watermark, temperature, top_k, top_p, seed):
+        import numpy as np
+        if not temperature > 0:
+            raise ValueError("a selecting scheme needs temperature > 0")
+        self.wm, self.t, self.k, self.p = watermark, temperature, top_k, top_p
+        self.rng = np.random.default_rng(seed)
+        self.used = {}
+        self.last_len = None
+
+    def token(self, row_index, context, row):
+        """The chosen token of one row (the watermark's, or a plain draw on
+        a repeated seed)."""
+        import numpy as np
+        used = self.used.get(row_index)
+        if used is None:
+            used = self.used[row_index] = ContextSet(self.wm)
+        p = _processed_probs(row, self.t, self.k, self.p)
+        ids = np.flatnonzero(p > 0).astype(np.int32)
+        ids = ids[ids < self.wm.n_vocab]
+        w = p[ids]
+        tok = self.wm.select(context, ids, w, used)
+        if tok is None:
+            tok = int(self.rng.choice(ids, p=w / w.sum()))
+        return tok
+
+    def new_sequences_if(self, length):
+        """A shorter context than last step means a new generate() call."""
+        if self.last_len is not None and length < self.last_len:
+            for u in self.used.values():
+                u.clear()
+        self.last_len = length
+
+
+def _one_hot(logits, rows_tokens):
+    """Every row -inf but its chosen token (0): survives any later
+    temperature, top-k or top-p."""
+    if hasattr(logits, "fill_"):  # torch
+        logits.fill_(float("-inf"))
+        for r, t in rows_tokens:
+            if logits.dim() == 1:
+                logits[t] = 0.0
+            else:
+                logits[r, t] = 0.0
+        return logits
+    logits[...] = float("-inf")
+    for r, t in rows_tokens:
+        if logits.ndim == 1:
+            logits[t] = 0.0
+        else:
+            logits[r, t] = 0.0
+    return logits
+
+
+def _to_numpy(x):
+    return x.detach().float().cpu().numpy() if hasattr(x, "detach") else x
+
+
+class WatermarkLogitsProcessor:
+    """Hugging Face transformers logits processor: __call__(input_ids, scores)
+    with input_ids [batch, seq] and scores [batch, vocab]; returns scores.
+
+    kgw: biases scores in place; sampling then proceeds as configured.
+    gumbel: give the sampling settings here (temperature, top_k, top_p, as
+    passed to generate); the processor picks each row's token and returns a
+    one-hot row (0 there, -inf elsewhere), which any later warper keeps.  On
+    a context seed already used in the row's sequence it draws plainly with
+    its own RNG (seed).  One processor per generate() call."""
+
+    def __init__(self, watermark, temperature=1.0, top_k=0, top_p=1.0, seed=0):
         self.watermark = watermark
+        self._sel = _Selector(watermark, temperature, top_k, top_p, seed) \
+            if watermark.scheme != "kgw" else None
 
     def __call__(self, input_ids, scores):
-        return self.watermark.bias_batch(scores, input_ids)
+        if self._sel is None:
+            return self.watermark.bias_batch(scores, input_ids)
+        ids = _to_numpy(input_ids)
+        rows = _to_numpy(scores)
+        self._sel.new_sequences_if(ids.shape[-1])
+        chosen = [(r, self._sel.token(r, _token_list(ids[r]), rows[r])) for r in range(rows.shape[0])]
+        return _one_hot(scores, chosen)
 
 
 class VLLMLogitsProcessor:
     """vLLM per-request logits processor.  vLLM calls it as
     (output_token_ids, logits) or (prompt_token_ids, output_token_ids, logits);
     with the three-argument form the prompt supplies the context of the first
-    generated tokens (recommended: otherwise they are left unbiased)."""
+    generated tokens (recommended: otherwise they are left unbiased).  A
+    gumbel key takes the request's temperature, top_k and top_p here and
+    returns a one-hot row, as WatermarkLogitsProcessor does.  One processor
+    per request."""
 
-    def __init__(self, watermark):
+    def __init__(self, watermark, temperature=1.0, top_k=0, top_p=1.0, seed=0):
         self.watermark = watermark
+        self._sel = _Selector(watermark, temperature, top_k, top_p, seed) \
+            if watermark.scheme != "kgw" else None
 
     def __call__(self, *args):
         if len(args) == 2:
@@ -386,7 +562,9 @@ class VLLMLogitsProcessor:
             context, logits = list(args[0]) + list(args[1]), args[2]
         else:
             raise TypeError("expected (output_ids, logits) or (prompt_ids, output_ids, logits)")
-        return self.watermark.bias(logits, context)
+        if self._sel is None:
+            return self.watermark.bias(logits, context)
+        return _one_hot(logits, [(0, self._sel.token(0, _token_list(context), _to_numpy(logits)))])
 
 
 class Tokenizer:
@@ -444,7 +622,8 @@ def detect(watermark, text_or_ids, tokenizer=None, prompt=None, alpha=1e-3, dedu
     tuples inside it are not scored, nor are answer tuples that repeat one of
     the prompt's own (a quoted watermarked prompt is not evidence).  With
     dedup=False the p-value is not valid and watermarked is None.  Returns a dict with source, key_id,
-    tokens, scored, green, green_fraction, z, p_value, log10_p, watermarked."""
+    scheme, tokens, scored, statistic, mean_score, z, p_value, log10_p, watermarked, and for kgw
+    green and green_fraction (the same numbers by their green-list names)."""
     if not 0 < alpha < 1:
         raise ValueError("alpha must be in (0, 1)")
 
@@ -460,9 +639,13 @@ def detect(watermark, text_or_ids, tokenizer=None, prompt=None, alpha=1e-3, dedu
     s = _Score()
     _check(_lib.wm_detect(watermark._h, ptr, n, len(head), 0 if dedup else _NO_DEDUP, alpha,
                           ctypes.byref(s)))
-    out = {"source": source, "key_id": watermark.key_id, "tokens": s.tokens, "scored": s.scored,
-           "green": s.green, "green_fraction": s.green_fraction, "z": s.z, "p_value": s.p_value,
-           "log10_p": s.log10_p, "watermarked": bool(s.watermarked) if dedup else None}
+    mean = s.statistic / s.scored if s.scored else 0.0
+    out = {"source": source, "key_id": watermark.key_id, "scheme": watermark.scheme, "tokens": s.tokens,
+           "scored": s.scored, "statistic": s.statistic, "mean_score": mean, "z": s.z,
+           "p_value": s.p_value, "log10_p": s.log10_p,
+           "watermarked": bool(s.watermarked) if dedup else None}
+    if watermark.scheme == "kgw":
+        out.update(green=int(s.statistic), green_fraction=mean)
     if not dedup:  # as `wm detect --no-dedup --json`: the p-value is not valid
         out["p_value_valid"] = False
     return out

@@ -1,0 +1,113 @@
+/* gumbel: the Gumbel-max scheme (Aaronson 2022; Fernandez et al., "Three
+ * Bricks to Consolidate Watermarks for LLMs", 2023).
+ *
+ * Keyed uniforms.  Token v after seed s gets the 32-bit integer
+ *
+ *     u_v = LE32 of bytes [4 (v mod 4), 4 (v mod 4) + 4) of PRF_k(s, v div 4)
+ *
+ * (the PRF of prf/scalar.c under the scheme's own derived key), the same on
+ * every machine.  Distinct (s, v) read distinct bits of distinct PRF inputs,
+ * so under H0 the u of distinct tuples are independent and uniform on
+ * {0, ..., 2^32 - 1}.
+ *
+ * Embedding selects argmax_v r_v^(1/p_v), i.e. argmax ln(r_v) / p_v, with
+ * r_v = (u_v + 1/2) / 2^32 over the candidates with p_v > 0.  For exactly
+ * uniform r this is exactly a draw from p (the Gumbel-max trick), so over
+ * keys every step samples from p; 32-bit r moves each token's probability
+ * by at most ~2^-32 relative.  Only candidates can win: a token with p_v = 0
+ * has r^(1/0) = 0, so after top-k / top-p the cost is O(candidates), and it
+ * is exact for the distribution the caller gives.
+ *
+ * Detection scores s = -ln(1 - u / 2^32) for each tuple.  Quantisation is
+ * conservative: with V uniform on [0, 1) and independent, U = (u + V) / 2^32
+ * is exactly uniform on [0, 1) and u / 2^32 <= U, so s <= -ln(1 - U) ~ Exp(1):
+ * the sum S of N scores is stochastically smaller than Gamma(N, 1), and
+ * P(S >= x) <= Q(N, x), the Gamma upper tail we report.  A p-value can only
+ * be too large, never too small (tests/test_gumbel.c checks this exactly
+ * with 4-bit uniforms). */
+#include "internal.h"
+
+#include <math.h>
+#include <sodium.h>
+
+#define U_BITS 32
+#define TOK_PER_BLOCK (128 / U_BITS)
+
+static void prepare(struct wm_watermark *wm, const unsigned char secret[32])
+{
+    crypto_kdf_derive_from_key(wm->kg, sizeof wm->kg, 3, "libwm-gl", secret);
+}
+
+static uint32_t field32(const unsigned char *block, uint32_t token)
+{
+    const unsigned char *p = block + 4 * (token % TOK_PER_BLOCK);
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+/* -ln(1 - u / 2^bits): the floor-quantised score (see above).  Exported to
+ * the tests, which check the direction of the error with small `bits`. */
+double wm__gumbel_score(uint32_t u, unsigned bits)
+{
+    return -log1p(-ldexp((double)u, -(int)bits));
+}
+
+static size_t select_token(const wm_watermark *wm, uint64_t seed, size_t n, const wm_token *ids,
+                           size_t ids_stride, const float *w, size_t w_stride)
+{
+    const char *ip = (const char *)ids, *wp = (const char *)w;
+    uint64_t seeds[WM_SCORE_BATCH], j[WM_SCORE_BATCH] = { 0 };
+    unsigned char blk[WM_SCORE_BATCH * WM_BLOCK_BYTES];
+    wm_token tok[WM_SCORE_BATCH];
+    float wt[WM_SCORE_BATCH];
+    size_t idx[WM_SCORE_BATCH], best = SIZE_MAX;
+    double best_key = -INFINITY;
+    for (size_t i = 0; i < WM_SCORE_BATCH; i++) seeds[i] = seed;
+    for (size_t i = 0; i < n;) {
+        size_t m = 0;
+        for (; i < n && m < WM_SCORE_BATCH; i++) {
+            memcpy(&wt[m], wp + i * w_stride, sizeof wt[m]);
+            if (!(wt[m] > 0)) continue; /* r^(1/0) = 0: cannot win */
+            memcpy(&tok[m], ip + i * ids_stride, sizeof tok[m]);
+            j[m] = (uint32_t)tok[m] / TOK_PER_BLOCK;
+            idx[m++] = i;
+        }
+        if (!m) continue;
+        wm->prf_many(wm->kg, seeds, j, m, blk);
+        for (size_t k = 0; k < m; k++) {
+            double r = ((double)field32(blk + k * WM_BLOCK_BYTES, (uint32_t)tok[k]) + 0.5) * 0x1p-32;
+            double key = log(r) / (double)wt[k];
+            if (key > best_key || best == SIZE_MAX) best_key = key, best = idx[k]; /* ties: first */
+        }
+    }
+    return best;
+}
+
+static void score_many(const wm_watermark *wm, const uint64_t *seed, const wm_token *tok, size_t n,
+                       double *out)
+{
+    uint64_t j[WM_SCORE_BATCH] = { 0 };
+    unsigned char blk[WM_SCORE_BATCH * WM_BLOCK_BYTES];
+    if (n == 0 || n > WM_SCORE_BATCH) return;
+    for (size_t i = 0; i < n; i++) j[i] = (uint32_t)tok[i] / TOK_PER_BLOCK;
+    wm->prf_many(wm->kg, seed, j, n, blk);
+    for (size_t i = 0; i < n; i++)
+        out[i] = wm__gumbel_score(field32(blk + i * WM_BLOCK_BYTES, (uint32_t)tok[i]), U_BITS);
+}
+
+static double log_sf(const wm_watermark *wm, uint64_t n, double stat)
+{
+    (void)wm;
+    return wm__gamma_log_sf((double)n, stat);
+}
+
+const wm__scheme wm__scheme_gumbel = {
+    .name = "gumbel",
+    .n_params = 0,
+    .prepare = prepare,
+    .select = select_token,
+    .seed_once = 1,
+    .score_many = score_many,
+    .log_sf = log_sf,
+    .mean = 1,
+    .var = 1,
+};

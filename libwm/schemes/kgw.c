@@ -1,0 +1,135 @@
+/* kgw: the green-list scheme (Kirchenbauer et al., "A Watermark for Large
+ * Language Models", 2023).
+ *
+ * A keyed fraction gamma of the vocabulary is green after each seed (the
+ * field test in prf/scalar.c); embedding adds delta to green logits;
+ * detection counts green tuples.  Under H0 each distinct tuple is green
+ * independently with probability exactly gamma, so the count G of N is
+ * Binomial(N, gamma) and p = P(G >= g) is exact. */
+#include "internal.h"
+
+#include <math.h>
+#include <sodium.h>
+#include <stddef.h>
+
+/* PRF output generated per pass: small enough for the stack and L1, large
+ * enough that the per-call overhead vanishes. */
+#define CHUNK_BLOCKS 64
+
+/* NaN (refused) outside (0, 1), where rounding would otherwise invent a
+ * valid gamma. */
+static double quantise_gamma(double g)
+{
+    if (!(g > 0 && g < 1)) return NAN;
+    double k = nearbyint(g * WM_GAMMA_ONE);
+    if (k < 1) k = 1;
+    if (k > WM_GAMMA_ONE - 1) k = WM_GAMMA_ONE - 1;
+    return k / WM_GAMMA_ONE;
+}
+static int valid_gamma(double g)
+{
+    return g > 0 && g < 1 && g * WM_GAMMA_ONE == nearbyint(g * WM_GAMMA_ONE);
+}
+static int valid_delta(double d) { return d >= WM_DELTA_MIN && d <= 64; }
+
+static void prepare(struct wm_watermark *wm, const unsigned char secret[32])
+{
+    crypto_kdf_derive_from_key(wm->kg, sizeof wm->kg, 1, "libwm-gl", secret);
+    wm->gamma_k = (uint32_t)(wm->param[0] * WM_GAMMA_ONE);
+    /* Smallest power-of-two field width b with gamma_k / 2^16 = thresh / 2^b. */
+    unsigned tz = (unsigned)__builtin_ctz(wm->gamma_k), bits = 16 - (tz > 15 ? 15 : tz);
+    unsigned b2 = 1;
+    while (b2 < bits) b2 <<= 1;
+    wm->bits = b2;
+    wm->thresh = wm->gamma_k >> (16 - b2);
+    wm->tok_per_block = 128 / b2;
+    wm->delta = (float)wm->param[1];
+    wm->bias_row = wm->bits <= 2 ? wm__bias_row_avx512() : NULL;
+}
+
+static void bias_row(const wm_watermark *wm, uint64_t seed, float *logits)
+{
+    if (wm->bias_row) {
+        wm->bias_row(wm->kg, seed, wm->n_vocab, wm->bits, wm->thresh, wm->delta, logits);
+        return;
+    }
+    unsigned char buf[CHUNK_BLOCKS * WM_BLOCK_BYTES];
+    size_t tpb = wm->tok_per_block, n_blocks = (wm->n_vocab + tpb - 1) / tpb;
+    for (size_t j = 0; j < n_blocks; j += CHUNK_BLOCKS) {
+        size_t m = n_blocks - j < CHUNK_BLOCKS ? n_blocks - j : CHUNK_BLOCKS;
+        size_t v0 = j * tpb, n_tok = m * tpb;
+        if (n_tok > wm->n_vocab - v0) n_tok = wm->n_vocab - v0;
+        wm->fill(wm->kg, seed, j, m, buf);
+        wm->apply(buf, n_tok, wm->bits, wm->thresh, wm->delta, logits + v0);
+    }
+}
+
+static int green(const wm_watermark *wm, const unsigned char *block, uint32_t token)
+{
+    return wm__field(block, token % wm->tok_per_block, wm->bits) < wm->thresh;
+}
+
+static void bias_candidates(const wm_watermark *wm, uint64_t seed, size_t n, const wm_token *ids,
+                            size_t ids_stride, float *logits, size_t logits_stride)
+{
+    const char *ip = (const char *)ids;
+    char *lp = (char *)logits;
+    uint64_t have = UINT64_MAX;
+    unsigned char block[WM_BLOCK_BYTES];
+    for (size_t i = 0; i < n; i++) {
+        wm_token t;
+        memcpy(&t, ip + i * ids_stride, sizeof t);
+        if ((uint32_t)t >= wm->n_vocab) continue; /* padding is never green */
+        uint64_t j = (uint32_t)t / wm->tok_per_block;
+        if (j != have) { /* candidates often share a block after sorting */
+            wm__prf_block(wm, seed, j, block);
+            have = j;
+        }
+        if (green(wm, block, (uint32_t)t)) {
+            float f;
+            memcpy(&f, lp + i * logits_stride, sizeof f);
+            f += wm->delta;
+            memcpy(lp + i * logits_stride, &f, sizeof f);
+        }
+    }
+}
+
+/* Membership of n tuples at once, SIMD across tuples: 1 if green, else 0. */
+static void score_many(const wm_watermark *wm, const uint64_t *seed, const wm_token *tok, size_t n,
+                       double *out)
+{
+    uint64_t j[WM_SCORE_BATCH] = { 0 };
+    unsigned char blk[WM_SCORE_BATCH * WM_BLOCK_BYTES];
+    if (n == 0 || n > WM_SCORE_BATCH) return;
+    for (size_t i = 0; i < n; i++) j[i] = (uint32_t)tok[i] / wm->tok_per_block;
+    wm->prf_many(wm->kg, seed, j, n, blk);
+    for (size_t i = 0; i < n; i++) out[i] = green(wm, blk + i * WM_BLOCK_BYTES, (uint32_t)tok[i]);
+}
+
+static double gamma_of(const wm_watermark *wm) { return (double)wm->gamma_k / WM_GAMMA_ONE; }
+
+/* The statistic is an integer count held exactly in a double (< 2^53). */
+static double log_sf(const wm_watermark *wm, uint64_t n, double stat)
+{
+    return wm__binom_log_sf(n, (uint64_t)stat, gamma_of(wm));
+}
+
+static void moments(const wm_watermark *wm, double *mean, double *var)
+{
+    double g = gamma_of(wm);
+    *mean = g;
+    *var = g * (1 - g);
+}
+
+const wm__scheme wm__scheme_kgw = {
+    .name = "kgw",
+    .n_params = 2,
+    .param = { { "gamma", offsetof(wm_params, gamma), quantise_gamma, valid_gamma, "k/65536 with 0 < k < 65536" },
+               { "delta", offsetof(wm_params, delta), NULL, valid_delta, "a number in [1/1024, 64]" } },
+    .prepare = prepare,
+    .bias_row = bias_row,
+    .bias_candidates = bias_candidates,
+    .score_many = score_many,
+    .log_sf = log_sf,
+    .moments = moments,
+};
