@@ -4,7 +4,7 @@
  *
  *   cli_gen KEYFILE TOKENIZER.json N_DOCS LEN WATERMARK(0|1) SEED
  *
- * stdout, one line per document:  {"ids":[...],"text":"...","scored":S,"green":G,"log10_p":L}
+ * stdout, one line per document:  {"ids":[...],"text":"...","scored":S,"statistic":G,"log10_p":L}
  * (text is the decoded ids; scores are wm_detect on the ids, dedup on). */
 #include <math.h>
 #include <stdio.h>
@@ -51,6 +51,7 @@ int main(int argc, char **argv)
     float *l = malloc(V * sizeof *l);
     wm_token *t = malloc((size_t)(len + 1) * sizeof *t);
     for (int d = 0; d < n; d++) {
+        must(wm_sampler_reset(s, rng + (uint64_t)d), "wm_sampler_reset"); /* a new sequence */
         /* stay in the first 10,000 ids: ordinary tokens that decode to text */
         t[0] = (wm_token)(uniform() * 10000);
         for (int i = 1; i <= len; i++) {
@@ -74,7 +75,7 @@ int main(int argc, char **argv)
             else if (c < 0x20) printf("\\u%04x", c);
             else putchar(c < 0x80 ? c : '?'); /* keep the JSON valid UTF-8 */
         }
-        printf("\",\"scored\":%llu,\"green\":%.0f,\"log10_p\":%.17g}\n", (unsigned long long)sc.scored,
+        printf("\",\"scored\":%llu,\"statistic\":%.17g,\"log10_p\":%.17g}\n", (unsigned long long)sc.scored,
                sc.statistic, sc.log10_p);
     }
     free(l);

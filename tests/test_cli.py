@@ -120,7 +120,8 @@ def _():
     for row, lib in zip(rows, WM_DOCS + CLEAN_DOCS):
         for f in ("source", "tokens", "scored", "green", "green_fraction", "z", "p_value", "log10_p", "watermarked", "key_id"):
             assert f in row, f
-        assert row["scored"] == lib["scored"] and row["green"] == lib["green"]
+        assert row["scored"] == lib["scored"] and row["green"] == lib["statistic"] == row["statistic"]
+        assert row["scheme"] == "kgw" and row["green_fraction"] == row["mean_score"]
         assert row["log10_p"] == lib["log10_p"], (row["log10_p"], lib["log10_p"])
         assert isinstance(row["p_value"], (int, float))
     assert all(r["watermarked"] for r in rows[:6]) and not any(r["watermarked"] for r in rows[6:])
@@ -290,6 +291,28 @@ def _():
     error(["detect", "--key", path("free.wmkey"), "--ids", "--vocab", "10", "wm.ids"], "outside the key's vocabulary")
     error(["detect", "--key", KEY, "--ids", "--vocab", "1000", "wm.ids"], "records a vocabulary of 50257")
     error(["detect", "--key", KEY, "--tokenizer", GPT2, "--vocab", "50257", "wm.jsonl"], "--vocab goes with --ids")
+
+
+@check("gumbel: keygen --scheme gumbel, info, detect --json/--corpus/--window report the scheme's statistic")
+def _():
+    run("keygen", "--scheme", "gumbel", "--context-width", "2", "--tokenizer", GPT2, "-o", "g.wmkey")
+    info = json.loads(run("info", "--json", "g.wmkey").stdout)
+    assert info["scheme"] == "gumbel" and info["seeding"] == "lefthash" and info["context_width"] == 2, info
+    assert "gamma" not in info and "delta" not in info, info
+    docs = gen(4, 200, 1, 5, key=path("g.wmkey")) + gen(4, 200, 0, 6, key=path("g.wmkey"))
+    write("g.ids", "".join(" ".join(map(str, d["ids"])) + "\n" for d in docs))
+    rows = jsonl(run("detect", "--key", "g.wmkey", "--ids", "--json", "g.ids", ok=(0, 1)))
+    for row, lib in zip(rows, docs):
+        assert row["scheme"] == "gumbel" and "green" not in row, row
+        assert row["scored"] == lib["scored"] and row["statistic"] == lib["statistic"], (row, lib)
+        assert row["log10_p"] == lib["log10_p"]
+    assert all(r["watermarked"] for r in rows[:4]) and not any(r["watermarked"] for r in rows[4:]), rows
+    corpus = jsonl(run("detect", "--key", "g.wmkey", "--ids", "--json", "--corpus", "g.ids", ok=(0, 1)))[-1]
+    assert corpus["scheme"] == "gumbel" and corpus["watermarked"], corpus
+    win = jsonl(run("detect", "--key", "g.wmkey", "--ids", "--json", "--window", "g.ids", ok=(0, 1)))
+    assert win[0]["watermarked"] and "window_begin" in win[0], win[0]
+    text = run("detect", "--key", "g.wmkey", "--ids", "--corpus", "g.ids", ok=(0, 1)).stdout.decode()
+    assert "mean score" in text and "gumbel" in text, text
 
 
 @check("keygen refuses a delta that rounds away (issue 11.12)")

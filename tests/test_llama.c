@@ -169,6 +169,82 @@ static void test_chain_matches_theory(void **state)
     wm_watermark_free(wm);
 }
 
+/* Gumbel-max in llama.cpp's chain (top-k 40, libwm, dist): at every step
+ * the chain's token is the one wm_select picks from the same top-40
+ * distribution (computed here independently), except on a repeated context
+ * seed, where dist draws; the sequence is detected and a clone continues
+ * with the same used seeds. */
+static void test_chain_gumbel(void **state)
+{
+    (void)state;
+    unsigned char seed[32];
+    for (int i = 0; i < 32; i++) seed[i] = (unsigned char)(5 * i + 2);
+    wm_params p = WM_PARAMS_GUMBEL_DEFAULT;
+    p.context_width = 1;
+    wm_key *key;
+    wm_watermark *wm;
+    assert_int_equal(wm_key_from_seed(&key, &p, seed), WM_OK);
+    assert_int_equal(wm_watermark_new(&wm, key, V), WM_OK);
+    wm_key_free(key);
+    struct llama_sampler *chain = llama_sampler_chain_init(llama_sampler_chain_default_params()), *s;
+    llama_sampler_chain_add(chain, llama_sampler_init_top_k(TOP_K));
+    llama_token prompt = 1;
+    assert_int_equal(wm_llama_sampler_new(&s, wm, &prompt, 1), WM_OK);
+    llama_sampler_chain_add(chain, s);
+    llama_sampler_chain_add(chain, llama_sampler_init_dist(7));
+    wm_ctxset *used;
+    assert_int_equal(wm_ctxset_new(&used, wm), WM_OK);
+    const size_t n = 600;
+    float *logits = malloc(V * sizeof *logits);
+    llama_token_data *cand = malloc(V * sizeof *cand);
+    wm_token seq[601];
+    seq[0] = 1;
+    size_t selected_steps = 0;
+    for (size_t t = 0; t < n; t++) {
+        model_logits(t, seq[t], logits);
+        /* the top-40 as llama.cpp's top-k leaves them, weights as libwm computes them */
+        int top[TOP_K], m = 0;
+        for (uint32_t v = 0; v < V; v++) {
+            if (m == TOP_K && logits[v] <= logits[top[m - 1]]) continue;
+            int i = m < TOP_K ? m++ : m - 1;
+            while (i > 0 && logits[top[i - 1]] < logits[v]) top[i] = top[i - 1], i--;
+            top[i] = (int)v;
+        }
+        float w[TOP_K];
+        for (int i = 0; i < m; i++) w[i] = expf(logits[top[i]] - logits[top[0]]);
+        wm_token want;
+        bool sel;
+        assert_int_equal(wm_select(wm, used, &seq[t], 1, (size_t)m, top, sizeof *top, w, sizeof *w, &want, &sel),
+                         WM_OK);
+        for (uint32_t v = 0; v < V; v++) cand[v] = (llama_token_data){ (llama_token)v, logits[v], 0 };
+        llama_token_data_array arr = { cand, V, -1, false };
+        llama_sampler_apply(chain, &arr);
+        llama_token tok = arr.data[arr.selected].id;
+        llama_sampler_accept(chain, tok);
+        if (sel) {
+            assert_int_equal(tok, want);
+            selected_steps++;
+        }
+        seq[t + 1] = tok;
+    }
+    wm_score sc;
+    assert_int_equal(wm_detect(wm, seq, n + 1, 0, 0, 1e-3, &sc), WM_OK);
+    printf("# gumbel chain: %zu of %zu steps watermarked, scored %llu, log10 p %.1f\n", selected_steps, n,
+           (unsigned long long)sc.scored, sc.log10_p);
+    assert_true(selected_steps > n / 2);
+    assert_true(sc.watermarked && sc.log10_p < -30);
+    /* A clone carries the used seeds: a seed used before is not watermarked again. */
+    struct llama_sampler *c = llama_sampler_clone(s);
+    assert_non_null(c);
+    llama_sampler_free(c);
+    llama_sampler_reset(s);
+    wm_ctxset_free(used);
+    llama_sampler_free(chain);
+    free(logits);
+    free(cand);
+    wm_watermark_free(wm);
+}
+
 /* ---- the callbacks ----------------------------------------------------- */
 
 static void test_apply_unsorted_truncated_padded(void **state)
@@ -404,6 +480,7 @@ int main(int argc, char **argv)
     llama_backend_init();
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_chain_matches_theory),
+        cmocka_unit_test(test_chain_gumbel),
         cmocka_unit_test(test_apply_unsorted_truncated_padded),
         cmocka_unit_test(test_accept_reset_clone),
         cmocka_unit_test(test_errors),

@@ -292,4 +292,55 @@ def _():
     assert abs(plain["green_fraction"] - 0.1) < 0.06, plain
 
 
+
+@check("gumbel: keys, one-hot rows from both processors equal wm_select's choice, detected; kgw-only calls refused")
+def _():
+    kg = libwm.Key.from_seed(seed(9), scheme="gumbel", context_width=1)
+    assert kg.params == {"scheme": "gumbel", "seeding": "lefthash", "context_width": 1}, kg.params
+    try:
+        libwm.Key.generate(scheme="gumbel", gamma=0.3)
+        raise AssertionError("gamma accepted for gumbel")
+    except libwm.WmError as e:
+        assert e.status == libwm.ERR_PARAM, e
+    assert "gumbel" in libwm.SCHEMES and "kgw" in libwm.SCHEMES
+    V = 5000
+    wm = libwm.Watermark(kg, V)
+    try:
+        wm.is_green([1], 2)
+        raise AssertionError("is_green on gumbel")
+    except libwm.WmError as e:
+        assert e.status == libwm.ERR_UNSUPPORTED, e
+    rng = np.random.default_rng(3)
+    proc = libwm.WatermarkLogitsProcessor(wm, temperature=1.0, top_k=50, seed=1)
+    ids = np.array([[1, 2], [3, 4]], dtype=np.int64)
+    ref_used = [libwm.ContextSet(wm), libwm.ContextSet(wm)]
+    for step in range(150):
+        scores = rng.normal(0, 3, size=(2, V + 7)).astype(np.float32)  # padded rows
+        want = []
+        for r in range(2):
+            p = libwm._processed_probs(scores[r], 1.0, 50, 1.0)
+            cand = np.flatnonzero(p > 0)
+            cand = cand[cand < V]
+            want.append(wm.select(list(ids[r]), cand, p[cand], ref_used[r]))
+        out = proc(ids, scores.copy())
+        for r in range(2):
+            tok = int(np.argmax(out[r]))
+            assert out[r][tok] == 0 and np.isinf(out[r]).sum() == V + 6, "not one-hot"
+            if want[r] is not None:
+                assert tok == want[r], (step, r, tok, want[r])
+        ids = np.concatenate([ids, np.argmax(out, axis=1)[:, None]], axis=1)
+    for r in range(2):
+        d = libwm.detect(wm, list(ids[r]), prompt=None)
+        assert d["scheme"] == "gumbel" and "green" not in d and d["watermarked"], d
+        assert d["log10_p"] < -10 and abs(d["mean_score"] - d["statistic"] / d["scored"]) < 1e-12, d
+    # vLLM form: one row, prompt + output context
+    vp = libwm.VLLMLogitsProcessor(wm, temperature=0.8, top_p=0.9)
+    row = vp([1, 2, 3], [4], rng.normal(0, 3, size=V).astype(np.float32))
+    assert np.isfinite(row).sum() == 1
+    if torch is not None:
+        t = torch.tensor(rng.normal(0, 3, size=(1, V)), dtype=torch.bfloat16)
+        out = libwm.WatermarkLogitsProcessor(wm)(torch.tensor([[5, 6]]), t)
+        assert int(torch.isfinite(out).sum()) == 1
+
+
 sys.exit(summary())

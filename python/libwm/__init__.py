@@ -512,7 +512,12 @@ def _one_hot(logits, rows_tokens):
 
 
 def _to_numpy(x):
+    """Scores as float32 numpy on the CPU (bf16 and CUDA tensors included)."""
     return x.detach().float().cpu().numpy() if hasattr(x, "detach") else x
+
+
+def _ids_numpy(x):
+    return x.detach().cpu().numpy() if hasattr(x, "detach") else x
 
 
 class WatermarkLogitsProcessor:
@@ -534,7 +539,7 @@ class WatermarkLogitsProcessor:
     def __call__(self, input_ids, scores):
         if self._sel is None:
             return self.watermark.bias_batch(scores, input_ids)
-        ids = _to_numpy(input_ids)
+        ids = _ids_numpy(input_ids)
         rows = _to_numpy(scores)
         self._sel.new_sequences_if(ids.shape[-1])
         chosen = [(r, self._sel.token(r, _token_list(ids[r]), rows[r])) for r in range(rows.shape[0])]
