@@ -1,6 +1,6 @@
 /* libwm benchmarks.  One JSON object per line on stdout.
  *
- *   wm_bench [--quick] [--only embed|detect|corpus|tokenize]
+ *   wm_bench [--quick] [--only embed|gumbel|detect|corpus|tokenize]
  *
  * Each figure is the median of R repeats (min and max alongside); a repeat
  * runs the operation until at least `min_s` seconds have passed.  Embedding
@@ -174,6 +174,8 @@ static void run_sampler(void *a)
     embed_job *j = a;
     wm_token out;
     memcpy(j->logits, sampler_base, j->V * sizeof *j->logits);
+    /* a fresh sequence each call, so a selecting scheme's seed is never a repeat */
+    must(wm_sampler_reset(j->sampler, 1), "wm_sampler_reset");
     must(wm_sampler_sample(j->sampler, j->ctx[0], j->n_ctx[0], j->logits, j->V, 1, &out), "wm_sampler_sample");
 }
 
@@ -312,6 +314,106 @@ static int bench_detection(void)
     free(t);
     wm_watermark_free(wm);
     return bad;
+}
+
+/* ---- Gumbel-max -------------------------------------------------------------- */
+
+typedef struct select_job {
+    const wm_watermark *wm;
+    const wm_token *ctx;
+    size_t n;          /* candidates */
+    const wm_token *ids;
+    const float *w;
+    detect_job *det;
+} select_job;
+
+static void run_select(void *a)
+{
+    select_job *j = a;
+    wm_token out;
+    bool sel;
+    must(wm_select(j->wm, NULL, j->ctx, 4, j->n, j->ids, sizeof *j->ids, j->w, sizeof *j->w, &out, &sel), "wm_select");
+}
+
+/* wm_select over 40, 1,000 and all 151,936 candidates (weights of N(0, 5^2)
+ * logits), and the complete sampler (top-p 0.9 and none) for both schemes,
+ * next to the plain pass over the same logits. */
+static void bench_gumbel(void)
+{
+    const uint32_t V = 151936;
+    unsigned char seed[32] = { 1 };
+    wm_params gp = WM_PARAMS_GUMBEL_DEFAULT;
+    wm_key *k;
+    wm_watermark *g;
+    must(wm_key_from_seed(&k, &gp, seed), "key");
+    must(wm_watermark_new(&g, k, V), "watermark");
+    wm_key_free(k);
+    wm_watermark *kgw = make_wm(0.25, 1, WM_SEEDING_LEFTHASH, V);
+    wm__rng r;
+    wm__rng_seed(&r, 9);
+    float *base = malloc(V * sizeof *base), *w = malloc(V * sizeof *w);
+    wm_token *ids = malloc(V * sizeof *ids);
+    float mx = -INFINITY;
+    for (size_t i = 0; i < V; i++) {
+        double u1 = wm__rng_uniform(&r), u2 = wm__rng_uniform(&r);
+        base[i] = (float)(5 * sqrt(-2 * log(1 - u1)) * cos(2 * M_PI * u2));
+        mx = base[i] > mx ? base[i] : mx;
+    }
+    for (size_t i = 0; i < V; i++) ids[i] = (wm_token)i, w[i] = expf(base[i] - mx);
+    const wm_token ctx[4] = { 11, 2024, 7, 50000 };
+    embed_job fj = { g, calloc(V, sizeof(float)), V, 1, NULL, NULL, NULL, NULL, NULL };
+    stat3 floor_ = measure(run_floor, &fj);
+    const size_t ns[] = { 40, 1000, V };
+    for (int i = 0; i < 3; i++) {
+        /* candidates spread over the vocabulary, as after a top-k */
+        wm_token *cid = malloc(ns[i] * sizeof *cid);
+        float *cw = malloc(ns[i] * sizeof *cw);
+        for (size_t c = 0; c < ns[i]; c++) {
+            size_t v = ns[i] == V ? c : (size_t)((c * 15485863u) % V);
+            cid[c] = (wm_token)v;
+            cw[c] = ns[i] == V ? w[v] : (float)(1.0 / (1 + c));
+        }
+        select_job j = { g, ctx, ns[i], cid, cw, NULL };
+        stat3 st = measure(run_select, &j);
+        printf("{\"bench\":\"gumbel_select\",\"V\":%u,\"candidates\":%zu,\"h\":4,", V, ns[i]);
+        print_stat("us_per_step", st, 1e6);
+        printf(",\"ratio_to_floor\":%.2f}\n", st.med / floor_.med);
+        free(cid);
+        free(cw);
+    }
+    for (int sc = 0; sc < 2; sc++)
+        for (int tp = 0; tp < 2; tp++) {
+            wm_sampler_params sp = { 1.0f, 0, tp ? 0.9f : 1.0f, 1 };
+            embed_job j = { sc ? g : kgw, fj.logits, V, 1, NULL, NULL, NULL, NULL, NULL };
+            const wm_token *cp = ctx;
+            size_t nc = 4;
+            j.ctx = &cp;
+            j.n_ctx = &nc;
+            sampler_base = base;
+            must(wm_sampler_new(&j.sampler, j.wm, &sp), "wm_sampler_new");
+            stat3 st = measure(run_sampler, &j);
+            printf("{\"bench\":\"sampler_scheme\",\"V\":%u,\"scheme\":\"%s\",\"top_p\":%.1f,", V,
+                   sc ? "gumbel" : "kgw", tp ? 0.9 : 1.0);
+            print_stat("us_per_step", st, 1e6);
+            printf(",\"ratio_to_floor\":%.1f}\n", st.med / floor_.med);
+            wm_sampler_free(j.sampler);
+            fflush(stdout);
+        }
+    /* detection throughput (h = 4, 200-token documents) */
+    const size_t n = quick ? 200000 : 2000000;
+    wm_token *t = malloc(n * sizeof *t);
+    for (size_t i = 0; i < n; i++) t[i] = (wm_token)(wm__rng_next(&r) % V);
+    detect_job dj = { g, t, n, 200, 0 };
+    stat3 ds = measure(run_detect, &dj);
+    printf("{\"bench\":\"detect\",\"scheme\":\"gumbel\",\"V\":%u,\"doc_tokens\":200,\"tokens_per_s\":%.4g}\n", V,
+           (double)n / ds.med);
+    free(t);
+    free(fj.logits);
+    free(base);
+    free(w);
+    free(ids);
+    wm_watermark_free(g);
+    wm_watermark_free(kgw);
 }
 
 /* ---- corpus ---------------------------------------------------------------- */
@@ -461,12 +563,12 @@ static void print_machine(void)
 
 int main(int argc, char **argv)
 {
-    const char *only = NULL; /* --only embed|detect|corpus|tokenize */
+    const char *only = NULL; /* --only embed|gumbel|detect|corpus|tokenize */
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--quick")) quick = 1;
         else if (!strcmp(argv[i], "--only") && i + 1 < argc) only = argv[++i];
         else {
-            fprintf(stderr, "usage: wm_bench [--quick] [--only embed|detect|corpus|tokenize]\n");
+            fprintf(stderr, "usage: wm_bench [--quick] [--only embed|gumbel|detect|corpus|tokenize]\n");
             return 2;
         }
     }
@@ -476,6 +578,7 @@ int main(int argc, char **argv)
     int bad = 0;
     if (!only || !strcmp(only, "embed")) bad |= bench_embedding();
     if (!only || !strcmp(only, "detect")) bad |= bench_detection();
+    if (!only || !strcmp(only, "gumbel")) bench_gumbel();
     if (!only || !strcmp(only, "corpus")) bench_corpus();
     /* Tokenizers: needs the fixtures and the texts scripts/bench.sh prepares;
      * not in quick mode (no timing of them gates CI). */

@@ -51,33 +51,46 @@ double wm__gumbel_score(uint32_t u, unsigned bits)
     return -log1p(-ldexp((double)u, -(int)bits));
 }
 
+/* argmax ln(r_i) / w_i, i.e. argmin E_i / w_i with E_i = -ln r_i.  Two
+ * exact shortcuts: candidates with consecutive ids share PRF blocks (a full
+ * vocabulary in id order costs V / 4 PRF calls), and since E >= 1 - r, a
+ * candidate whose (1 - r) / w already exceeds the best E / w so far cannot
+ * win, so its logarithm is never taken (almost all of them: the best key
+ * is small once a heavy candidate has been seen). */
 static size_t select_token(const wm_watermark *wm, uint64_t seed, size_t n, const wm_token *ids,
                            size_t ids_stride, const float *w, size_t w_stride)
 {
     const char *ip = (const char *)ids, *wp = (const char *)w;
     uint64_t seeds[WM_SCORE_BATCH], j[WM_SCORE_BATCH] = { 0 };
     unsigned char blk[WM_SCORE_BATCH * WM_BLOCK_BYTES];
-    wm_token tok[WM_SCORE_BATCH];
-    float wt[WM_SCORE_BATCH];
-    size_t idx[WM_SCORE_BATCH], best = SIZE_MAX;
-    double best_key = -INFINITY;
+    size_t best = SIZE_MAX;
+    double best_key = INFINITY; /* E / w of the best so far */
     for (size_t i = 0; i < WM_SCORE_BATCH; i++) seeds[i] = seed;
     for (size_t i = 0; i < n;) {
-        size_t m = 0;
-        for (; i < n && m < WM_SCORE_BATCH; i++) {
-            memcpy(&wt[m], wp + i * w_stride, sizeof wt[m]);
-            if (!(wt[m] > 0)) continue; /* r^(1/0) = 0: cannot win */
-            memcpy(&tok[m], ip + i * ids_stride, sizeof tok[m]);
-            j[m] = (uint32_t)tok[m] / TOK_PER_BLOCK;
-            idx[m++] = i;
+        /* Up to 16 distinct blocks; the candidates they cover are [i, end). */
+        size_t m = 0, end = i;
+        for (; end < n; end++) {
+            wm_token t;
+            memcpy(&t, ip + end * ids_stride, sizeof t);
+            uint64_t jb = (uint32_t)t / TOK_PER_BLOCK;
+            if (m && j[m - 1] == jb) continue;
+            if (m == WM_SCORE_BATCH) break;
+            j[m++] = jb;
         }
-        if (!m) continue;
         wm->prf_many(wm->kg, seeds, j, m, blk);
-        for (size_t k = 0; k < m; k++) {
-            double r = ((double)field32(blk + k * WM_BLOCK_BYTES, (uint32_t)tok[k]) + 0.5) * 0x1p-32;
-            double key = log(r) / (double)wt[k];
-            if (key > best_key || best == SIZE_MAX) best_key = key, best = idx[k]; /* ties: first */
+        for (size_t lane = 0, c = i; c < end; c++) {
+            wm_token t;
+            float wt;
+            memcpy(&t, ip + c * ids_stride, sizeof t);
+            memcpy(&wt, wp + c * w_stride, sizeof wt);
+            if ((uint32_t)t / TOK_PER_BLOCK != j[lane]) lane++;
+            if (!(wt > 0)) continue; /* r^(1/0) = 0: cannot win */
+            double r = ((double)field32(blk + lane * WM_BLOCK_BYTES, (uint32_t)t) + 0.5) * 0x1p-32;
+            if ((1 - r) / (double)wt > best_key) continue; /* E / w >= (1 - r) / w > best */
+            double key = -log(r) / (double)wt;
+            if (key < best_key || best == SIZE_MAX) best_key = key, best = c; /* ties: first */
         }
+        i = end;
     }
     return best;
 }
