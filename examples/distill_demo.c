@@ -14,7 +14,11 @@
  *    (prompt, text) for `wm detect`, which scripts/demo.sh then runs.
  *
  * Also writes teacher.json: the teacher's perplexity on its own outputs with
- * and without the watermark (the quality cost). */
+ * and without the watermark (the quality cost), and the diversity of 10
+ * answers to each of 50 prompts with and without it: the mean number of
+ * distinct answers among the 10 and distinct-2 (distinct token bigrams over
+ * all bigrams of the 10).  A selecting scheme (gumbel) starts a new
+ * sequence for every answer (wm_sampler_reset). */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -346,6 +350,8 @@ int main(int argc, char **argv)
     double nll[2] = { 0, 0 };
     size_t nll_n[2] = { 0, 0 };
     wm_token *doc = malloc((answer_len + 8) * sizeof *doc);
+    bool selects;
+    if (wm_watermark_selects(wm, &selects)) fail("wm_watermark_selects");
     for (int watermark = 1; watermark >= 0; watermark--) {
         wm_sampler *sm;
         wm_sampler_params sp = { 1.0f, 0, 1.0f, 7 };
@@ -354,6 +360,7 @@ int main(int argc, char **argv)
         FILE *f = open_out(out, watermark ? "teacher_wm.jsonl" : "teacher_plain.jsonl");
         for (size_t a = 0; a < n_answers; a++) {
             size_t v = 2 * (size_t)(uniform() * (double)(bible.n / 2)); /* even verses: teacher prompts */
+            if (selects && wm_sampler_reset(sm, 7 + a)) fail("sampler reset");
             const wm_token *src = bible.tok + bible.start[v];
             size_t n = 3;
             memcpy(doc, src, n * sizeof *doc);
@@ -376,9 +383,54 @@ int main(int argc, char **argv)
         fclose(f);
         wm_sampler_free(sm);
     }
+    /* Diversity: 10 answers (fresh sequences, different RNG seeds) to each of
+     * the first 50 teacher prompts, with and without the watermark. */
+    double distinct[2] = { 0, 0 }, distinct2[2] = { 0, 0 };
+    const size_t n_prompts = 50, n_samples = 10;
+    wm_token *samples = malloc(n_samples * (answer_len + 3) * sizeof *samples);
+    uint64_t *bigrams = malloc(n_samples * answer_len * sizeof *bigrams);
+    for (int watermark = 1; watermark >= 0; watermark--) {
+        wm_sampler *sm;
+        wm_sampler_params sp = { 1.0f, 0, 1.0f, 11 };
+        if (wm_sampler_new(&sm, wm, &sp)) fail("sampler");
+        for (size_t q = 0; q < n_prompts; q++) {
+            const wm_token *src = corpus[1].tok + corpus[1].start[q]; /* its first 3 tokens: the prompt */
+            size_t nb = 0, nd = 0;
+            for (size_t r = 0; r < n_samples; r++) {
+                if (wm_sampler_reset(sm, 1000 * q + r)) fail("sampler reset");
+                wm_token *d = samples + r * (answer_len + 3);
+                memcpy(d, src, 3 * sizeof *d);
+                for (size_t n = 3; n < answer_len + 3; n++) {
+                    size_t k = teacher_dist(&T, dense(d[n - 2]), dense(d[n - 1]), cand, prob, scratch, stamp, ++tick);
+                    for (size_t i = 0; i < k; i++) logits[id_of[cand[i]]] = (float)log(prob[i]);
+                    if (wm_sampler_sample(sm, d, n, logits, V, watermark, &d[n])) fail("sampling");
+                    for (size_t i = 0; i < k; i++) logits[id_of[cand[i]]] = -INFINITY;
+                    if (n > 3) bigrams[nb++] = (uint64_t)(uint32_t)d[n - 1] << 32 | (uint32_t)d[n];
+                }
+                int dup = 0;
+                for (size_t r2 = 0; r2 < r && !dup; r2++)
+                    dup = !memcmp(d, samples + r2 * (answer_len + 3), (answer_len + 3) * sizeof *d);
+                nd += !dup;
+            }
+            size_t u = 0; /* distinct bigrams: quadratic, 1,190 of them */
+            for (size_t i = 0; i < nb; i++) {
+                size_t j = 0;
+                while (j < i && bigrams[j] != bigrams[i]) j++;
+                u += j == i;
+            }
+            distinct[watermark] += (double)nd / n_prompts;
+            distinct2[watermark] += (double)u / (double)nb / n_prompts;
+        }
+        wm_sampler_free(sm);
+    }
+    free(samples);
+    free(bigrams);
     FILE *tf = open_out(out, "teacher.json");
-    fprintf(tf, "{\"perplexity_watermarked\":%.3f,\"perplexity_plain\":%.3f,\"tokens\":%zu}\n",
-            exp(nll[1] / (double)nll_n[1]), exp(nll[0] / (double)nll_n[0]), corpus[1].len);
+    fprintf(tf, "{\"perplexity_watermarked\":%.3f,\"perplexity_plain\":%.3f,\"tokens\":%zu,"
+            "\"distinct_answers_of_10_watermarked\":%.2f,\"distinct_answers_of_10_plain\":%.2f,"
+            "\"distinct2_watermarked\":%.4f,\"distinct2_plain\":%.4f}\n",
+            exp(nll[1] / (double)nll_n[1]), exp(nll[0] / (double)nll_n[0]), corpus[1].len, distinct[1], distinct[0],
+            distinct2[1], distinct2[0]);
     fclose(tf);
 
     /* 3 and 4. Students on mixtures, answering fresh prompts (odd verses). */

@@ -1,31 +1,34 @@
 #!/usr/bin/env bash
-# Measures the trade-off behind the default parameters with the demo's
-# models (reduced size): quality cost (teacher perplexity with/without the
-# watermark), direct detectability (median log10 p of one 120-token teacher
-# answer) and radioactivity (log10 p of the 10% student, --corpus).
-# Prints a Markdown table.  About 15 s per setting.
+# Measures the schemes side by side with the demo's models (reduced size):
+# quality (teacher perplexity on its own answers by the unwatermarked
+# teacher; distinct answers of 10 and distinct-2 over 10 samples of 50
+# prompts), detectability (median log10 p of one 120-token answer; median
+# answer length for p < 1e-6) and radioactivity (log10 p of the students
+# trained on 1, 5 and 10% watermarked data, without / with --filter).
+# Prints a Markdown table (scripts/sweep_row.py makes each row).  About a
+# minute per setting.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/setup.sh
-wm_install_packages bible-kjv
+wm_install_packages bible-kjv python3-numpy
 wm_build build
 tok=$(scripts/fetch-fixtures.sh)/gpt2/tokenizer.json
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 bible -f "Gen1:1-Rev22:21" > "$tmp/kjv.txt"
-echo "| gamma | delta | h | scheme | perplexity plain -> watermarked | one answer: median log10 p | 10% student: log10 p |"
-echo "|---:|---:|---:|---|---|---:|---:|"
-for cfg in "0.25 1 1 lefthash" "0.25 2 1 lefthash" "0.25 4 1 lefthash" "0.5 2 1 lefthash" \
-           "0.25 2 2 lefthash" "0.25 2 4 minhash"; do
+echo "| scheme | perplexity plain -> watermarked | distinct answers of 10 | distinct-2 | one answer: median log10 p | tokens for p < 1e-6 | student 1%: log10 p (filter) | 5% | 10% |"
+echo "|---|---|---|---|---:|---:|---|---|---|"
+for cfg in "kgw 0.25 1 1" "kgw 0.25 1 2" "kgw 0.25 2 1" "kgw 0.25 2 2" "gumbel - - 1" "gumbel - - 2" "gumbel - - 4"; do
     set -- $cfg
     d="$tmp/$1-$2-$3-$4"
     mkdir -p "$d"
-    build/libwm/wm keygen --gamma "$1" --delta "$2" --context-width "$3" --scheme "$4" --tokenizer "$tok" -o "$d/k.wmkey" 2>/dev/null
+    if [ "$1" = kgw ]; then
+        build/libwm/wm keygen --gamma "$2" --delta "$3" --context-width "$4" --tokenizer "$tok" -o "$d/k.wmkey" 2>/dev/null
+        label="kgw gamma $2 delta $3 h $4"
+    else
+        build/libwm/wm keygen --scheme gumbel --context-width "$4" --tokenizer "$tok" -o "$d/k.wmkey" 2>/dev/null
+        label="gumbel h $4"
+    fi
     build/examples/distill_demo "$d" "$d/k.wmkey" "$tok" "$tmp/kjv.txt" --quick 2>/dev/null
-    one=$(build/libwm/wm detect --key "$d/k.wmkey" --tokenizer "$tok" --jsonl --prompt-field prompt --json "$d/teacher_wm.jsonl" |
-          python3 -c 'import json,sys,statistics; print(round(statistics.median(json.loads(l)["log10_p"] for l in sys.stdin), 1))')
-    stu=$(build/libwm/wm detect --key "$d/k.wmkey" --tokenizer "$tok" --jsonl --prompt-field prompt --corpus --json "$d/student_010.jsonl" |
-          python3 -c 'import json,sys; print(round(json.loads(sys.stdin.read().splitlines()[-1])["log10_p"], 1))')
-    ppl=$(python3 -c 'import json,sys; t=json.load(open(sys.argv[1])); print("%.1f -> %.1f" % (t["perplexity_plain"], t["perplexity_watermarked"]))' "$d/teacher.json")
-    echo "| $1 | $2 | $3 | $4 | $ppl | $one | $stu |"
+    /usr/bin/python3 scripts/sweep_row.py build/libwm/wm build/libwm/libwm.so "$tok" "$d" "$label"
 done
