@@ -81,6 +81,11 @@ wm_apply_fn wm__apply_avx512(void);
 wm_bias_row_fn wm__bias_row_avx512(void);
 /* prf/dispatch.c: the best kernels this CPU runs, into wm. */
 void wm__pick_kernels(struct wm_watermark *wm);
+/* prf/dispatch.c: the best sampler kernels (embed/softmax.h). */
+typedef int (*wm_maxcheck_fn)(const float *x, size_t n, float *max);
+typedef size_t (*wm_softmax_fn)(const float *x, size_t n, float m, float s, float thr, float *w,
+                                double *chunk_sum, wm_token *ids, float *cw);
+void wm__pick_sampler_kernels(wm_maxcheck_fn *maxcheck, wm_softmax_fn *softmax);
 
 static inline uint32_t wm__field(const unsigned char *block, unsigned f, unsigned bits)
 {

@@ -1,5 +1,6 @@
 /* Error paths, sampler behaviour, detection bookkeeping. */
 #include "testutil.h"
+#include "embed/softmax.h"
 
 #include <pthread.h>
 
@@ -136,6 +137,81 @@ static void test_bad_calls(void **state)
     wm_sampler_free(sm);
     wm_sampler_free(NULL);
     wm_watermark_free(wm);
+}
+
+/* The sampler's vector kernels equal the scalar reference bit for bit
+ * (weights, chunk sums, compaction), over sizes around the 16-lane,
+ * 64-token block and 1,024-token chunk edges, -inf logits and values at the
+ * flush-to-zero edge; and the exp is within 2 ulp of libm's expf. */
+static void test_softmax_kernels(void **state)
+{
+    (void)state;
+    const size_t sizes[] = { 1, 15, 16, 17, 63, 64, 65, 1023, 1024, 1025, 3000, 151936 };
+    const float thrs[] = { 0.0f, 1e-7f, 0.3f };
+    struct { const char *name; wm_maxcheck_fn mc; wm_softmax_fn sm; } k[] = {
+        { "avx512", wm__maxcheck_avx512(), wm__softmax_avx512() },
+        { "avx2", wm__maxcheck_avx2(), wm__softmax_avx2() },
+    };
+    size_t N = 151936 + 16;
+    float *x = malloc(N * sizeof *x), *w0 = malloc(N * sizeof *w0), *w1 = malloc(N * sizeof *w1);
+    float *c0 = malloc(N * sizeof *c0), *c1 = malloc(N * sizeof *c1);
+    wm_token *i0 = malloc(N * sizeof *i0), *i1 = malloc(N * sizeof *i1);
+    double s0[200], s1[200];
+    wm__rng r;
+    wm__rng_seed(&r, 17);
+    int ran = 0;
+    for (size_t si = 0; si < sizeof sizes / sizeof sizes[0]; si++) {
+        size_t n = sizes[si];
+        for (size_t i = 0; i < n; i++) {
+            double u = wm__rng_uniform(&r);
+            x[i] = u < 0.05 ? -INFINITY : u < 0.1 ? -87.0f + (float)(wm__rng_uniform(&r) - 0.5) * 0.01f
+                                                   : (float)(-100 * wm__rng_uniform(&r));
+        }
+        x[n / 2] = 0; /* the max */
+        float mref;
+        assert_int_equal(wm__maxcheck_scalar(x, n, &mref), 0);
+        for (size_t t = 0; t < 3; t++) {
+            size_t n0 = wm__softmax_scalar(x, n, mref, 1.0f, thrs[t], w0, s0, i0, c0);
+            for (size_t ki = 0; ki < 2; ki++) {
+                if (!k[ki].sm) continue;
+                float m1;
+                assert_int_equal(k[ki].mc(x, n, &m1), 0);
+                assert_true(m1 == mref);
+                size_t n1 = k[ki].sm(x, n, mref, 1.0f, thrs[t], w1, s1, i1, c1);
+                assert_int_equal(n1, n0);
+                assert_memory_equal(w0, w1, n * sizeof *w0);
+                assert_memory_equal(s0, s1, ((n + WM_SOFTMAX_CHUNK - 1) / WM_SOFTMAX_CHUNK) * sizeof *s0);
+                assert_memory_equal(i0, i1, n0 * sizeof *i0);
+                assert_memory_equal(c0, c1, n0 * sizeof *c0);
+                ran++;
+            }
+        }
+        /* NaN and +inf are reported by every kernel */
+        for (int bad = 0; bad < 2; bad++) {
+            x[n - 1] = bad ? INFINITY : NAN;
+            float mm;
+            assert_int_equal(wm__maxcheck_scalar(x, n, &mm), 1);
+            for (size_t ki = 0; ki < 2; ki++)
+                if (k[ki].mc) assert_int_equal(k[ki].mc(x, n, &mm), 1);
+        }
+    }
+    print_message("softmax kernels equal to scalar in %d configurations\n", ran);
+    /* accuracy of the exp against libm, over [-87, 0] */
+    double worst = 0;
+    for (int i = 0; i <= 870000; i++) {
+        float v = -(float)i * 1e-4f, e;
+        double acc;
+        assert_int_equal(wm__softmax_scalar(&v, 1, 0.0f, 1.0f, 0.0f, &e, &acc, i0, c0), 0);
+        double rel = fabs((double)e - exp((double)v)) / exp((double)v);
+        worst = rel > worst ? rel : worst;
+    }
+    print_message("exp: worst relative error %.2e over [-87, 0]\n", worst);
+    assert_true(worst < 2.5e-7);
+    float ninf = -INFINITY, e;
+    double acc;
+    assert_int_equal(wm__softmax_scalar(&ninf, 1, 0.0f, 1.0f, 0.0f, &e, &acc, i0, c0), 0);
+    assert_true(e == 0.0f && acc == 0.0);
+    free(x); free(w0); free(w1); free(c0); free(c1); free(i0); free(i1);
 }
 
 static void test_sampler(void **state)
@@ -518,6 +594,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_bad_params),
         cmocka_unit_test(test_bad_calls),
+        cmocka_unit_test(test_softmax_kernels),
         cmocka_unit_test(test_sampler),
         cmocka_unit_test(test_dedup_prompt_corpus),
         cmocka_unit_test(test_corpus_memory),

@@ -1,10 +1,23 @@
 /* A complete watermarking sampler: (kgw) bias, temperature, top-k, top-p,
  * then a draw, or (gumbel) the scheme's selection among the candidates.
- * Top-k is a quickselect; top-p first histograms the candidates' mass in
- * quarter-nat buckets below the top logit, so only the one bucket the
- * nucleus ends in needs a quickselect.  O(V) per step, nothing sorted,
- * all scratch allocated in wm_sampler_new. */
-#include "internal.h"
+ *
+ * One vector pass checks the logits and finds the top; one more computes
+ * every weight e^((l - max) / T) into a dense array with per-chunk sums
+ * and, when truncating, compacts the few tokens that can be in the top-k
+ * or the nucleus (embed/softmax*.c, one file per instruction set, equal bit
+ * for bit).  Then a top-k is a quickselect over those, a top-p histograms
+ * their mass in quarter-nat buckets below the top logit so only the bucket
+ * the nucleus ends in needs a quickselect, and a draw over the whole
+ * vocabulary picks a chunk from the chunk sums and scans only it.  Nothing
+ * sorted, nothing allocated per step.
+ *
+ * Which tokens can be in the nucleus: if T is the total weight, every token
+ * of weight below (1 - top_p) T / V lies outside it (all of them together
+ * weigh less than (1 - top_p) T, and they are the lightest), and T >= 1 (the
+ * top token weighs e^0 = 1), so the compaction keeps weights >= (1 - top_p)
+ * / V.  For top-k it keeps weights >= e^-16 and falls back to every token of
+ * non-zero weight when fewer than k are that heavy. */
+#include "embed/softmax.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -13,9 +26,14 @@ struct wm_sampler {
     const wm_watermark *wm;
     wm_sampler_params p;
     wm__rng rng;
-    wm_token *idx;  /* candidate token ids */
-    float *w;       /* their weights */
+    wm_token *idx;   /* candidate token ids */
+    float *w;        /* their weights */
+    float *dense;    /* every token's weight, by id */
+    double *chunk;   /* sums of dense per WM_SOFTMAX_CHUNK tokens */
+    wm_token *all;   /* 0, 1, ..., V - 1: the ids of dense */
     wm_ctxset *used; /* selecting schemes: seeds watermarked in this sequence */
+    wm_maxcheck_fn maxcheck;
+    wm_softmax_fn softmax;
 };
 
 wm_status wm_sampler_new(wm_sampler **out, const wm_watermark *wm, const wm_sampler_params *p)
@@ -26,12 +44,18 @@ wm_status wm_sampler_new(wm_sampler **out, const wm_watermark *wm, const wm_samp
     if (!(p->top_p > 0.0f && p->top_p <= 1.0f)) return WM_ERR_ARG;
     wm_sampler *s = calloc(1, sizeof *s);
     if (!s) return WM_ERR_NOMEM;
-    s->idx = malloc(wm->n_vocab * sizeof *s->idx);
-    s->w = malloc(wm->n_vocab * sizeof *s->w);
-    if (!s->idx || !s->w || (wm->scheme->select && wm_ctxset_new(&s->used, wm))) {
+    size_t V = wm->n_vocab;
+    s->idx = malloc((V + 16) * sizeof *s->idx); /* + 16: see softmax.h */
+    s->w = malloc((V + 16) * sizeof *s->w);
+    s->dense = malloc(V * sizeof *s->dense);
+    s->chunk = malloc((V / WM_SOFTMAX_CHUNK + 1) * sizeof *s->chunk);
+    s->all = wm->scheme->select ? malloc(V * sizeof *s->all) : NULL;
+    if (!s->idx || !s->w || !s->dense || !s->chunk || (wm->scheme->select && (!s->all || wm_ctxset_new(&s->used, wm)))) {
         wm_sampler_free(s);
         return WM_ERR_NOMEM;
     }
+    for (size_t v = 0; s->all && v < V; v++) s->all[v] = (wm_token)v;
+    wm__pick_sampler_kernels(&s->maxcheck, &s->softmax);
     s->wm = wm;
     s->p = *p;
     wm__rng_seed(&s->rng, p->seed);
@@ -57,6 +81,9 @@ void wm_sampler_free(wm_sampler *s)
     wm_ctxset_free(s->used);
     free(s->idx);
     free(s->w);
+    free(s->dense);
+    free(s->chunk);
+    free(s->all);
     free(s);
 }
 
@@ -167,6 +194,34 @@ static wm_token draw(wm_sampler *s, size_t m)
     return (wm_token)s->idx[m - 1]; /* rounding: u landed on the very top */
 }
 
+/* A draw over the whole vocabulary: the chunk from the chunk sums, then a
+ * scan of that chunk only. */
+static wm_token draw_dense(wm_sampler *s, size_t V)
+{
+    size_t n_chunks = (V + WM_SOFTMAX_CHUNK - 1) / WM_SOFTMAX_CHUNK, c = 0;
+    double total = 0;
+    for (size_t i = 0; i < n_chunks; i++) total += s->chunk[i];
+    double u = wm__rng_uniform(&s->rng) * total, acc = 0;
+    while (c + 1 < n_chunks && !(u < acc + s->chunk[c])) acc += s->chunk[c++];
+    size_t v0 = c * WM_SOFTMAX_CHUNK, v1 = v0 + WM_SOFTMAX_CHUNK < V ? v0 + WM_SOFTMAX_CHUNK : V, last = v0;
+    for (size_t v = v0; v < v1; v++) {
+        if (s->dense[v] > 0) last = v;
+        acc += s->dense[v];
+        if (u < acc) return (wm_token)v;
+    }
+    return (wm_token)last; /* rounding: the chunk's scan fell short of its lane-wise sum */
+}
+
+/* Every token of non-zero weight into idx/w: the fallback when fewer than
+ * k tokens passed the compaction. */
+static size_t compact_all(wm_sampler *s, size_t V)
+{
+    size_t m = 0;
+    for (size_t v = 0; v < V; v++)
+        if (s->dense[v] > 0) s->idx[m] = (wm_token)v, s->w[m++] = s->dense[v];
+    return m;
+}
+
 wm_status wm_sampler_sample(wm_sampler *s, const wm_token *ctx, size_t n_ctx, float *logits,
                             size_t n_logits, bool watermark, wm_token *out)
 {
@@ -174,46 +229,54 @@ wm_status wm_sampler_sample(wm_sampler *s, const wm_token *ctx, size_t n_ctx, fl
     const wm_watermark *wm = s->wm;
     size_t V = wm->n_vocab;
     if (n_logits < V) return WM_ERR_SIZE;
-    float max = -INFINITY;
-    size_t arg = 0;
-    for (size_t v = 0; v < V; v++) {
-        if (isnan(logits[v]) || logits[v] == INFINITY) return WM_ERR_LOGITS;
-        if (logits[v] > max) max = logits[v], arg = v;
-    }
-    if (max == -INFINITY) return WM_ERR_LOGITS;
+    float max;
+    if (s->maxcheck(logits, V, &max) || max == -INFINITY) return WM_ERR_LOGITS;
     if (watermark && wm->scheme->bias_row) {
         wm_status st = wm_bias_logits(wm, ctx, n_ctx, logits, n_logits);
         if (st) return st;
-        max = -INFINITY;
-        for (size_t v = 0; v < V; v++)
-            if (logits[v] > max) max = logits[v], arg = v;
+        if (s->maxcheck(logits, V, &max)) return WM_ERR_LOGITS;
     }
     if (s->p.temperature < WM_TEMPERATURE_MIN) {
+        size_t arg = 0;
+        while (logits[arg] != max) arg++; /* lowest id on ties */
         *out = (wm_token)arg;
         return WM_OK;
     }
-    size_t m = 0;
-    double inv_t = 1.0 / s->p.temperature;
-    for (size_t v = 0; v < V; v++) {
-        if (logits[v] == -INFINITY) continue;
-        s->idx[m] = (wm_token)v;
-        s->w[m++] = expf((logits[v] - max) * (float)inv_t); /* float, as inference engines do */
+    float inv_t = 1.0f / s->p.temperature;
+    int top_k = s->p.top_k && s->p.top_k < V, top_p = s->p.top_p < 1.0f;
+    float thr = top_k ? 1.12535175e-07f /* e^-16 */ : top_p ? (1.0f - s->p.top_p) / (float)V : 0.0f;
+    size_t m = s->softmax(logits, V, max, inv_t, thr, s->dense, s->chunk, s->idx, s->w);
+    if (top_k) {
+        if (m < s->p.top_k) m = compact_all(s, V);
+        if (m > s->p.top_k) {
+            select_top_k(s->idx, s->w, m, s->p.top_k, &s->rng);
+            m = s->p.top_k;
+        }
     }
-    if (s->p.top_k && s->p.top_k < m) {
-        select_top_k(s->idx, s->w, m, s->p.top_k, &s->rng);
-        m = s->p.top_k;
-    }
-    if (s->p.top_p < 1.0f) {
+    if (top_p) {
         double total = 0;
-        for (size_t i = 0; i < m; i++) total += s->w[i];
+        if (top_k) {
+            for (size_t i = 0; i < m; i++) total += s->w[i];
+        } else {
+            for (size_t c = 0; c * WM_SOFTMAX_CHUNK < V; c++) total += s->chunk[c];
+            /* now that the total is known, the tight bound (1 - top_p) T / V */
+            double tight = (1.0 - s->p.top_p) * total / (double)V;
+            size_t k = 0;
+            for (size_t i = 0; i < m; i++)
+                if (s->w[i] >= tight) s->idx[k] = s->idx[i], s->w[k++] = s->w[i];
+            m = k;
+        }
         m = top_p_select(s, logits, max, inv_t, m, s->p.top_p * total);
     }
+    int truncated = top_k || top_p;
     if (watermark && wm->scheme->select) {
         bool selected;
-        wm_status st = wm_select(wm, s->used, ctx, n_ctx, m, s->idx, sizeof *s->idx, s->w, sizeof *s->w, out,
-                                 &selected);
+        wm_status st = truncated ? wm_select(wm, s->used, ctx, n_ctx, m, s->idx, sizeof *s->idx, s->w, sizeof *s->w,
+                                             out, &selected)
+                                 : wm_select(wm, s->used, ctx, n_ctx, V, s->all, sizeof *s->all, s->dense,
+                                             sizeof *s->dense, out, &selected);
         if (st || selected) return st;
     }
-    *out = draw(s, m);
+    *out = truncated ? draw(s, m) : draw_dense(s, V);
     return WM_OK;
 }

@@ -1,8 +1,10 @@
-/* The kernel dispatcher: which implementation of each PRF kernel this CPU
- * runs, chosen once per watermark from CPU features probed once per
- * process.  One file per instruction set (scalar.c, avx2.c, avx512.c); the
- * scalar ones are the reference every other must equal bit for bit. */
+/* The kernel dispatcher: which implementation of each PRF kernel (and of
+ * the sampler's softmax kernels, embed/softmax*.c) this CPU runs, chosen once
+ * per watermark or sampler from CPU features probed once per process.  One
+ * file per instruction set (scalar.c, avx2.c, avx512.c); the scalar ones are
+ * the reference every other must equal bit for bit. */
 #include "kernel.h"
+#include "embed/softmax.h"
 
 #include <sodium.h>
 #include <stdatomic.h>
@@ -67,7 +69,7 @@ static void bias_row_avx512_scrubbed(const unsigned char kg[16], uint64_t seed, 
 
 /* CPU features, probed once and cached (BLAKE3's dispatch does the same):
  * a relaxed atomic, since every thread computes the same value. */
-enum { F_KNOWN = 1, F_AVX2 = 2, F_AVX512F = 4, F_BMI2 = 8 };
+enum { F_KNOWN = 1, F_AVX2 = 2, F_AVX512F = 4, F_BMI2 = 8, F_FMA = 16 };
 static _Atomic int g_features;
 
 static int features(void)
@@ -76,7 +78,8 @@ static int features(void)
     if (f) return f;
     __builtin_cpu_init();
     f = F_KNOWN | (__builtin_cpu_supports("avx2") ? F_AVX2 : 0) |
-        (__builtin_cpu_supports("avx512f") ? F_AVX512F : 0) | (__builtin_cpu_supports("bmi2") ? F_BMI2 : 0);
+        (__builtin_cpu_supports("avx512f") ? F_AVX512F : 0) | (__builtin_cpu_supports("bmi2") ? F_BMI2 : 0) |
+        (__builtin_cpu_supports("fma") ? F_FMA : 0);
     atomic_store_explicit(&g_features, f, memory_order_relaxed);
     return f;
 }
@@ -89,6 +92,11 @@ wm_fill_fn wm__fill_avx512(void) { return has(F_AVX512F | F_BMI2 | F_AVX2) ? fil
 wm_prf_many_fn wm__prf_many_avx512(void) { return has(F_AVX512F) ? prf_many_avx512_scrubbed : NULL; }
 wm_bias_row_fn wm__bias_row_avx512(void) { return has(F_AVX512F | F_BMI2 | F_AVX2) ? bias_row_avx512_scrubbed : NULL; }
 wm_apply_fn wm__apply_avx512(void) { return has(F_AVX512F | F_BMI2) ? apply_avx512 : NULL; }
+/* The sampler's kernels touch no key: no scrub. */
+wm_maxcheck_fn wm__maxcheck_avx512(void) { return has(F_AVX512F) ? wm__maxcheck_avx512_raw : NULL; }
+wm_softmax_fn wm__softmax_avx512(void) { return has(F_AVX512F) ? wm__softmax_avx512_raw : NULL; }
+wm_maxcheck_fn wm__maxcheck_avx2(void) { return has(F_AVX2 | F_FMA) ? wm__maxcheck_avx2_raw : NULL; }
+wm_softmax_fn wm__softmax_avx2(void) { return has(F_AVX2 | F_FMA) ? wm__softmax_avx2_raw : NULL; }
 #else
 wm_fill_fn wm__fill_avx2(void) { return NULL; }
 wm_apply_fn wm__apply_avx2(void) { return NULL; }
@@ -96,7 +104,21 @@ wm_fill_fn wm__fill_avx512(void) { return NULL; }
 wm_prf_many_fn wm__prf_many_avx512(void) { return NULL; }
 wm_bias_row_fn wm__bias_row_avx512(void) { return NULL; }
 wm_apply_fn wm__apply_avx512(void) { return NULL; }
+wm_maxcheck_fn wm__maxcheck_avx512(void) { return NULL; }
+wm_softmax_fn wm__softmax_avx512(void) { return NULL; }
+wm_maxcheck_fn wm__maxcheck_avx2(void) { return NULL; }
+wm_softmax_fn wm__softmax_avx2(void) { return NULL; }
 #endif
+
+void wm__pick_sampler_kernels(wm_maxcheck_fn *maxcheck, wm_softmax_fn *softmax)
+{
+    *maxcheck = wm__maxcheck_avx512();
+    if (!*maxcheck) *maxcheck = wm__maxcheck_avx2();
+    if (!*maxcheck) *maxcheck = wm__maxcheck_scalar;
+    *softmax = wm__softmax_avx512();
+    if (!*softmax) *softmax = wm__softmax_avx2();
+    if (!*softmax) *softmax = wm__softmax_scalar;
+}
 
 void wm__pick_kernels(struct wm_watermark *wm)
 {
