@@ -313,6 +313,15 @@ def _():
     assert win[0]["watermarked"] and "window_begin" in win[0], win[0]
     text = run("detect", "--key", "g.wmkey", "--ids", "--corpus", "g.ids", ok=(0, 1)).stdout.decode()
     assert "mean score" in text and "gumbel" in text, text
+    # a kgw and a gumbel key together: a row each, each with its scheme; --filter on the gumbel documents
+    write("g-wm.ids", "".join(" ".join(map(str, d["ids"])) + "\n" for d in docs[:4]))
+    rows = jsonl(run("detect", "--key", KEY, "--key", "g.wmkey", "--ids", "--json", "--corpus", "--filter", "g-wm.ids",
+                     "g.ids", ok=(0, 1)))
+    corpus_rows = [r for r in rows if r.get("corpus") and "scheme" in r]
+    assert {r["scheme"] for r in corpus_rows} == {"kgw", "gumbel"}, rows
+    g = [r for r in corpus_rows if r["scheme"] == "gumbel"][0]
+    k = [r for r in corpus_rows if r["scheme"] == "kgw"][0]
+    assert g["watermarked"] and not k["watermarked"] and g["keys"] == 2, (g, k)
 
 
 @check("keygen refuses a delta that rounds away (issue 11.12)")
