@@ -62,14 +62,18 @@ int cmd_keygen(int argc, char **argv)
     }
     if (!out) return die("keygen: -o KEYFILE is required (usage: see `wm keygen --help`)");
     if (optind != argc) return usage_error("keygen");
-    if (!strcmp(scheme, "gumbel")) {
-        if (kgw_opt) return die("keygen: --gamma and --delta are kgw parameters; gumbel has none");
-        p = (wm_params)WM_PARAMS_GUMBEL_DEFAULT;
-    } else if (strcmp(scheme, "kgw") != 0) {
+    int known = 0;
+    for (size_t i = 0; wm_scheme_name(i); i++) known |= !strcmp(wm_scheme_name(i), scheme);
+    if (!known) {
         char names[256] = "";
         for (size_t i = 0; wm_scheme_name(i); i++)
             snprintf(names + strlen(names), sizeof names - strlen(names), "%s%s", i ? ", " : "", wm_scheme_name(i));
         return die("keygen: --scheme '%s': expected one of %s", scheme, names);
+    }
+    if (strcmp(scheme, "kgw") != 0) { /* the other schemes take no gamma or delta */
+        if (kgw_opt) return die("keygen: --gamma and --delta are kgw parameters; %s has none", scheme);
+        p = (wm_params)WM_PARAMS_GUMBEL_DEFAULT;
+        p.scheme = scheme;
     }
     p.seeding = (wm_seeding)seeding;
     if (h >= 0) p.context_width = (uint32_t)h;
