@@ -31,7 +31,7 @@ static float exp_ref(float x)
     /* 2^n by the exponent field: n >= -126 here, the result is normal */
     uint32_t bits;
     memcpy(&bits, &p, sizeof bits);
-    bits += (uint32_t)((int32_t)n << 23);
+    bits += (uint32_t)(int32_t)n << 23; /* mod 2^32: adds n to the exponent */
     memcpy(&p, &bits, sizeof p);
     return p;
 }
