@@ -282,16 +282,6 @@ static void test_false_positive_rate(void **state)
     }
 }
 
-/* Synthetic LM as in test_null.c: N(0, 5^2) logits over 32,000 tokens. */
-static void synth_logits(wm__rng *r, float *l, uint32_t V)
-{
-    for (uint32_t v = 0; v + 1 < V; v += 2) {
-        double u1 = wm__rng_uniform(r), u2 = wm__rng_uniform(r);
-        double m = 5 * sqrt(-2 * log(1 - u1));
-        l[v] = (float)(m * cos(2 * M_PI * u2));
-        l[v + 1] = (float)(m * sin(2 * M_PI * u2));
-    }
-}
 
 /* Power: 200 tokens from the watermarking sampler (h = 1, top-k 0 and 40)
  * are detected far below 1e-10; the same sampler without the watermark is

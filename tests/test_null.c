@@ -116,18 +116,6 @@ static void test_false_positive_rate(void **state)
     wm_watermark_free(wm);
 }
 
-/* A synthetic language model: fresh N(0, 5^2) logits each step over 32,000
- * tokens, mean entropy about 2.8 nats (0.1 to 4.5 step to step), the range
- * of real LMs at temperature 1. */
-static void synth_logits(wm__rng *r, float *l, uint32_t V)
-{
-    for (uint32_t v = 0; v + 1 < V; v += 2) {
-        double u1 = wm__rng_uniform(r), u2 = wm__rng_uniform(r);
-        double m = 5 * sqrt(-2 * log(1 - u1));
-        l[v] = (float)(m * cos(2 * M_PI * u2));
-        l[v + 1] = (float)(m * sin(2 * M_PI * u2));
-    }
-}
 
 static double entropy(const float *l, uint32_t V)
 {
