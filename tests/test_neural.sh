@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# The neural distillation demo in reduced form (examples/neural/distill.py
+# --reduced): a small teacher served by the libwm llama-server, harvested
+# through two accounts over /v1/completions, a 0% and a 100% student.  The
+# script checks its own bars (0% student and unrelated keys not flagged,
+# 100% student flagged, teacher answers detected one by one).
+#
+#   tests/test_neural.sh LIBWM_BUILD_DIR
+set -uo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+bld=$(cd "$1" && pwd)
+server=$("$root/integrations/llama.cpp/build-server.sh" "$bld") || { echo "[  FAILED  ] 1 test(s): llama-server build"; exit 1; }
+out=$(mktemp -d)
+trap 'rm -rf "$out"' EXIT
+if /usr/bin/python3 "$root/examples/neural/distill.py" --reduced --out "$out" --wm "$bld/libwm/wm" --server "$server" \
+    --gguf-py "$root/.cache/llama-server/src/gguf-py" --cache "$root/.cache/neural"; then
+    echo "[  PASSED  ] 1 test(s)."
+else
+    echo "[  FAILED  ] 1 test(s): reduced neural distillation demo"
+    exit 1
+fi
