@@ -33,7 +33,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import gpt  # noqa: E402
 import kjv  # noqa: E402
 from kjv import log  # noqa: E402
-from server import Server, harvest  # noqa: E402
+from server import Server, endpoint_answers, harvest  # noqa: E402
 
 FULL = dict(teacher=kjv.TEACHER, student=kjv.STUDENT, n_harvest=2000, n_student=2000, n_tokens=128,
             shares=[0, 1, 5, 10, 25, 100], ft_steps=150, ft_lr=2e-3, accounts=4, null_keys=10)
@@ -52,7 +52,10 @@ def run(args, **kw):
 
 class Demo:
     def __init__(self, a):
-        self.a, self.cfg = a, REDUCED if a.reduced else FULL
+        self.a, self.cfg = a, dict(REDUCED if a.reduced else FULL)
+        for k in ("shares", "ft_steps", "n_harvest"):  # settings to explore what moves the result
+            if getattr(a, k) is not None:
+                self.cfg[k] = getattr(a, k)
         self.out = a.out
         os.makedirs(self.out, exist_ok=True)
         torch.set_num_threads(os.cpu_count() or 2)
@@ -90,7 +93,7 @@ class Demo:
     def harvest(self):
         c = self.cfg
         self.key = self.path("teacher.wmkey")
-        self.wm("keygen", "--tokenizer", self.tok, "-o", self.key)
+        self.wm("keygen", "--tokenizer", self.tok, *self.a.keygen.split(), "-o", self.key)
         self.accounts = [(secrets.token_hex(16), 1001 + i) for i in range(c["accounts"])]
         acc = self.path("accounts.txt")
         fd = os.open(acc, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -108,11 +111,13 @@ class Demo:
                                                                        for i in range(n)]
                 jobs = [(keys[i], self.tprompts[i], 1000 + i) for i in range(n)]
                 for conc in (1, 8):  # throughput, same server, same run
-                    m = min(n, 8 if conc == 1 else 32)
+                    m = min(n, 24 if conc == 1 else 64)
                     _, secs, toks = harvest(self.port, jobs[:m], c["n_tokens"], conc, f"bench {conc}")
                     bench.append(dict(bench="llama-server", model=self.tinfo["config"], watermark=name,
                                       concurrency=conc, requests=m, tokens=toks, seconds=round(secs, 3),
                                       tokens_per_s=round(toks / secs, 1)))
+                if name != "plain":
+                    self.endpoints(jobs)
                 answers, secs, toks = harvest(self.port, jobs, c["n_tokens"], 8, name)
                 log(f"  {name}: {toks:,} tokens in {secs:.0f} s ({toks / secs:.0f} tokens/s, 8 concurrent)")
                 rc = s.stop()
@@ -129,6 +134,20 @@ class Demo:
                 b["ratio_to_plain"] = round(b["tokens_per_s"] / base["tokens_per_s"], 3)
         with open(self.path("server-bench.jsonl"), "w") as f:
             f.writelines(json.dumps(b) + "\n" for b in bench)
+
+    def endpoints(self, jobs):
+        """Every OpenAI-style endpoint, streamed or not, through every account, must watermark:
+        each answer is detected on its own (p < 1e-3) from its text."""
+        f = self.path("endpoints.jsonl")
+        with open(f, "w") as fo:
+            for i, (key, prompt, seed) in enumerate(jobs[:len(self.accounts)]):
+                for way, text in endpoint_answers(self.port, key, prompt, self.cfg["n_tokens"], seed).items():
+                    fo.write(json.dumps(dict(way=way, account=self.accounts[i][1], text=text)) + "\n")
+        r = [json.loads(x) for x in self.wm("detect", "--key", self.key, "--tokenizer", self.tok, "--jsonl",
+                                             "--json", f).splitlines()]
+        self.endpoint_ok = sum(x["watermarked"] for x in r), len(r)
+        log(f"  endpoints: {self.endpoint_ok[0]}/{self.endpoint_ok[1]} answers detected (p < 1e-3) over "
+            "/v1/completions and /v1/chat/completions, streamed and not, every account")
 
     def teacher_report(self):
         self.step("teacher answers: perplexity (unwatermarked teacher) and single-answer detection")
@@ -226,7 +245,8 @@ class Demo:
         md += ["", f"Teacher: {t['model']['config']}, validation loss {t['model']['val_loss']:.3f}; perplexity of its "
                f"answers (unwatermarked teacher) {t['perplexity']['plain']:.2f} plain, {t['perplexity']['wm']:.2f} "
                f"watermarked; single answers detected (p < 1e-3): {t['detection']['wm']['detected']:.1%} watermarked, "
-               f"{t['detection']['plain']['detected']:.1%} plain.",
+               f"{t['detection']['plain']['detected']:.1%} plain; through every endpoint and account "
+               f"{self.endpoint_ok[0]}/{self.endpoint_ok[1]}.",
                f"Null check: the {max(self.cfg['shares'])}% student under {len(self.null)} unrelated keys: log10 p "
                + ", ".join(f"{x:.2f}" for x in self.null)]
         open(self.path("results.md"), "w").write("\n".join(md) + "\n")
@@ -257,6 +277,10 @@ def main():
         ap.add_argument(a, required=True)
     ap.add_argument("--reduced", action="store_true")
     ap.add_argument("--port", type=int, default=0)
+    ap.add_argument("--shares", type=lambda x: [int(v) for v in x.split(",")], help="e.g. 0,10,100")
+    ap.add_argument("--ft-steps", type=int, help="fine-tuning steps per student")
+    ap.add_argument("--n-harvest", type=int, help="answers harvested, per kind")
+    ap.add_argument("--keygen", default="", help="extra wm keygen options, e.g. '--delta 4'")
     d = Demo(ap.parse_args())
     d.teacher()
     d.harvest()
@@ -268,7 +292,8 @@ def main():
     if d.a.reduced:
         lo, hi = d.rows[0], d.rows[-1]
         ok = lo["log10_p"] > -3 and hi["log10_p"] < -3 and min(d.null) > -3 and \
-            d.tstats["detection"]["wm"]["detected"] > 0.9 and d.tstats["detection"]["plain"]["detected"] < 0.05
+            d.tstats["detection"]["wm"]["detected"] > 0.9 and d.tstats["detection"]["plain"]["detected"] < 0.05 and \
+            d.endpoint_ok[0] == d.endpoint_ok[1]
         print("reduced demo: " + ("bars met" if ok else "a bar is missed"))
         sys.exit(0 if ok else 1)
 

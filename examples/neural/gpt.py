@@ -128,7 +128,7 @@ def answer_nll(model, prompts, answers):
 
 
 @torch.no_grad()
-def sample(model, prompts, n_new, temperature=1.0, seed=1, batch=250, banned=None):
+def sample(model, prompts, n_new, temperature=1.0, seed=1, batch=500, banned=None):
     """Sampled continuations of equal-length prompts (lists of ids), n_new tokens each."""
     g = torch.Generator().manual_seed(seed)
     out = []

@@ -93,3 +93,32 @@ def harvest(port, jobs, n_tokens, concurrency=8, label="harvest"):
     with concurrent.futures.ThreadPoolExecutor(concurrency) as ex:
         res = list(ex.map(one, jobs))
     return [t for t, _ in res], time.time() - t0, sum(n for _, n in res)
+
+
+def stream_text(port, path, body, api_key):
+    """A streamed (server-sent events) completion or chat answer, its chunks joined."""
+    st, raw = post(port, path, dict(body, stream=True), api_key)
+    if st != 200 or not isinstance(raw, str):
+        raise RuntimeError(f"{path} stream: HTTP {st}: {str(raw)[:200]}")
+    out = []
+    for line in raw.splitlines():
+        if line.startswith("data: ") and line[6:].strip() != "[DONE]":
+            c = json.loads(line[6:])["choices"]
+            if c:
+                out.append(c[0].get("text") or (c[0].get("delta") or {}).get("content") or "")
+    return "".join(out)
+
+
+def endpoint_answers(port, api_key, prompt, n_tokens, seed):
+    """The same prompt through the four OpenAI-style ways: /v1/completions and
+    /v1/chat/completions, each streamed and not.  Returns {name: answer text}."""
+    body = dict(max_tokens=n_tokens, seed=seed, **SAMPLING)
+    msgs = [{"role": "user", "content": prompt}]
+    st, r = post(port, "/v1/completions", dict(body, prompt=prompt), api_key)
+    st2, r2 = post(port, "/v1/chat/completions", dict(body, messages=msgs), api_key)
+    if st != 200 or st2 != 200:
+        raise RuntimeError(f"endpoints: HTTP {st}, {st2}")
+    return {"completions": r["choices"][0]["text"],
+            "completions, streamed": stream_text(port, "/v1/completions", dict(body, prompt=prompt), api_key),
+            "chat": r2["choices"][0]["message"]["content"],
+            "chat, streamed": stream_text(port, "/v1/chat/completions", dict(body, messages=msgs), api_key)}
