@@ -188,6 +188,7 @@ class Demo:
             m = copy.deepcopy(base)
             loss, seen = gpt.train(m, stream, c["ft_steps"], c["ft_lr"], 24, 128, seed=100 + share, warmup=10,
                                    log=lambda i, n, l, t: log(f"  student {share}%: step {i}/{n}, loss {l:.3f}, {t:.0f} s"))
+            torch.save(m.state_dict(), self.path(f"student_{share:03d}.pt"))  # for open-weight audits
             self.step(f"student {share}%: {c['n_student']} answers")
             ans = gpt.sample(m, fresh, c["n_tokens"], seed=7 + share, banned=[w.eos])
             f = self.path(f"student_{share:03d}.jsonl")

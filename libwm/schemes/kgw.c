@@ -85,12 +85,13 @@ static void bias_candidates(const wm_watermark *wm, uint64_t seed, size_t n, con
             wm__prf_block(wm, seed, j, block);
             have = j;
         }
-        if (green(wm, block, (uint32_t)t)) {
-            float f;
-            memcpy(&f, lp + i * logits_stride, sizeof f);
-            f += wm->delta;
-            memcpy(lp + i * logits_stride, &f, sizeof f);
-        }
+        /* A select, not a branch: membership is a coin flip per candidate, and
+         * a mispredicted branch costs more than the PRF when candidates share
+         * blocks (a whole unsorted vocabulary, as llama.cpp passes it). */
+        float f;
+        memcpy(&f, lp + i * logits_stride, sizeof f);
+        f = green(wm, block, (uint32_t)t) ? f + wm->delta : f;
+        memcpy(lp + i * logits_stride, &f, sizeof f);
     }
 }
 
