@@ -5,25 +5,6 @@
  *   entropy is detected at p < 1e-10 within 200 tokens (gamma 0.25, delta 2). */
 #include "testutil.h"
 
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-/* Kolmogorov-Smirnov distance of a sample from U(0,1). */
-static double ks_uniform(double *p, size_t n)
-{
-    qsort(p, n, sizeof *p, cmp_double);
-    double d = 0;
-    for (size_t i = 0; i < n; i++) {
-        double lo = p[i] - (double)i / n, hi = (double)(i + 1) / n - p[i];
-        if (lo > d) d = lo;
-        if (hi > d) d = hi;
-    }
-    return d;
-}
-
 /* Randomised p-value P(X > g) + U P(X = g): exactly U(0,1) under H0, which
  * the plain (discrete, conservative) p-value is not. */
 static double randomised_p(const wm_score *s, double gamma, wm__rng *r)

@@ -191,6 +191,58 @@ def _():
     assert np.array_equal(changed, green)
 
 
+def brute_read(wm, docs, k):
+    """detect.h's reading rules, directly: first occurrence of a seed, answer
+    positions, dedup of (seed, prediction) over the corpus."""
+    seen, green, positions = set(), 0, 0
+    for ids, preds, n_prompt in docs:
+        first = n_prompt + (n_prompt > 0)
+        for i in range(1, len(ids)):
+            if ids[i - 1] in ids[:i - 1] or i < first:
+                continue
+            positions += 1
+            for q in preds[i][:k]:
+                if (ids[i - 1], int(q)) not in seen:
+                    seen.add((ids[i - 1], int(q)))
+                    green += wm.is_green([ids[i - 1]], int(q))
+    return len(seen), green, positions
+
+
+@check("Reader: reading mode equals a brute-force count; read_torch equals Reader.add")
+def _():
+    V = 64
+    wm = libwm.Watermark(libwm.Key.from_seed(bytes(range(32)), context_width=1), V)
+    docs = []
+    for d in range(30):
+        n = int(rng.integers(0, 40))
+        docs.append((rng.integers(0, 12, n).tolist(), rng.integers(0, V, (n, 3)), int(rng.integers(0, n + 1))))
+    r = libwm.Reader(wm)
+    for ids, preds, n_prompt in docs:
+        r.add(ids, preds, n_prompt)
+    s = r.score()
+    assert (s["scored"], s["green"], s["positions"]) == brute_read(wm, docs, 3), s
+    try:
+        r.add([1, 2, 3], np.zeros((2, 1), dtype=np.int64))
+        raise AssertionError("a preds array of the wrong shape was accepted")
+    except ValueError:
+        pass
+    if torch is None:
+        print("           torch not installed: read_torch not run")
+        return
+    emb = torch.nn.Embedding(V, V)
+    model = lambda x: emb(x)  # noqa: E731  logits [B, T, V]: a bigram "model"
+    model.parameters = emb.parameters
+    texts = [(rng.integers(0, 16, int(rng.integers(2, 30))).tolist(), 1) for _ in range(20)]
+    got = libwm.read_torch(libwm.Reader(wm), model, texts, k=2, batch=7).score()
+    top = emb.weight.detach().topk(2, dim=-1).indices.numpy()
+    want = libwm.Reader(wm)
+    for ids, n_prompt in texts:
+        preds = np.zeros((len(ids), 2), dtype=np.int64)
+        preds[1:] = top[ids[:-1]]
+        want.add(ids, preds, n_prompt)
+    assert got == want.score(), (got, want.score())
+
+
 @check("Tokenizer: ids equal `wm tokenize`; invalid UTF-8 gives the offset; lossy mode")
 def _():
     tok = libwm.Tokenizer(GPT2)

@@ -60,4 +60,23 @@ static inline void synth_logits(wm__rng *r, float *l, uint32_t V)
     }
 }
 
+static inline int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* Kolmogorov-Smirnov distance of a sample from U(0,1). */
+static inline double ks_uniform(double *p, size_t n)
+{
+    qsort(p, n, sizeof *p, cmp_double);
+    double d = 0;
+    for (size_t i = 0; i < n; i++) {
+        double lo = p[i] - (double)i / n, hi = (double)(i + 1) / n - p[i];
+        if (lo > d) d = lo;
+        if (hi > d) d = hi;
+    }
+    return d;
+}
+
 #endif

@@ -123,6 +123,55 @@ WM_API WM_NODISCARD wm_status wm_corpus_score(const wm_corpus *c, double alpha, 
 WM_API WM_NODISCARD wm_status wm_corpus_memory(const wm_corpus *c, size_t *out);
 WM_API void wm_corpus_free(wm_corpus *c);
 
+/* ---- reading mode (open-weight suspects) ---------------------------------
+ *
+ * The provider's own watermarked outputs are fed to the suspect model
+ * (teacher forcing) and the suspect's top-k predictions at each answer
+ * position are scored as (context seed, predicted token) tuples, deduplicated
+ * over the corpus (Sander et al. 2024, "reading mode").  The evidence is what
+ * the suspect's weights predict, not what it happens to sample.
+ *
+ * H0: the suspect's weights are independent of the key (they never trained,
+ * directly or not, on text watermarked with it).  The text read is NOT
+ * independent of the key: it was generated with it, so the tokens that
+ * followed a seed s tell of s's green list, and a model that merely copies
+ * or continues in context would be flagged by a naive count.  Hence the rule:
+ * a position is read only if its context seed occurs there for the first
+ * time in the document (prompt included).  The text before it then contains
+ * no token drawn under s, so, modelling the PRF as a random function, the
+ * suspect's predictions there are independent of s's green list under H0
+ * and each read tuple's score has exactly the scheme's null law (kgw:
+ * Bernoulli(gamma)) given the document so far; within a document the scores
+ * are therefore independent in text order, and dedup removes the repeats
+ * across documents.  Across documents one coupling remains: document A's
+ * prediction at seed s may depend, through A's text, on the green list of a
+ * seed t that document B reads, while B's prediction at t depends on s's
+ * list.  Its effect on the count is second order and is not bounded here;
+ * the suite measures the null on the strongest clean reader there is (the
+ * unwatermarked model that generated the text) and the README reports it.
+ * The other detection rules apply: answer positions only (i >= n_prompt,
+ * and i > n_prompt when there is a prompt and h >= 1). */
+typedef struct wm_reader wm_reader;
+
+/* flags: 0 (no flag is defined yet; any bit is WM_ERR_ARG).  Memory: the
+ * corpus-wide dedup set (10 to 16 bytes per distinct tuple read) and one
+ * document's seeds.  One thread at a time per reader; borrows wm. */
+WM_API WM_NODISCARD wm_status wm_reader_new(wm_reader **out, const wm_watermark *wm, unsigned flags);
+/* One document t[0..n) of watermarked text, n_prompt leading tokens of
+ * prompt, and the suspect's predictions: row i of preds (k ids, any order,
+ * preds[i * k .. i * k + k)) is what it predicts for position i given
+ * t[0..i).  Every row is checked (ids < vocabulary size: WM_ERR_TOKEN),
+ * also those of positions that are not read, which the caller may fill
+ * with any valid id such as 0.  k >= 1; repeated ids in a row count once. */
+WM_API WM_NODISCARD wm_status wm_reader_add(wm_reader *r, const wm_token *t, size_t n, size_t n_prompt,
+                                            const wm_token *preds, size_t k);
+/* The exact test over all tuples read so far (wm_score as in wm_detect;
+ * score.tokens: tokens of text given).  OUT positions (may be NULL): the
+ * positions read. */
+WM_API WM_NODISCARD wm_status wm_reader_score(const wm_reader *r, double alpha, wm_score *out,
+                                              uint64_t *positions);
+WM_API void wm_reader_free(wm_reader *r);
+
 /* ---- statistics ---------------------------------------------------------- */
 
 /* log10 P(X >= k) for X ~ Binomial(n, p), 0 <= p <= 1: exact (incomplete beta

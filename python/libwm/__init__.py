@@ -88,6 +88,10 @@ def _load_library():
         "wm_bias_logits": (S, [P, _c_token_p, SZ, P, SZ]),
         "wm_bias_logits_batch": (S, [P, SZ, ctypes.POINTER(_c_token_p), ctypes.POINTER(SZ), P, SZ, SZ]),
         "wm_detect": (S, [P, _c_token_p, SZ, SZ, ctypes.c_uint, ctypes.c_double, ctypes.POINTER(_Score)]),
+        "wm_reader_new": (S, [PP, P, ctypes.c_uint]),
+        "wm_reader_add": (S, [P, _c_token_p, SZ, SZ, _c_token_p, SZ]),
+        "wm_reader_score": (S, [P, ctypes.c_double, ctypes.POINTER(_Score), ctypes.POINTER(ctypes.c_uint64)]),
+        "wm_reader_free": (None, [P]),
         "wm_tokenizer_load": (S, [PP, ctypes.c_char_p, ctypes.POINTER(_Error)]),
         "wm_tokenizer_free": (None, [P]),
         "wm_tokenizer_n_vocab": (S, [P, ctypes.POINTER(U32)]),
@@ -654,6 +658,86 @@ def detect(watermark, text_or_ids, tokenizer=None, prompt=None, alpha=1e-3, dedu
     if not dedup:  # as `wm detect --no-dedup --json`: the p-value is not valid
         out["p_value_valid"] = False
     return out
+
+
+def _score_dict(watermark, s):
+    mean = s.statistic / s.scored if s.scored else 0.0
+    out = {"key_id": watermark.key_id, "scheme": watermark.scheme, "tokens": s.tokens,
+           "scored": s.scored, "statistic": s.statistic, "mean_score": mean, "z": s.z,
+           "p_value": s.p_value, "log10_p": s.log10_p, "watermarked": bool(s.watermarked)}
+    if watermark.scheme == "kgw":
+        out.update(green=int(s.statistic), green_fraction=mean)
+    return out
+
+
+class Reader:
+    """Reading mode (wm_reader, see detect.h for the null): the suspect
+    model's top-k predictions on the provider's watermarked text, scored as
+    (context, prediction) tuples, deduplicated over everything added."""
+
+    def __init__(self, watermark):
+        h = ctypes.c_void_p()
+        _check(_lib.wm_reader_new(ctypes.byref(h), watermark._h, 0))
+        self._h = h
+        self._wm = watermark  # the C reader borrows it
+
+    def add(self, tokens, preds, n_prompt=0):
+        """tokens: the document's ids; preds: len(tokens) rows of k ids, row
+        i = the suspect's predictions for position i given tokens[:i] (rows
+        that are not read may hold any valid id, e.g. 0)."""
+        import numpy as np
+        keep, ptr, n = _tokens(tokens)
+        _check_int_dtype(preds)
+        p = np.asarray(_ids_numpy(preds))
+        if p.ndim != 2 or p.shape[0] != n or p.shape[1] < 1:
+            raise ValueError(f"preds must have shape ({n}, k >= 1), not {p.shape}")
+        if p.size and (p.min() < _INT32_MIN or p.max() > _INT32_MAX):
+            raise ValueError("a predicted id does not fit in int32")
+        p = np.ascontiguousarray(p, dtype=np.int32)
+        _check(_lib.wm_reader_add(self._h, ptr, n, n_prompt, ctypes.cast(p.ctypes.data, _c_token_p),
+                                  p.shape[1]))
+
+    def score(self, alpha=1e-3):
+        """The exact test so far: a dict as detect() returns, plus
+        positions (answer positions read)."""
+        if not 0 < alpha < 1:
+            raise ValueError("alpha must be in (0, 1)")
+        s, pos = _Score(), ctypes.c_uint64()
+        _check(_lib.wm_reader_score(self._h, alpha, ctypes.byref(s), ctypes.byref(pos)))
+        return dict(_score_dict(self._wm, s), positions=pos.value)
+
+    def __del__(self):
+        if getattr(self, "_h", None) and _lib:
+            _lib.wm_reader_free(self._h)
+            self._h = None
+
+
+def read_torch(reader, model, docs, k=1, batch=16, max_len=None):
+    """PyTorch / Hugging Face driver of reading mode: teacher-force `model`
+    on docs, a list of (ids, n_prompt), and add its top-k predictions to
+    `reader`.  model(x) takes a LongTensor [B, T] and returns logits
+    [B, T, V] or an object with .logits (transformers).  A document longer
+    than max_len (the model's context) is read up to max_len tokens.
+    Right padding: with causal attention it never changes earlier rows."""
+    import numpy as np
+    import torch
+    docs = [(list(ids)[:max_len] if max_len else list(ids), n_prompt) for ids, n_prompt in docs]
+    with torch.no_grad():
+        for b in range(0, len(docs), batch):
+            part = docs[b:b + batch]
+            width = max(len(ids) for ids, _ in part)
+            x = torch.zeros((len(part), width), dtype=torch.long)
+            for r, (ids, _) in enumerate(part):
+                x[r, :len(ids)] = torch.tensor(ids, dtype=torch.long)
+            dev = next(model.parameters()).device if hasattr(model, "parameters") else "cpu"
+            out = model(x.to(dev))
+            logits = getattr(out, "logits", out)
+            top = logits.topk(k, dim=-1).indices.cpu().numpy()
+            for r, (ids, n_prompt) in enumerate(part):
+                preds = np.zeros((len(ids), k), dtype=np.int32)
+                preds[1:] = top[r, :len(ids) - 1]  # logits at i-1 predict position i
+                reader.add(np.asarray(ids, dtype=np.int32), preds, min(n_prompt, len(ids)))
+    return reader
 
 
 def version():

@@ -1,0 +1,229 @@
+/* Reading mode (wm_reader):
+ * - exactness against a brute-force re-implementation of detect.h's rules
+ *   (first occurrence of a seed in the document, answer positions, dedup of
+ *   (seed, prediction) over the corpus) on small vocabularies where every
+ *   rule fires;
+ * - the null with text that IS watermarked and a reader that exploits it
+ *   the way a clean model can (copying tokens seen earlier in the document):
+ *   false-positive rate over 10,000 documents within its binomial interval,
+ *   randomised p-values uniform (KS at the 0.001 level);
+ * - power: a reader that learned the green lists is flagged;
+ * - argument checks. */
+#include "testutil.h"
+
+/* Brute force, h = 1 lefthash (seed = the previous token), straight from the
+ * rules in detect.h.  fps: the corpus's tuples so far (ctx * V + tok). */
+static void brute(const wm_watermark *wm, const wm_token *t, size_t n, size_t n_prompt, const wm_token *preds,
+                  size_t k, uint32_t V, uint8_t *seen, uint64_t *scored, uint64_t *green, uint64_t *positions)
+{
+    size_t first = n_prompt + (n_prompt > 0);
+    for (size_t i = 1; i < n; i++) {
+        int fresh = 1;
+        for (size_t j = 1; j < i; j++) fresh &= t[j - 1] != t[i - 1];
+        if (!fresh || i < first) continue;
+        ++*positions;
+        for (size_t q = 0; q < k; q++) {
+            wm_token p = preds[i * k + q];
+            size_t id = (size_t)t[i - 1] * V + (size_t)p;
+            if (seen[id]) continue;
+            seen[id] = 1;
+            bool g;
+            assert_int_equal(wm_is_green(wm, t + i - 1, 1, p, &g), WM_OK);
+            ++*scored;
+            *green += g;
+        }
+    }
+}
+
+static void test_brute_force(void **state)
+{
+    (void)state;
+    const uint32_t V = 13;
+    wm_watermark *wm = test_wm(0.25, 1, WM_SEEDING_LEFTHASH, V);
+    wm__rng r;
+    wm__rng_seed(&r, 7);
+    for (int trial = 0; trial < 200; trial++) {
+        wm_reader *rd;
+        assert_int_equal(wm_reader_new(&rd, wm, 0), WM_OK);
+        uint8_t seen[13 * 13] = { 0 };
+        uint64_t scored = 0, green = 0, positions = 0;
+        for (int doc = 0; doc < 1 + trial % 5; doc++) {
+            wm_token t[30], preds[30 * 3];
+            size_t n = wm__rng_next(&r) % 31, k = 1 + wm__rng_next(&r) % 3, np = n ? wm__rng_next(&r) % (n + 1) : 0;
+            random_tokens(&r, t, n, V);
+            random_tokens(&r, preds, n * k, V);
+            assert_int_equal(wm_reader_add(rd, t, n, np, preds, k), WM_OK);
+            brute(wm, t, n, np, preds, k, V, seen, &scored, &green, &positions);
+        }
+        wm_score s;
+        uint64_t pos;
+        assert_int_equal(wm_reader_score(rd, 0.01, &s, &pos), WM_OK);
+        assert_int_equal(s.scored, scored);
+        assert_int_equal((uint64_t)s.statistic, green);
+        assert_int_equal(pos, positions);
+        double want = scored ? wm_binom_log10_sf(scored, green, 0.25) : 0;
+        assert_true(fabs(s.log10_p - want) < 1e-9);
+        wm_reader_free(rd);
+    }
+    wm_watermark_free(wm);
+}
+
+/* Watermarked text: each token green for its seed with probability 0.9
+ * (rejection sampling over a small vocabulary, so seeds repeat). */
+static void wm_text(const wm_watermark *wm, wm__rng *r, wm_token *t, size_t n, uint32_t V)
+{
+    t[0] = (wm_token)(wm__rng_next(r) % V);
+    for (size_t i = 1; i < n; i++) {
+        int want = wm__rng_uniform(r) < 0.9;
+        bool g;
+        do {
+            t[i] = (wm_token)(wm__rng_next(r) % V);
+            assert_int_equal(wm_is_green(wm, t + i - 1, 1, t[i], &g), WM_OK);
+        } while (g != want);
+    }
+}
+
+/* A reader with no knowledge of the key that exploits the text as a clean
+ * model can: it predicts the tokens that followed its context earlier in
+ * the document (an induction head; green there 90% of the time), then the
+ * most recent tokens. */
+static void copy_reader(const wm_token *t, size_t n, wm_token *preds, size_t k)
+{
+    for (size_t i = 0; i < n; i++) {
+        size_t q = 0;
+        for (size_t j = i; j-- > 1 && q < k;)
+            if (t[j - 1] == t[i ? i - 1 : 0]) preds[i * k + q++] = t[j];
+        for (size_t j = i; j-- > 0 && q < k;) preds[i * k + q++] = t[j];
+        while (q < k) preds[i * k + q++] = 0;
+    }
+}
+
+/* A fresh key per document: H0's randomness is the key's, and documents
+ * sharing one key share its green lists (a token pair scored in many
+ * documents would make their p-values dependent). */
+static wm_watermark *random_wm(wm__rng *r, uint32_t V)
+{
+    wm_params p = { "kgw", WM_SEEDING_LEFTHASH, 1, 0.25, 2.0 };
+    unsigned char seed[32];
+    for (int i = 0; i < 32; i++) seed[i] = (unsigned char)wm__rng_next(r);
+    wm_key *k = NULL;
+    wm_watermark *wm = NULL;
+    assert_int_equal(wm_key_from_seed(&k, &p, seed), WM_OK);
+    assert_int_equal(wm_watermark_new(&wm, k, V), WM_OK);
+    wm_key_free(k);
+    return wm;
+}
+
+static void test_null_copying_reader(void **state)
+{
+    (void)state;
+    const uint32_t V = 400;
+    const size_t n = 120, k = 3, docs = 10000;
+    const double alpha = 0.01;
+    wm__rng r;
+    wm__rng_seed(&r, 11);
+    wm_token t[120], preds[120 * 3];
+    size_t flagged = 0;
+    uint64_t tot_n = 0, tot_g = 0;
+    double *p = malloc(docs * sizeof *p);
+    for (size_t d = 0; d < docs; d++) {
+        wm_watermark *wm = random_wm(&r, V);
+        wm_text(wm, &r, t, n, V);
+        copy_reader(t, n, preds, k);
+        wm_reader *rd;
+        assert_int_equal(wm_reader_new(&rd, wm, 0), WM_OK);
+        assert_int_equal(wm_reader_add(rd, t, n, 0, preds, k), WM_OK);
+        wm_score s;
+        assert_int_equal(wm_reader_score(rd, alpha, &s, NULL), WM_OK);
+        flagged += s.watermarked;
+        uint64_t g = (uint64_t)s.statistic;
+        double hi = exp(M_LN10 * wm_binom_log10_sf(s.scored, g, 0.25));
+        double lo = exp(M_LN10 * wm_binom_log10_sf(s.scored, g + 1, 0.25));
+        p[d] = lo + wm__rng_uniform(&r) * (hi - lo);
+        tot_n += s.scored;
+        tot_g += g;
+        wm_reader_free(rd);
+        wm_watermark_free(wm);
+    }
+    /* the discrete test is conservative: FPR <= alpha, up to 3.3 sd */
+    double sd = sqrt(docs * alpha * (1 - alpha));
+    print_message("copying reader on watermarked text: %zu/%zu flagged at alpha %.2f (bound %.0f)\n", flagged,
+                  docs, alpha, docs * alpha + 3.3 * sd);
+    assert_true(flagged <= docs * alpha + 3.3 * sd);
+    /* KS on the randomised p-values: exact uniform if the rule is right */
+    double z = (tot_g - 0.25 * tot_n) / sqrt(tot_n * 0.25 * 0.75);
+    print_message("%llu tuples, green rate %.5f (z %.2f)\n", (unsigned long long)tot_n, (double)tot_g / tot_n, z);
+    double D = ks_uniform(p, docs), crit = 1.949 / sqrt((double)docs);
+    print_message("randomised p-values: KS D %.4f (crit %.4f at 0.001)\n", D, crit);
+    assert_true(D < crit && fabs(z) < 4);
+    free(p);
+}
+
+static void test_power(void **state)
+{
+    (void)state;
+    const uint32_t V = 400;
+    const size_t n = 120, k = 1;
+    wm_watermark *wm = test_wm(0.25, 1, WM_SEEDING_LEFTHASH, V);
+    wm__rng r;
+    wm__rng_seed(&r, 3);
+    wm_token t[120], preds[120];
+    wm_reader *rd;
+    assert_int_equal(wm_reader_new(&rd, wm, 0), WM_OK);
+    for (int d = 0; d < 20; d++) {
+        wm_text(wm, &r, t, n, V);
+        /* a student that learned the lists: green for its context twice as
+         * often as chance (a red draw is kept half the time) */
+        preds[0] = 0;
+        for (size_t i = 1; i < n; i++) {
+            bool g;
+            do {
+                preds[i] = (wm_token)(wm__rng_next(&r) % V);
+                assert_int_equal(wm_is_green(wm, t + i - 1, 1, preds[i], &g), WM_OK);
+            } while (!g && wm__rng_uniform(&r) < 0.5);
+        }
+        assert_int_equal(wm_reader_add(rd, t, n, 0, preds, k), WM_OK);
+    }
+    wm_score s;
+    assert_int_equal(wm_reader_score(rd, 1e-6, &s, NULL), WM_OK);
+    print_message("reader that learned the lists: %llu tuples, log10 p %.1f\n", (unsigned long long)s.scored,
+                  s.log10_p);
+    assert_true(s.watermarked);
+    wm_reader_free(rd);
+    wm_watermark_free(wm);
+}
+
+static void test_args(void **state)
+{
+    (void)state;
+    wm_watermark *wm = test_wm(0.25, 1, WM_SEEDING_LEFTHASH, 10);
+    wm_reader *rd;
+    wm_token t[3] = { 1, 2, 3 }, bad[3] = { 1, 10, 3 }, preds[6] = { 0 };
+    wm_score s;
+    assert_int_equal(wm_reader_new(&rd, wm, 1), WM_ERR_ARG);
+    assert_int_equal(wm_reader_new(&rd, NULL, 0), WM_ERR_ARG);
+    assert_int_equal(wm_reader_new(&rd, wm, 0), WM_OK);
+    assert_int_equal(wm_reader_add(rd, t, 3, 0, preds, 0), WM_ERR_ARG);
+    assert_int_equal(wm_reader_add(rd, t, 3, 4, preds, 1), WM_ERR_ARG);
+    assert_int_equal(wm_reader_add(rd, t, 3, 0, NULL, 1), WM_ERR_ARG);
+    assert_int_equal(wm_reader_add(rd, bad, 3, 0, preds, 1), WM_ERR_TOKEN);
+    assert_int_equal(wm_reader_add(rd, t, 3, 0, bad, 1), WM_ERR_TOKEN);
+    assert_int_equal(wm_reader_add(rd, t, 3, 0, preds, 2), WM_OK);
+    assert_int_equal(wm_reader_score(rd, 0, &s, NULL), WM_ERR_ARG);
+    assert_int_equal(wm_reader_score(rd, 0.5, &s, NULL), WM_OK);
+    assert_int_equal(s.tokens, 3);
+    wm_reader_free(rd);
+    wm_reader_free(NULL);
+    wm_watermark_free(wm);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_brute_force),
+        cmocka_unit_test(test_null_copying_reader),
+        cmocka_unit_test(test_power),
+        cmocka_unit_test(test_args),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
