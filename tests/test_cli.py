@@ -235,12 +235,15 @@ def _():
 
 @check("an answer copying a watermarked prompt is not flagged (issue 11.4)")
 def _():
-    text = WM_DOCS[0]["text"]
+    # the key is fresh each run: take the most strongly watermarked document,
+    # so that the contrast below never hinges on one draw (a single 200-token
+    # document ranges from about 10^-9 to 10^-15)
+    text = min(WM_DOCS, key=lambda d: d["log10_p"])["text"]
     write("copy.jsonl", json.dumps({"prompt": "Repeat this text verbatim: " + text, "text": text}) + "\n")
     row = jsonl(run("detect", "--key", KEY, "--tokenizer", GPT2, "--jsonl", "--prompt-field", "prompt", "--json", "copy.jsonl"))[0]
     assert not row["watermarked"] and row["log10_p"] > -3, row
     alone = jsonl(run("detect", "--key", KEY, "--tokenizer", GPT2, "--jsonl", "--json", "copy.jsonl"))[0]
-    assert alone["watermarked"] and alone["log10_p"] < -10, alone
+    assert alone["watermarked"] and alone["log10_p"] < -6, alone
     c = jsonl(run("detect", "--key", KEY, "--tokenizer", GPT2, "--jsonl", "--prompt-field", "prompt", "--json", "--corpus", "copy.jsonl"))[-1]
     assert not c["watermarked"], c
 
