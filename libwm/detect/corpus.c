@@ -124,25 +124,14 @@ wm_status wm_corpus_set_filter(wm_corpus *c, const wm_ctxset *filter)
     return WM_OK;
 }
 
-/* Empty a per-document set; one grown by a huge document is given back. */
-static wm_status reset_set(wm__u64set *s)
-{
-    if (s->cap <= (1u << 16)) {
-        wm__u64set_clear(s);
-        return WM_OK;
-    }
-    wm__u64set_free(s);
-    return wm__u64set_init(s, 0);
-}
-
 /* A new document: its own, empty prompt and seed sets.  Prompt tuples are
  * excluded per document: the corpus-wide dedup set must not learn them, or
  * whether a tuple counts would depend on the order of documents. */
 static wm_status begin_doc(wm_corpus *c)
 {
     c->started = 1;
-    wm_status st = reset_set(&c->prompt);
-    if (!st && c->sets.seeds) st = reset_set(&c->seeds);
+    wm_status st = reset_doc_set(&c->prompt);
+    if (!st && c->sets.seeds) st = reset_doc_set(&c->seeds);
     return st;
 }
 

@@ -34,6 +34,20 @@ typedef struct scan_sets {
  * context only (no prompt then).  Returns WM_ERR_NOMEM or WM_OK. */
 wm_status scan_doc_at(const wm_watermark *wm, const wm_token *t, size_t n, size_t n_prompt, size_t from,
                       unsigned flags, const scan_sets *sets, visit_fn visit, void *arg);
+/* Tuples waiting for their scores, computed WM_SCORE_BATCH at a time
+ * (SIMD across tuples); visits happen in the order added. */
+typedef struct pending {
+    uint64_t seed[WM_SCORE_BATCH];
+    wm_token tok[WM_SCORE_BATCH];
+    size_t pos[WM_SCORE_BATCH];
+    size_t n;
+} pending;
+/* Scores the pending tuples, visits each, empties pd. */
+void pending_flush(const wm_watermark *wm, pending *pd, visit_fn visit, void *arg);
+
+/* Empty a per-document set; one grown by a huge document is given back. */
+wm_status reset_doc_set(wm__u64set *s);
+
 /* Without dedup the p-value is not valid, so there is no verdict. */
 void no_dedup_verdict(unsigned flags, wm_score *s);
 

@@ -29,31 +29,18 @@ wm_status wm_reader_new(wm_reader **out, const wm_watermark *wm, unsigned flags)
     return WM_OK;
 }
 
-typedef struct batch {
-    uint64_t seed[WM_SCORE_BATCH];
-    wm_token tok[WM_SCORE_BATCH];
-    size_t n;
-} batch;
-
-static void flush(const wm_watermark *wm, batch *b, counts *c)
-{
-    double score[WM_SCORE_BATCH];
-    if (b->n) wm->scheme->score_many(wm, b->seed, b->tok, b->n, score);
-    for (size_t i = 0; i < b->n; i++) count_visit(c, score[i], 0);
-    b->n = 0;
-}
-
 /* The k predictions at one read position: each new (seed, prediction)
  * tuple is scored.  -1 on allocation failure. */
-static int read_row(wm_reader *r, batch *b, uint64_t seed, const wm_token *row, size_t k)
+static int read_row(wm_reader *r, pending *b, uint64_t seed, const wm_token *row, size_t k, size_t i)
 {
     for (size_t j = 0; j < k; j++) {
         int ins = wm__u64set_insert(&r->seen, wm__tuple_fp(seed, row[j]));
         if (ins < 0) return -1;
         if (!ins) continue;
         b->seed[b->n] = seed;
-        b->tok[b->n++] = row[j];
-        if (b->n == WM_SCORE_BATCH) flush(r->wm, b, &r->c);
+        b->tok[b->n] = row[j];
+        b->pos[b->n++] = i;
+        if (b->n == WM_SCORE_BATCH) pending_flush(r->wm, b, count_visit, &r->c);
     }
     return 0;
 }
@@ -64,20 +51,14 @@ wm_status wm_reader_add(wm_reader *r, const wm_token *t, size_t n, size_t n_prom
     if (!r || k == 0 || (n && !preds) || n_prompt > n || n > SIZE_MAX / k) return WM_ERR_ARG;
     wm_status st = wm__check_tokens(r->wm, t, n);
     if (st || (st = wm__check_tokens(r->wm, preds, n * k))) return st;
-    /* a document grown huge gives its seed table back */
-    if (r->seeds.cap > (1u << 16)) {
-        wm__u64set_free(&r->seeds);
-        if ((st = wm__u64set_init(&r->seeds, 0))) return st;
-    } else {
-        wm__u64set_clear(&r->seeds);
-    }
+    if ((st = reset_doc_set(&r->seeds))) return st;
     const wm_watermark *wm = r->wm;
     /* the detection rule for which positions are answer positions */
     size_t first = n_prompt + (wm->h > 0 && n_prompt > 0);
     wm__scan sc;
     uint64_t seed;
     wm_token tok;
-    batch b;
+    pending b;
     b.n = 0;
     wm__scan_init_at(&sc, wm, t, n, wm->h);
     while (wm__scan_next(&sc, &seed, &tok)) {
@@ -85,13 +66,13 @@ wm_status wm_reader_add(wm_reader *r, const wm_token *t, size_t n, size_t n_prom
         /* the seed's first occurrence in the document: nothing before it
          * was drawn from, or tells of, this seed's green list */
         int fresh = wm__u64set_insert(&r->seeds, wm__ctx_key(seed));
-        if (fresh < 0 || (fresh && i >= first && read_row(r, &b, seed, preds + i * k, k) < 0)) {
+        if (fresh < 0 || (fresh && i >= first && read_row(r, &b, seed, preds + i * k, k, i) < 0)) {
             st = WM_ERR_NOMEM;
             break;
         }
         r->positions += fresh && i >= first;
     }
-    flush(wm, &b, &r->c); /* tuples already in the set are always counted */
+    pending_flush(wm, &b, count_visit, &r->c); /* tuples already in the set are always counted */
     r->tokens += n;
     return st;
 }

@@ -6,16 +6,7 @@
 #include <math.h>
 #include <stdlib.h>
 
-/* Tuples waiting for their scores, computed WM_SCORE_BATCH at a time;
- * visits happen in text order. */
-typedef struct pending {
-    uint64_t seed[WM_SCORE_BATCH];
-    wm_token tok[WM_SCORE_BATCH];
-    size_t pos[WM_SCORE_BATCH];
-    size_t n;
-} pending;
-
-static void flush(const wm_watermark *wm, pending *pd, visit_fn visit, void *arg)
+void pending_flush(const wm_watermark *wm, pending *pd, visit_fn visit, void *arg)
 {
     double score[WM_SCORE_BATCH];
     if (pd->n) wm->scheme->score_many(wm, pd->seed, pd->tok, pd->n, score);
@@ -76,10 +67,20 @@ wm_status scan_doc_at(const wm_watermark *wm, const wm_token *t, size_t n, size_
         pd.seed[pd.n] = seed;
         pd.tok[pd.n] = tok;
         pd.pos[pd.n++] = sc.i - 1;
-        if (pd.n == WM_SCORE_BATCH) flush(wm, &pd, visit, arg);
+        if (pd.n == WM_SCORE_BATCH) pending_flush(wm, &pd, visit, arg);
     }
-    flush(wm, &pd, visit, arg); /* tuples already in the set are always counted */
+    pending_flush(wm, &pd, visit, arg); /* tuples already in the set are always counted */
     return st;
+}
+
+wm_status reset_doc_set(wm__u64set *s)
+{
+    if (s->cap <= (1u << 16)) {
+        wm__u64set_clear(s);
+        return WM_OK;
+    }
+    wm__u64set_free(s);
+    return wm__u64set_init(s, 0);
 }
 
 void no_dedup_verdict(unsigned flags, wm_score *s)

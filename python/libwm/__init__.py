@@ -624,6 +624,16 @@ class Tokenizer:
             self._h = None
 
 
+def _score_dict(watermark, s):
+    mean = s.statistic / s.scored if s.scored else 0.0
+    out = {"key_id": watermark.key_id, "scheme": watermark.scheme, "tokens": s.tokens,
+           "scored": s.scored, "statistic": s.statistic, "mean_score": mean, "z": s.z,
+           "p_value": s.p_value, "log10_p": s.log10_p, "watermarked": bool(s.watermarked)}
+    if watermark.scheme == "kgw":
+        out.update(green=int(s.statistic), green_fraction=mean)
+    return out
+
+
 def detect(watermark, text_or_ids, tokenizer=None, prompt=None, alpha=1e-3, dedup=True,
            source="-"):
     """Score one document, as `wm detect --json` does.  text_or_ids: a str/bytes
@@ -648,25 +658,10 @@ def detect(watermark, text_or_ids, tokenizer=None, prompt=None, alpha=1e-3, dedu
     s = _Score()
     _check(_lib.wm_detect(watermark._h, ptr, n, len(head), 0 if dedup else _NO_DEDUP, alpha,
                           ctypes.byref(s)))
-    mean = s.statistic / s.scored if s.scored else 0.0
-    out = {"source": source, "key_id": watermark.key_id, "scheme": watermark.scheme, "tokens": s.tokens,
-           "scored": s.scored, "statistic": s.statistic, "mean_score": mean, "z": s.z,
-           "p_value": s.p_value, "log10_p": s.log10_p,
-           "watermarked": bool(s.watermarked) if dedup else None}
-    if watermark.scheme == "kgw":
-        out.update(green=int(s.statistic), green_fraction=mean)
-    if not dedup:  # as `wm detect --no-dedup --json`: the p-value is not valid
+    out = dict(source=source, **_score_dict(watermark, s))
+    if not dedup:  # as `wm detect --no-dedup --json`: no verdict, the p-value is not valid
+        out["watermarked"] = None
         out["p_value_valid"] = False
-    return out
-
-
-def _score_dict(watermark, s):
-    mean = s.statistic / s.scored if s.scored else 0.0
-    out = {"key_id": watermark.key_id, "scheme": watermark.scheme, "tokens": s.tokens,
-           "scored": s.scored, "statistic": s.statistic, "mean_score": mean, "z": s.z,
-           "p_value": s.p_value, "log10_p": s.log10_p, "watermarked": bool(s.watermarked)}
-    if watermark.scheme == "kgw":
-        out.update(green=int(s.statistic), green_fraction=mean)
     return out
 
 
@@ -722,6 +717,7 @@ def read_torch(reader, model, docs, k=1, batch=16, max_len=None):
     import numpy as np
     import torch
     docs = [(list(ids)[:max_len] if max_len else list(ids), n_prompt) for ids, n_prompt in docs]
+    dev = next(model.parameters()).device if hasattr(model, "parameters") else "cpu"
     with torch.no_grad():
         for b in range(0, len(docs), batch):
             part = docs[b:b + batch]
@@ -729,7 +725,6 @@ def read_torch(reader, model, docs, k=1, batch=16, max_len=None):
             x = torch.zeros((len(part), width), dtype=torch.long)
             for r, (ids, _) in enumerate(part):
                 x[r, :len(ids)] = torch.tensor(ids, dtype=torch.long)
-            dev = next(model.parameters()).device if hasattr(model, "parameters") else "cpu"
             out = model(x.to(dev))
             logits = getattr(out, "logits", out)
             top = logits.topk(k, dim=-1).indices.cpu().numpy()
