@@ -146,22 +146,31 @@ static inline uint64_t wm__tuple_fp(uint64_t seed, wm_token tok)
     return fp ? fp : 1;
 }
 
-/* u64set.c: open-addressing set of non-zero 64-bit keys (already mixed). */
+/* u64set.c: open-addressing set of non-zero 64-bit keys (already mixed),
+ * or map to 32-bit values. */
 typedef struct wm__u64set {
     uint64_t *slot;
+    uint32_t *val; /* NULL for a set; a map's value of slot i */
     size_t cap, len;
 } wm__u64set;
 
 wm_status wm__u64set_init(wm__u64set *s, size_t expected);
+wm_status wm__u64map_init(wm__u64set *s, size_t expected);
 wm_status wm__u64set_copy(wm__u64set *dst, const wm__u64set *src); /* dst uninitialised */
 /* 1 if inserted, 0 if present, -1 on allocation failure. */
 int wm__u64set_insert(wm__u64set *s, uint64_t key);
+/* The same, and *at = the key's slot (until the next insert), whose value
+ * is s->val[*at] in a map (unset when just inserted). */
+int wm__u64set_insert_at(wm__u64set *s, uint64_t key, size_t *at);
 int wm__u64set_contains(const wm__u64set *s, uint64_t key);
 void wm__u64set_clear(wm__u64set *s); /* empty, keeping the capacity */
 void wm__u64set_free(wm__u64set *s);
 
 /* stats.c: natural log of P(X >= k), X ~ Binomial(n, p). */
 double wm__binom_log_sf(uint64_t n, uint64_t k, double p);
+/* stats.c: natural log of the Chernoff bound on P(sum w_i X_i >= s), X_i
+ * independent Bernoulli(p) (wm_wbinom_log10_bound). */
+double wm__wbinom_log_bound(const double *w, size_t n, double s, double p);
 /* stats.c: natural log of Q(a, x) = P(X >= x), X ~ Gamma(a, 1). */
 double wm__gamma_log_sf(double a, double x);
 /* The score of `scored` tuples with statistic `stat`, by wm's scheme. */

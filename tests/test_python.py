@@ -241,6 +241,28 @@ def _():
         preds[1:] = top[ids[:-1]]
         want.add(ids, preds, n_prompt)
     assert got == want.score(), (got, want.score())
+    # weighted: a reference "model" and all V candidates; W summed by hand
+    ref = torch.nn.Embedding(V, V)
+    reference = lambda x: ref(x)  # noqa: E731
+    reference.parameters = ref.parameters
+    got = libwm.read_torch(libwm.Reader(wm, weighted=True), model, texts, k=V, batch=7,
+                           reference=reference).score()
+    diff = (torch.softmax(emb.weight, -1) - torch.softmax(ref.weight, -1)).detach().numpy()
+    W = {}
+    for ids, n_prompt in texts:
+        seen = set()
+        for i in range(1, len(ids)):
+            if ids[i - 1] not in seen and i >= n_prompt + (n_prompt > 0):
+                for q in range(V):
+                    W[(ids[i - 1], q)] = W.get((ids[i - 1], q), 0.0) + float(np.float32(diff[ids[i - 1], q]))
+            seen.add(ids[i - 1])
+    S = sum(w for (c, q), w in W.items() if wm.is_green([c], q))
+    assert got["scored"] == len(W) and abs(got["statistic"] - S) < 1e-4, (got, len(W), S)
+    try:
+        libwm.Reader(wm, weighted=True).add([1, 2], np.zeros((2, 1), dtype=np.int64))
+        raise AssertionError("a weighted reader took no weights")
+    except ValueError:
+        pass
 
 
 @check("Tokenizer: ids equal `wm tokenize`; invalid UTF-8 gives the offset; lossy mode")

@@ -52,7 +52,7 @@ static void test_brute_force(void **state)
             size_t n = wm__rng_next(&r) % 31, k = 1 + wm__rng_next(&r) % 3, np = n ? wm__rng_next(&r) % (n + 1) : 0;
             random_tokens(&r, t, n, V);
             random_tokens(&r, preds, n * k, V);
-            assert_int_equal(wm_reader_add(rd, t, n, np, preds, k), WM_OK);
+            assert_int_equal(wm_reader_add(rd, t, n, np, preds, NULL, k), WM_OK);
             brute(wm, t, n, np, preds, k, V, seen, &scored, &green, &positions);
         }
         wm_score s;
@@ -132,7 +132,7 @@ static void test_null_copying_reader(void **state)
         copy_reader(t, n, preds, k);
         wm_reader *rd;
         assert_int_equal(wm_reader_new(&rd, wm, 0), WM_OK);
-        assert_int_equal(wm_reader_add(rd, t, n, 0, preds, k), WM_OK);
+        assert_int_equal(wm_reader_add(rd, t, n, 0, preds, NULL, k), WM_OK);
         wm_score s;
         assert_int_equal(wm_reader_score(rd, alpha, &s, NULL), WM_OK);
         flagged += s.watermarked;
@@ -182,7 +182,7 @@ static void test_power(void **state)
                 assert_int_equal(wm_is_green(wm, t + i - 1, 1, preds[i], &g), WM_OK);
             } while (!g && wm__rng_uniform(&r) < 0.5);
         }
-        assert_int_equal(wm_reader_add(rd, t, n, 0, preds, k), WM_OK);
+        assert_int_equal(wm_reader_add(rd, t, n, 0, preds, NULL, k), WM_OK);
     }
     wm_score s;
     assert_int_equal(wm_reader_score(rd, 1e-6, &s, NULL), WM_OK);
@@ -200,20 +200,207 @@ static void test_args(void **state)
     wm_reader *rd;
     wm_token t[3] = { 1, 2, 3 }, bad[3] = { 1, 10, 3 }, preds[6] = { 0 };
     wm_score s;
-    assert_int_equal(wm_reader_new(&rd, wm, 1), WM_ERR_ARG);
+    assert_int_equal(wm_reader_new(&rd, wm, 2), WM_ERR_ARG);
+    float wt[6] = { 0 };
     assert_int_equal(wm_reader_new(&rd, NULL, 0), WM_ERR_ARG);
     assert_int_equal(wm_reader_new(&rd, wm, 0), WM_OK);
-    assert_int_equal(wm_reader_add(rd, t, 3, 0, preds, 0), WM_ERR_ARG);
-    assert_int_equal(wm_reader_add(rd, t, 3, 4, preds, 1), WM_ERR_ARG);
-    assert_int_equal(wm_reader_add(rd, t, 3, 0, NULL, 1), WM_ERR_ARG);
-    assert_int_equal(wm_reader_add(rd, bad, 3, 0, preds, 1), WM_ERR_TOKEN);
-    assert_int_equal(wm_reader_add(rd, t, 3, 0, bad, 1), WM_ERR_TOKEN);
-    assert_int_equal(wm_reader_add(rd, t, 3, 0, preds, 2), WM_OK);
+    assert_int_equal(wm_reader_add(rd, t, 3, 0, preds, NULL, 0), WM_ERR_ARG);
+    assert_int_equal(wm_reader_add(rd, t, 3, 4, preds, NULL, 1), WM_ERR_ARG);
+    assert_int_equal(wm_reader_add(rd, t, 3, 0, NULL, NULL, 1), WM_ERR_ARG);
+    assert_int_equal(wm_reader_add(rd, bad, 3, 0, preds, NULL, 1), WM_ERR_TOKEN);
+    assert_int_equal(wm_reader_add(rd, t, 3, 0, bad, NULL, 1), WM_ERR_TOKEN);
+    assert_int_equal(wm_reader_add(rd, t, 3, 0, preds, wt, 1), WM_ERR_ARG); /* weights to a plain reader */
+    assert_int_equal(wm_reader_add(rd, t, 3, 0, preds, NULL, 2), WM_OK);
     assert_int_equal(wm_reader_score(rd, 0, &s, NULL), WM_ERR_ARG);
     assert_int_equal(wm_reader_score(rd, 0.5, &s, NULL), WM_OK);
     assert_int_equal(s.tokens, 3);
     wm_reader_free(rd);
     wm_reader_free(NULL);
+    assert_int_equal(wm_reader_new(&rd, wm, WM_READ_WEIGHTED), WM_OK);
+    assert_int_equal(wm_reader_add(rd, t, 3, 0, preds, NULL, 1), WM_ERR_ARG); /* weights missing */
+    wt[1] = NAN;
+    assert_int_equal(wm_reader_add(rd, t, 3, 0, preds, wt, 1), WM_ERR_ARG);
+    wt[1] = 0.5f;
+    assert_int_equal(wm_reader_add(rd, t, 3, 0, preds, wt, 1), WM_OK);
+    assert_int_equal(wm_reader_score(rd, 0.5, &s, NULL), WM_OK);
+    wm_reader_free(rd);
+    wm_watermark_free(wm);
+    wm_watermark *gw = test_wm_gumbel(1, WM_SEEDING_LEFTHASH, 10);
+    assert_int_equal(wm_reader_new(&rd, gw, WM_READ_WEIGHTED), WM_ERR_UNSUPPORTED);
+    wm_watermark_free(gw);
+    assert_true(isnan(wm_wbinom_log10_bound(NULL, 1, 1, 0.5)) && isnan(wm_wbinom_log10_bound(NULL, 0, 1, 1)));
+}
+
+/* ---- the weighted test ---------------------------------------------------- */
+
+/* The Chernoff bound against the exact tail by enumeration of all 2^m
+ * outcomes (m <= 14, weights of both signs, several p): never below it at
+ * any achievable s.  With equal weights the minimum is known in closed form,
+ * -n KL(s/n || p), which checks the minimiser to 1e-9. */
+static void test_wbinom_bound(void **state)
+{
+    (void)state;
+    wm__rng r;
+    wm__rng_seed(&r, 5);
+    static double sums[1 << 14], probs[1 << 14];
+    for (int trial = 0; trial < 300; trial++) {
+        size_t m = 1 + wm__rng_next(&r) % 14;
+        double w[14], p = 0.05 + 0.9 * wm__rng_uniform(&r);
+        for (size_t i = 0; i < m; i++)
+            w[i] = trial % 3 == 0 ? 1.0 : (wm__rng_uniform(&r) - (trial % 3 == 1 ? 0.3 : 0.0)) * 3;
+        for (size_t x = 0; x < ((size_t)1 << m); x++) {
+            double s = 0, pr = 1;
+            for (size_t i = 0; i < m; i++) {
+                s += (x >> i & 1) ? w[i] : 0;
+                pr *= (x >> i & 1) ? p : 1 - p;
+            }
+            sums[x] = s, probs[x] = pr;
+        }
+        for (size_t x = 0; x < ((size_t)1 << m); x++) {
+            double tail = 0;
+            for (size_t y = 0; y < ((size_t)1 << m); y++) tail += sums[y] >= sums[x] ? probs[y] : 0;
+            double b = wm_wbinom_log10_bound(w, m, sums[x], p);
+            assert_true(b <= 0 && b >= log10(tail) - 1e-9);
+            if (trial % 3 == 0) {
+                double a = sums[x] / m, kl = a >= 1 ? log(1 / p) : a * log(a / p) + (1 - a) * log((1 - a) / (1 - p));
+                if (a == 0) kl = log(1 / (1 - p));
+                double want = a <= p ? 0 : -(double)m * kl / M_LN10;
+                if (fabs(b - want) > 1e-9) print_message("m %zu s %g p %g: %.12f vs %.12f\n", m, sums[x], p, b, want);
+                assert_true(fabs(b - want) < 1e-9);
+            }
+        }
+    }
+}
+
+/* Brute force of the weighted reader: W(s, q) summed over the read
+ * positions, S over green tuples, and the bound of those numbers. */
+static void test_weighted_brute_force(void **state)
+{
+    (void)state;
+    const uint32_t V = 11;
+    wm_watermark *wm = test_wm(0.25, 1, WM_SEEDING_LEFTHASH, V);
+    wm__rng r;
+    wm__rng_seed(&r, 9);
+    for (int trial = 0; trial < 100; trial++) {
+        wm_reader *rd;
+        assert_int_equal(wm_reader_new(&rd, wm, WM_READ_WEIGHTED), WM_OK);
+        double W[11 * 11] = { 0 };
+        uint8_t used[11 * 11] = { 0 };
+        for (int doc = 0; doc < 1 + trial % 4; doc++) {
+            wm_token t[30], preds[30 * 3];
+            float wt[30 * 3];
+            size_t n = wm__rng_next(&r) % 31, k = 1 + wm__rng_next(&r) % 3, np = n ? wm__rng_next(&r) % (n + 1) : 0;
+            random_tokens(&r, t, n, V);
+            random_tokens(&r, preds, n * k, V);
+            for (size_t i = 0; i < n * k; i++) wt[i] = (float)(wm__rng_uniform(&r) * 2 - 0.7);
+            assert_int_equal(wm_reader_add(rd, t, n, np, preds, wt, k), WM_OK);
+            size_t first = np + (np > 0);
+            for (size_t i = 1; i < n; i++) {
+                int fresh = 1;
+                for (size_t j = 1; j < i; j++) fresh &= t[j - 1] != t[i - 1];
+                if (!fresh || i < first) continue;
+                for (size_t q = 0; q < k; q++) {
+                    size_t id = (size_t)t[i - 1] * V + (size_t)preds[i * k + q];
+                    W[id] += wt[i * k + q];
+                    used[id] = 1;
+                }
+            }
+        }
+        double w[11 * 11], S = 0;
+        size_t m = 0;
+        for (size_t id = 0; id < V * V; id++) {
+            if (!used[id]) continue;
+            bool g;
+            wm_token ctx = (wm_token)(id / V);
+            assert_int_equal(wm_is_green(wm, &ctx, 1, (wm_token)(id % V), &g), WM_OK);
+            S += g ? W[id] : 0;
+            w[m++] = W[id];
+        }
+        wm_score s;
+        assert_int_equal(wm_reader_score(rd, 0.01, &s, NULL), WM_OK);
+        assert_int_equal(s.scored, m);
+        assert_true(fabs(s.statistic - S) < 1e-9);
+        assert_true(fabs(s.log10_p - wm_wbinom_log10_bound(w, m, S, 0.25)) < 1e-6);
+        wm_reader_free(rd);
+    }
+    wm_watermark_free(wm);
+}
+
+/* The weighted test's null as test_null_copying_reader's: watermarked text,
+ * a copying reader whose weights favour what it copies (1, 0.5, -0.25 by
+ * rank), fresh key per document.  A bound can only be conservative: the
+ * false-positive rate must stay within alpha's binomial interval at two
+ * levels. */
+static void test_weighted_null(void **state)
+{
+    (void)state;
+    const uint32_t V = 400;
+    const size_t n = 120, k = 3, docs = 10000;
+    wm__rng r;
+    wm__rng_seed(&r, 13);
+    wm_token t[120], preds[120 * 3];
+    float wt[120 * 3];
+    size_t flagged[2] = { 0, 0 };
+    const double alpha[2] = { 0.01, 0.1 };
+    for (size_t i = 0; i < n * k; i++) wt[i] = i % 3 == 0 ? 1.0f : i % 3 == 1 ? 0.5f : -0.25f;
+    for (size_t d = 0; d < docs; d++) {
+        wm_watermark *wm = random_wm(&r, V);
+        wm_text(wm, &r, t, n, V);
+        copy_reader(t, n, preds, k);
+        wm_reader *rd;
+        assert_int_equal(wm_reader_new(&rd, wm, WM_READ_WEIGHTED), WM_OK);
+        assert_int_equal(wm_reader_add(rd, t, n, 0, preds, wt, k), WM_OK);
+        wm_score s;
+        assert_int_equal(wm_reader_score(rd, 0.5, &s, NULL), WM_OK);
+        for (int a = 0; a < 2; a++) flagged[a] += s.log10_p < log10(alpha[a]);
+        wm_reader_free(rd);
+        wm_watermark_free(wm);
+    }
+    for (int a = 0; a < 2; a++) {
+        double bound = docs * alpha[a] + 3.3 * sqrt(docs * alpha[a] * (1 - alpha[a]));
+        print_message("weighted, copying reader: %zu/%zu flagged at alpha %.2f (bound %.0f)\n", flagged[a], docs,
+                      alpha[a], bound);
+        assert_true(flagged[a] <= bound);
+    }
+}
+
+/* Power: the reader of test_power with weights = its confidence (1 for what
+ * it learned, 0.2 for its random guesses) beats the plain count. */
+static void test_weighted_power(void **state)
+{
+    (void)state;
+    const uint32_t V = 400;
+    const size_t n = 120, k = 2;
+    wm_watermark *wm = test_wm(0.25, 1, WM_SEEDING_LEFTHASH, V);
+    wm__rng r;
+    wm__rng_seed(&r, 17);
+    wm_token t[120], preds[120 * 2];
+    float wt[120 * 2];
+    wm_reader *plain, *wr;
+    assert_int_equal(wm_reader_new(&plain, wm, 0), WM_OK);
+    assert_int_equal(wm_reader_new(&wr, wm, WM_READ_WEIGHTED), WM_OK);
+    for (int d = 0; d < 10; d++) {
+        wm_text(wm, &r, t, n, V);
+        for (size_t i = 0; i < n; i++) {
+            bool g;
+            do { /* first guess: learned, green 2/3 of the time */
+                preds[i * k] = (wm_token)(wm__rng_next(&r) % V);
+                assert_int_equal(wm_is_green(wm, t + (i ? i - 1 : 0), 1, preds[i * k], &g), WM_OK);
+            } while (!g && wm__rng_uniform(&r) < 0.5);
+            preds[i * k + 1] = (wm_token)(wm__rng_next(&r) % V);
+            wt[i * k] = 1.0f;
+            wt[i * k + 1] = 0.2f;
+        }
+        assert_int_equal(wm_reader_add(plain, t, n, 0, preds, NULL, k), WM_OK);
+        assert_int_equal(wm_reader_add(wr, t, n, 0, preds, wt, k), WM_OK);
+    }
+    wm_score a, b;
+    assert_int_equal(wm_reader_score(plain, 1e-6, &a, NULL), WM_OK);
+    assert_int_equal(wm_reader_score(wr, 1e-6, &b, NULL), WM_OK);
+    print_message("plain log10 p %.1f, weighted %.1f (z %.1f)\n", a.log10_p, b.log10_p, b.z);
+    assert_true(b.log10_p < a.log10_p - 1 && b.watermarked);
+    wm_reader_free(plain);
+    wm_reader_free(wr);
     wm_watermark_free(wm);
 }
 
@@ -224,6 +411,10 @@ int main(void)
         cmocka_unit_test(test_null_copying_reader),
         cmocka_unit_test(test_power),
         cmocka_unit_test(test_args),
+        cmocka_unit_test(test_wbinom_bound),
+        cmocka_unit_test(test_weighted_brute_force),
+        cmocka_unit_test(test_weighted_null),
+        cmocka_unit_test(test_weighted_power),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -153,21 +153,44 @@ WM_API void wm_corpus_free(wm_corpus *c);
  * and i > n_prompt when there is a prompt and h >= 1). */
 typedef struct wm_reader wm_reader;
 
-/* flags: 0 (no flag is defined yet; any bit is WM_ERR_ARG).  Memory: the
- * corpus-wide dedup set (10 to 16 bytes per distinct tuple read) and one
- * document's seeds.  One thread at a time per reader; borrows wm. */
+/* Flag of wm_reader_new: the weighted test.  Each read (seed, prediction)
+ * tuple carries a weight from the caller, e.g. p_suspect(q | prefix) -
+ * p_ref(q | prefix) where p_ref is the provider's own unwatermarked model:
+ * how much more the suspect believes q than a model that never saw the key.
+ * The weights of a tuple read at several positions (other documents) add
+ * up to W(s, q), and S = sum of W over green tuples.  Under H0 the weights
+ * are functions of the suspect, the reference and the text before each
+ * read position, so, as above, the green bits are independent
+ * Bernoulli(gamma) given them, and the p-value is Chernoff's bound on
+ * P(sum W X >= S) (wm_wbinom_log10_bound): never below the exact tail, so
+ * never anti-conservative, and looser than exact by a factor that grows
+ * like the square root of the tuples' count.  green-list schemes only
+ * (kgw); other schemes give WM_ERR_UNSUPPORTED: a stochastically smaller
+ * score (gumbel's quantised r) would make the bound invalid for negative
+ * weights. */
+#define WM_READ_WEIGHTED 1u
+
+/* flags: 0 or WM_READ_WEIGHTED (any other bit is WM_ERR_ARG).  Memory: the
+ * corpus-wide dedup set (10 to 16 bytes per distinct tuple read; weighted:
+ * about 30) and one document's seeds.  One thread at a time per reader;
+ * borrows wm. */
 WM_API WM_NODISCARD wm_status wm_reader_new(wm_reader **out, const wm_watermark *wm, unsigned flags);
 /* One document t[0..n) of watermarked text, n_prompt leading tokens of
  * prompt, and the suspect's predictions: row i of preds (k ids, any order,
  * preds[i * k .. i * k + k)) is what it predicts for position i given
  * t[0..i).  Every row is checked (ids < vocabulary size: WM_ERR_TOKEN),
  * also those of positions that are not read, which the caller may fill
- * with any valid id such as 0.  k >= 1; repeated ids in a row count once. */
+ * with any valid id such as 0.  k >= 1; repeated ids in a row count once
+ * (weighted: their weights add).  weights: NULL for a plain reader; for a
+ * weighted one, n * k finite floats laid out as preds (else WM_ERR_ARG). */
 WM_API WM_NODISCARD wm_status wm_reader_add(wm_reader *r, const wm_token *t, size_t n, size_t n_prompt,
-                                            const wm_token *preds, size_t k);
-/* The exact test over all tuples read so far (wm_score as in wm_detect;
- * score.tokens: tokens of text given).  OUT positions (may be NULL): the
- * positions read. */
+                                            const wm_token *preds, const float *weights, size_t k);
+/* The test over all tuples read so far (wm_score as in wm_detect;
+ * score.tokens: tokens of text given).  Plain: the exact binomial test.
+ * Weighted: statistic = S, scored = distinct tuples, z = (S - gamma sum W)
+ * / sqrt(gamma (1 - gamma) sum W^2), p = the Chernoff bound.  OUT
+ * positions (may be NULL): the positions read.  Weighted: O(tuples) time
+ * per iteration of the bound's minimiser (about 20). */
 WM_API WM_NODISCARD wm_status wm_reader_score(const wm_reader *r, double alpha, wm_score *out,
                                               uint64_t *positions);
 WM_API void wm_reader_free(wm_reader *r);
@@ -178,6 +201,13 @@ WM_API void wm_reader_free(wm_reader *r);
  * by continued fraction around Loader's saddle-point pmf), never rounded to
  * -inf unless the probability is exactly 0 (k > n, or p = 0 < k).  Pure. */
 WM_API double wm_binom_log10_sf(uint64_t n, uint64_t k, double p);
+
+/* Upper bound on log10 P(sum w_i X_i >= s), X_i independent Bernoulli(p),
+ * 0 < p < 1, weights of any sign: Chernoff's min over l >= 0 of
+ * sum ln(1 - p + p e^(l w_i)) - l s, which bounds the tail at every l, so
+ * an imprecise minimum is only looser; 0 when s <= p sum w.  NaN for p
+ * outside (0,1), NaN s, or w NULL with n > 0.  Pure. */
+WM_API double wm_wbinom_log10_bound(const double *w, size_t n, double s, double p);
 
 /* log10 Q(a, x) = log10 P(X >= x) for X ~ Gamma(a, 1), a > 0 (regularised
  * upper incomplete gamma): continued fraction (x > a + 1) or series around

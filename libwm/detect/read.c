@@ -3,54 +3,119 @@
  * detect.h states the null and why these rules keep each tuple exact. */
 #include "detect_internal.h"
 
+#include <math.h>
 #include <stdlib.h>
 
 struct wm_reader {
     const wm_watermark *wm;
-    wm__u64set seen;  /* (seed, prediction) fingerprints, corpus-wide */
+    wm__u64set seen;  /* (seed, prediction) fingerprints, corpus-wide;
+                         weighted: a map to the tuple's index */
     wm__u64set seeds; /* the current document's context seeds so far */
     uint64_t tokens, positions;
     counts c;
+    /* WM_READ_WEIGHTED: per distinct tuple, its summed weight and score */
+    int weighted;
+    double *w;
+    unsigned char *green;
+    size_t n, cap;
 };
 
 wm_status wm_reader_new(wm_reader **out, const wm_watermark *wm, unsigned flags)
 {
-    if (!out || !wm || flags) return WM_ERR_ARG;
+    if (!out || !wm || (flags & ~WM_READ_WEIGHTED)) return WM_ERR_ARG;
     *out = NULL;
+    if ((flags & WM_READ_WEIGHTED) && !wm->scheme->binary) return WM_ERR_UNSUPPORTED;
     wm_reader *r = calloc(1, sizeof *r);
     if (!r) return WM_ERR_NOMEM;
-    if (wm__u64set_init(&r->seen, 0) || wm__u64set_init(&r->seeds, 0)) {
+    wm_status st = flags ? wm__u64map_init(&r->seen, 0) : wm__u64set_init(&r->seen, 0);
+    if (st || wm__u64set_init(&r->seeds, 0)) {
         wm__u64set_free(&r->seen);
         free(r);
         return WM_ERR_NOMEM;
     }
     r->wm = wm;
+    r->weighted = flags != 0;
     *out = r;
     return WM_OK;
 }
 
+/* Scores land in the tuple's slot of r->green (pos is its index). */
+static void green_visit(void *arg, double score, size_t i) { ((wm_reader *)arg)->green[i] = score != 0; }
+
+static void flush(wm_reader *r, pending *b)
+{
+    if (r->weighted)
+        pending_flush(r->wm, b, green_visit, r);
+    else
+        pending_flush(r->wm, b, count_visit, &r->c);
+}
+
+/* Index of tuple fp in the weighted tables, added with weight 0 when new
+ * (*fresh = 1); (size_t)-1 on allocation failure or past 2^32 tuples. */
+static size_t tuple_index(wm_reader *r, uint64_t fp, int *fresh)
+{
+    size_t at;
+    if (r->n == r->cap) {
+        size_t cap = r->cap < 1024 ? 1024 : r->cap + r->cap / 2;
+        if (cap > UINT32_MAX) return (size_t)-1;
+        double *w = realloc(r->w, cap * sizeof *w);
+        if (w) r->w = w;
+        unsigned char *g = w ? realloc(r->green, cap) : NULL;
+        if (!g) return (size_t)-1;
+        r->green = g;
+        r->cap = cap;
+    }
+    if ((*fresh = wm__u64set_insert_at(&r->seen, fp, &at)) < 0) return (size_t)-1;
+    if (*fresh) {
+        r->seen.val[at] = (uint32_t)r->n;
+        r->w[r->n] = 0;
+        return r->n++;
+    }
+    return r->seen.val[at];
+}
+
 /* The k predictions at one read position: each new (seed, prediction)
- * tuple is scored.  -1 on allocation failure. */
-static int read_row(wm_reader *r, pending *b, uint64_t seed, const wm_token *row, size_t k, size_t i)
+ * tuple is scored (weighted: each adds its weight to its tuple's).  -1 on
+ * allocation failure. */
+static int read_row(wm_reader *r, pending *b, uint64_t seed, const wm_token *row, const float *wrow, size_t k,
+                    size_t i)
 {
     for (size_t j = 0; j < k; j++) {
-        int ins = wm__u64set_insert(&r->seen, wm__tuple_fp(seed, row[j]));
-        if (ins < 0) return -1;
+        uint64_t fp = wm__tuple_fp(seed, row[j]);
+        int ins;
+        size_t at = i;
+        if (wrow) {
+            if ((at = tuple_index(r, fp, &ins)) == (size_t)-1) return -1;
+            r->w[at] += wrow[j];
+        } else if ((ins = wm__u64set_insert(&r->seen, fp)) < 0) {
+            return -1;
+        }
         if (!ins) continue;
         b->seed[b->n] = seed;
         b->tok[b->n] = row[j];
-        b->pos[b->n++] = i;
-        if (b->n == WM_SCORE_BATCH) pending_flush(r->wm, b, count_visit, &r->c);
+        b->pos[b->n++] = at;
+        if (b->n == WM_SCORE_BATCH) flush(r, b);
     }
     return 0;
 }
 
-wm_status wm_reader_add(wm_reader *r, const wm_token *t, size_t n, size_t n_prompt, const wm_token *preds,
-                        size_t k)
+/* Weights must be finite: one infinity or NaN would make any sum meaningless. */
+static wm_status check_weights(const float *w, size_t n)
 {
-    if (!r || k == 0 || (n && !preds) || n_prompt > n || n > SIZE_MAX / k) return WM_ERR_ARG;
+    for (size_t i = 0; i < n; i++)
+        if (!isfinite(w[i])) return WM_ERR_ARG;
+    return WM_OK;
+}
+
+wm_status wm_reader_add(wm_reader *r, const wm_token *t, size_t n, size_t n_prompt, const wm_token *preds,
+                        const float *weights, size_t k)
+{
+    if (!r || k == 0 || (n && !preds) || n_prompt > n || n > SIZE_MAX / k ||
+        (n && r->weighted != (weights != NULL)))
+        return WM_ERR_ARG;
     wm_status st = wm__check_tokens(r->wm, t, n);
-    if (st || (st = wm__check_tokens(r->wm, preds, n * k))) return st;
+    if (st || (st = wm__check_tokens(r->wm, preds, n * k)) || (weights && (st = check_weights(weights, n * k))))
+        return st;
     if ((st = reset_doc_set(&r->seeds))) return st;
     const wm_watermark *wm = r->wm;
     /* the detection rule for which positions are answer positions */
@@ -66,21 +131,45 @@ wm_status wm_reader_add(wm_reader *r, const wm_token *t, size_t n, size_t n_prom
         /* the seed's first occurrence in the document: nothing before it
          * was drawn from, or tells of, this seed's green list */
         int fresh = wm__u64set_insert(&r->seeds, wm__ctx_key(seed));
-        if (fresh < 0 || (fresh && i >= first && read_row(r, &b, seed, preds + i * k, k, i) < 0)) {
+        if (fresh < 0 ||
+            (fresh && i >= first && read_row(r, &b, seed, preds + i * k, weights ? weights + i * k : NULL, k, i) < 0)) {
             st = WM_ERR_NOMEM;
             break;
         }
         r->positions += fresh && i >= first;
     }
-    pending_flush(wm, &b, count_visit, &r->c); /* tuples already in the set are always counted */
+    flush(r, &b); /* tuples already in the set are always scored */
     r->tokens += n;
     return st;
+}
+
+/* The weighted statistic: S = sum of w over green tuples, its z under the
+ * Bernoulli(gamma) null, and the Chernoff bound as the p-value. */
+static void weighted_score(const wm_reader *r, double alpha, wm_score *out)
+{
+    double g, v, s = 0, sw = 0, sw2 = 0;
+    r->wm->scheme->moments(r->wm, &g, &v);
+    for (size_t i = 0; i < r->n; i++) {
+        s += r->green[i] ? r->w[i] : 0;
+        sw += r->w[i];
+        sw2 += r->w[i] * r->w[i];
+    }
+    out->tokens = r->tokens;
+    out->scored = r->n;
+    out->statistic = s;
+    out->z = sw2 > 0 ? (s - g * sw) / sqrt(v * sw2) : 0;
+    out->log10_p = wm__wbinom_log_bound(r->w, r->n, s, g) / M_LN10;
+    out->p_value = pow(10, out->log10_p);
+    out->watermarked = out->log10_p < log10(alpha);
 }
 
 wm_status wm_reader_score(const wm_reader *r, double alpha, wm_score *out, uint64_t *positions)
 {
     if (!r || !out || !wm__valid_alpha(alpha)) return WM_ERR_ARG;
-    wm__fill_score(r->wm, out, r->tokens, r->c.scored, r->c.stat + r->c.comp, alpha);
+    if (r->weighted)
+        weighted_score(r, alpha, out);
+    else
+        wm__fill_score(r->wm, out, r->tokens, r->c.scored, r->c.stat + r->c.comp, alpha);
     if (positions) *positions = r->positions;
     return WM_OK;
 }
@@ -90,5 +179,7 @@ void wm_reader_free(wm_reader *r)
     if (!r) return;
     wm__u64set_free(&r->seen);
     wm__u64set_free(&r->seeds);
+    free(r->w);
+    free(r->green);
     free(r);
 }

@@ -143,6 +143,82 @@ double wm_gamma_log10_sf(double a, double x)
     return wm__gamma_log_sf(a, x) / M_LN10;
 }
 
+/* ---- weighted sums of Bernoulli variables ---------------------------------
+ *
+ * For S = sum w_i X_i, X_i independent Bernoulli(p), Chernoff's bound
+ *   P(S >= s) <= exp(f(l)),  f(l) = sum K(l w_i) - l s,  any l >= 0,
+ * K(t) = ln(1 - p + p e^t), holds for every l, so a numerically imperfect
+ * minimiser can only make it looser, never invalid.  f is convex; its slope
+ * f'(l) = sum w_i K'(l w_i) - s grows with l and is found to vanish by
+ * bracketing and regula falsi (Illinois).  Weights may be negative. */
+
+/* K(t) and K'(t) for Bernoulli(p), stable for large |t|. */
+static void bern_cumulant(double t, double p, double *k0, double *k1)
+{
+    if (t > 0) {
+        double e = exp(-t);
+        *k0 = t + log(p + (1 - p) * e);
+        *k1 = p / (p + (1 - p) * e);
+    } else {
+        double e = exp(t);
+        *k0 = log1p(p * expm1(t));
+        *k1 = p * e / (1 - p + p * e);
+    }
+}
+
+/* f(l), and f'(l) into *d. */
+static double chernoff(const double *w, size_t n, double s, double p, double l, double *d)
+{
+    double f = 0, g = 0;
+    for (size_t i = 0; i < n; i++) {
+        double k0, k1;
+        bern_cumulant(l * w[i], p, &k0, &k1);
+        f += k0;
+        g += w[i] * k1;
+    }
+    *d = g - s;
+    return f - l * s;
+}
+
+double wm__wbinom_log_bound(const double *w, size_t n, double s, double p)
+{
+    double wmax = 0, d;
+    for (size_t i = 0; i < n; i++) wmax = fmax(wmax, fabs(w[i]));
+    if (!(p > 0 && p < 1) || isnan(s)) return NAN;
+    if (wmax == 0 || (chernoff(w, n, s, p, 0, &d), d >= 0)) return 0; /* s at or below the mean */
+    double lo = 0, dlo = d, hi = 1 / wmax, dhi, best;
+    /* double hi until the slope turns; s may be the largest sum possible,
+     * where f decreases for ever towards ln P(S = s): stop at a huge l */
+    for (best = chernoff(w, n, s, p, hi, &dhi); dhi < 0 && hi < 1e15 / wmax;
+         best = chernoff(w, n, s, p, hi, &dhi)) {
+        lo = hi, dlo = dhi;
+        hi *= 2;
+    }
+    for (int it = 0, side = 0; it < 100 && dhi > 0 && hi - lo > 1e-12 * hi; it++) {
+        double l = (lo * dhi - hi * dlo) / (dhi - dlo), dl;
+        if (!(l > lo && l < hi)) l = 0.5 * (lo + hi);
+        double f = chernoff(w, n, s, p, l, &dl);
+        best = fmin(best, f);
+        if (dl < 0) {
+            lo = l, dlo = dl;
+            if (side == -1) dhi *= 0.5; /* Illinois: the stale end is halved */
+            side = -1;
+        } else {
+            hi = l, dhi = dl;
+            if (side == 1) dlo *= 0.5;
+            side = 1;
+        }
+        if (fabs(dl) <= 1e-13 * (fabs(s) + wmax)) break;
+    }
+    return fmin(best, 0);
+}
+
+double wm_wbinom_log10_bound(const double *w, size_t n, double s, double p)
+{
+    if (n && !w) return NAN;
+    return wm__wbinom_log_bound(w, n, s, p) / M_LN10;
+}
+
 void wm__fill_score(const wm_watermark *wm, wm_score *out, uint64_t tokens, uint64_t scored, double stat,
                     double alpha)
 {

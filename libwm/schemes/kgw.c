@@ -133,4 +133,5 @@ const wm__scheme wm__scheme_kgw = {
     .score_many = score_many,
     .log_sf = log_sf,
     .moments = moments,
+    .binary = 1,
 };

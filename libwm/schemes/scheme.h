@@ -65,6 +65,9 @@ typedef struct wm__scheme {
     /* Mean and variance of one tuple's contribution under H0 (for z). */
     double mean, var; /* used when moments is NULL */
     void (*moments)(const struct wm_watermark *wm, double *mean, double *var);
+    /* Contributions are exactly 0 or 1, 1 with probability `mean` under H0
+     * (what the weighted reading test needs: detect/read.c). */
+    int binary;
 } wm__scheme;
 
 /* registry.c: the scheme called `name`, NULL if none. */

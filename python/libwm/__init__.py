@@ -89,7 +89,7 @@ def _load_library():
         "wm_bias_logits_batch": (S, [P, SZ, ctypes.POINTER(_c_token_p), ctypes.POINTER(SZ), P, SZ, SZ]),
         "wm_detect": (S, [P, _c_token_p, SZ, SZ, ctypes.c_uint, ctypes.c_double, ctypes.POINTER(_Score)]),
         "wm_reader_new": (S, [PP, P, ctypes.c_uint]),
-        "wm_reader_add": (S, [P, _c_token_p, SZ, SZ, _c_token_p, SZ]),
+        "wm_reader_add": (S, [P, _c_token_p, SZ, SZ, _c_token_p, P, SZ]),
         "wm_reader_score": (S, [P, ctypes.c_double, ctypes.POINTER(_Score), ctypes.POINTER(ctypes.c_uint64)]),
         "wm_reader_free": (None, [P]),
         "wm_tokenizer_load": (S, [PP, ctypes.c_char_p, ctypes.POINTER(_Error)]),
@@ -668,18 +668,22 @@ def detect(watermark, text_or_ids, tokenizer=None, prompt=None, alpha=1e-3, dedu
 class Reader:
     """Reading mode (wm_reader, see detect.h for the null): the suspect
     model's top-k predictions on the provider's watermarked text, scored as
-    (context, prediction) tuples, deduplicated over everything added."""
+    (context, prediction) tuples, deduplicated over everything added.
+    weighted=True: the weighted test (WM_READ_WEIGHTED), each prediction
+    with a weight, p-value = Chernoff bound (kgw only)."""
 
-    def __init__(self, watermark):
+    def __init__(self, watermark, weighted=False):
         h = ctypes.c_void_p()
-        _check(_lib.wm_reader_new(ctypes.byref(h), watermark._h, 0))
+        _check(_lib.wm_reader_new(ctypes.byref(h), watermark._h, 1 if weighted else 0))
         self._h = h
         self._wm = watermark  # the C reader borrows it
+        self.weighted = weighted
 
-    def add(self, tokens, preds, n_prompt=0):
+    def add(self, tokens, preds, n_prompt=0, weights=None):
         """tokens: the document's ids; preds: len(tokens) rows of k ids, row
         i = the suspect's predictions for position i given tokens[:i] (rows
-        that are not read may hold any valid id, e.g. 0)."""
+        that are not read may hold any valid id, e.g. 0); weights: an array
+        shaped as preds (weighted reader only)."""
         import numpy as np
         keep, ptr, n = _tokens(tokens)
         _check_int_dtype(preds)
@@ -689,17 +693,29 @@ class Reader:
         if p.size and (p.min() < _INT32_MIN or p.max() > _INT32_MAX):
             raise ValueError("a predicted id does not fit in int32")
         p = np.ascontiguousarray(p, dtype=np.int32)
+        if (weights is not None) != self.weighted:
+            raise ValueError("weights go with a weighted reader, and only there")
+        w = None
+        if weights is not None:
+            w = np.ascontiguousarray(weights, dtype=np.float32)
+            if w.shape != p.shape:
+                raise ValueError(f"weights must have the shape of preds {p.shape}, not {w.shape}")
         _check(_lib.wm_reader_add(self._h, ptr, n, n_prompt, ctypes.cast(p.ctypes.data, _c_token_p),
-                                  p.shape[1]))
+                                  None if w is None else w.ctypes.data, p.shape[1]))
 
     def score(self, alpha=1e-3):
-        """The exact test so far: a dict as detect() returns, plus
-        positions (answer positions read)."""
+        """The test so far: a dict as detect() returns, plus positions
+        (answer positions read); weighted: statistic = S, p_value_bound."""
         if not 0 < alpha < 1:
             raise ValueError("alpha must be in (0, 1)")
         s, pos = _Score(), ctypes.c_uint64()
         _check(_lib.wm_reader_score(self._h, alpha, ctypes.byref(s), ctypes.byref(pos)))
-        return dict(_score_dict(self._wm, s), positions=pos.value)
+        out = dict(_score_dict(self._wm, s), positions=pos.value)
+        if self.weighted:  # S is a sum of weights, not a count; p is a bound
+            for f in ("green", "green_fraction", "mean_score"):
+                out.pop(f, None)
+            out["p_value_bound"] = True
+        return out
 
     def __del__(self):
         if getattr(self, "_h", None) and _lib:
@@ -707,17 +723,28 @@ class Reader:
             self._h = None
 
 
-def read_torch(reader, model, docs, k=1, batch=16, max_len=None):
+def read_torch(reader, model, docs, k=1, batch=16, max_len=None, reference=None):
     """PyTorch / Hugging Face driver of reading mode: teacher-force `model`
     on docs, a list of (ids, n_prompt), and add its top-k predictions to
     `reader`.  model(x) takes a LongTensor [B, T] and returns logits
     [B, T, V] or an object with .logits (transformers).  A document longer
     than max_len (the model's context) is read up to max_len tokens.
-    Right padding: with causal attention it never changes earlier rows."""
+    Right padding: with causal attention it never changes earlier rows.
+    A weighted reader needs `reference`, the provider's own unwatermarked
+    model (same vocabulary): the candidates are then the k tokens where
+    p_model - p_reference is largest in magnitude (k = V: all), each
+    weighted by that difference."""
     import numpy as np
     import torch
+    if reader.weighted != (reference is not None):
+        raise ValueError("a weighted reader needs a reference model, a plain one none")
     docs = [(list(ids)[:max_len] if max_len else list(ids), n_prompt) for ids, n_prompt in docs]
-    dev = next(model.parameters()).device if hasattr(model, "parameters") else "cpu"
+
+    def run(m, x):
+        dev = next(m.parameters()).device if hasattr(m, "parameters") else "cpu"
+        out = m(x.to(dev))
+        return getattr(out, "logits", out).float().cpu()
+
     with torch.no_grad():
         for b in range(0, len(docs), batch):
             part = docs[b:b + batch]
@@ -725,13 +752,22 @@ def read_torch(reader, model, docs, k=1, batch=16, max_len=None):
             x = torch.zeros((len(part), width), dtype=torch.long)
             for r, (ids, _) in enumerate(part):
                 x[r, :len(ids)] = torch.tensor(ids, dtype=torch.long)
-            out = model(x.to(dev))
-            logits = getattr(out, "logits", out)
-            top = logits.topk(k, dim=-1).indices.cpu().numpy()
+            logits = run(model, x)
+            if reference is None:
+                top, wts = logits.topk(k, dim=-1).indices.numpy(), None
+            else:
+                diff = torch.softmax(logits, -1) - torch.softmax(run(reference, x), -1)
+                top = diff.abs().topk(k, dim=-1).indices
+                wts = diff.gather(-1, top).numpy()
+                top = top.numpy()
             for r, (ids, n_prompt) in enumerate(part):
                 preds = np.zeros((len(ids), k), dtype=np.int32)
                 preds[1:] = top[r, :len(ids) - 1]  # logits at i-1 predict position i
-                reader.add(np.asarray(ids, dtype=np.int32), preds, min(n_prompt, len(ids)))
+                w = None
+                if wts is not None:
+                    w = np.zeros((len(ids), k), dtype=np.float32)
+                    w[1:] = wts[r, :len(ids) - 1]
+                reader.add(np.asarray(ids, dtype=np.int32), preds, min(n_prompt, len(ids)), w)
     return reader
 
 
