@@ -119,6 +119,38 @@ WM_API WM_NODISCARD wm_status wm_corpus_add(wm_corpus *c, const wm_token *tokens
  * is WM_ERR_ARG. */
 WM_API WM_NODISCARD wm_status wm_corpus_add_part(wm_corpus *c, const wm_token *tokens, size_t n, bool last);
 WM_API WM_NODISCARD wm_status wm_corpus_score(const wm_corpus *c, double alpha, wm_score *out);
+/* ---- sequential audit ------------------------------------------------------
+ *
+ * Against a closed suspect the analyst pays per query and wants to stop as
+ * soon as the evidence suffices, or give up when it will not.  A p-value
+ * read after every batch and acted on is not valid if it is the fixed-n
+ * test's: looking until it dips below alpha inflates the error.  The audit's
+ * p-value is: the corpus keeps a test supermartingale over its distinct
+ * tuples in arrival order (under H0 each new tuple's score is independent
+ * of the past, detect.h), a mixture of the scheme's likelihood ratios over
+ * 20 alternatives of strength 2^-1 .. 2^-20, evaluated at the end of every
+ * document; p = 1 / its largest value so far, and by Ville's inequality
+ * P(p ever <= alpha) <= alpha whatever the stopping rule.  The price: a
+ * smaller log10 p than the fixed-n test on the same tuples (about
+ * log10 20 plus half the log10 of the tuples; measured in the README). */
+typedef struct wm_audit {
+    wm_score fixed;       /* wm_corpus_score's test: exact only at a size fixed in advance */
+    double log10_p;       /* anytime-valid (<= 0), never increases between looks */
+    bool watermarked;     /* log10_p < log10 alpha */
+    double excess;        /* mean score minus its null mean (kgw: green rate - gamma) */
+    double excess_lo, excess_hi; /* kgw: 1 - alpha confidence sequence for it (Robbins'
+                                    mixture, valid at any stopping time); NaN otherwise */
+    double more_tuples;   /* further distinct tuples until the anytime p reaches target if
+                             the excess holds (expected log e-value; INFINITY if excess <= 0) */
+    double more_tokens;   /* the same in suspect tokens, at the tokens per tuple seen so far
+                             (an underestimate once dedup saturates) */
+    double more_tokens_fixed; /* the same for the fixed-n test planned in advance */
+} wm_audit;
+
+/* The audit of everything added so far.  alpha, target in (0, 1); a corpus
+ * made with WM_NO_DEDUP is WM_ERR_ARG (its tuples are not independent).
+ * Pure; thread-safe with other readers of c. */
+WM_API WM_NODISCARD wm_status wm_corpus_audit(const wm_corpus *c, double alpha, double target, wm_audit *out);
 /* Bytes held by the corpus (tables included). */
 WM_API WM_NODISCARD wm_status wm_corpus_memory(const wm_corpus *c, size_t *out);
 WM_API void wm_corpus_free(wm_corpus *c);

@@ -1,6 +1,7 @@
 /* Context sets and corpora: tuples scored once across many documents. */
 #include "detect_internal.h"
 
+#include <math.h>
 #include <stdlib.h>
 
 struct wm_ctxset {
@@ -92,6 +93,7 @@ struct wm_corpus {
     int in_part;
     uint64_t tokens;
     counts c;
+    double log_e_max; /* the audit's largest ln e-value at a document's end */
 };
 
 wm_status wm_corpus_new(wm_corpus **out, const wm_watermark *wm, unsigned flags)
@@ -135,6 +137,13 @@ static wm_status begin_doc(wm_corpus *c)
     return st;
 }
 
+/* The audit looks at every document's end (a stopping time), and keeps
+ * the largest e-value. */
+static void look(wm_corpus *c)
+{
+    c->log_e_max = fmax(c->log_e_max, wm__audit_log_e(c->wm, c->c.scored, c->c.stat + c->c.comp));
+}
+
 wm_status wm_corpus_add(wm_corpus *c, const wm_token *t, size_t n, size_t n_prompt)
 {
     if (!c || c->in_part) return WM_ERR_ARG;
@@ -143,6 +152,7 @@ wm_status wm_corpus_add(wm_corpus *c, const wm_token *t, size_t n, size_t n_prom
     /* On NOMEM the tuples already counted stay counted and consistent. */
     st = scan_doc_at(c->wm, t, n, n_prompt, 0, c->flags, &c->sets, count_visit, &c->c);
     c->tokens += n;
+    look(c);
     return st;
 }
 
@@ -169,6 +179,7 @@ wm_status wm_corpus_add_part(wm_corpus *c, const wm_token *t, size_t n, bool las
         c->tail_len = keep;
     }
     c->in_part = !last && !st;
+    if (!c->in_part) look(c);
     return st;
 }
 
@@ -177,6 +188,16 @@ wm_status wm_corpus_score(const wm_corpus *c, double alpha, wm_score *out)
     if (!c || !out || !wm__valid_alpha(alpha)) return WM_ERR_ARG;
     wm__fill_score(c->wm, out, c->tokens, c->c.scored, c->c.stat + c->c.comp, alpha);
     no_dedup_verdict(c->flags, out);
+    return WM_OK;
+}
+
+wm_status wm_corpus_audit(const wm_corpus *c, double alpha, double target, wm_audit *out)
+{
+    if (!c || !out || !wm__valid_alpha(alpha) || !wm__valid_alpha(target) || (c->flags & WM_NO_DEDUP))
+        return WM_ERR_ARG;
+    wm_score s;
+    wm__fill_score(c->wm, &s, c->tokens, c->c.scored, c->c.stat + c->c.comp, alpha);
+    wm__audit_fill(c->wm, &s, c->log_e_max, alpha, target, out);
     return WM_OK;
 }
 

@@ -60,6 +60,12 @@ void doc_sets_free(doc_sets *d);
 wm_status check_detect_args(const wm_watermark *wm, const wm_token *t, size_t n, unsigned flags, double alpha,
                             const void *out);
 
+/* audit.c: ln of the audit's mixture e-value at (n, stat); the report of
+ * wm_corpus_audit from the corpus's score and its largest ln e so far. */
+double wm__audit_log_e(const wm_watermark *wm, uint64_t n, double stat);
+void wm__audit_fill(const wm_watermark *wm, const wm_score *fixed, double log_e_max, double alpha, double target,
+                    wm_audit *out);
+
 typedef struct counts { uint64_t scored; double stat, comp; } counts; /* statistic: stat + comp */
 void count_visit(void *arg, double score, size_t i);
 

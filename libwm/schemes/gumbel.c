@@ -113,6 +113,14 @@ static double log_sf(const wm_watermark *wm, uint64_t n, double stat)
     return wm__gamma_log_sf((double)n, stat);
 }
 
+/* Exponential tilt: E[(1 - t) e^(t X)] = 1 for X ~ Exp(1) and t in
+ * (0, 1); the quantised score is stochastically smaller, so <= 1. */
+static double log_e(const wm_watermark *wm, double eps, uint64_t n, double stat)
+{
+    (void)wm;
+    return eps * stat + (double)n * log1p(-eps);
+}
+
 const wm__scheme wm__scheme_gumbel = {
     .name = "gumbel",
     .n_params = 0,
@@ -121,6 +129,7 @@ const wm__scheme wm__scheme_gumbel = {
     .seed_once = 1,
     .score_many = score_many,
     .log_sf = log_sf,
+    .log_e = log_e,
     .mean = 1,
     .var = 1,
 };

@@ -122,6 +122,13 @@ static void moments(const wm_watermark *wm, double *mean, double *var)
     *var = g * (1 - g);
 }
 
+/* Bernoulli(g + (1 - g) eps) against Bernoulli(g): a martingale. */
+static double log_e(const wm_watermark *wm, double eps, uint64_t n, double stat)
+{
+    double g = gamma_of(wm), p = g + (1 - g) * eps;
+    return stat * log(p / g) + ((double)n - stat) * log1p(-eps); /* (1 - p) / (1 - g) = 1 - eps */
+}
+
 const wm__scheme wm__scheme_kgw = {
     .name = "kgw",
     .n_params = 2,
@@ -133,5 +140,6 @@ const wm__scheme wm__scheme_kgw = {
     .score_many = score_many,
     .log_sf = log_sf,
     .moments = moments,
+    .log_e = log_e,
     .binary = 1,
 };

@@ -65,6 +65,12 @@ typedef struct wm__scheme {
     /* Mean and variance of one tuple's contribution under H0 (for z). */
     double mean, var; /* used when moments is NULL */
     void (*moments)(const struct wm_watermark *wm, double *mean, double *var);
+    /* ln of an e-value after n tuples with statistic stat, for a fixed
+     * alternative of strength eps in (0, 1): a likelihood ratio whose
+     * expectation under H0 is at most 1 after every tuple, so that its
+     * product over tuples is a test supermartingale (the sequential audit,
+     * detect/audit.c). */
+    double (*log_e)(const struct wm_watermark *wm, double eps, uint64_t n, double stat);
     /* Contributions are exactly 0 or 1, 1 with probability `mean` under H0
      * (what the weighted reading test needs: detect/read.c). */
     int binary;
