@@ -154,6 +154,25 @@ def _():
     assert s.startswith("watermark present: p = ") and "unique tuples" in s
 
 
+@check("detect --audit: a look per N documents and a final one; anytime p weaker than fixed-n; plain text names no watermark")
+def _():
+    rows = jsonl(run("detect", "--key", KEY, "--ids", "--json", "--audit", "2", "wm.ids", ok=(0,)))
+    assert [r["look"] for r in rows] == [1, 2, 3, 4] and rows[-1]["final"] and rows[-1]["documents"] == 6, rows
+    fixed = jsonl(run("detect", "--key", KEY, "--ids", "--corpus", "--json", "wm.ids"))[-1]
+    last = rows[-1]
+    assert last["scored"] == fixed["scored"] and abs(last["fixed_log10_p"] - fixed["log10_p"]) < 1e-9
+    assert fixed["log10_p"] <= last["log10_p"] < -6 and last["watermarked"] and last["more_tokens"] == 0, last
+    assert all(a["log10_p"] >= b["log10_p"] for a, b in zip(rows, rows[1:]))  # a running maximum of evidence
+    assert last["excess_lo"] <= last["excess"] <= last["excess_hi"]
+    clean = jsonl(run("detect", "--key", KEY, "--ids", "--json", "--audit", "3", "--target", "1e-9", "clean.ids"))
+    assert not clean[-1]["watermarked"] and clean[-1]["target"] == 1e-9, clean
+    text = run("detect", "--key", KEY, "--ids", "--audit", "6", "wm.ids").stdout.decode().splitlines()
+    assert text[0].startswith("look 1: 6 docs") and text[1].startswith("final 2: 6 docs"), text
+    error(["detect", "--key", KEY, "--ids", "--target", "1e-6", "wm.ids"], "--target goes with --audit")
+    error(["detect", "--key", KEY, "--key", KEY, "--ids", "--audit", "1", "wm.ids"], "one key")
+    error(["detect", "--key", KEY, "--ids", "--audit", "0", "wm.ids"], "--audit '0'")
+
+
 @check("detect: several keys give a result each and a family-wise verdict")
 def _():
     rows = jsonl(run("detect", "--key", path("k2.wmkey"), "--key", KEY, "--ids", "--json", "wm.ids"))

@@ -26,7 +26,7 @@ const char *status_text(wm_status st, const wm_error *err);
 enum {
     O_GAMMA = 256, O_DELTA, O_CTX, O_SCHEME, O_SEEDING, O_TOKENIZER, O_JSON, O_JSONL, O_PIECES, O_KEY, O_IDS,
     O_PROMPT, O_CORPUS, O_FILTER, O_NODEDUP, O_WINDOW, O_ALPHA, O_FAIL, O_ANY, O_THREADS, O_SKIP,
-    O_HELP, O_SPECIAL, O_LOSSY, O_VOCAB
+    O_HELP, O_SPECIAL, O_LOSSY, O_VOCAB, O_AUDIT, O_TARGET
 };
 
 /* ---- tokenization, in parallel batches (common.c) ---- */

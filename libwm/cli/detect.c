@@ -1,6 +1,7 @@
 /* wm detect: the watermark test over documents, a corpus, several keys. */
 #include <errno.h>
 #include <getopt.h>
+#include <limits.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,7 +14,8 @@ static const char usage_detect[] =
     "                 [--jsonl[=FIELD] | --ids] [--prompt-field NAME] [--corpus]\n"
     "                 [--filter FILE] [--no-dedup] [--window] [--alpha A] [--json]\n"
     "                 [--fail-if-watermarked] [--any-tokenizer] [--threads N]\n"
-    "                 [--skip-bad] [--lossy] [--vocab N] [FILE...]\n"
+    "                 [--skip-bad] [--lossy] [--vocab N] [--audit N [--target P]]\n"
+    "                 [FILE...]\n"
     "\n"
     "Tests each document (or, with --corpus, all of them together) for the watermark:\n"
     "exact one-sided binomial test over distinct (context, token) tuples.\n"
@@ -38,7 +40,13 @@ static const char usage_detect[] =
     "  --lossy             invalid UTF-8 becomes U+FFFD instead of an error (text\n"
     "                      and JSONL lines alike)\n"
     "  --vocab N           vocabulary size for --ids input when the key records no\n"
-    "                      tokenizer (ids >= N are an error)\n";
+    "                      tokenizer (ids >= N are an error)\n"
+    "  --audit N           sequential audit of a corpus (implies --corpus, one key):\n"
+    "                      a look after every N documents and at the end, each with\n"
+    "                      an anytime-valid p-value (valid however you decide when to\n"
+    "                      stop querying), the green-rate excess with its confidence\n"
+    "                      sequence, and the suspect tokens still needed for --target\n"
+    "  --target P          the p-value the audit plans for (default 1e-6)\n";
 
 
 typedef struct detector {
@@ -51,6 +59,9 @@ typedef struct detector {
     int json, window, corpus_mode;
     unsigned flags;
     double alpha;
+    long audit_every;          /* --audit: documents per look (0: off) */
+    double target;
+    unsigned long docs, looks;
     int found, header_done;
 } detector;
 
@@ -150,6 +161,53 @@ static void print_family(detector *D, const char *source, const double *log10_p,
     }
 }
 
+/* A number for JSON: null when it is not finite. */
+static void json_num(const char *name, double v)
+{
+    if (isfinite(v)) printf(",\"%s\":%.17g", name, v);
+    else printf(",\"%s\":null", name);
+}
+
+/* One look of the sequential audit (key 0). */
+static int print_audit(detector *D, int final)
+{
+    wm_audit a;
+    if (wm_corpus_audit(D->corpus[0], D->alpha, D->target, &a)) return die("audit: invalid corpus state");
+    const wm_score *f = &a.fixed;
+    D->looks++;
+    if (a.watermarked) D->found = 1;
+    if (D->json) {
+        printf("{\"source\":\"audit\",\"look\":%lu,\"final\":%s,\"key_id\":\"%s\",\"scheme\":\"%s\",\"documents\":%lu,"
+               "\"tokens\":%llu,\"scored\":%llu,\"statistic\":%.17g,\"log10_p\":%.17g,\"watermarked\":%s,"
+               "\"fixed_log10_p\":%.17g,\"target\":%.17g",
+               D->looks, final ? "true" : "false", D->id[0], D->scheme[0], D->docs, (unsigned long long)f->tokens,
+               (unsigned long long)f->scored, f->statistic, a.log10_p, a.watermarked ? "true" : "false", f->log10_p,
+               D->target);
+        json_num("excess", a.excess);
+        json_num("excess_lo", a.excess_lo);
+        json_num("excess_hi", a.excess_hi);
+        json_num("more_tuples", a.more_tuples);
+        json_num("more_tokens", a.more_tokens);
+        json_num("more_tokens_fixed", a.more_tokens_fixed);
+        printf("}\n");
+        return 0;
+    }
+    printf("%s %lu: %lu docs, %llu tokens, %llu unique tuples, excess %+.4f", final ? "final" : "look", D->looks,
+           D->docs, (unsigned long long)f->tokens, (unsigned long long)f->scored, a.excess);
+    if (isfinite(a.excess_lo)) printf(" [%+.4f, %+.4f]", a.excess_lo, a.excess_hi);
+    printf("; log10 p %.2f anytime (fixed-n %.2f): %s", a.log10_p, f->log10_p,
+           a.watermarked ? "WATERMARKED" : "-");
+    if (a.log10_p > log10(D->target)) {
+        if (isfinite(a.more_tokens))
+            printf("; to p %.0e about %.3g more tokens (a fixed-n test planned now: %.3g)", D->target, a.more_tokens,
+                   a.more_tokens_fixed);
+        else
+            printf("; no excess yet: no projection");
+    }
+    putchar('\n');
+    return 0;
+}
+
 static int detect_doc(detector *D, job *j)
 {
     double lp[MAX_KEYS];
@@ -169,6 +227,8 @@ static int detect_doc(detector *D, job *j)
         lp[k] = s.log10_p;
     }
     if (!D->corpus_mode && D->n_keys > 1) print_family(D, j->d.source, lp, 0);
+    D->docs++;
+    if (D->audit_every && D->docs % (unsigned long)D->audit_every == 0) return print_audit(D, 0);
     return 0;
 }
 
@@ -289,7 +349,7 @@ static int stream_plain(detector *D, const detect_opts *o, wm_encoder *enc, cons
 static int stream(detector *D, const detect_opts *o, wm_encoder **enc, char **files, int n_files,
                   int (*on_doc)(detector *, job *, void *), void *arg, unsigned long *skipped, int filter)
 {
-    if (o->mode == IN_PLAIN && enc && !D->window && !o->skip_bad) {
+    if (o->mode == IN_PLAIN && enc && !D->window && !D->audit_every && !o->skip_bad) {
         progress pr = { isatty(2), now(), 0, 0, 0 };
         reader count = { 0 };
         int rc = 0;
@@ -422,7 +482,8 @@ int cmd_detect(int argc, char **argv)
         { "json", no_argument, 0, O_JSON }, { "fail-if-watermarked", no_argument, 0, O_FAIL },
         { "any-tokenizer", no_argument, 0, O_ANY }, { "threads", required_argument, 0, O_THREADS },
         { "skip-bad", no_argument, 0, O_SKIP }, { "lossy", no_argument, 0, O_LOSSY },
-        { "vocab", required_argument, 0, O_VOCAB }, { "help", no_argument, 0, O_HELP }, { 0, 0, 0, 0 } };
+        { "vocab", required_argument, 0, O_VOCAB }, { "audit", required_argument, 0, O_AUDIT },
+        { "target", required_argument, 0, O_TARGET }, { "help", no_argument, 0, O_HELP }, { 0, 0, 0, 0 } };
     detect_opts o = { .field = "text", .n_threads = default_threads(), .mode = IN_PLAIN };
     detector D = { .alpha = 1e-3 };
     int fail_if = 0, c;
@@ -458,6 +519,15 @@ int cmd_detect(int argc, char **argv)
             if (!parse_int(optarg, 1, INT32_MAX, &v)) return die("detect: --vocab '%s': expected 1..2147483647", optarg);
             o.vocab = (uint32_t)v;
             break;
+        case O_AUDIT:
+            if (!parse_int(optarg, 1, LONG_MAX, &D.audit_every))
+                return die("detect: --audit '%s': expected a number of documents >= 1", optarg);
+            D.corpus_mode = 1;
+            break;
+        case O_TARGET:
+            if (!parse_double(optarg, &D.target) || !(D.target > 0 && D.target < 1))
+                return die("detect: --target '%s': expected a number in (0, 1)", optarg);
+            break;
         case O_HELP: fputs(usage_detect, stdout); return 0;
         default: return usage_error("detect");
         }
@@ -469,6 +539,10 @@ int cmd_detect(int argc, char **argv)
     if (D.window && D.corpus_mode) return die("detect: --window scores single documents, not --corpus");
     if (stdin_uses(argv + optind, argc - optind) + (o.filter_path && !strcmp(o.filter_path, "-")) > 1)
         return die("detect: standard input ('-') given more than once (inputs and --filter)");
+    if (D.audit_every && (o.n_keys != 1 || (D.flags & WM_NO_DEDUP) || D.window))
+        return die("detect: --audit takes one key, and neither --no-dedup nor --window");
+    if (D.target && !D.audit_every) return die("detect: --target goes with --audit");
+    if (!D.target) D.target = 1e-6;
     if (o.vocab && o.mode != IN_IDS) return die("detect: --vocab goes with --ids (text inputs take the tokenizer's)");
 
     wm_tokenizer *tok = NULL;
@@ -487,7 +561,9 @@ int cmd_detect(int argc, char **argv)
             if (wm_corpus_set_filter(D.corpus[k], D.filter[k])) rc = die("--filter: invalid corpus state");
     }
     if (!rc) rc = stream(&D, &o, encp, argv + optind, argc - optind, on_detect, NULL, &skipped, 0);
-    if (!rc && D.corpus_mode) {
+    if (!rc && D.audit_every) {
+        rc = print_audit(&D, 1);
+    } else if (!rc && D.corpus_mode) {
         double lp[MAX_KEYS];
         for (int k = 0; k < D.n_keys; k++) {
             wm_score s;
