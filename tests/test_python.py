@@ -258,6 +258,10 @@ def _():
             seen.add(ids[i - 1])
     S = sum(w for (c, q), w in W.items() if wm.is_green([c], q))
     assert got["scored"] == len(W) and abs(got["statistic"] - S) < 1e-4, (got, len(W), S)
+    # one forward pass, several readers (e.g. a key and unrelated ones): each as if alone
+    pair = [libwm.Reader(wm), libwm.Reader(wm)]
+    libwm.read_torch(pair, model, texts, k=2, batch=7)
+    assert pair[0].score() == pair[1].score() == want.score()
     try:
         libwm.Reader(wm, weighted=True).add([1, 2], np.zeros((2, 1), dtype=np.int64))
         raise AssertionError("a weighted reader took no weights")

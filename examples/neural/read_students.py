@@ -1,35 +1,38 @@
-"""Open-weight audit of the demo's students: reading mode and a weighted test.
+"""Audit of the demo's students: open weights (reading mode, weighted test)
+and closed (the sequential audit).
 
     python3 examples/neural/read_students.py OUT_DIR   (a distill.py output folder)
 
 For each saved student (student_XXX.pt), teacher-forced on the provider's own
-watermarked answers (teacher_wm.jsonl):
-  * reading mode through libwm.Reader (C wm_reader): top-k predictions at the
-    positions detect.h allows (first occurrence of a seed per document), k = 1
-    and 5, exact binomial test;
-  * a weighted test (exploratory, Python): W[s, q] = sum over the same read
-    positions with seed s of p_student(q | prefix) - p_ref(q | prefix), where
-    p_ref is the provider's own unwatermarked teacher; S = sum of W over
-    green (s, q).  Under H0 the weights depend on the suspect, the reference
-    and the text before each read position only, so the green bits are
-    Bernoulli(gamma) independent of them (detect.h's argument) and the
-    Chernoff bound min_l sum log(1 - g + g e^(l w)) - l S is a p-value
-    bound that is never anti-conservative.
-The 0% student and the plain teacher are also tested under 20 unrelated keys.
-Writes OUT_DIR/reading.json and prints a Markdown table."""
-import json, os, sys, time
+watermarked answers (teacher_wm.jsonl), through libwm.read_torch:
+  * reading mode (C wm_reader): top-k predictions at the positions detect.h
+    allows (first occurrence of a seed per document), k = 1 and 5, exact
+    binomial test;
+  * the weighted test (C wm_reader, WM_READ_WEIGHTED): the K_W candidates
+    where p_student - p_ref is largest in magnitude, weighted by that
+    difference, p_ref the provider's own unwatermarked teacher; Chernoff
+    bound on the weighted Bernoulli sum (never anti-conservative).
+The 0% student and the plain teacher are also read under 20 unrelated keys
+(KS against uniform).  Closed model: `wm detect --audit` over each student's
+2,000 answers with --filter, looking every 10 answers: the anytime p, the
+fixed-n p, the tokens the audit projects for p < 1e-6 from its first look
+with a positive excess and where it actually got there.
+Writes OUT_DIR/reading.json and prints Markdown tables."""
+import json, os, subprocess, sys, time
 here = os.path.dirname(os.path.abspath(__file__))
+root = os.path.join(here, "..", "..")
 sys.path.insert(0, here)
-sys.path.insert(0, os.path.join(here, "..", "..", "python"))
-os.environ.setdefault("LIBWM_LIBRARY", os.path.join(here, "..", "..", "build", "libwm", "libwm.so"))
+sys.path.insert(0, os.path.join(root, "python"))
+os.environ.setdefault("LIBWM_LIBRARY", os.path.join(root, "build", "libwm", "libwm.so"))
 import numpy as np
 import torch
 import gpt, kjv
 import libwm
 
+K_W = int(os.environ.get("K_W", "256"))
 torch.set_num_threads(2)
 out = sys.argv[1]
-cache = os.path.join(here, "..", "..", ".cache", "neural")
+cache = os.path.join(root, ".cache", "neural")
 w = kjv.World(cache)
 V = len(w.tokens)
 enc = w.codec.encode
@@ -37,114 +40,101 @@ docs = [json.loads(line) for line in open(os.path.join(out, "teacher_wm.jsonl"))
 seqs = [(enc(d["prompt"]) + enc(d["text"]), len(enc(d["prompt"]))) for d in docs]
 key = libwm.Key.load(os.path.join(out, "teacher.wmkey"))
 prm = key.params
-gamma = prm["gamma"]
-nulls = [libwm.Key.from_seed(bytes([i + 1]) * 32, gamma=gamma, delta=prm["delta"],
+nulls = [libwm.Key.from_seed(bytes([i + 1]) * 32, gamma=prm["gamma"], delta=prm["delta"],
                              context_width=prm["context_width"]) for i in range(20)]
+WMS = [libwm.Watermark(k, V) for k in [key] + nulls]
 
 
-def green_matrix(k):
-    wm, G = libwm.Watermark(k, V), np.zeros((V, V), bool)
-    for s in range(V):
-        z = np.zeros(V, np.float32)
-        wm.bias(z, [s])
-        G[s] = z > 0
-    return G
-
-
-def forward(m):
-    """Per document: top-5 ids for every position, and the probabilities at
-    the read positions (first occurrence of the seed, answer positions)."""
-    tops, reads = [], []
-    with torch.no_grad():
-        for b in range(0, len(seqs), 64):
-            part = seqs[b:b + 64]
-            x = torch.zeros((len(part), max(len(s) for s, _ in part)), dtype=torch.long)
-            for r, (s, _) in enumerate(part):
-                x[r, :len(s)] = torch.tensor(s)
-            logits = m(x)
-            top = logits.topk(5, -1).indices.numpy()
-            prob = torch.softmax(logits, -1).numpy()
-            for r, (s, n_prompt) in enumerate(part):
-                p = np.zeros((len(s), 5), np.int32)
-                p[1:] = top[r, :len(s) - 1]
-                tops.append(p)
-                seen, rows = set(), []
-                for i in range(1, len(s)):
-                    if s[i - 1] not in seen and i >= n_prompt + (n_prompt > 0):
-                        rows.append((s[i - 1], i - 1))
-                    seen.add(s[i - 1])
-                reads.append((np.array([a for a, _ in rows], dtype=np.int64), prob[r, [j for _, j in rows]]))
-    return tops, reads
-
-
-def reading(k_, tops, k):
-    r = libwm.Reader(libwm.Watermark(k_, V))
-    for (s, n_prompt), p in zip(seqs, tops):
-        r.add(s, np.ascontiguousarray(p[:, :k]), n_prompt)
-    return r.score()
-
-
-def chernoff_log10(wv, S):
-    def f(lam):
-        return np.sum(np.logaddexp(np.log1p(-gamma), np.log(gamma) + lam * wv)) - lam * S
-    lo, hi = 0.0, 50 / max(np.abs(wv).max(), 1e-12)
-    for _ in range(100):  # golden section: f is convex in lam
-        a, b = lo + (hi - lo) * 0.382, lo + (hi - lo) * 0.618
-        lo, hi = (lo, b) if f(a) < f(b) else (a, hi)
-    return min(0.0, f((lo + hi) / 2)) / np.log(10)
-
-
-def weighted(G, W, used):
-    wv = W[used]
-    return chernoff_log10(wv, float(W[used & G].sum()))
-
-
-def load(path, cfg):
-    m = gpt.GPT(cfg)
+def load(path, c):
+    m = gpt.GPT(gpt.Config(V, c["n_embd"], c["n_layer"], c["n_head"], c["n_ctx"]))
     m.load_state_dict(torch.load(path))
     return m.eval()
 
 
+def ks(p):
+    p = np.sort(p)
+    n = len(p)
+    return float(max((np.arange(1, n + 1) / n - p).max(), (p - np.arange(n) / n).max()))
+
+
+def pick(sc):
+    return {x: sc[x] for x in ("scored", "log10_p", "positions", "green_fraction", "z") if x in sc}
+
+
+def read(model, nkeys, **kw):
+    readers = [libwm.Reader(wm, weighted="reference" in kw) for wm in WMS[:nkeys]]
+    libwm.read_torch(readers, model, seqs, batch=32, max_len=kjv.STUDENT["n_ctx"], **kw)
+    return [r.score() for r in readers]
+
+
+def audit(name):
+    """wm detect --audit over the student's answers, --filter the teacher's."""
+    tok = [os.path.join(cache, f) for f in os.listdir(cache) if f.startswith("kjv-bpe-") and f.endswith(".json")][0]
+    p = subprocess.run([os.path.join(root, "build", "libwm", "wm"), "detect", "--key", os.path.join(out, "teacher.wmkey"),
+                        "--tokenizer", tok, "--jsonl", "--json", "--filter", os.path.join(out, "teacher_wm.jsonl"),
+                        "--audit", "10", os.path.join(out, name + ".jsonl")], capture_output=True, check=False)
+    looks = [json.loads(x) for x in p.stdout.decode().splitlines()]
+    last = looks[-1]
+    first = next((x for x in looks if x["excess"] > 0 and x["more_tokens"] is not None), None)
+    hit = next((x for x in looks if x["log10_p"] <= -6), None)
+    return dict(tokens=last["tokens"], log10_p_anytime=last["log10_p"], log10_p_fixed=last["fixed_log10_p"],
+                excess=last["excess"], excess_ci=[last["excess_lo"], last["excess_hi"]],
+                projected_tokens_end=(last["tokens"] + last["more_tokens"]) if last["more_tokens"] is not None else None,
+                projected_tokens_first_look=(first["tokens"] + first["more_tokens"]) if first else None,
+                actual_tokens=hit["tokens"] if hit else None)
+
+
 t0 = time.time()
 ref_path = [os.path.join(cache, f[:-5] + ".pt") for f in os.listdir(cache) if f.startswith("teacher-")
-            and f.endswith(".json") and json.load(open(os.path.join(cache, f))).get("role") == "teacher"]
-teacher = load(ref_path[0], gpt.Config(V, kjv.TEACHER["n_embd"], kjv.TEACHER["n_layer"], kjv.TEACHER["n_head"],
-                                       kjv.TEACHER["n_ctx"]))
-ref_tops, ref_reads = forward(teacher)
-G = green_matrix(key)
-nullG = [green_matrix(k) for k in nulls]
+            and f.endswith(".json") and json.load(open(os.path.join(cache, f))).get("role") == "teacher"][0]
+teacher = load(ref_path, kjv.TEACHER)
 rows = []
 models = [(f[:-3], os.path.join(out, f)) for f in sorted(os.listdir(out)) if f.startswith("student_") and f.endswith(".pt")]
 for name, path in models + [("teacher (plain)", None)]:
-    if path:
-        tops, reads = forward(load(path, gpt.Config(V, kjv.STUDENT["n_embd"], kjv.STUDENT["n_layer"],
-                                                    kjv.STUDENT["n_head"], kjv.STUDENT["n_ctx"])))
-    else:
-        tops, reads = ref_tops, ref_reads
+    m = load(path, kjv.STUDENT) if path else teacher
+    control = name in ("student_000", "teacher (plain)")
+    nk = len(WMS) if control else 1
     row = {"model": name}
     for k in (1, 5):
-        sc = reading(key, tops, k)
-        row[f"read_k{k}"] = {x: sc[x] for x in ("scored", "green_fraction", "log10_p", "positions")}
+        sc = read(m, nk, k=k)
+        row[f"read_k{k}"] = pick(sc[0])
+        if control and k == 1:
+            row["null_read_k1_p"] = [s["p_value"] for s in sc[1:]]
     if path:
-        W = np.zeros((V, V))
-        for (seeds, ps), (_, pr) in zip(reads, ref_reads):
-            np.add.at(W, seeds, ps - pr)
-        used = W != 0
-        row["weighted"] = {"tuples": int(used.sum()), "log10_p_bound": weighted(G, W, used)}
-    if name in ("student_000", "teacher (plain)"):
-        row["null_read_k1_p"] = [reading(k_, tops, 1)["p_value"] for k_ in nulls]
-        if path:
-            row["null_weighted_log10_p"] = [weighted(g_, W, used) for g_ in nullG]
+        sc = read(m, nk, k=K_W, reference=teacher)
+        row["weighted"] = pick(sc[0])
+        if control:
+            row["null_weighted_log10_p"] = [s["log10_p"] for s in sc[1:]]
+        row["audit"] = audit(name)
     rows.append(row)
     print(f"[{time.time() - t0:5.0f} s] {json.dumps(row)}", flush=True)
 json.dump(rows, open(os.path.join(out, "reading.json"), "w"), indent=1)
-print("\n| model | read top-1: tuples | green | log10 p | read top-5: tuples | log10 p | weighted: tuples | log10 p (bound) |")
-print("|---|---:|---:|---:|---:|---:|---:|---:|")
+
+
+def f(x, fmt="{:.2f}"):
+    return "-" if x is None else fmt.format(x)
+
+
+print(f"\n| model | read top-1: tuples, log10 p | read top-5: tuples, log10 p | weighted (k={K_W}): tuples, log10 p |")
+print("|---|---:|---:|---:|")
 for r in rows:
     a, b, c = r["read_k1"], r["read_k5"], r.get("weighted")
-    print(f"| {r['model']} | {a['scored']:,} | {a['green_fraction']:.4f} | {a['log10_p']:.2f} | {b['scored']:,} | "
-          f"{b['log10_p']:.2f} | " + (f"{c['tuples']:,} | {c['log10_p_bound']:.2f} |" if c else "- | - |"))
+    print(f"| {r['model']} | {a['scored']:,}, {a['log10_p']:.2f} | {b['scored']:,}, {b['log10_p']:.2f} | " +
+          (f"{c['scored']:,}, {c['log10_p']:.2f} |" if c else "- |"))
+print("\n| model | audit: tokens | anytime log10 p | fixed-n log10 p | excess [CS] | projected tokens (first look / end) | actual |")
+print("|---|---:|---:|---:|---:|---:|---:|")
+for r in rows:
+    if "audit" in r:
+        a = r["audit"]
+        print(f"| {r['model']} | {a['tokens']:,} | {a['log10_p_anytime']:.2f} | {a['log10_p_fixed']:.2f} | "
+              f"{a['excess']:+.4f} [{a['excess_ci'][0]:+.4f}, {a['excess_ci'][1]:+.4f}] | "
+              f"{f(a['projected_tokens_first_look'], '{:.3g}')} / {f(a['projected_tokens_end'], '{:.3g}')} | "
+              f"{f(a['actual_tokens'], '{:,}')} |")
 for r in rows:
     if "null_read_k1_p" in r:
-        print(f"{r['model']} under 20 other keys: read top-1 min p {min(r['null_read_k1_p']):.3f}" +
-              (f", weighted min log10 p {min(r['null_weighted_log10_p']):.2f}" if "null_weighted_log10_p" in r else ""))
+        p = np.array(r["null_read_k1_p"])
+        line = f"{r['model']} under 20 other keys: read top-1 min p {p.min():.3f}, KS D {ks(p):.3f} (crit 0.294 at 0.05)"
+        if "null_weighted_log10_p" in r:
+            q = np.array(r["null_weighted_log10_p"])
+            line += f"; weighted min log10 p {q.min():.2f}, bound p-values: {np.round(10 ** q, 3).tolist()}"
+        print(line)

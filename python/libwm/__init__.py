@@ -726,7 +726,8 @@ class Reader:
 def read_torch(reader, model, docs, k=1, batch=16, max_len=None, reference=None):
     """PyTorch / Hugging Face driver of reading mode: teacher-force `model`
     on docs, a list of (ids, n_prompt), and add its top-k predictions to
-    `reader`.  model(x) takes a LongTensor [B, T] and returns logits
+    `reader` (or to each of a list of readers, e.g. one per key, all plain
+    or all weighted, from one forward pass).  model(x) takes a LongTensor [B, T] and returns logits
     [B, T, V] or an object with .logits (transformers).  A document longer
     than max_len (the model's context) is read up to max_len tokens.
     Right padding: with causal attention it never changes earlier rows.
@@ -736,7 +737,8 @@ def read_torch(reader, model, docs, k=1, batch=16, max_len=None, reference=None)
     weighted by that difference."""
     import numpy as np
     import torch
-    if reader.weighted != (reference is not None):
+    readers = list(reader) if isinstance(reader, (list, tuple)) else [reader]
+    if any(r.weighted != (reference is not None) for r in readers):
         raise ValueError("a weighted reader needs a reference model, a plain one none")
     docs = [(list(ids)[:max_len] if max_len else list(ids), n_prompt) for ids, n_prompt in docs]
 
@@ -767,7 +769,8 @@ def read_torch(reader, model, docs, k=1, batch=16, max_len=None, reference=None)
                 if wts is not None:
                     w = np.zeros((len(ids), k), dtype=np.float32)
                     w[1:] = wts[r, :len(ids) - 1]
-                reader.add(np.asarray(ids, dtype=np.int32), preds, min(n_prompt, len(ids)), w)
+                for rd in readers:
+                    rd.add(np.asarray(ids, dtype=np.int32), preds, min(n_prompt, len(ids)), w)
     return reader
 
 
