@@ -71,7 +71,8 @@ def audit(name):
     """wm detect --audit over the student's answers, --filter the teacher's."""
     tok = [os.path.join(cache, f) for f in os.listdir(cache) if f.startswith("kjv-bpe-") and f.endswith(".json")][0]
     p = subprocess.run([os.path.join(root, "build", "libwm", "wm"), "detect", "--key", os.path.join(out, "teacher.wmkey"),
-                        "--tokenizer", tok, "--jsonl", "--json", "--filter", os.path.join(out, "teacher_wm.jsonl"),
+                        "--tokenizer", tok, "--jsonl", "--prompt-field", "prompt", "--json", "--filter",
+                        os.path.join(out, "teacher_wm.jsonl"),
                         "--audit", "10", os.path.join(out, name + ".jsonl")], capture_output=True, check=False)
     looks = [json.loads(x) for x in p.stdout.decode().splitlines()]
     last = looks[-1]
