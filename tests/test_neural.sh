@@ -3,7 +3,9 @@
 # --reduced): a small teacher served by the libwm llama-server, harvested
 # through two accounts over /v1/completions, a 0% and a 100% student.  The
 # script checks its own bars (0% student and unrelated keys not flagged,
-# 100% student flagged, teacher answers detected one by one).
+# 100% student flagged, teacher answers detected one by one).  Then reading
+# mode through both drivers on the run's students (read_gguf.py): wm-read
+# on their GGUFs through libllama must agree with read_torch.
 #
 #   tests/test_neural.sh LIBWM_BUILD_DIR
 set -uo pipefail
@@ -14,8 +16,15 @@ out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
 if /usr/bin/python3 "$root/examples/neural/distill.py" --reduced --out "$out" --wm "$bld/libwm/wm" --server "$server" \
     --gguf-py "$root/.cache/llama-server/src/gguf-py" --cache "$root/.cache/neural"; then
-    echo "[  PASSED  ] 1 test(s)."
+    echo "[  PASSED  ] reduced neural distillation demo"
 else
     echo "[  FAILED  ] 1 test(s): reduced neural distillation demo"
+    exit 1
+fi
+if /usr/bin/python3 "$root/examples/neural/read_gguf.py" "$out" --reduced --wm-read "$root/.cache/llama-server/wm-read" \
+    --gguf-py "$root/.cache/llama-server/src/gguf-py" --cache "$root/.cache/neural"; then
+    echo "[  PASSED  ] 2 test(s)."
+else
+    echo "[  FAILED  ] 1 test(s): reading mode, GGUF driver against PyTorch"
     exit 1
 fi

@@ -7,7 +7,8 @@
 #
 #   integrations/llama.cpp/build-server.sh LIBWM_BUILD_DIR
 #
-# Prints the path of the llama-server binary.  Another llama.cpp release:
+# Prints the path of the llama-server binary.  Also builds wm-read (reading
+# mode on a GGUF suspect, wm-read.c) next to it: .cache/llama-server/wm-read.  Another llama.cpp release:
 # clone it into .cache/llama-server/src, apply the patch by hand where it
 # does not apply (it touches common/common.h, common/arg.cpp,
 # common/sampling.cpp, common/CMakeLists.txt and
@@ -19,7 +20,18 @@ here=$root/integrations/llama.cpp
 dest=$root/.cache/llama-server
 ver=3.22.1
 stamp="$(sha256sum "$here/libwm-server.patch" | cut -c1-16)-$(sha256sum "$bld/libwm/libwm.so" | cut -c1-16)"
+# wm-read: one C file against the built libllama and libwm
+reader() {
+    local src=$dest/src rstamp
+    rstamp="$stamp-$(sha256sum "$here/wm-read.c" | cut -c1-16)"
+    [ -x "$dest/wm-read" ] && [ "$(cat "$dest/.rstamp" 2>/dev/null)" = "$rstamp" ] && return 0
+    ${CC:-cc} -std=gnu11 -O2 -Wall -Wextra -Werror -I"$src/include" -I"$src/ggml/include" -I"$root/include" \
+        -I"$bld/include" "$here/wm-read.c" -o "$dest/wm-read" -L"$src/build/bin" -lllama -L"$bld/libwm" -lwm \
+        -ljansson -lm -Wl,-rpath,"$src/build/bin:$bld/libwm" >&2 || exit 2
+    echo "$rstamp" > "$dest/.rstamp"
+}
 if [ -x "$dest/src/build/bin/llama-server" ] && [ "$(cat "$dest/.stamp" 2>/dev/null)" = "$stamp" ]; then
+    reader
     echo "$dest/src/build/bin/llama-server"
     exit 0
 fi
@@ -47,4 +59,5 @@ cmake -B build -DCMAKE_BUILD_TYPE=Release -DLLAMA_CURL=OFF -DLLAMA_OPENSSL=OFF -
 cmake --build build --target llama-server -j"$(nproc)" >> "$dest/build.log" 2>&1 ||
     { tail -20 "$dest/build.log" >&2; exit 2; }
 echo "$stamp" > "$dest/.stamp"
+reader
 echo "$dest/src/build/bin/llama-server"
