@@ -262,6 +262,33 @@ def _():
     pair = [libwm.Reader(wm), libwm.Reader(wm)]
     libwm.read_torch(pair, model, texts, k=2, batch=7)
     assert pair[0].score() == pair[1].score() == want.score()
+    # `wm read` (model-free CLI) on the same predictions equals the binding
+    kf = os.path.join(tmp, "read.wmkey")
+    if not os.path.exists(kf):
+        subprocess.run([WM, "keygen", "--context-width", "1", "-o", kf], check=True, capture_output=True)
+    wk = libwm.Watermark(libwm.Key.load(kf), V)
+    for weighted in (False, True):
+        rd, lines = libwm.Reader(wk, weighted=weighted), []
+        for ids, n_prompt in texts:
+            top = rng.integers(0, V, (len(ids), 3))
+            wt = rng.normal(size=(len(ids), 3)).astype(np.float32) if weighted else None
+            rd.add(ids, top, n_prompt, wt)
+            d = {"ids": ids, "n_prompt": n_prompt, "top": top.tolist()}
+            if weighted:
+                d["weights"] = wt.tolist()
+            lines.append(json.dumps(d))
+        f = os.path.join(tmp, "read.jsonl")
+        with open(f, "w") as fo:
+            fo.write("\n".join(lines) + "\n")
+        args = [WM, "read", "--key", kf, "--vocab", str(V), "--json", f] + (["--weighted"] if weighted else [])
+        cli = json.loads(subprocess.run(args, check=True, capture_output=True).stdout)
+        want = rd.score()
+        assert (cli["scored"], cli["positions"]) == (want["scored"], want["positions"]), (cli, want)
+        assert abs(cli["log10_p"] - want["log10_p"]) < 1e-9 and abs(cli["statistic"] - want["statistic"]) < 1e-6
+    with open(f, "a") as fo:
+        fo.write(json.dumps({"ids": [1, 2], "top": [[1, 2, 3], [2, 3]], "weights": [[0, 0, 0], [0, 0]]}) + "\n")
+    r = subprocess.run([WM, "read", "--key", kf, "--vocab", str(V), "--weighted", f], capture_output=True)
+    assert r.returncode == 2 and f"read.jsonl:{len(texts) + 1}: top[1]" in r.stderr.decode(), r.stderr
     try:
         libwm.Reader(wm, weighted=True).add([1, 2], np.zeros((2, 1), dtype=np.int64))
         raise AssertionError("a weighted reader took no weights")

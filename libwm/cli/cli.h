@@ -1,5 +1,5 @@
 /* The wm command's shared parts: one file per command (keygen.c, info.c,
- * tokenize.c, detect.c), main.c to dispatch, common.c for what several use
+ * tokenize.c, detect.c, read.c), main.c to dispatch, common.c for what several use
  * (errors, option parsing, the tokenization pool, progress, JSON output). */
 #ifndef WM_CLI_H
 #define WM_CLI_H
@@ -26,7 +26,7 @@ const char *status_text(wm_status st, const wm_error *err);
 enum {
     O_GAMMA = 256, O_DELTA, O_CTX, O_SCHEME, O_SEEDING, O_TOKENIZER, O_JSON, O_JSONL, O_PIECES, O_KEY, O_IDS,
     O_PROMPT, O_CORPUS, O_FILTER, O_NODEDUP, O_WINDOW, O_ALPHA, O_FAIL, O_ANY, O_THREADS, O_SKIP,
-    O_HELP, O_SPECIAL, O_LOSSY, O_VOCAB, O_AUDIT, O_TARGET
+    O_HELP, O_SPECIAL, O_LOSSY, O_VOCAB, O_AUDIT, O_TARGET, O_WEIGHTED
 };
 
 /* ---- tokenization, in parallel batches (common.c) ---- */
@@ -65,5 +65,6 @@ int cmd_keygen(int argc, char **argv);
 int cmd_info(int argc, char **argv);
 int cmd_tokenize(int argc, char **argv);
 int cmd_detect(int argc, char **argv);
+int cmd_read(int argc, char **argv);
 
 #endif
