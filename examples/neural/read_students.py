@@ -12,8 +12,9 @@ watermarked answers (teacher_wm.jsonl), through libwm.read_torch:
     where p_student - p_ref is largest in magnitude, weighted by that
     difference, p_ref the provider's own unwatermarked teacher; Chernoff
     bound on the weighted Bernoulli sum (never anti-conservative).
-The 0% student and the plain teacher are also read under 20 unrelated keys
-(KS against uniform).  Closed model: `wm detect --audit` over each student's
+The 0% student and the plain teacher are also read under 20 unrelated keys,
+and the 0% student's answers tested closed (--filter) under 20 more (KS
+against uniform).  Closed model: `wm detect --audit` over each student's
 2,000 answers with --filter, looking every 10 answers: the anytime p, the
 fixed-n p, the tokens the audit projects for p < 1e-6 from its first look
 with a positive excess and where it actually got there.
@@ -85,6 +86,26 @@ def audit(name):
                 actual_tokens=hit["tokens"] if hit else None)
 
 
+def closed_nulls(name):
+    """The student's answers, --filter, under 20 unrelated keys (made here):
+    `wm detect --corpus` p-values, to be uniform."""
+    import tempfile
+    tok = [os.path.join(cache, f) for f in os.listdir(cache) if f.startswith("kjv-bpe-") and f.endswith(".json")][0]
+    wm_bin = os.path.join(root, "build", "libwm", "wm")
+    ps = []
+    with tempfile.TemporaryDirectory() as d:
+        keys = [os.path.join(d, f"k{i}.wmkey") for i in range(20)]
+        for k in keys:
+            subprocess.run([wm_bin, "keygen", "--tokenizer", tok, "-o", k], check=True, capture_output=True)
+        for part in (keys[:10], keys[10:]):  # wm detect takes at most 16 keys
+            args = [a for k in part for a in ("--key", k)]
+            p = subprocess.run([wm_bin, "detect", *args, "--tokenizer", tok, "--jsonl", "--prompt-field", "prompt",
+                                "--corpus", "--json", "--filter", os.path.join(out, "teacher_wm.jsonl"),
+                                os.path.join(out, name + ".jsonl")], capture_output=True, text=True)
+            ps += [r["p_value"] for r in map(json.loads, p.stdout.splitlines()) if r.get("corpus") and not r.get("family")]
+    return ps
+
+
 t0 = time.time()
 ref_path = [os.path.join(cache, f[:-5] + ".pt") for f in os.listdir(cache) if f.startswith("teacher-")
             and f.endswith(".json") and json.load(open(os.path.join(cache, f))).get("role") == "teacher"][0]
@@ -107,6 +128,8 @@ for name, path in models + [("teacher (plain)", None)]:
         if control:
             row["null_weighted_log10_p"] = [s["log10_p"] for s in sc[1:]]
         row["audit"] = audit(name)
+        if control:
+            row["null_closed_p"] = closed_nulls(name)
     rows.append(row)
     print(f"[{time.time() - t0:5.0f} s] {json.dumps(row)}", flush=True)
 json.dump(rows, open(os.path.join(out, "reading.json"), "w"), indent=1)
@@ -138,4 +161,7 @@ for r in rows:
         if "null_weighted_log10_p" in r:
             q = np.array(r["null_weighted_log10_p"])
             line += f"; weighted min log10 p {q.min():.2f}, bound p-values: {np.round(10 ** q, 3).tolist()}"
+        if "null_closed_p" in r:
+            c = np.array(r["null_closed_p"])
+            line += f"; closed --filter min p {c.min():.3f}, KS D {ks(c):.3f}"
         print(line)
