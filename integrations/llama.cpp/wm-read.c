@@ -17,7 +17,7 @@
  * provider's unwatermarked model as reference: at each position the K
  * tokens where p_suspect - p_reference is largest in magnitude, weighted
  * by that difference.  Prints one JSON object: the wm_score fields and the
- * positions read.  Documents longer than the suspect's context are read up
+ * positions read.  Documents longer than the models' context are read up
  * to it.  Exit 0, or 2 with a message naming the file and line. */
 #include <jansson.h>
 #include <llama.h>
@@ -149,7 +149,7 @@ int main(int argc, char **argv)
     int V = kv && (int)kv < s.n_vocab ? (int)kv : s.n_vocab;
     if (k > V) k = V;
     if ((st = wm_watermark_new(&wm, key, (uint32_t)V)) || (st = wm_reader_new(&rd, wm, ref ? WM_READ_WEIGHTED : 0))) goto lib;
-    int cap = s.n_ctx;
+    int cap = ref && r.n_ctx < s.n_ctx ? r.n_ctx : s.n_ctx; /* both models see the same tokens */
     float *ls = malloc((size_t)cap * s.n_vocab * sizeof *ls), *lr = ref ? malloc((size_t)cap * s.n_vocab * sizeof *lr) : NULL;
     wm_token *ids = malloc((size_t)cap * sizeof *ids), *preds = malloc((size_t)cap * k * sizeof *preds);
     float *w = malloc((size_t)cap * k * sizeof *w);
