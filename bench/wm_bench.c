@@ -1,6 +1,6 @@
 /* libwm benchmarks.  One JSON object per line on stdout.
  *
- *   wm_bench [--quick] [--only embed|gumbel|detect|corpus|tokenize]
+ *   wm_bench [--quick] [--only embed|gumbel|detect|corpus|read|tokenize]
  *
  * Each figure is the median of R repeats (min and max alongside); a repeat
  * runs the operation until at least `min_s` seconds have passed.  Embedding
@@ -463,6 +463,56 @@ static void bench_corpus(void)
     wm_watermark_free(wm);
 }
 
+/* ---- reading mode, the weighted test, the audit ------------------------------
+ * Throughput of wm_reader_add (plain top-1 and weighted top-256, the demo's
+ * settings, 128-token documents) and the time of the weighted score (the
+ * Chernoff minimiser over every distinct pair); the floor is wm_corpus_add
+ * over the same documents, whose audit look per document is included. */
+
+static void bench_read(void)
+{
+    const uint32_t V = 2048;
+    const size_t doc = 128, docs = quick ? 200 : 2000, kw = 256;
+    wm_watermark *wm = make_wm(0.25, 1, WM_SEEDING_LEFTHASH, V); /* the demo's h = 1 */
+    wm_token *t = malloc(docs * doc * sizeof *t), *p1 = malloc(doc * sizeof *p1), *pk = malloc(doc * kw * sizeof *pk);
+    float *w = malloc(doc * kw * sizeof *w);
+    wm__rng r;
+    wm__rng_seed(&r, 12);
+    for (size_t i = 0; i < docs * doc; i++) t[i] = (wm_token)(wm__rng_next(&r) % V);
+    for (size_t i = 0; i < doc; i++) p1[i] = (wm_token)(wm__rng_next(&r) % V);
+    for (size_t i = 0; i < doc * kw; i++) pk[i] = (wm_token)(wm__rng_next(&r) % V), w[i] = (float)(wm__rng_uniform(&r) - 0.5);
+    wm_corpus *c;
+    wm_reader *plain, *wr;
+    must(wm_corpus_new(&c, wm, 0), "wm_corpus_new");
+    must(wm_reader_new(&plain, wm, 0), "wm_reader_new");
+    must(wm_reader_new(&wr, wm, WM_READ_WEIGHTED), "wm_reader_new");
+    double t0 = now();
+    for (size_t d = 0; d < docs; d++) must(wm_corpus_add(c, t + d * doc, doc, 0), "wm_corpus_add");
+    double t1 = now();
+    for (size_t d = 0; d < docs; d++) must(wm_reader_add(plain, t + d * doc, doc, 0, p1, NULL, 1), "wm_reader_add");
+    double t2 = now();
+    for (size_t d = 0; d < docs; d++) must(wm_reader_add(wr, t + d * doc, doc, 0, pk, w, kw), "wm_reader_add");
+    double t3 = now();
+    wm_score s;
+    uint64_t pos;
+    must(wm_reader_score(wr, 1e-3, &s, &pos), "wm_reader_score");
+    double t4 = now();
+    printf("{\"bench\":\"read\",\"docs\":%zu,\"corpus_with_audit_tokens_per_s\":%.4g,\"plain_top1_positions_per_s\":%.4g,"
+           "\"weighted_top%zu_entries_per_s\":%.4g,\"weighted_pairs\":%llu,\"weighted_score_s\":%.3g,"
+           "\"ratio_plain_to_corpus\":%.3f}\n",
+           docs, docs * doc / (t1 - t0), docs * doc / (t2 - t1), kw, (double)(docs * doc * kw) / (t3 - t2),
+           (unsigned long long)s.scored, t4 - t3, (t2 - t1) / (t1 - t0));
+    fflush(stdout);
+    wm_reader_free(plain);
+    wm_reader_free(wr);
+    wm_corpus_free(c);
+    free(t);
+    free(p1);
+    free(pk);
+    free(w);
+    wm_watermark_free(wm);
+}
+
 /* ---- tokenizers ---------------------------------------------------------- */
 
 typedef struct tok_job {
@@ -563,12 +613,12 @@ static void print_machine(void)
 
 int main(int argc, char **argv)
 {
-    const char *only = NULL; /* --only embed|gumbel|detect|corpus|tokenize */
+    const char *only = NULL; /* --only embed|gumbel|detect|corpus|read|tokenize */
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--quick")) quick = 1;
         else if (!strcmp(argv[i], "--only") && i + 1 < argc) only = argv[++i];
         else {
-            fprintf(stderr, "usage: wm_bench [--quick] [--only embed|gumbel|detect|corpus|tokenize]\n");
+            fprintf(stderr, "usage: wm_bench [--quick] [--only embed|gumbel|detect|corpus|read|tokenize]\n");
             return 2;
         }
     }
@@ -580,6 +630,7 @@ int main(int argc, char **argv)
     if (!only || !strcmp(only, "detect")) bad |= bench_detection();
     if (!only || !strcmp(only, "gumbel")) bench_gumbel();
     if (!only || !strcmp(only, "corpus")) bench_corpus();
+    if (!only || !strcmp(only, "read")) bench_read();
     /* Tokenizers: needs the fixtures and the texts scripts/bench.sh prepares;
      * not in quick mode (no timing of them gates CI). */
     const char *fx = getenv("WM_FIXTURES"), *tx = getenv("WM_BENCH_TEXTS");
