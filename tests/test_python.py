@@ -296,6 +296,34 @@ def _():
         pass
 
 
+@check("Corpus: score() and audit() equal `wm detect --corpus/--audit --json`, filter included")
+def _():
+    kf = os.path.join(tmp, "audit.wmkey")
+    subprocess.run([WM, "keygen", "--context-width", "1", "-o", kf], check=True,
+                   capture_output=True)
+    V = 500
+    wk = libwm.Watermark(libwm.Key.load(kf), V)
+    docs = [rng.integers(0, V, int(rng.integers(5, 60))).tolist() for _ in range(12)]
+    flt = docs[:4]
+    f, ff = os.path.join(tmp, "audit.ids"), os.path.join(tmp, "audit-filter.ids")
+    with open(f, "w") as fo:
+        fo.write("".join(" ".join(map(str, d)) + "\n" for d in docs))
+    with open(ff, "w") as fo:
+        fo.write("".join(" ".join(map(str, d)) + "\n" for d in flt))
+    for use_filter in (False, True):
+        c = libwm.Corpus(wk, filter=flt if use_filter else None)
+        for d in docs:
+            c.add(d)
+        args = [WM, "detect", "--key", kf, "--ids", "--vocab", str(V), "--json", "--audit", "12", "--target", "1e-9"]
+        cli = [json.loads(x) for x in subprocess.run(args + (["--filter", ff] if use_filter else []) + [f],
+                                                     check=True, capture_output=True).stdout.splitlines()]
+        a = c.audit(1e-3, 1e-9)
+        for k in ("scored", "statistic", "log10_p", "fixed_log10_p", "excess", "excess_lo", "excess_hi",
+                  "more_tokens", "more_tokens_fixed"):
+            assert cli[-1][k] == a[k] or abs(cli[-1][k] - a[k]) <= 1e-9 * max(1, abs(a[k])), (k, cli[-1], a)
+        assert c.score()["log10_p"] == a["fixed_log10_p"]
+
+
 @check("Tokenizer: ids equal `wm tokenize`; invalid UTF-8 gives the offset; lossy mode")
 def _():
     tok = libwm.Tokenizer(GPT2)

@@ -52,6 +52,13 @@ class _Score(ctypes.Structure):
                 ("watermarked", ctypes.c_bool)]
 
 
+class _Audit(ctypes.Structure):
+    _fields_ = [("fixed", _Score), ("log10_p", ctypes.c_double), ("watermarked", ctypes.c_bool),
+                ("excess", ctypes.c_double), ("excess_lo", ctypes.c_double), ("excess_hi", ctypes.c_double),
+                ("more_tuples", ctypes.c_double), ("more_tokens", ctypes.c_double),
+                ("more_tokens_fixed", ctypes.c_double)]
+
+
 class _Error(ctypes.Structure):
     _fields_ = [("message", ctypes.c_char * 512)]
 
@@ -85,6 +92,13 @@ def _load_library():
         "wm_ctxset_new": (S, [PP, P]),
         "wm_ctxset_clear": (S, [P]),
         "wm_ctxset_free": (None, [P]),
+        "wm_ctxset_add": (S, [P, _c_token_p, SZ]),
+        "wm_corpus_new": (S, [PP, P, ctypes.c_uint]),
+        "wm_corpus_set_filter": (S, [P, P]),
+        "wm_corpus_add": (S, [P, _c_token_p, SZ, SZ]),
+        "wm_corpus_score": (S, [P, ctypes.c_double, ctypes.POINTER(_Score)]),
+        "wm_corpus_audit": (S, [P, ctypes.c_double, ctypes.c_double, ctypes.POINTER(_Audit)]),
+        "wm_corpus_free": (None, [P]),
         "wm_bias_logits": (S, [P, _c_token_p, SZ, P, SZ]),
         "wm_bias_logits_batch": (S, [P, SZ, ctypes.POINTER(_c_token_p), ctypes.POINTER(SZ), P, SZ, SZ]),
         "wm_detect": (S, [P, _c_token_p, SZ, SZ, ctypes.c_uint, ctypes.c_double, ctypes.POINTER(_Score)]),
@@ -663,6 +677,61 @@ def detect(watermark, text_or_ids, tokenizer=None, prompt=None, alpha=1e-3, dedu
         out["watermarked"] = None
         out["p_value_valid"] = False
     return out
+
+
+class Corpus:
+    """Corpus mode (wm_corpus): every distinct (context, token) tuple of all
+    documents added scored once; `filter` (a list of token-id documents,
+    e.g. the provider's own outputs) keeps only their contexts.  audit()
+    is the sequential audit (wm_corpus_audit): a p-value valid however one
+    decides when to stop adding the suspect's answers."""
+
+    def __init__(self, watermark, filter=None):
+        h = ctypes.c_void_p()
+        _check(_lib.wm_corpus_new(ctypes.byref(h), watermark._h, 0))
+        self._h, self._wm, self._filter = h, watermark, None  # the C corpus borrows both
+        if filter is not None:
+            f = ContextSet(watermark)
+            for ids in filter:
+                keep, ptr, n = _tokens(ids)
+                _check(_lib.wm_ctxset_add(f._h, ptr, n))
+            _check(_lib.wm_corpus_set_filter(self._h, f._h))
+            self._filter = f
+
+    def add(self, tokens, n_prompt=0):
+        keep, ptr, n = _tokens(tokens)
+        if not 0 <= n_prompt <= n:
+            raise ValueError(f"n_prompt must be in [0, {n}]")
+        _check(_lib.wm_corpus_add(self._h, ptr, n, n_prompt))
+
+    def score(self, alpha=1e-3):
+        """The fixed-n test over everything added: a dict as detect()."""
+        if not 0 < alpha < 1:
+            raise ValueError("alpha must be in (0, 1)")
+        s = _Score()
+        _check(_lib.wm_corpus_score(self._h, alpha, ctypes.byref(s)))
+        return _score_dict(self._wm, s)
+
+    def audit(self, alpha=1e-3, target=1e-6):
+        """The audit now, as `wm detect --audit --json` prints a look:
+        log10_p (anytime), watermarked, fixed_log10_p, excess, excess_lo,
+        excess_hi, more_tuples, more_tokens, more_tokens_fixed (None where
+        infinite or undefined)."""
+        if not (0 < alpha < 1 and 0 < target < 1):
+            raise ValueError("alpha and target must be in (0, 1)")
+        a = _Audit()
+        _check(_lib.wm_corpus_audit(self._h, alpha, target, ctypes.byref(a)))
+        fin = lambda x: x if math.isfinite(x) else None  # noqa: E731
+        return dict(tokens=a.fixed.tokens, scored=a.fixed.scored, statistic=a.fixed.statistic,
+                    log10_p=a.log10_p, watermarked=bool(a.watermarked), fixed_log10_p=a.fixed.log10_p,
+                    target=target, excess=fin(a.excess), excess_lo=fin(a.excess_lo), excess_hi=fin(a.excess_hi),
+                    more_tuples=fin(a.more_tuples), more_tokens=fin(a.more_tokens),
+                    more_tokens_fixed=fin(a.more_tokens_fixed))
+
+    def __del__(self):
+        if getattr(self, "_h", None) and _lib:
+            _lib.wm_corpus_free(self._h)
+            self._h = None
 
 
 class Reader:
