@@ -113,122 +113,169 @@ static int usage(void)
     return 2;
 }
 
+/* Everything one run holds. */
+typedef struct run {
+    lm s, r;                 /* suspect; reference (weighted test only) */
+    int weighted, k, V, cap; /* cap: tokens read per document (the shorter context) */
+    wm_reader *rd;
+    float *ls, *lr, *w;
+    wm_token *ids, *preds;
+} run;
+
+static int run_alloc(run *R)
+{
+    size_t rows = (size_t)R->cap, V = (size_t)R->s.n_vocab, k = (size_t)R->k;
+    R->ls = malloc(rows * V * sizeof *R->ls);
+    R->lr = R->weighted ? malloc(rows * V * sizeof *R->lr) : NULL;
+    R->ids = malloc(rows * sizeof *R->ids);
+    R->preds = malloc(rows * k * sizeof *R->preds);
+    R->w = malloc(rows * k * sizeof *R->w);
+    return R->ls && (!R->weighted || R->lr) && R->ids && R->preds && R->w ? 0 : -1;
+}
+
+/* The k predictions (weighted: and their weights) of every position of
+ * ids[0..n): row i from the logits at i - 1; row 0 is never read. */
+static void predict(run *R, int n)
+{
+    int V = R->V, nv = R->s.n_vocab, k = R->k;
+    for (int j = 0; j < k; j++) R->preds[j] = 0, R->w[j] = 0;
+    for (int i = 1; i < n; i++) {
+        float *row = R->ls + (size_t)(i - 1) * nv;
+        if (R->weighted) {
+            float *rr = R->lr + (size_t)(i - 1) * nv;
+            softmax(row, nv);
+            softmax(rr, nv);
+            for (int v = 0; v < V; v++) row[v] -= rr[v];
+        }
+        top_k(row, V, k, R->weighted, R->preds + (size_t)i * k);
+        for (int j = 0; R->weighted && j < k; j++) R->w[(size_t)i * k + j] = row[R->preds[(size_t)i * k + j]];
+    }
+}
+
+/* One input line: parse, run the models, add to the reader.  0, or 2
+ * after a message naming the file and line. */
+static int read_line(run *R, const char *line, const char *in, unsigned long lineno)
+{
+    json_error_t je;
+    json_t *doc = json_loads(line, 0, &je), *a = doc ? json_object_get(doc, "ids") : NULL;
+    json_t *np = doc ? json_object_get(doc, "n_prompt") : NULL;
+    int n = 0, rc = 2;
+    if (!json_is_array(a) || (np && (!json_is_integer(np) || json_integer_value(np) < 0))) {
+        fprintf(stderr, "wm-read: %s:%lu: expected {\"ids\": [...], \"n_prompt\": N >= 0}%s%s\n", in, lineno,
+                doc ? "" : ": ", doc ? "" : je.text);
+        goto out;
+    }
+    n = (int)(json_array_size(a) < (size_t)R->cap ? json_array_size(a) : (size_t)R->cap);
+    for (int i = 0; i < n; i++) {
+        json_t *t = json_array_get(a, (size_t)i);
+        if (!json_is_integer(t) || json_integer_value(t) < 0 || json_integer_value(t) >= R->V) {
+            fprintf(stderr, "wm-read: %s:%lu: ids[%d] is not a token id below %d\n", in, lineno, i, R->V);
+            goto out;
+        }
+        R->ids[i] = (wm_token)json_integer_value(t);
+    }
+    size_t p = np ? (size_t)json_integer_value(np) : 0;
+    rc = 0;
+    if (n == 0) goto out;
+    if (lm_forward(&R->s, R->ids, n, R->ls) || (R->weighted && lm_forward(&R->r, R->ids, n, R->lr))) {
+        fprintf(stderr, "wm-read: %s:%lu: llama_decode failed\n", in, lineno);
+        rc = 2;
+        goto out;
+    }
+    predict(R, n);
+    wm_status st = wm_reader_add(R->rd, R->ids, (size_t)n, p < (size_t)n ? p : (size_t)n, R->preds,
+                                 R->weighted ? R->w : NULL, (size_t)R->k);
+    if (st) {
+        fprintf(stderr, "wm-read: %s:%lu: %s\n", in, lineno, wm_strerror(st));
+        rc = 2;
+    }
+out:
+    json_decref(doc);
+    return rc;
+}
+
+static void run_free(run *R)
+{
+    free(R->ls);
+    free(R->lr);
+    free(R->ids);
+    free(R->preds);
+    free(R->w);
+    wm_reader_free(R->rd);
+    lm_close(&R->s);
+    lm_close(&R->r);
+}
+
+/* Models, key, watermark and reader.  0 or 2 (reported). */
+static int setup(run *R, const char *model, const char *ref, const char *keyp, wm_watermark **wm)
+{
+    wm_key *key = NULL;
+    wm_error err = { "" };
+    uint32_t kv = 0;
+    unsigned char sha[32];
+    wm_status st = wm_key_load(&key, keyp, &err);
+    if (st) return fprintf(stderr, "wm-read: %s\n", err.message[0] ? err.message : wm_strerror(st)), 2;
+    if (lm_open(&R->s, model) || (ref && lm_open(&R->r, ref))) return wm_key_free(key), 2;
+    if (ref && R->r.n_vocab != R->s.n_vocab) {
+        wm_key_free(key);
+        return fprintf(stderr, "wm-read: %s and %s have different vocabularies\n", model, ref), 2;
+    }
+    /* the key's vocabulary if it records one (a model may pad its own) */
+    if (!(st = wm_key_tokenizer(key, &kv, sha))) {
+        R->V = kv && (int)kv < R->s.n_vocab ? (int)kv : R->s.n_vocab;
+        if (R->k > R->V) R->k = R->V;
+        if (!(st = wm_watermark_new(wm, key, (uint32_t)R->V)))
+            st = wm_reader_new(&R->rd, *wm, R->weighted ? WM_READ_WEIGHTED : 0);
+    }
+    wm_key_free(key);
+    if (st) return fprintf(stderr, "wm-read: %s: %s\n", keyp, wm_strerror(st)), 2;
+    R->cap = ref && R->r.n_ctx < R->s.n_ctx ? R->r.n_ctx : R->s.n_ctx; /* both models see the same tokens */
+    if (run_alloc(R)) return fputs("wm-read: out of memory\n", stderr), 2;
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     const char *model = NULL, *keyp = NULL, *ref = NULL, *in = "-";
-    int k = 1;
+    run R = { .k = 1 };
     double alpha = 1e-3;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--model") && i + 1 < argc) model = argv[++i];
         else if (!strcmp(argv[i], "--key") && i + 1 < argc) keyp = argv[++i];
         else if (!strcmp(argv[i], "--reference") && i + 1 < argc) ref = argv[++i];
-        else if (!strcmp(argv[i], "--top") && i + 1 < argc) k = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--top") && i + 1 < argc) R.k = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--alpha") && i + 1 < argc) alpha = atof(argv[++i]);
         else if (argv[i][0] != '-' || !strcmp(argv[i], "-")) in = argv[i];
         else return usage();
     }
-    if (!model || !keyp || k < 1 || !(alpha > 0 && alpha < 1)) return usage();
+    if (!model || !keyp || R.k < 1 || !(alpha > 0 && alpha < 1)) return usage();
+    R.weighted = ref != NULL;
+    FILE *f = strcmp(in, "-") ? fopen(in, "r") : stdin;
+    if (!f) return perror(in), 2;
     llama_log_set(quiet, NULL);
     llama_backend_init();
-    lm s = { 0 }, r = { 0 };
-    wm_key *key = NULL;
     wm_watermark *wm = NULL;
-    wm_reader *rd = NULL;
-    wm_error err = { "" };
-    int rc = 2;
-    uint32_t kv = 0;
-    unsigned char sha[32];
-    FILE *f = strcmp(in, "-") ? fopen(in, "r") : stdin;
-    if (!f) { perror(in); return 2; }
-    wm_status st = wm_key_load(&key, keyp, &err);
-    if (st) { fprintf(stderr, "wm-read: %s\n", err.message[0] ? err.message : wm_strerror(st)); return 2; }
-    if (lm_open(&s, model) || (ref && lm_open(&r, ref))) goto out;
-    if (ref && r.n_vocab != s.n_vocab) { fprintf(stderr, "wm-read: %s and %s have different vocabularies\n", model, ref); goto out; }
-    /* the key's vocabulary if it records one (a model may pad its own) */
-    if ((st = wm_key_tokenizer(key, &kv, sha))) goto lib;
-    int V = kv && (int)kv < s.n_vocab ? (int)kv : s.n_vocab;
-    if (k > V) k = V;
-    if ((st = wm_watermark_new(&wm, key, (uint32_t)V)) || (st = wm_reader_new(&rd, wm, ref ? WM_READ_WEIGHTED : 0))) goto lib;
-    int cap = ref && r.n_ctx < s.n_ctx ? r.n_ctx : s.n_ctx; /* both models see the same tokens */
-    float *ls = malloc((size_t)cap * s.n_vocab * sizeof *ls), *lr = ref ? malloc((size_t)cap * s.n_vocab * sizeof *lr) : NULL;
-    wm_token *ids = malloc((size_t)cap * sizeof *ids), *preds = malloc((size_t)cap * k * sizeof *preds);
-    float *w = malloc((size_t)cap * k * sizeof *w);
+    int rc = setup(&R, model, ref, keyp, &wm);
     char *line = NULL;
     size_t lcap = 0;
     unsigned long lineno = 0;
-    if (!ls || (ref && !lr) || !ids || !preds || !w) { fputs("wm-read: out of memory\n", stderr); goto done; }
-    while (getline(&line, &lcap, f) > 0) {
-        lineno++;
-        json_error_t je;
-        json_t *doc = json_loads(line, 0, &je), *a = doc ? json_object_get(doc, "ids") : NULL;
-        json_t *np = doc ? json_object_get(doc, "n_prompt") : NULL;
-        if (!json_is_array(a) || (np && !json_is_integer(np))) {
-            fprintf(stderr, "wm-read: %s:%lu: expected {\"ids\": [...], \"n_prompt\": N}%s%s\n", in, lineno,
-                    doc ? "" : ": ", doc ? "" : je.text);
-            json_decref(doc);
-            goto done;
-        }
-        int n = (int)json_array_size(a) < cap ? (int)json_array_size(a) : cap;
-        for (int i = 0; i < n; i++) {
-            json_t *t = json_array_get(a, (size_t)i);
-            if (!json_is_integer(t) || json_integer_value(t) < 0 || json_integer_value(t) >= V) {
-                fprintf(stderr, "wm-read: %s:%lu: ids[%d] is not a token id below %d\n", in, lineno, i, V);
-                json_decref(doc);
-                goto done;
-            }
-            ids[i] = (wm_token)json_integer_value(t);
-        }
-        json_int_t p = np ? json_integer_value(np) : 0;
-        json_decref(doc);
-        if (p < 0) { fprintf(stderr, "wm-read: %s:%lu: n_prompt < 0\n", in, lineno); goto done; }
-        if (n == 0) continue;
-        if (lm_forward(&s, ids, n, ls) || (ref && lm_forward(&r, ids, n, lr))) {
-            fprintf(stderr, "wm-read: %s:%lu: llama_decode failed\n", in, lineno);
-            goto done;
-        }
-        for (int j = 0; j < k; j++) preds[j] = 0, w[j] = 0; /* row 0 is never read */
-        for (int i = 1; i < n; i++) {
-            float *row = ls + (size_t)(i - 1) * s.n_vocab;
-            if (ref) {
-                float *rr = lr + (size_t)(i - 1) * s.n_vocab;
-                softmax(row, s.n_vocab);
-                softmax(rr, s.n_vocab);
-                for (int v = 0; v < V; v++) row[v] -= rr[v];
-            }
-            top_k(row, V, k, ref != NULL, preds + (size_t)i * k);
-            for (int j = 0; ref && j < k; j++) w[(size_t)i * k + j] = row[preds[(size_t)i * k + j]];
-        }
-        if ((st = wm_reader_add(rd, ids, (size_t)n, p < n ? (size_t)p : (size_t)n, preds, ref ? w : NULL, (size_t)k))) {
-            fprintf(stderr, "wm-read: %s:%lu: %s\n", in, lineno, wm_strerror(st));
-            goto done;
-        }
-    }
-    if (ferror(f)) { fprintf(stderr, "wm-read: %s: read error\n", in); goto done; }
+    while (!rc && getline(&line, &lcap, f) > 0) rc = read_line(&R, line, in, ++lineno);
+    if (!rc && ferror(f)) rc = 2, fprintf(stderr, "wm-read: %s: read error\n", in);
     wm_score sc;
     uint64_t positions;
-    if ((st = wm_reader_score(rd, alpha, &sc, &positions))) { fprintf(stderr, "wm-read: %s\n", wm_strerror(st)); goto done; }
-    printf("{\"model\":\"%s\",\"weighted\":%s,\"top\":%d,\"tokens\":%llu,\"positions\":%llu,\"scored\":%llu,"
-           "\"statistic\":%.17g,\"z\":%.17g,\"p_value\":%.17g,\"log10_p\":%.17g,\"watermarked\":%s}\n",
-           model, ref ? "true" : "false", k, (unsigned long long)sc.tokens, (unsigned long long)positions,
-           (unsigned long long)sc.scored, sc.statistic, sc.z, sc.p_value, sc.log10_p, sc.watermarked ? "true" : "false");
-    rc = 0;
-done:
+    wm_status st;
+    if (!rc && (st = wm_reader_score(R.rd, alpha, &sc, &positions))) rc = 2, fprintf(stderr, "wm-read: %s\n", wm_strerror(st));
+    if (!rc)
+        printf("{\"model\":\"%s\",\"weighted\":%s,\"top\":%d,\"tokens\":%llu,\"positions\":%llu,\"scored\":%llu,"
+               "\"statistic\":%.17g,\"z\":%.17g,\"p_value\":%.17g,\"log10_p\":%.17g,\"watermarked\":%s}\n",
+               model, R.weighted ? "true" : "false", R.k, (unsigned long long)sc.tokens, (unsigned long long)positions,
+               (unsigned long long)sc.scored, sc.statistic, sc.z, sc.p_value, sc.log10_p,
+               sc.watermarked ? "true" : "false");
     free(line);
-    free(ls);
-    free(lr);
-    free(ids);
-    free(preds);
-    free(w);
-    goto out;
-lib:
-    fprintf(stderr, "wm-read: %s\n", wm_strerror(st));
-out:
-    wm_reader_free(rd);
+    run_free(&R);
     wm_watermark_free(wm);
-    wm_key_free(key);
-    lm_close(&s);
-    lm_close(&r);
     llama_backend_free();
     if (f != stdin) fclose(f);
+    if (!rc && (fflush(stdout) || ferror(stdout))) rc = 2, fputs("wm-read: writing standard output failed\n", stderr);
     return rc;
 }
