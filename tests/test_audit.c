@@ -11,19 +11,6 @@
  * - argument checks. */
 #include "testutil.h"
 
-static wm_watermark *random_wm(wm__rng *r, const char *scheme, uint32_t V)
-{
-    wm_params p = { scheme, WM_SEEDING_LEFTHASH, 1, strcmp(scheme, "kgw") ? 0 : 0.25, strcmp(scheme, "kgw") ? 0 : 2 };
-    unsigned char seed[32];
-    for (int i = 0; i < 32; i++) seed[i] = (unsigned char)wm__rng_next(r);
-    wm_key *k = NULL;
-    wm_watermark *wm = NULL;
-    assert_int_equal(wm_key_from_seed(&k, &p, seed), WM_OK);
-    assert_int_equal(wm_watermark_new(&wm, k, V), WM_OK);
-    wm_key_free(k);
-    return wm;
-}
-
 static void optional_stopping(const char *scheme)
 {
     const uint32_t V = 1000;
@@ -84,15 +71,7 @@ static void test_known_answer(void **state)
     wm__rng r;
     wm__rng_seed(&r, 4);
     wm_token t[400];
-    t[0] = 0;
-    for (size_t i = 1; i < 400; i++) { /* green 35% of the time: p well below 1 */
-        int want = wm__rng_uniform(&r) < 0.35;
-        bool g;
-        do {
-            t[i] = (wm_token)(wm__rng_next(&r) % V);
-            assert_int_equal(wm_is_green(wm, t + i - 1, 1, t[i], &g), WM_OK);
-        } while (g != want);
-    }
+    green_text(wm, &r, t, 400, V, 0.35); /* p well below 1 */
     wm_corpus *c;
     assert_int_equal(wm_corpus_new(&c, wm, 0), WM_OK);
     assert_int_equal(wm_corpus_add(c, t, 400, 0), WM_OK);
@@ -128,15 +107,7 @@ static void test_power_and_projection(void **state)
     uint64_t reached = 0;
     wm_audit a;
     for (int d = 0; d < 400 && !reached; d++) {
-        t[0] = (wm_token)(wm__rng_next(&r) % V);
-        for (size_t i = 1; i < 100; i++) {
-            int want = wm__rng_uniform(&r) < 0.4;
-            bool g;
-            do {
-                t[i] = (wm_token)(wm__rng_next(&r) % V);
-                assert_int_equal(wm_is_green(wm, t + i - 1, 1, t[i], &g), WM_OK);
-            } while (g != want);
-        }
+        green_text(wm, &r, t, 100, V, 0.4);
         assert_int_equal(wm_corpus_add(c, t, 100, 0), WM_OK);
         assert_int_equal(wm_corpus_audit(c, 1e-6, 1e-6, &a), WM_OK);
         assert_true(a.log10_p >= a.fixed.log10_p);

@@ -11,16 +11,22 @@
  * - argument checks. */
 #include "testutil.h"
 
-/* Brute force, h = 1 lefthash (seed = the previous token), straight from the
- * rules in detect.h.  fps: the corpus's tuples so far (ctx * V + tok). */
+/* detect.h's rule for h = 1 lefthash (seed = the previous token): position
+ * i is read iff it is an answer position and its seed t[i - 1] occurs there
+ * for the first time in the document. */
+static int read_here(const wm_token *t, size_t i, size_t n_prompt)
+{
+    for (size_t j = 1; j < i; j++)
+        if (t[j - 1] == t[i - 1]) return 0;
+    return i >= n_prompt + (n_prompt > 0);
+}
+
+/* Brute force, h = 1 lefthash, straight from the rules in detect.h.  fps: the corpus's tuples so far (ctx * V + tok). */
 static void brute(const wm_watermark *wm, const wm_token *t, size_t n, size_t n_prompt, const wm_token *preds,
                   size_t k, uint32_t V, uint8_t *seen, uint64_t *scored, uint64_t *green, uint64_t *positions)
 {
-    size_t first = n_prompt + (n_prompt > 0);
     for (size_t i = 1; i < n; i++) {
-        int fresh = 1;
-        for (size_t j = 1; j < i; j++) fresh &= t[j - 1] != t[i - 1];
-        if (!fresh || i < first) continue;
+        if (!read_here(t, i, n_prompt)) continue;
         ++*positions;
         for (size_t q = 0; q < k; q++) {
             wm_token p = preds[i * k + q];
@@ -68,21 +74,6 @@ static void test_brute_force(void **state)
     wm_watermark_free(wm);
 }
 
-/* Watermarked text: each token green for its seed with probability 0.9
- * (rejection sampling over a small vocabulary, so seeds repeat). */
-static void wm_text(const wm_watermark *wm, wm__rng *r, wm_token *t, size_t n, uint32_t V)
-{
-    t[0] = (wm_token)(wm__rng_next(r) % V);
-    for (size_t i = 1; i < n; i++) {
-        int want = wm__rng_uniform(r) < 0.9;
-        bool g;
-        do {
-            t[i] = (wm_token)(wm__rng_next(r) % V);
-            assert_int_equal(wm_is_green(wm, t + i - 1, 1, t[i], &g), WM_OK);
-        } while (g != want);
-    }
-}
-
 /* A reader with no knowledge of the key that exploits the text as a clean
  * model can: it predicts the tokens that followed its context earlier in
  * the document (an induction head; green there 90% of the time), then the
@@ -98,22 +89,6 @@ static void copy_reader(const wm_token *t, size_t n, wm_token *preds, size_t k)
     }
 }
 
-/* A fresh key per document: H0's randomness is the key's, and documents
- * sharing one key share its green lists (a token pair scored in many
- * documents would make their p-values dependent). */
-static wm_watermark *random_wm(wm__rng *r, uint32_t V)
-{
-    wm_params p = { "kgw", WM_SEEDING_LEFTHASH, 1, 0.25, 2.0 };
-    unsigned char seed[32];
-    for (int i = 0; i < 32; i++) seed[i] = (unsigned char)wm__rng_next(r);
-    wm_key *k = NULL;
-    wm_watermark *wm = NULL;
-    assert_int_equal(wm_key_from_seed(&k, &p, seed), WM_OK);
-    assert_int_equal(wm_watermark_new(&wm, k, V), WM_OK);
-    wm_key_free(k);
-    return wm;
-}
-
 static void test_null_copying_reader(void **state)
 {
     (void)state;
@@ -127,8 +102,8 @@ static void test_null_copying_reader(void **state)
     uint64_t tot_n = 0, tot_g = 0;
     double *p = malloc(docs * sizeof *p);
     for (size_t d = 0; d < docs; d++) {
-        wm_watermark *wm = random_wm(&r, V);
-        wm_text(wm, &r, t, n, V);
+        wm_watermark *wm = random_wm(&r, "kgw", V);
+        green_text(wm, &r, t, n, V, 0.9); /* watermarked, strongly */
         copy_reader(t, n, preds, k);
         wm_reader *rd;
         assert_int_equal(wm_reader_new(&rd, wm, 0), WM_OK);
@@ -171,7 +146,7 @@ static void test_power(void **state)
     wm_reader *rd;
     assert_int_equal(wm_reader_new(&rd, wm, 0), WM_OK);
     for (int d = 0; d < 20; d++) {
-        wm_text(wm, &r, t, n, V);
+        green_text(wm, &r, t, n, V, 0.9); /* watermarked, strongly */
         /* a student that learned the lists: green for its context twice as
          * often as chance (a red draw is kept half the time) */
         preds[0] = 0;
@@ -294,11 +269,8 @@ static void test_weighted_brute_force(void **state)
             random_tokens(&r, preds, n * k, V);
             for (size_t i = 0; i < n * k; i++) wt[i] = (float)(wm__rng_uniform(&r) * 2 - 0.7);
             assert_int_equal(wm_reader_add(rd, t, n, np, preds, wt, k), WM_OK);
-            size_t first = np + (np > 0);
             for (size_t i = 1; i < n; i++) {
-                int fresh = 1;
-                for (size_t j = 1; j < i; j++) fresh &= t[j - 1] != t[i - 1];
-                if (!fresh || i < first) continue;
+                if (!read_here(t, i, np)) continue;
                 for (size_t q = 0; q < k; q++) {
                     size_t id = (size_t)t[i - 1] * V + (size_t)preds[i * k + q];
                     W[id] += wt[i * k + q];
@@ -344,8 +316,8 @@ static void test_weighted_null(void **state)
     const double alpha[2] = { 0.01, 0.1 };
     for (size_t i = 0; i < n * k; i++) wt[i] = i % 3 == 0 ? 1.0f : i % 3 == 1 ? 0.5f : -0.25f;
     for (size_t d = 0; d < docs; d++) {
-        wm_watermark *wm = random_wm(&r, V);
-        wm_text(wm, &r, t, n, V);
+        wm_watermark *wm = random_wm(&r, "kgw", V);
+        green_text(wm, &r, t, n, V, 0.9); /* watermarked, strongly */
         copy_reader(t, n, preds, k);
         wm_reader *rd;
         assert_int_equal(wm_reader_new(&rd, wm, WM_READ_WEIGHTED), WM_OK);
@@ -380,7 +352,7 @@ static void test_weighted_power(void **state)
     assert_int_equal(wm_reader_new(&plain, wm, 0), WM_OK);
     assert_int_equal(wm_reader_new(&wr, wm, WM_READ_WEIGHTED), WM_OK);
     for (int d = 0; d < 10; d++) {
-        wm_text(wm, &r, t, n, V);
+        green_text(wm, &r, t, n, V, 0.9); /* watermarked, strongly */
         for (size_t i = 0; i < n; i++) {
             bool g;
             do { /* first guess: learned, green 2/3 of the time */

@@ -47,6 +47,38 @@ static inline void random_tokens(wm__rng *r, wm_token *t, size_t n, uint32_t n_v
     for (size_t i = 0; i < n; i++) t[i] = (wm_token)(wm__rng_next(r) % n_vocab);
 }
 
+/* A watermark under a key drawn from r (h = 1 lefthash; kgw at gamma 0.25,
+ * delta 2, or gumbel): a fresh key per null trial, so that trials sharing
+ * token pairs do not share green lists. */
+static inline wm_watermark *random_wm(wm__rng *r, const char *scheme, uint32_t V)
+{
+    int kgw = !strcmp(scheme, "kgw");
+    wm_params p = { scheme, WM_SEEDING_LEFTHASH, 1, kgw ? 0.25 : 0, kgw ? 2 : 0 };
+    unsigned char seed[32];
+    for (int i = 0; i < 32; i++) seed[i] = (unsigned char)wm__rng_next(r);
+    wm_key *k = NULL;
+    wm_watermark *wm = NULL;
+    assert_int_equal(wm_key_from_seed(&k, &p, seed), WM_OK);
+    assert_int_equal(wm_watermark_new(&wm, k, V), WM_OK);
+    wm_key_free(k);
+    return wm;
+}
+
+/* Text t[0..n) whose every token (after the first) is green for its h = 1
+ * context with probability `rate` (rejection sampling over V tokens). */
+static inline void green_text(const wm_watermark *wm, wm__rng *r, wm_token *t, size_t n, uint32_t V, double rate)
+{
+    t[0] = (wm_token)(wm__rng_next(r) % V);
+    for (size_t i = 1; i < n; i++) {
+        int want = wm__rng_uniform(r) < rate;
+        bool g;
+        do {
+            t[i] = (wm_token)(wm__rng_next(r) % V);
+            assert_int_equal(wm_is_green(wm, t + i - 1, 1, t[i], &g), WM_OK);
+        } while (g != want);
+    }
+}
+
 /* A synthetic language model: fresh N(0, 5^2) logits each step over 32,000
  * tokens, mean entropy about 2.8 nats (0.1 to 4.5 step to step), the range
  * of real LMs at temperature 1. */

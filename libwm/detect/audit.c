@@ -31,7 +31,7 @@ double wm__audit_log_e(const wm_watermark *wm, uint64_t n, double stat)
 /* Robbins' mixture confidence sequence for a Bernoulli rate, uniform
  * prior: every p with ln B(1 + g, 1 + n - g) - g ln p - (n - g) ln(1 - p)
  * < ln(1 / alpha).  That function is convex in p, smallest at g / n. */
-static double cs_excess(double g, double n, double p)
+static double cs_log_e(double g, double n, double p)
 {
     return lgamma(1 + g) + lgamma(1 + n - g) - lgamma(2 + n) - (g > 0 ? g * log(p) : 0) -
            (n - g > 0 ? (n - g) * log1p(-p) : 0);
@@ -41,7 +41,7 @@ static double cs_end(double g, double n, double lim, double from, double to)
 {
     for (int i = 0; i < 200 && fabs(to - from) > 1e-15; i++) {
         double mid = 0.5 * (from + to);
-        if (cs_excess(g, n, mid) < lim) from = mid; else to = mid;
+        if (cs_log_e(g, n, mid) < lim) from = mid; else to = mid;
     }
     return 0.5 * (from + to);
 }
