@@ -102,7 +102,7 @@ static void print_stat(const char *name, stat3 s, double scale)
 static wm_watermark *make_wm(double gamma, uint32_t h, wm_seeding scheme, uint32_t V)
 {
     unsigned char seed[32] = { 1 };
-    wm_params p = { "kgw", scheme, h, gamma, 2.0 };
+    wm_params p = { "kgw", scheme, h, gamma, 2.0, 0.0 };
     wm_key *k;
     wm_watermark *wm;
     if (wm_key_from_seed(&k, &p, seed) || wm_watermark_new(&wm, k, V)) {
@@ -153,14 +153,14 @@ static void run_floor(void *a)
 static void run_bias(void *a)
 {
     embed_job *j = a;
-    if (j->B == 1) must(wm_bias_logits(j->wm, j->ctx[0], j->n_ctx[0], j->logits, j->V), "wm_bias_logits");
-    else must(wm_bias_logits_batch(j->wm, j->B, j->ctx, j->n_ctx, j->logits, j->V, j->V), "wm_bias_logits_batch");
+    if (j->B == 1) must(wm_bias_logits(j->wm, WM_ACCOUNT_NONE, j->ctx[0], j->n_ctx[0], j->logits, j->V), "wm_bias_logits");
+    else must(wm_bias_logits_batch(j->wm, j->B, NULL, j->ctx, j->n_ctx, j->logits, j->V, j->V), "wm_bias_logits_batch");
 }
 
 static void run_candidates(void *a)
 {
     embed_job *j = a;
-    must(wm_bias_candidates(j->wm, j->ctx[0], j->n_ctx[0], 40, j->cand_ids, sizeof(wm_token), j->cand_logits,
+    must(wm_bias_candidates(j->wm, WM_ACCOUNT_NONE, j->ctx[0], j->n_ctx[0], 40, j->cand_ids, sizeof(wm_token), j->cand_logits,
                             sizeof(float)), "wm_bias_candidates");
 }
 
@@ -175,7 +175,7 @@ static void run_sampler(void *a)
     wm_token out;
     memcpy(j->logits, sampler_base, j->V * sizeof *j->logits);
     /* a fresh sequence each call, so a selecting scheme's seed is never a repeat */
-    must(wm_sampler_reset(j->sampler, 1), "wm_sampler_reset");
+    must(wm_sampler_reset(j->sampler, 1, WM_ACCOUNT_NONE), "wm_sampler_reset");
     must(wm_sampler_sample(j->sampler, j->ctx[0], j->n_ctx[0], j->logits, j->V, 1, &out), "wm_sampler_sample");
 }
 
@@ -227,7 +227,7 @@ static int bench_embedding(void)
                            V, scheme ? "minhash" : "lefthash", h);
                     print_stat("us_per_step", c, 1e6);
                     printf("}\n");
-                    wm_sampler_params sp = { 1.0f, 0, 0.9f, 1 };
+                    wm_sampler_params sp = { 1.0f, 0, 0.9f, 1, WM_ACCOUNT_NONE };
                     wm__rng r;
                     wm__rng_seed(&r, 9);
                     sampler_base = malloc(V * sizeof *sampler_base);
@@ -383,7 +383,7 @@ static void bench_gumbel(void)
     }
     for (int sc = 0; sc < 2; sc++)
         for (int tp = 0; tp < 2; tp++) {
-            wm_sampler_params sp = { 1.0f, 0, tp ? 0.9f : 1.0f, 1 };
+            wm_sampler_params sp = { 1.0f, 0, tp ? 0.9f : 1.0f, 1, WM_ACCOUNT_NONE };
             embed_job j = { sc ? g : kgw, fj.logits, V, 1, NULL, NULL, NULL, NULL, NULL };
             const wm_token *cp = ctx;
             size_t nc = 4;

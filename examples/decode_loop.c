@@ -106,7 +106,7 @@ static void *decode_worker(void *arg)
         /* [libwm 3] One call biases every row; no allocation, no lock.  A
          * server that serves some requests unwatermarked calls
          * wm_bias_logits per row instead, for the rows that want it. */
-        wm_status st = wm_bias_logits_batch(s->wm, n_active, ctx, n_ctx, logits, N_LOGITS, N_LOGITS);
+        wm_status st = wm_bias_logits_batch(s->wm, n_active, NULL, ctx, n_ctx, logits, N_LOGITS, N_LOGITS);
         if (st) {
             free(logits);
             return (void *)wm_strerror(st);
@@ -164,7 +164,7 @@ int main(int argc, char **argv)
         r->n_prompt = r->n = 3 + i % 5;
         for (size_t k = 0; k < r->n_prompt; k++) r->tokens[k] = (wm_token)(mix(i * 100 + k) % N_VOCAB);
         r->max_new = 120 + 20 * (i % 4);
-        wm_sampler_params sp = { 1.0f, 0, 1.0f, 1000 + i };
+        wm_sampler_params sp = { 1.0f, 0, 1.0f, 1000 + i, WM_ACCOUNT_NONE };
         if (wm_sampler_new(&r->sampler, wm, &sp)) return fprintf(stderr, "decode_loop: sampler\n"), 1;
     }
 

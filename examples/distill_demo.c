@@ -354,13 +354,13 @@ int main(int argc, char **argv)
     if (wm_watermark_selects(wm, &selects)) fail("wm_watermark_selects");
     for (int watermark = 1; watermark >= 0; watermark--) {
         wm_sampler *sm;
-        wm_sampler_params sp = { 1.0f, 0, 1.0f, 7 };
+        wm_sampler_params sp = { 1.0f, 0, 1.0f, 7, WM_ACCOUNT_NONE };
         if (wm_sampler_new(&sm, wm, &sp)) fail("sampler");
         rng_state = 0x853c49e6748fea9bULL; /* same prompts for both */
         FILE *f = open_out(out, watermark ? "teacher_wm.jsonl" : "teacher_plain.jsonl");
         for (size_t a = 0; a < n_answers; a++) {
             size_t v = 2 * (size_t)(uniform() * (double)(bible.n / 2)); /* even verses: teacher prompts */
-            if (selects && wm_sampler_reset(sm, 7 + a)) fail("sampler reset");
+            if (selects && wm_sampler_reset(sm, 7 + a, WM_ACCOUNT_NONE)) fail("sampler reset");
             const wm_token *src = bible.tok + bible.start[v];
             size_t n = 3;
             memcpy(doc, src, n * sizeof *doc);
@@ -391,13 +391,13 @@ int main(int argc, char **argv)
     uint64_t *bigrams = malloc(n_samples * answer_len * sizeof *bigrams);
     for (int watermark = 1; watermark >= 0; watermark--) {
         wm_sampler *sm;
-        wm_sampler_params sp = { 1.0f, 0, 1.0f, 11 };
+        wm_sampler_params sp = { 1.0f, 0, 1.0f, 11, WM_ACCOUNT_NONE };
         if (wm_sampler_new(&sm, wm, &sp)) fail("sampler");
         for (size_t q = 0; q < n_prompts; q++) {
             const wm_token *src = corpus[1].tok + corpus[1].start[q]; /* its first 3 tokens: the prompt */
             size_t nb = 0, nd = 0;
             for (size_t r = 0; r < n_samples; r++) {
-                if (wm_sampler_reset(sm, 1000 * q + r)) fail("sampler reset");
+                if (wm_sampler_reset(sm, 1000 * q + r, WM_ACCOUNT_NONE)) fail("sampler reset");
                 wm_token *d = samples + r * (answer_len + 3);
                 memcpy(d, src, 3 * sizeof *d);
                 for (size_t n = 3; n < answer_len + 3; n++) {

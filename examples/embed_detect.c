@@ -58,7 +58,7 @@ int main(int argc, char **argv)
     if ((st = wm_watermark_params(wm, &params))) return fail("reading parameters", st, NULL);
 
     wm_sampler *sampler;
-    wm_sampler_params sp = { 1.0f, 0, 1.0f, 42 };
+    wm_sampler_params sp = { 1.0f, 0, 1.0f, 42, WM_ACCOUNT_NONE };
     if ((st = wm_sampler_new(&sampler, wm, &sp))) return fail("sampler", st, NULL);
 
     static float logits[V];

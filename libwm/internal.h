@@ -55,6 +55,10 @@ struct wm_watermark {
     uint32_t thresh;         /* green iff field < thresh; thresh / 2^b = gamma */
     unsigned tok_per_block;  /* 128 / bits */
     float delta;
+    /* kgw's account layer (schemes/account.c) */
+    unsigned char ka[16];    /* positions and parts */
+    unsigned char kc[16];    /* codewords */
+    float account_delta;     /* 0: no account layer */
     char key_id[WM_KEY_ID_SIZE];
     wm_fill_fn fill;         /* best available implementations */
     wm_prf_many_fn prf_many;
@@ -105,6 +109,20 @@ static inline void wm__prf_block(const struct wm_watermark *wm, uint64_t seed, u
 {
     wm__fill_scalar(wm->kg, seed, j, 1, out);
 }
+/* schemes/account.c: the account layer (see there). */
+#define WM__CODE_BYTES (WM_ACCOUNT_POSITIONS / 4) /* a codeword: 2 bits a position */
+void wm__account_prepare(struct wm_watermark *wm, const unsigned char secret[32]);
+void wm__account_code(const struct wm_watermark *wm, uint64_t account, unsigned char code[WM__CODE_BYTES]);
+static inline unsigned wm__account_symbol(const unsigned char *code, unsigned j)
+{
+    return (code[j >> 2] >> (2 * (j & 3))) & 3u;
+}
+unsigned wm__account_pos(const struct wm_watermark *wm, uint64_t seed);
+unsigned wm__account_part(const struct wm_watermark *wm, uint64_t seed, wm_token t);
+void wm__account_bias_row(const struct wm_watermark *wm, uint64_t seed, unsigned c, float *logits);
+void wm__account_bias_candidates(const struct wm_watermark *wm, uint64_t seed, unsigned c, size_t n,
+                                 const wm_token *ids, size_t ids_stride, float *logits, size_t logits_stride);
+
 uint64_t wm__minhash_value(const struct wm_watermark *wm, wm_token t);
 /* Seed of the context ctx[0..h-1] (exactly h tokens, oldest first). */
 uint64_t wm__seed(const struct wm_watermark *wm, const wm_token *ctx);

@@ -2,7 +2,7 @@
  * language model, with or without the watermark of KEYFILE, and the
  * library's own scores of them.
  *
- *   cli_gen KEYFILE TOKENIZER.json N_DOCS LEN WATERMARK(0|1) SEED
+ *   cli_gen KEYFILE TOKENIZER.json N_DOCS LEN WATERMARK(0|1) SEED [ACCOUNT]
  *
  * stdout, one line per document:  {"ids":[...],"text":"...","scored":S,"statistic":G,"log10_p":L}
  * (text is the decoded ids; scores are wm_detect on the ids, dedup on). */
@@ -33,7 +33,8 @@ static double uniform(void)
 
 int main(int argc, char **argv)
 {
-    if (argc != 7) return fprintf(stderr, "usage: cli_gen KEY TOKENIZER N LEN WATERMARK SEED\n"), 2;
+    if (argc != 7 && argc != 8) return fprintf(stderr, "usage: cli_gen KEY TOKENIZER N LEN WATERMARK SEED [ACCOUNT]\n"), 2;
+    uint64_t account = argc == 8 ? strtoull(argv[7], NULL, 10) : WM_ACCOUNT_NONE;
     wm_key *key;
     wm_tokenizer *tok;
     wm_error err;
@@ -46,12 +47,12 @@ int main(int argc, char **argv)
     wm_watermark *wm;
     wm_encoder *enc;
     wm_sampler *s;
-    wm_sampler_params sp = { 1.0f, 0, 1.0f, rng };
+    wm_sampler_params sp = { 1.0f, 0, 1.0f, rng, account };
     if (wm_watermark_new(&wm, key, V) || wm_encoder_new(&enc, tok) || wm_sampler_new(&s, wm, &sp)) return 2;
     float *l = malloc(V * sizeof *l);
     wm_token *t = malloc((size_t)(len + 1) * sizeof *t);
     for (int d = 0; d < n; d++) {
-        must(wm_sampler_reset(s, rng + (uint64_t)d), "wm_sampler_reset"); /* a new sequence */
+        must(wm_sampler_reset(s, rng + (uint64_t)d, account), "wm_sampler_reset"); /* a new sequence */
         /* stay in the first 10,000 ids: ordinary tokens that decode to text */
         t[0] = (wm_token)(uniform() * 10000);
         for (int i = 1; i <= len; i++) {

@@ -3,7 +3,7 @@
  *     int32 n_ctx, int32 ctx[n_ctx], int32 n_logits, float logits[n_logits]
  * and writes the logits after wm_bias_logits, as raw float32.
  *
- *   py_ref KEYFILE N_VOCAB */
+ *   py_ref KEYFILE N_VOCAB [ACCOUNT] */
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -13,7 +13,8 @@ static int read_exact(void *p, size_t size, size_t n) { return fread(p, size, n,
 
 int main(int argc, char **argv)
 {
-    if (argc != 3) return fprintf(stderr, "usage: py_ref KEYFILE N_VOCAB\n"), 2;
+    if (argc != 3 && argc != 4) return fprintf(stderr, "usage: py_ref KEYFILE N_VOCAB [ACCOUNT]\n"), 2;
+    uint64_t account = argc == 4 ? strtoull(argv[3], NULL, 10) : WM_ACCOUNT_NONE;
     wm_key *key;
     wm_watermark *wm;
     wm_error err;
@@ -27,7 +28,7 @@ int main(int argc, char **argv)
         if (!ctx || !read_exact(ctx, 4, (size_t)n_ctx) || !read_exact(&n_logits, 4, 1)) return 2;
         float *logits = malloc(4 * (size_t)n_logits + 4);
         if (!logits || !read_exact(logits, 4, (size_t)n_logits)) return 2;
-        if ((st = wm_bias_logits(wm, ctx, (size_t)n_ctx, logits, (size_t)n_logits)))
+        if ((st = wm_bias_logits(wm, account, ctx, (size_t)n_ctx, logits, (size_t)n_logits)))
             return fprintf(stderr, "py_ref: %s\n", wm_strerror(st)), 2;
         fwrite(logits, 4, (size_t)n_logits, stdout);
         free(ctx);

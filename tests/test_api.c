@@ -9,15 +9,19 @@ static void test_bad_params(void **state)
     (void)state;
     wm_key *k = NULL;
     const wm_params bad[] = {
-        { "kgw", WM_SEEDING_LEFTHASH, 1, 0.0, 2 }, { "kgw", WM_SEEDING_LEFTHASH, 1, 1.0, 2 },
-        { "kgw", WM_SEEDING_LEFTHASH, 1, -0.5, 2 }, { "kgw", WM_SEEDING_LEFTHASH, 1, NAN, 2 },
-        { "kgw", WM_SEEDING_LEFTHASH, 1, 0.25, 0 }, { "kgw", WM_SEEDING_LEFTHASH, 1, 0.25, INFINITY },
-        { "kgw", WM_SEEDING_LEFTHASH, 1, 0.25, NAN }, { "kgw", WM_SEEDING_LEFTHASH, 17, 0.25, 2 },
-        { "kgw", WM_SEEDING_MINHASH, 0, 0.25, 2 }, { "kgw", (wm_seeding)7, 1, 0.25, 2 },
-        { "nosuch", WM_SEEDING_LEFTHASH, 1, 0.25, 2 }, { "KGW", WM_SEEDING_LEFTHASH, 1, 0.25, 2 },
+        { "kgw", WM_SEEDING_LEFTHASH, 1, 0.0, 2, 0 }, { "kgw", WM_SEEDING_LEFTHASH, 1, 1.0, 2, 0 },
+        { "kgw", WM_SEEDING_LEFTHASH, 1, -0.5, 2, 0 }, { "kgw", WM_SEEDING_LEFTHASH, 1, NAN, 2, 0 },
+        { "kgw", WM_SEEDING_LEFTHASH, 1, 0.25, 0, 0 }, { "kgw", WM_SEEDING_LEFTHASH, 1, 0.25, INFINITY, 0 },
+        { "kgw", WM_SEEDING_LEFTHASH, 1, 0.25, NAN, 0 }, { "kgw", WM_SEEDING_LEFTHASH, 17, 0.25, 2, 0 },
+        { "kgw", WM_SEEDING_MINHASH, 0, 0.25, 2, 0 }, { "kgw", (wm_seeding)7, 1, 0.25, 2, 0 },
+        { "nosuch", WM_SEEDING_LEFTHASH, 1, 0.25, 2, 0 }, { "KGW", WM_SEEDING_LEFTHASH, 1, 0.25, 2, 0 },
         /* gumbel has no gamma or delta: a value there is a mistake, not ignored */
-        { "gumbel", WM_SEEDING_LEFTHASH, 4, 0.25, 0 }, { "gumbel", WM_SEEDING_LEFTHASH, 4, 0, 2 },
-        { "gumbel", WM_SEEDING_LEFTHASH, 17, 0, 0 }, { "gumbel", WM_SEEDING_MINHASH, 0, 0, 0 },
+        { "gumbel", WM_SEEDING_LEFTHASH, 4, 0.25, 0, 0 }, { "gumbel", WM_SEEDING_LEFTHASH, 4, 0, 2, 0 },
+        { "gumbel", WM_SEEDING_LEFTHASH, 17, 0, 0, 0 }, { "gumbel", WM_SEEDING_MINHASH, 0, 0, 0, 0 },
+        /* the account layer: 0 or a usable bias, and kgw only */
+        { "kgw", WM_SEEDING_LEFTHASH, 1, 0.25, 2, 1e-5 }, { "kgw", WM_SEEDING_LEFTHASH, 1, 0.25, 2, -1 },
+        { "kgw", WM_SEEDING_LEFTHASH, 1, 0.25, 2, 65 }, { "kgw", WM_SEEDING_LEFTHASH, 1, 0.25, 2, NAN },
+        { "gumbel", WM_SEEDING_LEFTHASH, 4, 0, 0, 1 },
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         assert_int_equal(wm_key_generate(&k, &bad[i]), WM_ERR_PARAM);
@@ -50,17 +54,17 @@ static void test_bad_calls(void **state)
     float logits[1010] = { 0 }, copy[1010];
     wm_token ctx[3] = { 1, 2, 3 }, bad_ctx[3] = { 1, 1000, 3 }, neg[3] = { 1, -5, 3 };
     bool g;
-    assert_int_equal(wm_bias_logits(NULL, ctx, 3, logits, V), WM_ERR_ARG);
-    assert_int_equal(wm_bias_logits(wm, ctx, 3, NULL, V), WM_ERR_ARG);
-    assert_int_equal(wm_bias_logits(wm, NULL, 3, logits, V), WM_ERR_ARG);
-    assert_int_equal(wm_bias_logits(wm, ctx, 3, logits, V - 1), WM_ERR_SIZE);
+    assert_int_equal(wm_bias_logits(NULL, WM_ACCOUNT_NONE, ctx, 3, logits, V), WM_ERR_ARG);
+    assert_int_equal(wm_bias_logits(wm, WM_ACCOUNT_NONE, ctx, 3, NULL, V), WM_ERR_ARG);
+    assert_int_equal(wm_bias_logits(wm, WM_ACCOUNT_NONE, NULL, 3, logits, V), WM_ERR_ARG);
+    assert_int_equal(wm_bias_logits(wm, WM_ACCOUNT_NONE, ctx, 3, logits, V - 1), WM_ERR_SIZE);
     memcpy(copy, logits, sizeof logits);
-    assert_int_equal(wm_bias_logits(wm, bad_ctx, 3, logits, V), WM_ERR_TOKEN);
-    assert_int_equal(wm_bias_logits(wm, neg, 3, logits, V), WM_ERR_TOKEN);
+    assert_int_equal(wm_bias_logits(wm, WM_ACCOUNT_NONE, bad_ctx, 3, logits, V), WM_ERR_TOKEN);
+    assert_int_equal(wm_bias_logits(wm, WM_ACCOUNT_NONE, neg, 3, logits, V), WM_ERR_TOKEN);
     assert_memory_equal(copy, logits, sizeof logits);
     /* Context shorter than h: nothing biased, not an error. */
-    assert_int_equal(wm_bias_logits(wm, ctx, 1, logits, V), WM_OK);
-    assert_int_equal(wm_bias_logits(wm, NULL, 0, logits, V), WM_OK);
+    assert_int_equal(wm_bias_logits(wm, WM_ACCOUNT_NONE, ctx, 1, logits, V), WM_OK);
+    assert_int_equal(wm_bias_logits(wm, WM_ACCOUNT_NONE, NULL, 0, logits, V), WM_OK);
     assert_memory_equal(copy, logits, sizeof logits);
     assert_int_equal(wm_is_green(wm, ctx, 1, 5, &g), WM_OK);
     assert_int_equal(g, 0);
@@ -71,10 +75,10 @@ static void test_bad_calls(void **state)
     const wm_token *cp[2] = { ctx, bad_ctx };
     size_t nc[2] = { 3, 3 };
     float rows[2 * 1000] = { 0 };
-    assert_int_equal(wm_bias_logits_batch(wm, 2, cp, nc, rows, V, V), WM_ERR_TOKEN);
+    assert_int_equal(wm_bias_logits_batch(wm, 2, NULL, cp, nc, rows, V, V), WM_ERR_TOKEN);
     for (int i = 0; i < 2000; i++) assert_true(rows[i] == 0.0f);
-    assert_int_equal(wm_bias_logits_batch(wm, 2, cp, nc, rows, V, V - 1), WM_ERR_ARG);
-    assert_int_equal(wm_bias_logits_batch(wm, 0, NULL, NULL, NULL, V, V), WM_OK);
+    assert_int_equal(wm_bias_logits_batch(wm, 2, NULL, cp, nc, rows, V, V - 1), WM_ERR_ARG);
+    assert_int_equal(wm_bias_logits_batch(wm, 0, NULL, NULL, NULL, NULL, V, V), WM_OK);
     /* Detection. */
     wm_score s;
     wm_window w;
@@ -228,7 +232,7 @@ static void test_sampler(void **state)
     wm_token ctx[1] = { 9 }, a, b;
     struct { float t; uint32_t k; float p; } cfg[] = { { 0, 0, 1 }, { 1, 1, 1 }, { 1, 0, 0.5f } };
     for (int c = 0; c < 3; c++) {
-        wm_sampler_params sp = { cfg[c].t, cfg[c].k, cfg[c].p, 5 };
+        wm_sampler_params sp = { cfg[c].t, cfg[c].k, cfg[c].p, 5, WM_ACCOUNT_NONE };
         wm_sampler *s;
         assert_int_equal(wm_sampler_new(&s, wm, &sp), WM_OK);
         memcpy(logits, base, V * sizeof *logits);
@@ -238,7 +242,7 @@ static void test_sampler(void **state)
     }
     /* top-k = 2 only ever draws 42 or 43; same seed, same sequence. */
     base[42] = base[43] = 10; /* stays top-2 after the +2 bias */
-    wm_sampler_params sp = { 1.0f, 2, 1.0f, 99 };
+    wm_sampler_params sp = { 1.0f, 2, 1.0f, 99, WM_ACCOUNT_NONE };
     wm_sampler *s1, *s2;
     assert_int_equal(wm_sampler_new(&s1, wm, &sp), WM_OK);
     assert_int_equal(wm_sampler_new(&s2, wm, &sp), WM_OK);
@@ -259,7 +263,7 @@ static void test_sampler(void **state)
      * 4-token vocabulary, 40000 draws, 3 dof, p = 1e-4 critical 21.1. */
     wm_watermark *w4 = test_wm(0.25, 1, WM_SEEDING_LEFTHASH, 4);
     float l4[4], base4[4] = { 0.0f, 1.0f, -1.0f, 0.5f };
-    sp = (wm_sampler_params){ 1.0f, 0, 1.0f, 3 };
+    sp = (wm_sampler_params){ 1.0f, 0, 1.0f, 3, WM_ACCOUNT_NONE };
     assert_int_equal(wm_sampler_new(&s1, w4, &sp), WM_OK);
     double cnt[4] = { 0 }, z = 0;
     for (int i = 0; i < 4; i++) z += exp(base4[i]);
@@ -411,7 +415,7 @@ static void test_corpus_parts(void **state)
     wm__rng_seed(&r, 4242);
     wm_token t[5000];
     for (size_t c = 0; c < sizeof cfg / sizeof cfg[0]; c++) {
-        wm_params prm = { cfg[c].scheme, cfg[c].s, cfg[c].h, 0, 0 };
+        wm_params prm = { cfg[c].scheme, cfg[c].s, cfg[c].h, 0, 0, 0.0 };
         if (!strcmp(cfg[c].scheme, "kgw")) prm.gamma = 0.25, prm.delta = 2;
         wm_watermark *wm = test_wm_params(&prm, V);
         random_tokens(&r, t, 5000, V);
@@ -468,7 +472,10 @@ static void test_hardening(void **state)
     /* unknown flags: refused everywhere */
     assert_int_equal(wm_detect(wm, t, 10, 0, 2u, 0.5, &s), WM_ERR_ARG);
     assert_int_equal(wm_detect_window(wm, t, 10, 0, 0x80u, 0.5, &w), WM_ERR_ARG);
-    assert_int_equal(wm_corpus_new(&c, wm, 2u), WM_ERR_ARG);
+    assert_int_equal(wm_corpus_new(&c, wm, 4u), WM_ERR_ARG);
+    /* WM_ACCOUNTS needs a key with an account layer, and dedup */
+    assert_int_equal(wm_corpus_new(&c, wm, WM_ACCOUNTS), WM_ERR_UNSUPPORTED);
+    assert_int_equal(wm_corpus_new(&c, wm, WM_ACCOUNTS | WM_NO_DEDUP), WM_ERR_ARG);
     /* delta: below WM_DELTA_MIN is refused (1e-50 is float 0) */
     wm_key *k = NULL;
     wm_params p = WM_PARAMS_DEFAULT;
@@ -485,7 +492,7 @@ static void test_hardening(void **state)
     logits[321] = 50.0f;
     const float temps[] = { 1e-45f, 1e-38f, 1e-5f, 0.0f };
     for (size_t i = 0; i < 4; i++) {
-        wm_sampler_params sp = { temps[i], 0, 1.0f, 3 };
+        wm_sampler_params sp = { temps[i], 0, 1.0f, 3, WM_ACCOUNT_NONE };
         wm_sampler *sm;
         assert_int_equal(wm_sampler_new(&sm, wm, &sp), WM_OK);
         for (int rep = 0; rep < 20; rep++) {
@@ -553,7 +560,7 @@ static void *thread_main(void *arg)
 {
     thread_job *j = arg;
     const uint32_t V = 20000;
-    wm_sampler_params sp = { 0.8f, 50, 0.95f, j->seed };
+    wm_sampler_params sp = { 0.8f, 50, 0.95f, j->seed, WM_ACCOUNT_NONE };
     wm_sampler *s;
     float *l = malloc(V * sizeof *l);
     wm__rng r;

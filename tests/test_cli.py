@@ -59,8 +59,9 @@ run("keygen", "-o", "free.wmkey")  # no tokenizer recorded
 KEY = path("k1.wmkey")
 
 
-def gen(n, length, watermark, seed, key=KEY):
-    p = subprocess.run([GEN, key, GPT2, str(n), str(length), str(watermark), str(seed)], capture_output=True, check=True)
+def gen(n, length, watermark, seed, key=KEY, account=0):
+    p = subprocess.run([GEN, key, GPT2, str(n), str(length), str(watermark), str(seed), str(account)],
+                       capture_output=True, check=True)
     return [json.loads(l) for l in p.stdout.decode().splitlines()]
 
 
@@ -152,6 +153,44 @@ def _():
     assert f_other["scored"] < one["scored"] / 3, (f_other, one)
     s = run("detect", "--key", KEY, "--ids", "--corpus", "wm.ids").stdout.decode()
     assert s.startswith("watermark present: p = ") and "unique tuples" in s
+
+
+@check("detect --accounts: contributors named, innocents not, errors name file and line")
+def _():
+    run("keygen", "--tokenizer", GPT2, "--account-delta", "1", "-o", "acc.wmkey")
+    assert json.loads(run("info", "--json", path("acc.wmkey")).stdout)["account_delta"] == 1
+    ka = path("acc.wmkey")
+    docs = gen(6, 300, 1, 31, key=ka, account=424242) + gen(6, 300, 1, 32, key=ka, account=77)
+    write("acc.ids", "".join(" ".join(map(str, d["ids"])) + "\n" for d in docs))
+    rnd = random.Random(5)
+    ids = [rnd.randrange(1, 2 ** 64) for _ in range(5000)] + [424242, 77]
+    rnd.shuffle(ids)
+    write("acc.txt", "# API key, account\n" + "".join(f"key{i} {a}\n" for i, a in enumerate(ids)))
+    out = jsonl(run("detect", "--key", ka, "--ids", "--json", "--accounts", "acc.txt", "--top", "5", "acc.ids",
+                    ok=(0,)))
+    corpus, at = out[0], out[1]
+    assert corpus["corpus"] and at["source"] == "attribution" and at["accounts"] == 5002
+    assert at["tuples"] == corpus["scored"] and at["exact"]
+    assert sorted(t["account"] for t in at["top"] if t["named"]) == [77, 424242] and at["named"] == 2, at
+    assert len(at["top"]) == 5 and all(t["log10_p_family"] >= t["log10_p"] for t in at["top"])
+    text = run("detect", "--key", ka, "--ids", "--accounts", "acc.txt", "acc.ids").stdout.decode()
+    assert "2 named" in text and "account 424242" in text and "NAMED" in text
+    # plain watermarked text (no account): nobody named
+    plain = gen(4, 300, 1, 33, key=ka)
+    write("acc0.ids", "".join(" ".join(map(str, d["ids"])) + "\n" for d in plain))
+    at0 = jsonl(run("detect", "--key", ka, "--ids", "--json", "--accounts", "acc.txt", "acc0.ids"))[1]
+    assert at0["named"] == 0 and not any(t["named"] for t in at0["top"])
+    write("bad.txt", "# ok\n12\nkey x\n")
+    error(["detect", "--key", ka, "--ids", "--accounts", "bad.txt", "acc.ids"], "bad.txt:3: expected an account id")
+    write("zero.txt", "0\n")
+    error(["detect", "--key", ka, "--ids", "--accounts", "zero.txt", "acc.ids"], "zero.txt:1:")
+    write("empty.txt", "# none\n")
+    error(["detect", "--key", ka, "--ids", "--accounts", "empty.txt", "acc.ids"], "no account ids")
+    error(["detect", "--key", KEY, "--ids", "--accounts", "acc.txt", "wm.ids"], "no account layer")
+    error(["detect", "--key", ka, "--ids", "--top", "3", "acc.ids"], "--top goes with --accounts")
+    error(["detect", "--key", ka, "--key", KEY, "--ids", "--accounts", "acc.txt", "acc.ids"], "one key")
+    error(["keygen", "--account-delta", "0", "-o", "x.wmkey"], "--account-delta")
+    error(["keygen", "--scheme", "gumbel", "--account-delta", "1", "-o", "x.wmkey"], "gumbel has none")
 
 
 @check("detect --audit: a look per N documents and a final one; anytime p weaker than fixed-n; plain text names no watermark")

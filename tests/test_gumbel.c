@@ -174,8 +174,8 @@ static void test_selection_is_a_draw(void **state)
     /* the green-list calls are not this scheme's */
     float l[50000] = { 0 };
     bool g;
-    assert_int_equal(wm_bias_logits(wm, &ctx, 1, l, 50000), WM_ERR_UNSUPPORTED);
-    assert_int_equal(wm_bias_candidates(wm, &ctx, 1, 2, ids, 4, l, 4), WM_ERR_UNSUPPORTED);
+    assert_int_equal(wm_bias_logits(wm, WM_ACCOUNT_NONE, &ctx, 1, l, 50000), WM_ERR_UNSUPPORTED);
+    assert_int_equal(wm_bias_candidates(wm, WM_ACCOUNT_NONE, &ctx, 1, 2, ids, 4, l, 4), WM_ERR_UNSUPPORTED);
     assert_int_equal(wm_is_green(wm, &ctx, 1, 5, &g), WM_ERR_UNSUPPORTED);
     bool selects;
     assert_int_equal(wm_watermark_selects(wm, &selects), WM_OK);
@@ -295,13 +295,13 @@ static void test_power(void **state)
     wm__rng r;
     wm__rng_seed(&r, 31);
     for (uint32_t top_k = 0; top_k <= 40; top_k += 40) {
-        wm_sampler_params sp = { 1.0f, top_k, 1.0f, 5 };
+        wm_sampler_params sp = { 1.0f, top_k, 1.0f, 5, WM_ACCOUNT_NONE };
         wm_sampler *s;
         assert_int_equal(wm_sampler_new(&s, wm, &sp), WM_OK);
         double worst = -INFINITY;
         wm_token t[401];
         for (int d = 0; d < 10; d++) {
-            assert_int_equal(wm_sampler_reset(s, (uint64_t)d), WM_OK);
+            assert_int_equal(wm_sampler_reset(s, (uint64_t)d, WM_ACCOUNT_NONE), WM_OK);
             t[0] = (wm_token)(wm__rng_next(&r) % V);
             for (size_t i = 1; i < 201; i++) {
                 synth_logits(&r, l, V);
@@ -322,7 +322,7 @@ static void test_power(void **state)
         print_message("gumbel power, top-k %u: worst log10 p %.1f over 10 docs of 200 tokens\n", top_k, worst);
         assert_true(worst < -10);
         /* 200 clean tokens, then 200 watermarked: the window finds the second half */
-        assert_int_equal(wm_sampler_reset(s, 99), WM_OK);
+        assert_int_equal(wm_sampler_reset(s, 99, WM_ACCOUNT_NONE), WM_OK);
         for (size_t i = 1; i < 401; i++) {
             synth_logits(&r, l, V);
             assert_int_equal(wm_sampler_sample(s, t, i, l, V, i > 200, &t[i]), WM_OK);

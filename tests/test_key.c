@@ -38,7 +38,7 @@ static void test_round_trip(void **state)
     (void)state;
     char path[300];
     snprintf(path, sizeof path, "%s/a.wmkey", dir);
-    wm_params p = { "kgw", WM_SEEDING_MINHASH, 3, 0.125, 1.5 };
+    wm_params p = { "kgw", WM_SEEDING_MINHASH, 3, 0.125, 1.5, 0.0 };
     wm_key *k, *k2;
     wm_error err;
     assert_int_equal(wm_key_generate(&k, &p), WM_OK);

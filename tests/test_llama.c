@@ -54,12 +54,13 @@ static void model_logits(uint64_t step, llama_token prev, float *logits)
     }
 }
 
-static wm_watermark *make_wm(uint32_t h, uint32_t n_vocab)
+static wm_watermark *make_wm_account(uint32_t h, uint32_t n_vocab, double account_delta)
 {
     unsigned char seed[32];
     for (int i = 0; i < 32; i++) seed[i] = (unsigned char)(3 * i + 1);
     wm_params p = WM_PARAMS_DEFAULT;
     p.context_width = h;
+    p.account_delta = account_delta;
     wm_key *key;
     wm_watermark *wm;
     assert_int_equal(wm_key_from_seed(&key, &p, seed), WM_OK);
@@ -67,6 +68,8 @@ static wm_watermark *make_wm(uint32_t h, uint32_t n_vocab)
     wm_key_free(key);
     return wm;
 }
+
+static wm_watermark *make_wm(uint32_t h, uint32_t n_vocab) { return make_wm_account(h, n_vocab, 0); }
 
 /* Probability that softmax over the top-k candidates, after adding delta to
  * the green ones (delta 0: no watermark), draws a green token. */
@@ -103,7 +106,7 @@ static run_result run_chain(const wm_watermark *wm, int watermark, uint32_t seed
     if (watermark) {
         struct llama_sampler *s;
         llama_token prompt = 1;
-        assert_int_equal(wm_llama_sampler_new(&s, wm, &prompt, 1), WM_OK);
+        assert_int_equal(wm_llama_sampler_new(&s, wm, WM_ACCOUNT_NONE, &prompt, 1), WM_OK);
         llama_sampler_chain_add(chain, s);
     }
     llama_sampler_chain_add(chain, llama_sampler_init_dist(seed));
@@ -189,7 +192,7 @@ static void test_chain_gumbel(void **state)
     struct llama_sampler *chain = llama_sampler_chain_init(llama_sampler_chain_default_params()), *s;
     llama_sampler_chain_add(chain, llama_sampler_init_top_k(TOP_K));
     llama_token prompt = 1;
-    assert_int_equal(wm_llama_sampler_new(&s, wm, &prompt, 1), WM_OK);
+    assert_int_equal(wm_llama_sampler_new(&s, wm, WM_ACCOUNT_NONE, &prompt, 1), WM_OK);
     llama_sampler_chain_add(chain, s);
     llama_sampler_chain_add(chain, llama_sampler_init_dist(7));
     wm_ctxset *used;
@@ -254,7 +257,7 @@ static void test_apply_unsorted_truncated_padded(void **state)
     wm_watermark *wm = make_wm(2, n_vocab);
     llama_token prompt[] = { 7, 8, 9 };
     struct llama_sampler *s;
-    assert_int_equal(wm_llama_sampler_new(&s, wm, prompt, 3), WM_OK);
+    assert_int_equal(wm_llama_sampler_new(&s, wm, WM_ACCOUNT_NONE, prompt, 3), WM_OK);
     assert_string_equal(llama_sampler_name(s), "libwm");
 
     llama_token_data cand[64], orig[64];
@@ -307,14 +310,14 @@ static void test_accept_reset_clone(void **state)
     wm_watermark *wm = make_wm(1, N);
     struct llama_sampler *s, *c;
     float a[N], b[N], want[N] = { 0 };
-    assert_int_equal(wm_llama_sampler_new(&s, wm, NULL, 0), WM_OK);
+    assert_int_equal(wm_llama_sampler_new(&s, wm, WM_ACCOUNT_NONE, NULL, 0), WM_OK);
     apply_all(s, a, N); /* no history yet: nothing biased */
     assert_memory_equal(a, want, sizeof a);
 
     llama_token t = 17;
     llama_sampler_accept(s, 99);
     llama_sampler_accept(s, t); /* h = 1: only the last token counts */
-    assert_int_equal(wm_bias_logits(wm, &t, 1, want, N), WM_OK);
+    assert_int_equal(wm_bias_logits(wm, WM_ACCOUNT_NONE, &t, 1, want, N), WM_OK);
     apply_all(s, a, N);
     assert_memory_equal(a, want, sizeof a);
 
@@ -340,17 +343,46 @@ static void test_accept_reset_clone(void **state)
     wm_watermark_free(wm);
 }
 
+/* The sequence's account: every candidate gets wm_bias_candidates' bias for
+ * it, in clones too; a key without an account layer refuses an account. */
+static void test_account(void **state)
+{
+    (void)state;
+    enum { N = 700 };
+    wm_watermark *wm = make_wm_account(1, N, 1.5), *plain = make_wm(1, N);
+    struct llama_sampler *s, *c;
+    float a[N], want[N] = { 0 };
+    llama_token t = 42;
+    assert_int_equal(wm_llama_sampler_new(&s, wm, 123456789, &t, 1), WM_OK);
+    assert_int_equal(wm_bias_logits(wm, 123456789, &t, 1, want, N), WM_OK);
+    apply_all(s, a, N);
+    assert_memory_equal(a, want, sizeof a);
+    c = llama_sampler_clone(s);
+    apply_all(c, a, N);
+    assert_memory_equal(a, want, sizeof a);
+    memset(want, 0, sizeof want); /* another account gets another part */
+    assert_int_equal(wm_bias_logits(wm, 987654321, &t, 1, want, N), WM_OK);
+    assert_memory_not_equal(a, want, sizeof a);
+    llama_sampler_free(c);
+    llama_sampler_free(s);
+    s = (struct llama_sampler *)1;
+    assert_int_equal(wm_llama_sampler_new(&s, plain, 5, &t, 1), WM_ERR_UNSUPPORTED);
+    assert_null(s);
+    wm_watermark_free(plain);
+    wm_watermark_free(wm);
+}
+
 static void test_errors(void **state)
 {
     (void)state;
     wm_watermark *wm = make_wm(1, 100);
     struct llama_sampler *s = (struct llama_sampler *)1;
     llama_token bad[] = { 3, -4 };
-    assert_int_equal(wm_llama_sampler_new(&s, wm, bad, 2), WM_ERR_TOKEN);
+    assert_int_equal(wm_llama_sampler_new(&s, wm, WM_ACCOUNT_NONE, bad, 2), WM_ERR_TOKEN);
     assert_null(s);
-    assert_int_equal(wm_llama_sampler_new(&s, NULL, NULL, 0), WM_ERR_ARG);
-    assert_int_equal(wm_llama_sampler_new(&s, wm, NULL, 3), WM_ERR_ARG);
-    assert_int_equal(wm_llama_sampler_new(NULL, wm, NULL, 0), WM_ERR_ARG);
+    assert_int_equal(wm_llama_sampler_new(&s, NULL, WM_ACCOUNT_NONE, NULL, 0), WM_ERR_ARG);
+    assert_int_equal(wm_llama_sampler_new(&s, wm, WM_ACCOUNT_NONE, NULL, 3), WM_ERR_ARG);
+    assert_int_equal(wm_llama_sampler_new(NULL, wm, WM_ACCOUNT_NONE, NULL, 0), WM_ERR_ARG);
     wm_watermark_free(wm);
 }
 
@@ -484,6 +516,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_apply_unsorted_truncated_padded),
         cmocka_unit_test(test_accept_reset_clone),
         cmocka_unit_test(test_errors),
+        cmocka_unit_test(test_account),
         cmocka_unit_test(test_vocab_gpt2),
         cmocka_unit_test(test_vocab_llama3),
         cmocka_unit_test(test_vocab_qwen),

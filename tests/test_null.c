@@ -126,7 +126,7 @@ static void test_power(void **state)
     (void)state;
     const uint32_t V = 32000;
     wm_watermark *wm = test_wm(0.25, 1, WM_SEEDING_LEFTHASH, V);
-    wm_sampler_params sp = { 1.0f, 0, 1.0f, 300 };
+    wm_sampler_params sp = { 1.0f, 0, 1.0f, 300, WM_ACCOUNT_NONE };
     wm_sampler *s;
     assert_int_equal(wm_sampler_new(&s, wm, &sp), WM_OK);
     wm__rng r;
@@ -162,7 +162,7 @@ static void test_window(void **state)
     (void)state;
     const uint32_t V = 32000;
     wm_watermark *wm = test_wm(0.25, 1, WM_SEEDING_LEFTHASH, V);
-    wm_sampler_params sp = { 1.0f, 0, 1.0f, 400 };
+    wm_sampler_params sp = { 1.0f, 0, 1.0f, 400, WM_ACCOUNT_NONE };
     wm_sampler *s;
     assert_int_equal(wm_sampler_new(&s, wm, &sp), WM_OK);
     wm__rng r;

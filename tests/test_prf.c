@@ -300,7 +300,7 @@ static void test_bias_matches_membership(void **state)
             wm_watermark *wm = test_wm(gammas[gi], 3, (wm_seeding)scheme, V);
             wm_token ctx[5] = { 5, 50264, 0, 17, 31337 };
             for (uint32_t v = 0; v < V + PAD; v++) logits[v] = -1.0f;
-            assert_int_equal(wm_bias_logits(wm, ctx, 5, logits, V + PAD), WM_OK);
+            assert_int_equal(wm_bias_logits(wm, WM_ACCOUNT_NONE, ctx, 5, logits, V + PAD), WM_OK);
             uint32_t greens = 0;
             for (uint32_t v = 0; v < V; v++) {
                 bool g;
@@ -335,9 +335,9 @@ static void test_candidates_and_batch(void **state)
         random_tokens(&r, ctxs[s], 3, V);
         cp[s] = ctxs[s];
         for (uint32_t v = 0; v < V; v++) full[s * V + v] = rows[s * (V + 16) + v] = (float)(v % 97);
-        assert_int_equal(wm_bias_logits(wm, cp[s], nc[s], full + s * V, V), WM_OK);
+        assert_int_equal(wm_bias_logits(wm, WM_ACCOUNT_NONE, cp[s], nc[s], full + s * V, V), WM_OK);
     }
-    assert_int_equal(wm_bias_logits_batch(wm, 4, cp, nc, rows, V, V + 16), WM_OK);
+    assert_int_equal(wm_bias_logits_batch(wm, 4, NULL, cp, nc, rows, V, V + 16), WM_OK);
     for (int s = 0; s < 4; s++) assert_memory_equal(full + s * V, rows + s * (V + 16), V * sizeof(float));
     for (uint32_t v = 0; v < V; v++) assert_true(rows[2 * (V + 16) + v] == (float)(v % 97));
 
@@ -347,7 +347,7 @@ static void test_candidates_and_batch(void **state)
         c[i].logit = (float)(c[i].id % 97);
         c[i].p = 0;
     }
-    assert_int_equal(wm_bias_candidates(wm, cp[0], 3, 40, &c[0].id, sizeof(cand), &c[0].logit,
+    assert_int_equal(wm_bias_candidates(wm, WM_ACCOUNT_NONE, cp[0], 3, 40, &c[0].id, sizeof(cand), &c[0].logit,
                                         sizeof(cand)), WM_OK);
     for (int i = 0; i < 40; i++) {
         float want = (uint32_t)c[i].id < V ? full[c[i].id] : (float)(c[i].id % 97);
@@ -358,7 +358,7 @@ static void test_candidates_and_batch(void **state)
     memcpy(before, c, sizeof c);
     c[39].id = -1;
     before[39].id = -1;
-    assert_int_equal(wm_bias_candidates(wm, cp[0], 3, 40, &c[0].id, sizeof(cand), &c[0].logit,
+    assert_int_equal(wm_bias_candidates(wm, WM_ACCOUNT_NONE, cp[0], 3, 40, &c[0].id, sizeof(cand), &c[0].logit,
                                         sizeof(cand)), WM_ERR_TOKEN);
     assert_memory_equal(c, before, sizeof c);
     free(full);

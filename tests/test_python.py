@@ -43,11 +43,12 @@ def key_file(name, **params):
     return path
 
 
-def c_bias(keyfile, n_vocab, rows):
-    """rows: [(context, float32 logits)] -> the C API's biased logits."""
+def c_bias(keyfile, n_vocab, rows, account=0):
+    """rows: [(context, float32 logits)] -> the C API's biased logits (for account)."""
     blob = b"".join(struct.pack(f"<i{len(c)}i", len(c), *c) + struct.pack("<i", len(l)) +
                     np.asarray(l, np.float32).tobytes() for c, l in rows)
-    out = subprocess.run([REF, keyfile, str(n_vocab)], input=blob, capture_output=True, check=True).stdout
+    out = subprocess.run([REF, keyfile, str(n_vocab), str(account)], input=blob, capture_output=True,
+                         check=True).stdout
     res, off = [], 0
     for _, l in rows:
         res.append(np.frombuffer(out[4 * off:4 * (off + len(l))], np.float32))
@@ -95,8 +96,9 @@ def _():
     info = wm_cli("info", "--json", K4)[0]
     k = libwm.Key.load(K4)
     assert k.key_id == info["key_id"] == WM4.key_id
-    assert k.params == {"gamma": info["gamma"], "delta": info["delta"], "seeding": info["seeding"],
-                        "context_width": info["context_width"], "scheme": info["scheme"]}, (k.params, info)
+    assert k.params == {"gamma": info["gamma"], "delta": info["delta"], "account_delta": info["account_delta"],
+                        "seeding": info["seeding"], "context_width": info["context_width"],
+                        "scheme": info["scheme"]}, (k.params, info)
     assert libwm.Key.generate().key_id != libwm.Key.generate().key_id
 
 
@@ -322,6 +324,68 @@ def _():
                   "more_tokens", "more_tokens_fixed"):
             assert cli[-1][k] == a[k] or abs(cli[-1][k] - a[k]) <= 1e-9 * max(1, abs(a[k])), (k, cli[-1], a)
         assert c.score()["log10_p"] == a["fixed_log10_p"]
+
+
+@check("accounts: bias per row and the processors equal the C API; attribute() equals `wm detect --accounts`")
+def _():
+    ka = key_file("acct.wmkey", account_delta=1.0)
+    wa = libwm.Watermark(libwm.Key.load(ka), V)
+    assert wa.params["account_delta"] == 1.0 and WM1.params["account_delta"] == 0.0
+    ctxs = [rng.integers(0, V, 5).tolist() for _ in range(3)]
+    rows = rng.normal(size=(3, PADDED)).astype(np.float32)
+    accts = [2 ** 64 - 1, 0, 31337]
+    got = rows.copy()
+    wa.bias_batch(got, ctxs, accts)
+    for r in range(3):
+        assert np.array_equal(got[r], c_bias(ka, V, [(ctxs[r], rows[r])], accts[r])[0]), r
+    one = rows[2].copy()
+    assert np.array_equal(wa.bias(one, ctxs[2], 31337), got[2])
+    hf = rows.copy()
+    libwm.WatermarkLogitsProcessor(wa, accounts=accts)(np.array([c[-1:] for c in ctxs]), hf)
+    assert np.array_equal(hf, got)
+    vl = rows[0].copy()
+    libwm.VLLMLogitsProcessor(wa, account=accts[0])(ctxs[0][:2], ctxs[0][2:], vl)
+    assert np.array_equal(vl, got[0])
+    for bad in (lambda: wa.bias_batch(rows.copy(), ctxs, [1, 2]), lambda: wa.bias(rows[0].copy(), ctxs[0], -1),
+                lambda: libwm.VLLMLogitsProcessor(wa, account=2 ** 64)):
+        try:
+            bad()
+            raise AssertionError("accepted")
+        except ValueError:
+            pass
+    try:
+        WM1.bias(rows[0].copy(), ctxs[0], 5)
+        raise AssertionError("an account with a key without an account layer")
+    except libwm.WmError as e:
+        assert e.status == libwm.ERR_UNSUPPORTED
+    # attribution: documents biased for two accounts, against the CLI
+    docs = []
+    for acc in (1001, 2002):
+        for d in range(3):
+            t = [int(rng.integers(0, V))]
+            for i in range(150):
+                lg = rng.normal(scale=3, size=V).astype(np.float32)
+                wa.bias(lg, t, acc)
+                p = np.exp(lg - lg.max())
+                t.append(int(rng.choice(V, p=p / p.sum())))
+            docs.append(t)
+    ids = [int(x) for x in rng.integers(1, 2 ** 63, 300)] + [1001, 2002]
+    f, fa = os.path.join(tmp, "acct.ids"), os.path.join(tmp, "acct.txt")
+    with open(f, "w") as fo:
+        fo.write("".join(" ".join(map(str, d)) + "\n" for d in docs))
+    with open(fa, "w") as fo:
+        fo.write("".join(f"{a}\n" for a in ids))
+    c = libwm.Corpus(wa, accounts=True)
+    for d in docs:
+        c.add(d)
+    a = c.attribute(ids, alpha=1e-3, top=4)
+    cli = wm_cli("detect", "--key", ka, "--ids", "--vocab", str(V), "--json", "--accounts", fa, "--top", "4", f)[1]
+    for k in ("accounts", "tuples", "named", "exact", "null_mean", "null_sd"):
+        assert a[k] == cli[k] or abs(a[k] - cli[k]) <= 1e-9 * abs(a[k]), (k, a[k], cli[k])
+    assert a["top"] == cli["top"], (a["top"], cli["top"])
+    assert sorted(t["account"] for t in a["top"] if t["named"]) == [1001, 2002] and a["named"] == 2, a
+    print(f"# attribution from Python: named {[t['account'] for t in a['top'] if t['named']]}, "
+          f"log10 p {[round(t['log10_p'], 1) for t in a['top']]}")
 
 
 @check("Tokenizer: ids equal `wm tokenize`; invalid UTF-8 gives the offset; lossy mode")

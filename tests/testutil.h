@@ -32,13 +32,13 @@ static inline wm_watermark *test_wm_params(const wm_params *p, uint32_t n_vocab)
 /* kgw with delta 2. */
 static inline wm_watermark *test_wm(double gamma, uint32_t h, wm_seeding seeding, uint32_t n_vocab)
 {
-    wm_params p = { "kgw", seeding, h, gamma, 2.0 };
+    wm_params p = { "kgw", seeding, h, gamma, 2.0, 0.0 };
     return test_wm_params(&p, n_vocab);
 }
 
 static inline wm_watermark *test_wm_gumbel(uint32_t h, wm_seeding seeding, uint32_t n_vocab)
 {
-    wm_params p = { "gumbel", seeding, h, 0, 0 };
+    wm_params p = { "gumbel", seeding, h, 0, 0, 0.0 };
     return test_wm_params(&p, n_vocab);
 }
 
@@ -53,7 +53,7 @@ static inline void random_tokens(wm__rng *r, wm_token *t, size_t n, uint32_t n_v
 static inline wm_watermark *random_wm(wm__rng *r, const char *scheme, uint32_t V)
 {
     int kgw = !strcmp(scheme, "kgw");
-    wm_params p = { scheme, WM_SEEDING_LEFTHASH, 1, kgw ? 0.25 : 0, kgw ? 2 : 0 };
+    wm_params p = { scheme, WM_SEEDING_LEFTHASH, 1, kgw ? 0.25 : 0, kgw ? 2 : 0, 0.0 };
     unsigned char seed[32];
     for (int i = 0; i < 32; i++) seed[i] = (unsigned char)wm__rng_next(r);
     wm_key *k = NULL;

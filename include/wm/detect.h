@@ -56,6 +56,7 @@ typedef struct wm_score {
 /* Flags of wm_detect, wm_detect_window and wm_corpus_new; any other bit is
  * WM_ERR_ARG. */
 #define WM_NO_DEDUP 1u /* score repeated tuples again (p-value not valid, no verdict) */
+#define WM_ACCOUNTS 2u /* wm_corpus_new only: tally the account layer (wm_corpus_attribute) */
 
 /* Score one token sequence.  n_prompt leading tokens are prompt (0: none).
  * Fewer than h + 1 tokens gives N = 0, p = 1, WM_OK.  alpha in (0,1).
@@ -151,6 +152,58 @@ typedef struct wm_audit {
  * made with WM_NO_DEDUP is WM_ERR_ARG (its tuples are not independent).
  * Pure; thread-safe with other readers of c. */
 WM_API WM_NODISCARD wm_status wm_corpus_audit(const wm_corpus *c, double alpha, double target, wm_audit *out);
+/* ---- attribution: which accounts fed the corpus ----------------------------
+ *
+ * For keys with an account layer (key.h, embed.h "Accounts").  A corpus made
+ * with WM_ACCOUNTS also counts, over its distinct scored tuples (the same
+ * tuples as the base test: dedup, prompt rule and filter included), how
+ * many fall in each of WM_ACCOUNT_POSITIONS x WM_ACCOUNT_SYMBOLS cells
+ * (position read by the tuple's seed, part of the vocabulary its token is
+ * in): 8 KB per corpus, nothing per tuple.  Account u's statistic S_u is
+ * the count of tuples in the part u's codeword names at their position.
+ *
+ * H0_u: the outputs of account u were not used (other accounts' may have
+ * been, in any share, colluding or not).  u's codeword is a PRF of the key
+ * and u only, so under H0_u it is independent of the data and of the tally,
+ * and given the tally S_u has exactly the law of a uniformly random
+ * codeword's statistic: the same for every account, computed once by
+ * convolution.  p_u = P(S_u >= s_u) under it, exact, and never below 4^-256
+ * (a codeword matches all 256 positions with that probability).  Over the n
+ * accounts searched the family-wise p is n p_u (Bonferroni): P(any account
+ * that contributed nothing is named) <= alpha.  When the tally's spread
+ * makes the convolution too large (over 2^20 values, far beyond the
+ * corpora measured in the README), the p-values are Chernoff's bound on the
+ * same law instead, never below the exact ones (wm_attribution.exact). */
+typedef struct wm_account_score {
+    uint64_t account;
+    uint64_t statistic;    /* S_u: tuples in the parts u's codeword names */
+    double log10_p;        /* P(S >= S_u) under H0_u, one account alone */
+    double log10_p_family; /* min(0, log10_p + log10 n): valid over the whole list */
+    bool named;            /* log10_p_family < log10 alpha */
+} wm_account_score;
+
+typedef struct wm_attribution {
+    uint64_t accounts;     /* n, the accounts searched */
+    uint64_t tuples;       /* tuples tallied (the corpus's scored tuples) */
+    uint64_t named;        /* accounts named at alpha, over the whole list */
+    size_t n_top;          /* entries written to top: min(k, n) */
+    double null_mean, null_sd; /* of S_u under H0_u, given the tally */
+    bool exact;            /* true: exact p-values; false: Chernoff bounds */
+} wm_attribution;
+
+/* Score n account ids (none 0; repeats are searched, and counted in n,
+ * twice) against a corpus made with WM_ACCOUNTS, and write the k best,
+ * by statistic (smaller id first on ties), into top (k entries; k may be
+ * 0).  out: the summary.  Errors: WM_ERR_ARG (bad arguments, a corpus
+ * without WM_ACCOUNTS, an id 0), WM_ERR_UNSUPPORTED (the key has no account
+ * layer), WM_ERR_NOMEM.  Cost: the null law once (up to about a second at
+ * the exact limit, milliseconds for the README's corpora), then four PRF
+ * calls and 64 lookups per account; memory up to 8 MB for the law, 16 bytes per top
+ * entry, nothing per account.  Pure; thread-safe with other readers of c. */
+WM_API WM_NODISCARD wm_status wm_corpus_attribute(const wm_corpus *c, const uint64_t *accounts, size_t n,
+                                                  double alpha, wm_account_score *top, size_t k,
+                                                  wm_attribution *out);
+
 /* Bytes held by the corpus (tables included). */
 WM_API WM_NODISCARD wm_status wm_corpus_memory(const wm_corpus *c, size_t *out);
 WM_API void wm_corpus_free(wm_corpus *c);

@@ -19,7 +19,20 @@ extern "C" {
 #endif
 
 /* ---- reweighting schemes (kgw) ------------------------------------------
- * The three calls below return WM_ERR_UNSUPPORTED for a selecting scheme. */
+ * The three calls below return WM_ERR_UNSUPPORTED for a selecting scheme.
+ *
+ * Accounts.  Each call takes the account the sequence is generated for: a
+ * provider's 64-bit account id, or WM_ACCOUNT_NONE (0).  With a key whose
+ * account_delta is > 0, a sequence of account u also gets account_delta
+ * added to the logits of one keyed quarter of the vocabulary after each
+ * seed s, green or not: the part that u's codeword names at s's position
+ * (schemes/account.c has the construction, detect.h's "Attribution" the
+ * test).  Every account shares the green list, so the base test sees all
+ * accounts' text alike; the extra bias costs quality like a second green
+ * list of gamma 1/4 and strength account_delta (README, "Accounts").  An
+ * account other than 0 with a key without an account layer, or with a
+ * selecting scheme, is WM_ERR_UNSUPPORTED: nothing would be embedded, and
+ * silently so. */
 
 /* Add delta to the logit of every green token, in place.  n_logits may exceed
  * the vocabulary (models pad their output layer): positions >= n_vocab are
@@ -27,15 +40,17 @@ extern "C" {
  * -inf stays -inf and NaN stays NaN (adding is all that happens); the
  * sampler below does check.  Cost: one SipHash per 128/b tokens plus one add
  * per logit. */
-WM_API WM_NODISCARD wm_status wm_bias_logits(const wm_watermark *wm, const wm_token *ctx, size_t n_ctx,
-                                float *logits, size_t n_logits);
+WM_API WM_NODISCARD wm_status wm_bias_logits(const wm_watermark *wm, uint64_t account, const wm_token *ctx,
+                                             size_t n_ctx, float *logits, size_t n_logits);
 
 /* The same for n_seq sequences in one call: sequence s has context ctx[s]
- * (n_ctx[s] tokens) and logits at logits + s * row_stride (row_stride >=
- * n_logits, in floats).  All contexts are validated before any row changes. */
-WM_API WM_NODISCARD wm_status wm_bias_logits_batch(const wm_watermark *wm, size_t n_seq,
-                                      const wm_token *const *ctx, const size_t *n_ctx,
-                                      float *logits, size_t n_logits, size_t row_stride);
+ * (n_ctx[s] tokens), account accounts[s] (accounts NULL: none for every
+ * row) and logits at logits + s * row_stride (row_stride >= n_logits, in
+ * floats).  All contexts and accounts are validated before any row
+ * changes. */
+WM_API WM_NODISCARD wm_status wm_bias_logits_batch(const wm_watermark *wm, size_t n_seq, const uint64_t *accounts,
+                                                   const wm_token *const *ctx, const size_t *n_ctx, float *logits,
+                                                   size_t n_logits, size_t row_stride);
 
 /* Bias a candidate list (e.g. after top-k) in O(n): candidate c < n has id
  * *(wm_token *)((char *)ids + c * ids_stride) and logit at the same offset
@@ -43,9 +58,9 @@ WM_API WM_NODISCARD wm_status wm_bias_logits_batch(const wm_watermark *wm, size_
  * structs such as llama.cpp's llama_token_data is used in place.  Ids >=
  * n_vocab (padding) are never green; a negative id is WM_ERR_TOKEN and
  * nothing is changed. */
-WM_API WM_NODISCARD wm_status wm_bias_candidates(const wm_watermark *wm, const wm_token *ctx, size_t n_ctx,
-                                                 size_t n, const wm_token *ids, size_t ids_stride, float *logits,
-                                                 size_t logits_stride);
+WM_API WM_NODISCARD wm_status wm_bias_candidates(const wm_watermark *wm, uint64_t account, const wm_token *ctx,
+                                                 size_t n_ctx, size_t n, const wm_token *ids, size_t ids_stride,
+                                                 float *logits, size_t logits_stride);
 
 /* ---- selecting schemes (gumbel) -------------------------------------------
  * The scheme picks the token itself from the distribution the engine would
@@ -87,10 +102,11 @@ typedef struct wm_sampler_params {
     uint32_t top_k;    /* 0: no limit */
     float top_p;       /* nucleus mass in (0,1]; 1: no limit */
     uint64_t seed;     /* RNG seed: same seed, same inputs -> same tokens */
+    uint64_t account;  /* the sequence's account ("Accounts" above); 0: none */
 } wm_sampler_params;
 
 #define WM_TEMPERATURE_MIN 1e-4f
-#define WM_SAMPLER_PARAMS_DEFAULT { 1.0f, 0u, 1.0f, 0u }
+#define WM_SAMPLER_PARAMS_DEFAULT { 1.0f, 0u, 1.0f, 0u, WM_ACCOUNT_NONE }
 
 /* One sampler per sequence (it holds the RNG state, an O(n_vocab) scratch
  * buffer allocated here, never per step, and for a selecting scheme the
@@ -103,9 +119,11 @@ WM_API WM_NODISCARD wm_status wm_sampler_new(wm_sampler **out, const wm_watermar
                                 const wm_sampler_params *params);
 WM_API void wm_sampler_free(wm_sampler *s);
 
-/* Forget the sequence's used seeds (selecting schemes) and reseed the RNG
- * with `seed`: the sampler is as new. */
-WM_API WM_NODISCARD wm_status wm_sampler_reset(wm_sampler *s, uint64_t seed);
+/* Forget the sequence's used seeds (selecting schemes), reseed the RNG
+ * with `seed` and take `account` for the next sequence: the sampler is as
+ * new.  An account the key cannot embed is WM_ERR_UNSUPPORTED (as for
+ * wm_sampler_new) and changes nothing. */
+WM_API WM_NODISCARD wm_status wm_sampler_reset(wm_sampler *s, uint64_t seed, uint64_t account);
 
 /* One decode step.  kgw: bias logits in place (as wm_bias_logits), then
  * apply temperature, top-k and top-p over the real vocabulary and draw a

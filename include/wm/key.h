@@ -63,11 +63,23 @@ typedef struct wm_params {
     uint32_t context_width; /* h: tokens of left context, 0..WM_MAX_CONTEXT */
     double gamma;           /* kgw: green fraction in (0,1), quantised (below); others: 0 */
     double delta;           /* kgw: bias added to green logits, in [WM_DELTA_MIN, 64]; others: 0 */
+    double account_delta;   /* kgw: the account layer's bias (embed.h, "Accounts"): 0 (no
+                               account layer) or in [WM_DELTA_MIN, 64]; others: 0 */
 } wm_params;
 
+/* The account layer (kgw with account_delta > 0; embed.h, "Accounts", and
+ * detect.h, "Attribution"): each scored seed reads one of
+ * WM_ACCOUNT_POSITIONS positions of the account's keyed codeword, whose
+ * symbol, one of WM_ACCOUNT_SYMBOLS, picks the keyed part of the vocabulary
+ * that gets account_delta.  Fixed by the library: every key shares them. */
+#define WM_ACCOUNT_POSITIONS 256
+#define WM_ACCOUNT_SYMBOLS 4
+/* Account ids are the provider's 64-bit ids; 0 means "no account". */
+#define WM_ACCOUNT_NONE UINT64_C(0)
+
 /* The defaults chosen from the measurements in README.md. */
-#define WM_PARAMS_DEFAULT { "kgw", WM_SEEDING_LEFTHASH, 1u, 0.25, 2.0 }
-#define WM_PARAMS_GUMBEL_DEFAULT { "gumbel", WM_SEEDING_LEFTHASH, 4u, 0.0, 0.0 }
+#define WM_PARAMS_DEFAULT { "kgw", WM_SEEDING_LEFTHASH, 1u, 0.25, 2.0, 0.0 }
+#define WM_PARAMS_GUMBEL_DEFAULT { "gumbel", WM_SEEDING_LEFTHASH, 4u, 0.0, 0.0, 0.0 }
 
 /* Gamma quantisation: a key stores gamma as k / 65536 with k = round(gamma *
  * 65536), 1 <= k <= 65535.  Detection uses exactly that value.  A token's

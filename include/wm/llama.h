@@ -7,7 +7,7 @@
  *     struct llama_sampler *chain = llama_sampler_chain_init(llama_sampler_chain_default_params());
  *     llama_sampler_chain_add(chain, llama_sampler_init_top_k(40));
  *     struct llama_sampler *wms;
- *     if (wm_llama_sampler_new(&wms, wm, prompt, n_prompt) != WM_OK) ...;
+ *     if (wm_llama_sampler_new(&wms, wm, account, prompt, n_prompt) != WM_OK) ...;
  *     llama_sampler_chain_add(chain, wms);                  // the chain owns it now
  *     llama_sampler_chain_add(chain, llama_sampler_init_dist(seed));
  *     ...
@@ -24,7 +24,8 @@
 #ifdef __cplusplus
 extern "C" {
 #endif
-/* A new sampler for one sequence.  It keeps the last h tokens of that
+/* A new sampler for one sequence, generated for `account` (embed.h,
+ * "Accounts"; WM_ACCOUNT_NONE: none).  It keeps the last h tokens of that
  * sequence: `prompt` (n_prompt tokens, may be NULL when 0) seeds them, and
  * every llama_sampler_accept (which a chain and llama_sampler_sample call
  * with each chosen token) appends one.
@@ -45,9 +46,10 @@ extern "C" {
  * shared by any number of samplers and threads.  One thread at a time per
  * sampler (as for every llama.cpp sampler).  Errors: WM_ERR_ARG (NULL out or
  * wm, NULL prompt with n_prompt > 0), WM_ERR_TOKEN (negative prompt token),
+ * WM_ERR_UNSUPPORTED (an account with a key without an account layer),
  * WM_ERR_NOMEM; *out is then NULL. */
 WM_API WM_NODISCARD wm_status wm_llama_sampler_new(struct llama_sampler **out, const wm_watermark *wm,
-                                      const llama_token *prompt, size_t n_prompt);
+                                                   uint64_t account, const llama_token *prompt, size_t n_prompt);
 #ifdef __cplusplus
 }
 #endif

@@ -26,7 +26,8 @@ const char *status_text(wm_status st, const wm_error *err);
 enum {
     O_GAMMA = 256, O_DELTA, O_CTX, O_SCHEME, O_SEEDING, O_TOKENIZER, O_JSON, O_JSONL, O_PIECES, O_KEY, O_IDS,
     O_PROMPT, O_CORPUS, O_FILTER, O_NODEDUP, O_WINDOW, O_ALPHA, O_FAIL, O_ANY, O_THREADS, O_SKIP,
-    O_HELP, O_SPECIAL, O_LOSSY, O_VOCAB, O_AUDIT, O_TARGET, O_WEIGHTED
+    O_HELP, O_SPECIAL, O_LOSSY, O_VOCAB, O_AUDIT, O_TARGET, O_WEIGHTED, O_ACCOUNTS, O_TOP,
+    O_ACCOUNT_DELTA
 };
 
 /* ---- tokenization, in parallel batches (common.c) ---- */
@@ -60,6 +61,16 @@ void print_json_string(FILE *f, const char *s, size_t n);
 /* How many of the inputs name standard input (none given: it is one). */
 int stdin_uses(char **files, int n_files);
 int default_threads(void);
+
+/* ---- wm detect --accounts (accounts.c) ---- */
+
+/* The ids of an accounts file (one per line, its last field; '#'
+ * comments), into a malloc'd *ids.  Errors name the file and line. */
+int load_accounts(const char *path, uint64_t **ids, size_t *n);
+/* wm_corpus_attribute over ids, printed (text or one JSON line); *found |=
+ * whether an account is named. */
+int print_attribution(const wm_corpus *c, const char *key_id, const uint64_t *ids, size_t n, size_t k, double alpha,
+                      int json, int *found);
 
 int cmd_keygen(int argc, char **argv);
 int cmd_info(int argc, char **argv);

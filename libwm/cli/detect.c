@@ -15,7 +15,7 @@ static const char usage_detect[] =
     "                 [--filter FILE] [--no-dedup] [--window] [--alpha A] [--json]\n"
     "                 [--fail-if-watermarked] [--any-tokenizer] [--threads N]\n"
     "                 [--skip-bad] [--lossy] [--vocab N] [--audit N [--target P]]\n"
-    "                 [FILE...]\n"
+    "                 [--accounts FILE [--top N]] [FILE...]\n"
     "\n"
     "Tests each document (or, with --corpus, all of them together) for the watermark:\n"
     "exact one-sided binomial test over distinct (context, token) tuples.\n"
@@ -46,7 +46,16 @@ static const char usage_detect[] =
     "                      an anytime-valid p-value (valid however you decide when to\n"
     "                      stop querying), the green-rate excess with its confidence\n"
     "                      sequence, and the suspect tokens still needed for --target\n"
-    "  --target P          the p-value the audit plans for (default 1e-6)\n";
+    "  --target P          the p-value the audit plans for (default 1e-6)\n"
+    "  --accounts FILE     attribution (implies --corpus, one key with an account\n"
+    "                      layer): which of the account ids in FILE (one a line, the\n"
+    "                      line's last field) fed the corpus.  Null for an account:\n"
+    "                      its outputs were not used (others' may have been, in any\n"
+    "                      share); its p-value is exact given the corpus, and an\n"
+    "                      account is NAMED when p times the number of ids is below\n"
+    "                      --alpha, so the chance of naming any account that fed\n"
+    "                      nothing is at most alpha\n"
+    "  --top N             accounts reported, best first (default 10)\n";
 
 
 typedef struct detector {
@@ -60,6 +69,9 @@ typedef struct detector {
     unsigned flags;
     double alpha;
     long audit_every;          /* --audit: documents per look (0: off) */
+    uint64_t *accounts;        /* --accounts: the ids searched */
+    size_t n_accounts;
+    long top;
     double target;
     unsigned long docs, looks;
     int found, header_done;
@@ -465,7 +477,9 @@ static int setup_detector(detector *D, const detect_opts *o, wm_tokenizer **tok_
         wm_key_free(key);
         if (st) return die("%s: %s", o->keys[k], wm_strerror(st));
         if (D->corpus_mode && (st = wm_corpus_new(&D->corpus[k], D->wm[k], D->flags)))
-            return die("%s", wm_strerror(st));
+            return die("%s: %s", o->keys[k],
+                       st == WM_ERR_UNSUPPORTED ? "the key has no account layer (keygen --account-delta)"
+                                                : wm_strerror(st));
         if (o->filter_path && (st = wm_ctxset_new(&D->filter[k], D->wm[k]))) return die("%s", wm_strerror(st));
     }
     return 0;
@@ -483,9 +497,11 @@ int cmd_detect(int argc, char **argv)
         { "any-tokenizer", no_argument, 0, O_ANY }, { "threads", required_argument, 0, O_THREADS },
         { "skip-bad", no_argument, 0, O_SKIP }, { "lossy", no_argument, 0, O_LOSSY },
         { "vocab", required_argument, 0, O_VOCAB }, { "audit", required_argument, 0, O_AUDIT },
-        { "target", required_argument, 0, O_TARGET }, { "help", no_argument, 0, O_HELP }, { 0, 0, 0, 0 } };
+        { "target", required_argument, 0, O_TARGET }, { "accounts", required_argument, 0, O_ACCOUNTS },
+        { "top", required_argument, 0, O_TOP }, { "help", no_argument, 0, O_HELP }, { 0, 0, 0, 0 } };
     detect_opts o = { .field = "text", .n_threads = default_threads(), .mode = IN_PLAIN };
-    detector D = { .alpha = 1e-3 };
+    detector D = { .alpha = 1e-3, .top = -1 };
+    const char *accounts_path = NULL;
     int fail_if = 0, c;
     long v;
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
@@ -528,6 +544,13 @@ int cmd_detect(int argc, char **argv)
             if (!parse_double(optarg, &D.target) || !(D.target > 0 && D.target < 1))
                 return die("detect: --target '%s': expected a number in (0, 1)", optarg);
             break;
+        case O_ACCOUNTS:
+            accounts_path = optarg;
+            D.corpus_mode = 1;
+            break;
+        case O_TOP:
+            if (!parse_int(optarg, 0, 1000000, &D.top)) return die("detect: --top '%s': expected 0..1000000", optarg);
+            break;
         case O_HELP: fputs(usage_detect, stdout); return 0;
         default: return usage_error("detect");
         }
@@ -543,6 +566,15 @@ int cmd_detect(int argc, char **argv)
         return die("detect: --audit takes one key, and neither --no-dedup nor --window");
     if (D.target && !D.audit_every) return die("detect: --target goes with --audit");
     if (!D.target) D.target = 1e-6;
+    if (accounts_path && (o.n_keys != 1 || (D.flags & WM_NO_DEDUP) || D.window || D.audit_every))
+        return die("detect: --accounts takes one key, and none of --no-dedup, --window, --audit");
+    if (D.top >= 0 && !accounts_path) return die("detect: --top goes with --accounts");
+    if (D.top < 0) D.top = 10;
+    if (accounts_path) {
+        int r = load_accounts(accounts_path, &D.accounts, &D.n_accounts);
+        if (r) return r;
+        D.flags |= WM_ACCOUNTS;
+    }
     if (o.vocab && o.mode != IN_IDS) return die("detect: --vocab goes with --ids (text inputs take the tokenizer's)");
 
     wm_tokenizer *tok = NULL;
@@ -572,6 +604,9 @@ int cmd_detect(int argc, char **argv)
             lp[k] = s.log10_p;
         }
         if (D.n_keys > 1) print_family(&D, "corpus", lp, 1);
+        if (D.accounts)
+            rc = print_attribution(D.corpus[0], D.id[0], D.accounts, D.n_accounts, (size_t)D.top, D.alpha, D.json,
+                                   &D.found);
     }
     if (skipped) {
         fprintf(stderr, "wm: skipped %lu malformed input%s\n", skipped, skipped == 1 ? "" : "s");
@@ -583,6 +618,7 @@ int cmd_detect(int argc, char **argv)
         wm_watermark_free(D.wm[k]);
     }
     for (int t = 0; t < 64; t++) wm_encoder_free(enc[t]);
+    free(D.accounts);
     wm_tokenizer_free(tok);
     if (!rc && (fflush(stdout) != 0 || ferror(stdout))) return EXIT_USAGE; /* reported by finish_output */
     if (!rc && fail_if && D.found) return EXIT_FOUND;

@@ -42,7 +42,9 @@ int cmd_info(int argc, char **argv)
     if (json) {
         printf("{\"key_id\":\"%s\",\"scheme\":\"%s\",\"seeding\":\"%s\",\"context_width\":%u", id, p.scheme,
                seeding, p.context_width);
-        if (kgw) printf(",\"gamma\":%.17g,\"gamma_fraction\":\"%u/65536\",\"delta\":%.17g", p.gamma, k, p.delta);
+        if (kgw)
+            printf(",\"gamma\":%.17g,\"gamma_fraction\":\"%u/65536\",\"delta\":%.17g,\"account_delta\":%.17g", p.gamma, k,
+                   p.delta, p.account_delta);
         if (nv) printf(",\"vocab\":%u,\"tokenizer_sha256\":\"%s\"", nv, sha_hex);
         printf("}\n");
     } else {
@@ -51,6 +53,7 @@ int cmd_info(int argc, char **argv)
         if (kgw)
             printf("gamma          %.17g (= %u/65536, exact value used by detection)\ndelta          %g\n", p.gamma, k,
                    p.delta);
+        if (kgw && p.account_delta > 0) printf("account delta  %g (account layer on)\n", p.account_delta);
         if (nv) printf("vocabulary     %u\ntokenizer      sha256 %s\n", nv, sha_hex);
     }
     return 0;

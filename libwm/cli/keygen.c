@@ -6,14 +6,18 @@
 #include "cli.h"
 
 static const char usage_keygen[] =
-    "usage: wm keygen [--scheme kgw|gumbel] [--gamma G] [--delta D] [--context-width H]\n"
-    "                 [--seeding lefthash|minhash] [--tokenizer TOKENIZER.json] -o KEYFILE\n"
+    "usage: wm keygen [--scheme kgw|gumbel] [--gamma G] [--delta D] [--account-delta A]\n"
+    "                 [--context-width H] [--seeding lefthash|minhash]\n"
+    "                 [--tokenizer TOKENIZER.json] -o KEYFILE\n"
     "\n"
     "Creates KEYFILE (mode 0600; never overwrites) with a fresh 256-bit secret.\n"
     "  --scheme S         kgw: green list, biases logits (default); gumbel: Gumbel-max,\n"
     "                     distortion-free, selects the token (README: which to pick)\n"
     "  --gamma G          kgw: green fraction, stored as k/65536 (default 0.25)\n"
     "  --delta D          kgw: logit bias, 1/1024..64 (default 2)\n"
+    "  --account-delta A  kgw: the account layer's bias, 1/1024..64 (default: no account\n"
+    "                     layer): servers then embed each request's account, and\n"
+    "                     `wm detect --accounts` names the accounts a corpus came from\n"
     "  --context-width H  tokens of context, 0..16 (default: kgw 1, gumbel 4)\n"
     "  --seeding R        lefthash (default) or minhash (needs H >= 1)\n"
     "  --tokenizer FILE   bind the key to this tokenizer (vocabulary size and SHA-256):\n"
@@ -24,6 +28,7 @@ int cmd_keygen(int argc, char **argv)
 {
     static const struct option opts[] = {
         { "gamma", required_argument, 0, O_GAMMA }, { "delta", required_argument, 0, O_DELTA },
+        { "account-delta", required_argument, 0, O_ACCOUNT_DELTA },
         { "context-width", required_argument, 0, O_CTX }, { "scheme", required_argument, 0, O_SCHEME },
         { "seeding", required_argument, 0, O_SEEDING },
         { "tokenizer", required_argument, 0, O_TOKENIZER }, { "output", required_argument, 0, 'o' },
@@ -43,6 +48,11 @@ int cmd_keygen(int argc, char **argv)
             if (!parse_double(optarg, &p.delta) || !(p.delta >= WM_DELTA_MIN && p.delta <= 64))
                 return die("keygen: --delta '%s': expected a number in [1/1024, 64] (smaller biases vanish "
                            "in float rounding)", optarg);
+            kgw_opt = 1;
+            break;
+        case O_ACCOUNT_DELTA:
+            if (!parse_double(optarg, &p.account_delta) || !(p.account_delta >= WM_DELTA_MIN && p.account_delta <= 64))
+                return die("keygen: --account-delta '%s': expected a number in [1/1024, 64]", optarg);
             kgw_opt = 1;
             break;
         case O_CTX:
@@ -71,7 +81,7 @@ int cmd_keygen(int argc, char **argv)
         return die("keygen: --scheme '%s': expected one of %s", scheme, names);
     }
     if (strcmp(scheme, "kgw") != 0) { /* the other schemes take no gamma or delta */
-        if (kgw_opt) return die("keygen: --gamma and --delta are kgw parameters; %s has none", scheme);
+        if (kgw_opt) return die("keygen: --gamma, --delta and --account-delta are kgw parameters; %s has none", scheme);
         p = (wm_params)WM_PARAMS_GUMBEL_DEFAULT;
         p.scheme = scheme;
     }

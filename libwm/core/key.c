@@ -9,7 +9,8 @@
  *   seeding lefthash             lefthash | minhash
  *   context-width 1
  *   gamma 0.25                   the scheme's parameters, in its order
- *   delta 2                      (kgw: gamma, k / 65536 exactly, and delta)
+ *   delta 2                      (kgw: gamma, k / 65536 exactly, delta and
+ *   account-delta 1               account-delta, left out when 0)
  *   vocab 151936                 optional: tokenizer the key is bound to
  *   tokenizer <64 hex>           optional, only with vocab: its SHA-256
  *   secret <64 hex>
@@ -170,7 +171,8 @@ static int canonical_params(const wm_key *k, char *buf, size_t size)
     size_t off = 0;
     sch[0] = 0;
     for (unsigned i = 0; i < k->scheme->n_params; i++)
-        off += (size_t)snprintf(sch + off, sizeof sch - off, "%s %.17g\n", k->scheme->param[i].name, k->param[i]);
+        if (!(k->scheme->param[i].optional && k->param[i] == 0))
+            off += (size_t)snprintf(sch + off, sizeof sch - off, "%s %.17g\n", k->scheme->param[i].name, k->param[i]);
     if (k->format == 1) /* kgw only: "scheme" named the seeding rule */
         return snprintf(buf, size, "scheme %s\ncontext-width %u\n%s%s", seeding_name(k->seeding), k->h, sch, tok);
     return snprintf(buf, size, "scheme %s\nseeding %s\ncontext-width %u\n%s%s", k->scheme->name,
@@ -379,8 +381,10 @@ static wm_status parse_body(parser *ps, wm_key *k, char *id_out)
     if (!parse_u32(v, WM_MAX_CONTEXT, &k->h)) return perr(ps, "context-width: '%s' is not an integer 0..16", v);
     for (unsigned i = 0; i < k->scheme->n_params; i++) {
         const wm__scheme_param *d = &k->scheme->param[i];
-        if ((st = expect(ps, d->name, v, sizeof v, 0, NULL))) return st;
-        if (!parse_double(v, &k->param[i]) || !d->valid(k->param[i])) {
+        int present;
+        if ((st = expect(ps, d->name, v, sizeof v, d->optional, &present))) return st;
+        if (!present) continue; /* an optional parameter left out is 0 */
+        if (!parse_double(v, &k->param[i]) || !d->valid(k->param[i]) || (d->optional && k->param[i] == 0)) {
             seterr(ps->err, "%s:%u: %s: '%.60s' is not %s", ps->name, ps->line, d->name, v, d->domain);
             return WM_ERR_FORMAT;
         }

@@ -94,11 +94,15 @@ struct wm_corpus {
     uint64_t tokens;
     counts c;
     double log_e_max; /* the audit's largest ln e-value at a document's end */
+    /* WM_ACCOUNTS: scored tuples per (position, part) of the account layer */
+    uint64_t tally[WM_ACCOUNT_POSITIONS][WM_ACCOUNT_SYMBOLS];
 };
 
 wm_status wm_corpus_new(wm_corpus **out, const wm_watermark *wm, unsigned flags)
 {
-    if (!out || !wm || (flags & ~WM_NO_DEDUP)) return WM_ERR_ARG;
+    if (!out || !wm || (flags & ~(WM_NO_DEDUP | WM_ACCOUNTS)) || flags == (WM_NO_DEDUP | WM_ACCOUNTS))
+        return WM_ERR_ARG;
+    if ((flags & WM_ACCOUNTS) && !(wm->account_delta > 0)) return WM_ERR_UNSUPPORTED;
     *out = NULL;
     wm_corpus *c = calloc(1, sizeof *c);
     if (!c) return WM_ERR_NOMEM;
@@ -144,13 +148,20 @@ static void look(wm_corpus *c)
     c->log_e_max = fmax(c->log_e_max, wm__audit_log_e(c->wm, c->c.scored, c->c.stat + c->c.comp));
 }
 
+static void corpus_visit(void *arg, double score, size_t i, uint64_t seed, wm_token tok)
+{
+    wm_corpus *c = arg;
+    count_visit(&c->c, score, i, seed, tok);
+    if (c->flags & WM_ACCOUNTS) c->tally[wm__account_pos(c->wm, seed)][wm__account_part(c->wm, seed, tok)]++;
+}
+
 wm_status wm_corpus_add(wm_corpus *c, const wm_token *t, size_t n, size_t n_prompt)
 {
     if (!c || c->in_part) return WM_ERR_ARG;
     wm_status st = wm__check_tokens(c->wm, t, n);
     if (st || (st = begin_doc(c))) return st;
     /* On NOMEM the tuples already counted stay counted and consistent. */
-    st = scan_doc_at(c->wm, t, n, n_prompt, 0, c->flags, &c->sets, count_visit, &c->c);
+    st = scan_doc_at(c->wm, t, n, n_prompt, 0, c->flags, &c->sets, corpus_visit, c);
     c->tokens += n;
     look(c);
     return st;
@@ -166,8 +177,8 @@ wm_status wm_corpus_add_part(wm_corpus *c, const wm_token *t, size_t n, bool las
      * on; then the part itself from position h, where context is inside it.
      * Counts are those of one call over the whole document. */
     if (head) memcpy(c->edge + k, t, head * sizeof *t);
-    st = scan_doc_at(c->wm, c->edge, k + head, 0, k, c->flags, &c->sets, count_visit, &c->c);
-    if (!st && n > h) st = scan_doc_at(c->wm, t, n, 0, h, c->flags, &c->sets, count_visit, &c->c);
+    st = scan_doc_at(c->wm, c->edge, k + head, 0, k, c->flags, &c->sets, corpus_visit, c);
+    if (!st && n > h) st = scan_doc_at(c->wm, t, n, 0, h, c->flags, &c->sets, corpus_visit, c);
     c->tokens += n;
     /* the last h tokens of the document so far: the next part's context */
     if (n >= h) {
@@ -199,6 +210,21 @@ wm_status wm_corpus_audit(const wm_corpus *c, double alpha, double target, wm_au
     wm__fill_score(c->wm, &s, c->tokens, c->c.scored, c->c.stat + c->c.comp, alpha);
     wm__audit_fill(c->wm, &s, c->log_e_max, alpha, target, out);
     return WM_OK;
+}
+
+wm_status wm_corpus_attribute(const wm_corpus *c, const uint64_t *accounts, size_t n, double alpha,
+                              wm_account_score *top, size_t k, wm_attribution *out)
+{
+    if (!c || !out || (n && !accounts) || (k && !top) || !wm__valid_alpha(alpha) || !(c->flags & WM_ACCOUNTS))
+        return WM_ERR_ARG;
+    for (size_t i = 0; i < n; i++)
+        if (accounts[i] == WM_ACCOUNT_NONE) return WM_ERR_ARG;
+    if (n == 0) {
+        memset(out, 0, sizeof *out);
+        return WM_OK;
+    }
+    return wm__attribute(c->wm, (const uint64_t (*)[WM_ACCOUNT_SYMBOLS])c->tally, accounts, n, alpha, top,
+                         k < n ? k : n, out);
 }
 
 wm_status wm_corpus_memory(const wm_corpus *c, size_t *out)

@@ -15,8 +15,8 @@ static inline uint64_t wm__ctx_key(uint64_t seed)
 }
 
 /* Called for every scored tuple, in text order: its contribution to the
- * statistic and its token index. */
-typedef void (*visit_fn)(void *arg, double score, size_t i);
+ * statistic, its token index and the tuple itself. */
+typedef void (*visit_fn)(void *arg, double score, size_t i, uint64_t seed, wm_token tok);
 
 /* The sets one scan uses.  seen: the dedup set (unused with WM_NO_DEDUP).
  * prompt: where the prompt's tuples go, `seen` itself when deduplicating
@@ -66,7 +66,18 @@ double wm__audit_log_e(const wm_watermark *wm, uint64_t n, double stat);
 void wm__audit_fill(const wm_watermark *wm, const wm_score *fixed, double log_e_max, double alpha, double target,
                     wm_audit *out);
 
+/* attribute.c: wm_corpus_attribute over a corpus's account tally
+ * (tally[j][a]: distinct scored tuples at position j in part a). */
+wm_status wm__attribute(const wm_watermark *wm, const uint64_t tally[WM_ACCOUNT_POSITIONS][WM_ACCOUNT_SYMBOLS],
+                        const uint64_t *accounts, size_t n, double alpha, wm_account_score *top, size_t k,
+                        wm_attribution *out);
+/* The tests' view: ln P(D >= x) under the law of `tally`, D the statistic
+ * minus the sum of each position's smallest count; *exact = 0 when it is
+ * Chernoff's bound. */
+double wm__attribution_log_tail(const uint64_t tally[WM_ACCOUNT_POSITIONS][WM_ACCOUNT_SYMBOLS], uint64_t x,
+                                int *exact);
+
 typedef struct counts { uint64_t scored; double stat, comp; } counts; /* statistic: stat + comp */
-void count_visit(void *arg, double score, size_t i);
+void count_visit(void *arg, double score, size_t i, uint64_t seed, wm_token tok);
 
 #endif

@@ -40,7 +40,11 @@ wm_status wm_reader_new(wm_reader **out, const wm_watermark *wm, unsigned flags)
 }
 
 /* Scores land in the tuple's slot of r->green (pos is its index). */
-static void green_visit(void *arg, double score, size_t i) { ((wm_reader *)arg)->green[i] = score != 0; }
+static void green_visit(void *arg, double score, size_t i, uint64_t seed, wm_token tok)
+{
+    (void)seed, (void)tok;
+    ((wm_reader *)arg)->green[i] = score != 0;
+}
 
 static void flush(wm_reader *r, pending *b)
 {

@@ -10,7 +10,7 @@ void pending_flush(const wm_watermark *wm, pending *pd, visit_fn visit, void *ar
 {
     double score[WM_SCORE_BATCH];
     if (pd->n) wm->scheme->score_many(wm, pd->seed, pd->tok, pd->n, score);
-    for (size_t i = 0; i < pd->n; i++) visit(arg, score[i], pd->pos[i]);
+    for (size_t i = 0; i < pd->n; i++) visit(arg, score[i], pd->pos[i], pd->seed[i], pd->tok[i]);
     pd->n = 0;
 }
 
@@ -120,9 +120,9 @@ void doc_sets_free(doc_sets *d)
 }
 
 /* Neumaier's compensated sum: a corpus adds up billions of scores. */
-void count_visit(void *arg, double score, size_t i)
+void count_visit(void *arg, double score, size_t i, uint64_t seed, wm_token tok)
 {
-    (void)i;
+    (void)i, (void)seed, (void)tok;
     counts *c = arg;
     double t = c->stat + score;
     c->comp += fabs(c->stat) >= fabs(score) ? (c->stat - t) + score : (score - t) + c->stat;

@@ -10,8 +10,9 @@ typedef struct trail {
     size_t len;
 } trail;
 
-static void trail_visit(void *arg, double score, size_t i)
+static void trail_visit(void *arg, double score, size_t i, uint64_t seed, wm_token tok)
 {
+    (void)seed, (void)tok;
     trail *tr = arg;
     tr->cum[tr->len + 1] = tr->cum[tr->len] + score;
     tr->pos[tr->len++] = i;

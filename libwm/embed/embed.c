@@ -28,21 +28,41 @@ static wm_status context_of(const wm_watermark *wm, const wm_token *ctx, size_t 
     return st;
 }
 
-wm_status wm_bias_logits(const wm_watermark *wm, const wm_token *ctx, size_t n_ctx, float *logits,
-                         size_t n_logits)
+/* Can wm embed `account`?  0 always; any other needs an account layer. */
+static wm_status check_account(const wm_watermark *wm, uint64_t account)
+{
+    return account == WM_ACCOUNT_NONE || wm->account_delta > 0 ? WM_OK : WM_ERR_UNSUPPORTED;
+}
+
+/* The symbol account's codeword has at seed's position. */
+static unsigned symbol_at(const wm_watermark *wm, uint64_t account, uint64_t seed)
+{
+    unsigned char code[WM__CODE_BYTES];
+    wm__account_code(wm, account, code);
+    return wm__account_symbol(code, wm__account_pos(wm, seed));
+}
+
+static void bias_row(const wm_watermark *wm, uint64_t account, uint64_t seed, float *logits)
+{
+    wm->scheme->bias_row(wm, seed, logits);
+    if (account != WM_ACCOUNT_NONE) wm__account_bias_row(wm, seed, symbol_at(wm, account, seed), logits);
+}
+
+wm_status wm_bias_logits(const wm_watermark *wm, uint64_t account, const wm_token *ctx, size_t n_ctx,
+                         float *logits, size_t n_logits)
 {
     if (!wm || !logits) return WM_ERR_ARG;
     if (!wm->scheme->bias_row) return WM_ERR_UNSUPPORTED;
     if (n_logits < wm->n_vocab) return WM_ERR_SIZE;
     const wm_token *c;
-    wm_status st = context_of(wm, ctx, n_ctx, &c);
-    if (st || !c) return st;
-    wm->scheme->bias_row(wm, wm__seed(wm, c), logits);
+    wm_status st = check_account(wm, account);
+    if (st || (st = context_of(wm, ctx, n_ctx, &c)) || !c) return st;
+    bias_row(wm, account, wm__seed(wm, c), logits);
     return WM_OK;
 }
 
-wm_status wm_bias_logits_batch(const wm_watermark *wm, size_t n_seq, const wm_token *const *ctx,
-                               const size_t *n_ctx, float *logits, size_t n_logits,
+wm_status wm_bias_logits_batch(const wm_watermark *wm, size_t n_seq, const uint64_t *accounts,
+                               const wm_token *const *ctx, const size_t *n_ctx, float *logits, size_t n_logits,
                                size_t row_stride)
 {
     if (!wm || (n_seq && (!ctx || !n_ctx || !logits))) return WM_ERR_ARG;
@@ -52,24 +72,28 @@ wm_status wm_bias_logits_batch(const wm_watermark *wm, size_t n_seq, const wm_to
     const wm_token *c;
     for (size_t s = 0; s < n_seq; s++) {
         wm_status st = context_of(wm, ctx[s], n_ctx[s], &c);
-        if (st) return st;
+        if (st || (accounts && (st = check_account(wm, accounts[s])))) return st;
     }
     for (size_t s = 0; s < n_seq; s++) {
         context_of(wm, ctx[s], n_ctx[s], &c);
-        if (c) wm->scheme->bias_row(wm, wm__seed(wm, c), logits + s * row_stride);
+        if (c) bias_row(wm, accounts ? accounts[s] : WM_ACCOUNT_NONE, wm__seed(wm, c), logits + s * row_stride);
     }
     return WM_OK;
 }
 
-wm_status wm_bias_candidates(const wm_watermark *wm, const wm_token *ctx, size_t n_ctx, size_t n,
-                             const wm_token *ids, size_t ids_stride, float *logits, size_t logits_stride)
+wm_status wm_bias_candidates(const wm_watermark *wm, uint64_t account, const wm_token *ctx, size_t n_ctx,
+                             size_t n, const wm_token *ids, size_t ids_stride, float *logits, size_t logits_stride)
 {
     if (!wm || (n && (!ids || !logits))) return WM_ERR_ARG;
     if (!wm->scheme->bias_candidates) return WM_ERR_UNSUPPORTED;
-    wm_status st = check_ids(n, ids, ids_stride);
+    wm_status st = check_account(wm, account);
     const wm_token *c;
-    if (st || (st = context_of(wm, ctx, n_ctx, &c)) || !c) return st;
-    wm->scheme->bias_candidates(wm, wm__seed(wm, c), n, ids, ids_stride, logits, logits_stride);
+    if (st || (st = check_ids(n, ids, ids_stride)) || (st = context_of(wm, ctx, n_ctx, &c)) || !c) return st;
+    uint64_t seed = wm__seed(wm, c);
+    wm->scheme->bias_candidates(wm, seed, n, ids, ids_stride, logits, logits_stride);
+    if (account != WM_ACCOUNT_NONE)
+        wm__account_bias_candidates(wm, seed, symbol_at(wm, account, seed), n, ids, ids_stride, logits,
+                                    logits_stride);
     return WM_OK;
 }
 

@@ -42,6 +42,7 @@ wm_status wm_sampler_new(wm_sampler **out, const wm_watermark *wm, const wm_samp
     *out = NULL;
     if (!(p->temperature >= 0.0f && isfinite(p->temperature))) return WM_ERR_ARG;
     if (!(p->top_p > 0.0f && p->top_p <= 1.0f)) return WM_ERR_ARG;
+    if (p->account != WM_ACCOUNT_NONE && !(wm->account_delta > 0)) return WM_ERR_UNSUPPORTED;
     wm_sampler *s = calloc(1, sizeof *s);
     if (!s) return WM_ERR_NOMEM;
     size_t V = wm->n_vocab;
@@ -63,9 +64,11 @@ wm_status wm_sampler_new(wm_sampler **out, const wm_watermark *wm, const wm_samp
     return WM_OK;
 }
 
-wm_status wm_sampler_reset(wm_sampler *s, uint64_t seed)
+wm_status wm_sampler_reset(wm_sampler *s, uint64_t seed, uint64_t account)
 {
     if (!s) return WM_ERR_ARG;
+    if (account != WM_ACCOUNT_NONE && !(s->wm->account_delta > 0)) return WM_ERR_UNSUPPORTED;
+    s->p.account = account;
     if (s->used) {
         wm_status st = wm_ctxset_clear(s->used);
         if (st) return st;
@@ -232,7 +235,7 @@ wm_status wm_sampler_sample(wm_sampler *s, const wm_token *ctx, size_t n_ctx, fl
     float max;
     if (s->maxcheck(logits, V, &max) || max == -INFINITY) return WM_ERR_LOGITS;
     if (watermark && wm->scheme->bias_row) {
-        wm_status st = wm_bias_logits(wm, ctx, n_ctx, logits, n_logits);
+        wm_status st = wm_bias_logits(wm, s->p.account, ctx, n_ctx, logits, n_logits);
         if (st) return st;
         if (s->maxcheck(logits, V, &max)) return WM_ERR_LOGITS;
     }

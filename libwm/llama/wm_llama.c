@@ -12,6 +12,7 @@ _Static_assert(sizeof(llama_token) == sizeof(wm_token), "llama_token and wm_toke
 
 typedef struct wm_llama_state {
     const wm_watermark *wm;
+    uint64_t account; /* the sequence's account (0: none) */
     uint32_t h;       /* context width */
     uint32_t n_hist;  /* tokens held, <= h */
     wm_token hist[WM_MAX_CONTEXT]; /* the last n_hist tokens, oldest first */
@@ -78,7 +79,7 @@ static void wm_llama_apply(struct llama_sampler *smpl, llama_token_data_array *c
         return;
     }
     /* On WM_ERR_TOKEN nothing was changed, which is all apply can do. */
-    if (wm_bias_candidates(s->wm, s->hist, s->n_hist, cur_p->size, &cur_p->data[0].id, sizeof *cur_p->data,
+    if (wm_bias_candidates(s->wm, s->account, s->hist, s->n_hist, cur_p->size, &cur_p->data[0].id, sizeof *cur_p->data,
                            &cur_p->data[0].logit, sizeof *cur_p->data) == WM_OK)
         cur_p->sorted = false;
 }
@@ -120,7 +121,7 @@ static struct llama_sampler *wm_llama_clone(const struct llama_sampler *smpl)
     wm_llama_state *copy = calloc(1, sizeof *copy);
     if (!copy) return NULL;
     memcpy(copy->hist, src->hist, sizeof copy->hist);
-    copy->wm = src->wm, copy->h = src->h, copy->n_hist = src->n_hist;
+    copy->wm = src->wm, copy->account = src->account, copy->h = src->h, copy->n_hist = src->n_hist;
     if (src->used && wm_ctxset_copy(&copy->used, src->used) != WM_OK) {
         state_free(copy);
         return NULL;
@@ -130,7 +131,7 @@ static struct llama_sampler *wm_llama_clone(const struct llama_sampler *smpl)
     return out;
 }
 
-wm_status wm_llama_sampler_new(struct llama_sampler **out, const wm_watermark *wm,
+wm_status wm_llama_sampler_new(struct llama_sampler **out, const wm_watermark *wm, uint64_t account,
                                const llama_token *prompt, size_t n_prompt)
 {
     if (out) *out = NULL;
@@ -140,9 +141,11 @@ wm_status wm_llama_sampler_new(struct llama_sampler **out, const wm_watermark *w
     wm_params p;
     wm_status st = wm_watermark_params(wm, &p);
     if (st) return st;
+    if (account != WM_ACCOUNT_NONE && !(p.account_delta > 0)) return WM_ERR_UNSUPPORTED;
     wm_llama_state *s = calloc(1, sizeof *s);
     if (!s) return WM_ERR_NOMEM;
     s->wm = wm;
+    s->account = account;
     s->h = p.context_width;
     bool selects;
     uint32_t nv;

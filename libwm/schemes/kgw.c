@@ -31,6 +31,7 @@ static int valid_gamma(double g)
     return g > 0 && g < 1 && g * WM_GAMMA_ONE == nearbyint(g * WM_GAMMA_ONE);
 }
 static int valid_delta(double d) { return d >= WM_DELTA_MIN && d <= 64; }
+static int valid_account_delta(double d) { return d == 0 || valid_delta(d); }
 
 static void prepare(struct wm_watermark *wm, const unsigned char secret[32])
 {
@@ -45,6 +46,8 @@ static void prepare(struct wm_watermark *wm, const unsigned char secret[32])
     wm->tok_per_block = 128 / b2;
     wm->delta = (float)wm->param[1];
     wm->bias_row = wm->bits <= 2 ? wm__bias_row_avx512() : NULL;
+    wm->account_delta = (float)wm->param[2];
+    wm__account_prepare(wm, secret);
 }
 
 static void bias_row(const wm_watermark *wm, uint64_t seed, float *logits)
@@ -131,9 +134,11 @@ static double log_e(const wm_watermark *wm, double eps, uint64_t n, double stat)
 
 const wm__scheme wm__scheme_kgw = {
     .name = "kgw",
-    .n_params = 2,
-    .param = { { "gamma", offsetof(wm_params, gamma), quantise_gamma, valid_gamma, "k/65536 with 0 < k < 65536" },
-               { "delta", offsetof(wm_params, delta), NULL, valid_delta, "a number in [1/1024, 64]" } },
+    .n_params = 3,
+    .param = { { "gamma", offsetof(wm_params, gamma), quantise_gamma, valid_gamma, "k/65536 with 0 < k < 65536", 0 },
+               { "delta", offsetof(wm_params, delta), NULL, valid_delta, "a number in [1/1024, 64]", 0 },
+               { "account-delta", offsetof(wm_params, account_delta), NULL, valid_account_delta,
+                 "a number in [1/1024, 64] (leave the line out for no account layer)", 1 } },
     .prepare = prepare,
     .bias_row = bias_row,
     .bias_candidates = bias_candidates,

@@ -21,7 +21,7 @@
 
 struct wm_watermark;
 
-#define WM__MAX_SCHEME_PARAMS 2
+#define WM__MAX_SCHEME_PARAMS 3
 /* Tuples scored per score_many call (SIMD across tuples). */
 #define WM_SCORE_BATCH 16
 
@@ -33,6 +33,9 @@ typedef struct wm__scheme_param {
     double (*quantise)(double v); /* the value a key stores; NULL: v itself */
     int (*valid)(double v);       /* of a stored (quantised) value */
     const char *domain;           /* what valid accepts, for error messages */
+    int optional;                 /* 0 may be left out of a key file, and then is:
+                                     keys made before the parameter existed keep
+                                     their files and ids */
 } wm__scheme_param;
 
 typedef struct wm__scheme {
@@ -81,6 +84,6 @@ const wm__scheme *wm__scheme_find(const char *name);
 
 /* The double fields of wm_params a scheme may own (a field a scheme does
  * not own must be 0). */
-#define WM__PARAM_FIELDS(X) X(gamma) X(delta)
+#define WM__PARAM_FIELDS(X) X(gamma) X(delta) X(account_delta)
 
 #endif

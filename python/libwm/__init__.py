@@ -42,7 +42,7 @@ _c_token_p = ctypes.POINTER(ctypes.c_int32)
 class _Params(ctypes.Structure):
     _fields_ = [("scheme", ctypes.c_char_p), ("seeding", ctypes.c_int),
                 ("context_width", ctypes.c_uint32), ("gamma", ctypes.c_double),
-                ("delta", ctypes.c_double)]
+                ("delta", ctypes.c_double), ("account_delta", ctypes.c_double)]
 
 
 class _Score(ctypes.Structure):
@@ -57,6 +57,17 @@ class _Audit(ctypes.Structure):
                 ("excess", ctypes.c_double), ("excess_lo", ctypes.c_double), ("excess_hi", ctypes.c_double),
                 ("more_tuples", ctypes.c_double), ("more_tokens", ctypes.c_double),
                 ("more_tokens_fixed", ctypes.c_double)]
+
+
+class _AccountScore(ctypes.Structure):
+    _fields_ = [("account", ctypes.c_uint64), ("statistic", ctypes.c_uint64), ("log10_p", ctypes.c_double),
+                ("log10_p_family", ctypes.c_double), ("named", ctypes.c_bool)]
+
+
+class _Attribution(ctypes.Structure):
+    _fields_ = [("accounts", ctypes.c_uint64), ("tuples", ctypes.c_uint64), ("named", ctypes.c_uint64),
+                ("n_top", ctypes.c_size_t), ("null_mean", ctypes.c_double), ("null_sd", ctypes.c_double),
+                ("exact", ctypes.c_bool)]
 
 
 class _Error(ctypes.Structure):
@@ -98,9 +109,11 @@ def _load_library():
         "wm_corpus_add": (S, [P, _c_token_p, SZ, SZ]),
         "wm_corpus_score": (S, [P, ctypes.c_double, ctypes.POINTER(_Score)]),
         "wm_corpus_audit": (S, [P, ctypes.c_double, ctypes.c_double, ctypes.POINTER(_Audit)]),
+        "wm_corpus_attribute": (S, [P, ctypes.POINTER(ctypes.c_uint64), SZ, ctypes.c_double,
+                                    ctypes.POINTER(_AccountScore), SZ, ctypes.POINTER(_Attribution)]),
         "wm_corpus_free": (None, [P]),
-        "wm_bias_logits": (S, [P, _c_token_p, SZ, P, SZ]),
-        "wm_bias_logits_batch": (S, [P, SZ, ctypes.POINTER(_c_token_p), ctypes.POINTER(SZ), P, SZ, SZ]),
+        "wm_bias_logits_batch": (S, [P, SZ, ctypes.POINTER(ctypes.c_uint64), ctypes.POINTER(_c_token_p),
+                                     ctypes.POINTER(SZ), P, SZ, SZ]),
         "wm_detect": (S, [P, _c_token_p, SZ, SZ, ctypes.c_uint, ctypes.c_double, ctypes.POINTER(_Score)]),
         "wm_reader_new": (S, [PP, P, ctypes.c_uint]),
         "wm_reader_add": (S, [P, _c_token_p, SZ, SZ, _c_token_p, P, SZ]),
@@ -216,19 +229,22 @@ class Key:
         return cls(h.value)
 
     @classmethod
-    def generate(cls, scheme="kgw", gamma=None, delta=None, context_width=None, seeding="lefthash"):
-        """A fresh key.  kgw defaults: gamma 0.25, delta 2, context width 1;
-        gumbel: context width 4 and no gamma or delta (giving one is an error)."""
-        h, p = ctypes.c_void_p(), _make_params(scheme, gamma, delta, context_width, seeding)
+    def generate(cls, scheme="kgw", gamma=None, delta=None, context_width=None, seeding="lefthash",
+                 account_delta=0.0):
+        """A fresh key.  kgw defaults: gamma 0.25, delta 2, context width 1,
+        no account layer (account_delta 0); gumbel: context width 4 and no
+        gamma, delta or account_delta (giving one is an error)."""
+        h, p = ctypes.c_void_p(), _make_params(scheme, gamma, delta, context_width, seeding, account_delta)
         _check(_lib.wm_key_generate(ctypes.byref(h), ctypes.byref(p)))
         return cls(h.value)
 
     @classmethod
-    def from_seed(cls, seed, scheme="kgw", gamma=None, delta=None, context_width=None, seeding="lefthash"):
+    def from_seed(cls, seed, scheme="kgw", gamma=None, delta=None, context_width=None, seeding="lefthash",
+                  account_delta=0.0):
         """Deterministic key from 32 bytes: for tests and demos only."""
         if len(seed) != 32:
             raise ValueError("seed must be 32 bytes")
-        h, p = ctypes.c_void_p(), _make_params(scheme, gamma, delta, context_width, seeding)
+        h, p = ctypes.c_void_p(), _make_params(scheme, gamma, delta, context_width, seeding, account_delta)
         _check(_lib.wm_key_from_seed(ctypes.byref(h), ctypes.byref(p), bytes(seed)))
         return cls(h.value)
 
@@ -255,7 +271,7 @@ class Key:
             self._h = None
 
 
-def _make_params(scheme, gamma, delta, context_width, seeding):
+def _make_params(scheme, gamma, delta, context_width, seeding, account_delta):
     if seeding not in SEEDINGS:
         raise ValueError(f"seeding must be one of {sorted(SEEDINGS)}, not {seeding!r}")
     kgw = scheme == "kgw"
@@ -263,14 +279,14 @@ def _make_params(scheme, gamma, delta, context_width, seeding):
         context_width = 1 if kgw else 4
     gamma = (0.25 if kgw else 0.0) if gamma is None else gamma
     delta = (2.0 if kgw else 0.0) if delta is None else delta
-    return _Params(str(scheme).encode(), SEEDINGS[seeding], context_width, gamma, delta)
+    return _Params(str(scheme).encode(), SEEDINGS[seeding], context_width, gamma, delta, account_delta)
 
 
 def _params_dict(p):
     seeding = {v: k for k, v in SEEDINGS.items()}[p.seeding]
     d = {"scheme": p.scheme.decode(), "seeding": seeding, "context_width": p.context_width}
     if d["scheme"] == "kgw":
-        d.update(gamma=p.gamma, delta=p.delta)
+        d.update(gamma=p.gamma, delta=p.delta, account_delta=p.account_delta)
     return d
 
 
@@ -334,28 +350,33 @@ class Watermark:
                               ids.ctypes.data, 4, w.ctypes.data, 4, ctypes.byref(out), ctypes.byref(sel)))
         return out.value if sel.value else None
 
-    def bias(self, logits, context):
-        """Add delta to the green logits of one row, in place; returns logits."""
-        return self.bias_batch(logits, [context])
+    def bias(self, logits, context, account=0):
+        """Add delta to the green logits of one row, in place (and, for an
+        account other than 0, the account layer's bias: embed.h,
+        "Accounts"); returns logits."""
+        return self.bias_batch(logits, [context], None if account == 0 else [account])
 
-    def bias_batch(self, logits, contexts):
+    def bias_batch(self, logits, contexts, accounts=None):
         """logits: 1-D (one sequence) or 2-D [batch, n_logits]; contexts: one
-        token sequence per row (only the last h tokens are read).  In place."""
+        token sequence per row (only the last h tokens are read); accounts:
+        None (no account) or one 64-bit account id per row (0: none).  In
+        place."""
         rows = 1 if len(_shape(logits)) == 1 else _shape(logits)[0]
         if len(contexts) != rows:
             raise ValueError(f"{len(contexts)} contexts for {rows} rows of logits")
+        acc = _account_array(accounts, rows)
         if rows == 0:
             return logits
         keep, ptrs, lens = self._context_arrays(contexts)
         view = _float32_view(logits)
         if view is not None:
             ptr, n_logits, stride = view
-            _check(_lib.wm_bias_logits_batch(self._h, rows, ptrs, lens, ptr, n_logits, stride))
+            _check(_lib.wm_bias_logits_batch(self._h, rows, acc, ptrs, lens, ptr, n_logits, stride))
             return logits
         # Not a CPU float32 buffer: compute delta * mask on the CPU, add it there.
         n_logits = _shape(logits)[-1]
         mask = (ctypes.c_float * (rows * n_logits))()
-        _check(_lib.wm_bias_logits_batch(self._h, rows, ptrs, lens, ctypes.addressof(mask),
+        _check(_lib.wm_bias_logits_batch(self._h, rows, acc, ptrs, lens, ctypes.addressof(mask),
                                          n_logits, n_logits))
         _add_mask(logits, mask, rows, n_logits)
         return logits
@@ -392,6 +413,21 @@ class Watermark:
             lens[r] = len(t)
             off += len(t)
         return (flat, ptrs, lens), ptrs, lens
+
+
+def _account_id(a):
+    if isinstance(a, bool) or not hasattr(a, "__index__") or not 0 <= a.__index__() < 2 ** 64:
+        raise ValueError(f"an account id is an integer in [0, 2**64), not {a!r}")
+    return a.__index__()
+
+
+def _account_array(accounts, rows):
+    """uint64_t[rows] of account ids, or None for none."""
+    if accounts is None:
+        return None
+    if isinstance(accounts, int) or len(accounts) != rows:
+        raise ValueError(f"accounts: one id per row ({rows}), not {accounts!r}")
+    return (ctypes.c_uint64 * max(rows, 1))(*[_account_id(a) for a in accounts])
 
 
 def _shape_or_none(x):
@@ -547,16 +583,24 @@ class WatermarkLogitsProcessor:
     passed to generate); the processor picks each row's token and returns a
     one-hot row (0 there, -inf elsewhere), which any later warper keeps.  On
     a context seed already used in the row's sequence it draws plainly with
-    its own RNG (seed).  One processor per generate() call."""
+    its own RNG (seed).  One processor per generate() call.
 
-    def __init__(self, watermark, temperature=1.0, top_k=0, top_p=1.0, seed=0):
+    accounts (kgw with an account layer): the account each row is generated
+    for, one id per row of the batch (or one id for every row); 0 or None:
+    none."""
+
+    def __init__(self, watermark, temperature=1.0, top_k=0, top_p=1.0, seed=0, accounts=None):
         self.watermark = watermark
+        self.accounts = accounts
         self._sel = _Selector(watermark, temperature, top_k, top_p, seed) \
             if watermark.scheme != "kgw" else None
 
     def __call__(self, input_ids, scores):
         if self._sel is None:
-            return self.watermark.bias_batch(scores, input_ids)
+            acc = self.accounts
+            if acc is not None and not hasattr(acc, "__len__"):
+                acc = [acc] * (1 if len(_shape(scores)) == 1 else _shape(scores)[0])
+            return self.watermark.bias_batch(scores, input_ids, acc)
         ids = _ids_numpy(input_ids)
         rows = _to_numpy(scores)
         self._sel.new_sequences_if(ids.shape[-1])
@@ -571,10 +615,11 @@ class VLLMLogitsProcessor:
     generated tokens (recommended: otherwise they are left unbiased).  A
     gumbel key takes the request's temperature, top_k and top_p here and
     returns a one-hot row, as WatermarkLogitsProcessor does.  One processor
-    per request."""
+    per request; `account`: the request's account (0: none)."""
 
-    def __init__(self, watermark, temperature=1.0, top_k=0, top_p=1.0, seed=0):
+    def __init__(self, watermark, temperature=1.0, top_k=0, top_p=1.0, seed=0, account=0):
         self.watermark = watermark
+        self.account = _account_id(account)
         self._sel = _Selector(watermark, temperature, top_k, top_p, seed) \
             if watermark.scheme != "kgw" else None
 
@@ -586,7 +631,7 @@ class VLLMLogitsProcessor:
         else:
             raise TypeError("expected (output_ids, logits) or (prompt_ids, output_ids, logits)")
         if self._sel is None:
-            return self.watermark.bias(logits, context)
+            return self.watermark.bias(logits, context, self.account)
         return _one_hot(logits, [(0, self._sel.token(0, _token_list(context), _to_numpy(logits)))])
 
 
@@ -684,11 +729,12 @@ class Corpus:
     documents added scored once; `filter` (a list of token-id documents,
     e.g. the provider's own outputs) keeps only their contexts.  audit()
     is the sequential audit (wm_corpus_audit): a p-value valid however one
-    decides when to stop adding the suspect's answers."""
+    decides when to stop adding the suspect's answers.  accounts=True also
+    tallies the account layer for attribute() (a key with account_delta)."""
 
-    def __init__(self, watermark, filter=None):
+    def __init__(self, watermark, filter=None, accounts=False):
         h = ctypes.c_void_p()
-        _check(_lib.wm_corpus_new(ctypes.byref(h), watermark._h, 0))
+        _check(_lib.wm_corpus_new(ctypes.byref(h), watermark._h, 2 if accounts else 0))
         self._h, self._wm, self._filter = h, watermark, None  # the C corpus borrows both
         if filter is not None:
             f = ContextSet(watermark)
@@ -727,6 +773,26 @@ class Corpus:
                     target=target, excess=fin(a.excess), excess_lo=fin(a.excess_lo), excess_hi=fin(a.excess_hi),
                     more_tuples=fin(a.more_tuples), more_tokens=fin(a.more_tokens),
                     more_tokens_fixed=fin(a.more_tokens_fixed))
+
+    def attribute(self, accounts, alpha=0.01, top=10):
+        """Which of `accounts` (ids, none 0) fed the corpus
+        (wm_corpus_attribute; null in detect.h): a dict as `wm detect
+        --accounts --json` prints: accounts, tuples, named, null_mean,
+        null_sd, exact, and top, the `top` best as dicts (account,
+        statistic, log10_p, log10_p_family, named)."""
+        import numpy as np
+        if not 0 < alpha < 1:
+            raise ValueError("alpha must be in (0, 1)")
+        ids = np.ascontiguousarray(np.asarray(accounts, dtype=np.uint64).reshape(-1))
+        k = max(0, min(int(top), ids.size))
+        out, summary = (_AccountScore * max(k, 1))(), _Attribution()
+        _check(_lib.wm_corpus_attribute(self._h, ids.ctypes.data_as(ctypes.POINTER(ctypes.c_uint64)), ids.size,
+                                        alpha, out, k, ctypes.byref(summary)))
+        return dict(accounts=summary.accounts, tuples=summary.tuples, named=summary.named,
+                    null_mean=summary.null_mean, null_sd=summary.null_sd, exact=bool(summary.exact),
+                    top=[dict(account=out[i].account, statistic=out[i].statistic, log10_p=out[i].log10_p,
+                              log10_p_family=out[i].log10_p_family, named=bool(out[i].named))
+                         for i in range(summary.n_top)])
 
     def __del__(self):
         if getattr(self, "_h", None) and _lib:

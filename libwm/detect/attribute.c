@@ -1,0 +1,266 @@
+/* Attribution (wm_corpus_attribute): which accounts' outputs a corpus
+ * carries, with a p-value per account that holds whatever other accounts
+ * contributed.
+ *
+ * The corpus tallies h[j][a]: distinct scored tuples whose seed reads
+ * position j and whose token lies in part a (schemes/account.c).  Account
+ * u's statistic is S_u = sum_j h[j][c_u[j]].  H0_u: u's outputs were not
+ * used.  Then u's codeword, a PRF of the master key and u alone, is
+ * independent of the data and of the tally (which depend on other
+ * accounts' codewords, the green list and the part function, all from other
+ * PRF inputs), so given the tally S_u is distributed as the statistic of a
+ * uniformly random codeword: a sum over the L positions of independent
+ * picks, each uniform among h[j][0..q-1].  That law is the same for every
+ * account; it is computed once, exactly, by convolution (p is a multiple
+ * of q^-L = 4^-256, above DBL_MIN), and each account then costs its
+ * codeword (four PRF calls) and L / 4 table lookups.  Over n accounts the
+ * family-wise p is Bonferroni's n p: P(some account that contributed
+ * nothing is named) <= alpha, with any number of colluders and any share. */
+#include "detect_internal.h"
+
+#include <math.h>
+#include <stdlib.h>
+
+#define L WM_ACCOUNT_POSITIONS
+#define Q WM_ACCOUNT_SYMBOLS
+/* Largest range of the centred statistic convolved exactly (8 MB of
+ * doubles, about 10^9 multiply-adds at worst); beyond it Chernoff's bound,
+ * which is never below the exact tail. */
+#define EXACT_RANGE ((uint64_t)1 << 20)
+
+/* The null law of D = S - sum_j min_a h[j][a], a sum of independent picks
+ * d[j][a] = h[j][a] - min_a h[j][a]. */
+typedef struct null_law {
+    uint64_t d[L][Q];
+    uint64_t base, range; /* sum of the minima; largest D */
+    double *tail;         /* exact: tail[x] = P(D >= x), x = 0..range; NULL: bound */
+} null_law;
+
+/* Exact tails by convolution: f holds P(D_j = x) for the first j positions. */
+static wm_status convolve(null_law *nl)
+{
+    double *f = calloc(nl->range + 1, sizeof *f), *g = calloc(nl->range + 1, sizeof *g);
+    if (!f || !g) {
+        free(f);
+        free(g);
+        return WM_ERR_NOMEM;
+    }
+    uint64_t top = 0;
+    f[0] = 1;
+    for (size_t j = 0; j < L; j++) {
+        uint64_t dmax = 0;
+        for (size_t a = 0; a < Q; a++) dmax = nl->d[j][a] > dmax ? nl->d[j][a] : dmax;
+        if (dmax == 0) continue; /* every codeword reads the same count here */
+        memset(g, 0, (top + dmax + 1) * sizeof *g);
+        for (size_t a = 0; a < Q; a++) {
+            double *gs = g + nl->d[j][a];
+            for (uint64_t x = 0; x <= top; x++) gs[x] += 0.25 * f[x];
+        }
+        top += dmax;
+        double *t = f;
+        f = g, g = t;
+    }
+    /* f -> upper tails, summed from the smallest terms up */
+    double acc = 0;
+    for (uint64_t x = top + 1; x-- > 0;) f[x] = acc += f[x];
+    free(g);
+    nl->tail = f;
+    return WM_OK;
+}
+
+/* ln of Chernoff's bound on P(D >= x) at exponent l, and its slope in l:
+ * sum_j ln mean_a e^(l d[j][a]) - l x, written around each position's
+ * largest pick m_j as l (sum m_j - x) + sum_j ln mean_a e^(l (d - m_j)),
+ * with sum m_j - x in integers: at large l, l sum m_j and l x would cancel
+ * in floating point and could push the bound below the exact tail. */
+static double chernoff(const null_law *nl, uint64_t x, double l, double *slope)
+{
+    double gap = x > nl->range ? -(double)(x - nl->range) : (double)(nl->range - x);
+    double f = l * gap, df = gap;
+    for (size_t j = 0; j < L; j++) {
+        uint64_t m = 0;
+        for (size_t a = 0; a < Q; a++) m = nl->d[j][a] > m ? nl->d[j][a] : m;
+        double s = 0, sd = 0;
+        for (size_t a = 0; a < Q; a++) {
+            double below = -(double)(m - nl->d[j][a]), e = exp(l * below);
+            s += e;
+            sd += e * below;
+        }
+        f += log(s / Q);
+        df += sd / s;
+    }
+    *slope = df;
+    return f;
+}
+
+/* ln P(D >= x) given the law: exact, or the bound minimised over l by
+ * bisection on the slope (it holds at every l, so a rough minimum is only
+ * looser). */
+static double log_tail(const null_law *nl, uint64_t x)
+{
+    if (x == 0) return 0;
+    if (x > nl->range) return -INFINITY;
+    if (nl->tail) return log(nl->tail[x]);
+    double lo = 0, hi = 1, d, best = 0;
+    while (best = fmin(best, chernoff(nl, x, hi, &d)), d < 0 && hi < 1e6) lo = hi, hi *= 2;
+    for (int it = 0; it < 100; it++) {
+        double l = 0.5 * (lo + hi);
+        best = fmin(best, chernoff(nl, x, l, &d));
+        if (d < 0) lo = l;
+        else hi = l;
+    }
+    return best;
+}
+
+static wm_status null_law_init(null_law *nl, const uint64_t h[L][Q])
+{
+    memset(nl, 0, sizeof *nl);
+    for (size_t j = 0; j < L; j++) {
+        uint64_t m = h[j][0], dmax = 0;
+        for (size_t a = 1; a < Q; a++) m = h[j][a] < m ? h[j][a] : m;
+        for (size_t a = 0; a < Q; a++) {
+            nl->d[j][a] = h[j][a] - m;
+            dmax = nl->d[j][a] > dmax ? nl->d[j][a] : dmax;
+        }
+        nl->base += m;
+        nl->range += dmax;
+    }
+    return nl->range <= EXACT_RANGE ? convolve(nl) : WM_OK;
+}
+
+/* Accounts per PRF batch: four blocks (one codeword) each, SIMD across them. */
+#define BATCH 8
+
+typedef struct ranked { uint64_t id, d; } ranked;
+
+/* Higher statistic first; equal ones by smaller id, so the order is total. */
+static int before(ranked a, ranked b) { return a.d > b.d || (a.d == b.d && a.id < b.id); }
+
+/* top[0..k) as a heap whose root is the entry ranked last. */
+static void sift_down(ranked *t, size_t k, size_t i)
+{
+    for (;;) {
+        size_t w = i, l = 2 * i + 1, r = l + 1;
+        if (l < k && before(t[w], t[l])) w = l;
+        if (r < k && before(t[w], t[r])) w = r;
+        if (w == i) return;
+        ranked x = t[i];
+        t[i] = t[w], t[w] = x;
+        i = w;
+    }
+}
+
+static void keep(ranked *t, size_t k, size_t *len, ranked x)
+{
+    if (*len < k) {
+        size_t i = (*len)++;
+        t[i] = x;
+        while (i && before(t[(i - 1) / 2], t[i])) { /* the new entry ranks after its parent */
+            ranked y = t[i];
+            t[i] = t[(i - 1) / 2], t[(i - 1) / 2] = y;
+            i = (i - 1) / 2;
+        }
+    } else if (k && before(x, t[0])) {
+        t[0] = x;
+        sift_down(t, k, 0);
+    }
+}
+
+static int by_rank(const void *a, const void *b)
+{
+    ranked x = *(const ranked *)a, y = *(const ranked *)b;
+    return before(x, y) ? -1 : before(y, x) ? 1 : 0;
+}
+
+/* Smallest x with ln P(D >= x) < lim (range + 1 if none): the accounts
+ * named are those with D >= x, the tail being monotone. */
+static uint64_t threshold(const null_law *nl, double lim)
+{
+    uint64_t lo = 0, hi = nl->range + 1;
+    while (lo < hi) {
+        uint64_t mid = lo + (hi - lo) / 2;
+        if (log_tail(nl, mid) < lim) hi = mid;
+        else lo = mid + 1;
+    }
+    return lo;
+}
+
+wm_status wm__attribute(const wm_watermark *wm, const uint64_t h[L][Q], const uint64_t *accounts, size_t n,
+                        double alpha, wm_account_score *top, size_t k, wm_attribution *out)
+{
+    null_law *nl = calloc(1, sizeof *nl);
+    /* byte b of a codeword holds positions 4b..4b+3: its four picks at once */
+    uint64_t (*byte_sum)[256] = malloc(sizeof(uint64_t[L / 4][256]));
+    ranked *best = k ? malloc(k * sizeof *best) : NULL;
+    wm_status st = nl && byte_sum && (best || !k) ? null_law_init(nl, h) : WM_ERR_NOMEM;
+    if (st) goto done;
+    for (size_t b = 0; b < L / 4; b++)
+        for (unsigned v = 0; v < 256; v++) {
+            uint64_t s = 0;
+            for (unsigned i = 0; i < 4; i++) s += nl->d[4 * b + i][(v >> (2 * i)) & 3];
+            byte_sum[b][v] = s;
+        }
+    double lim = log(alpha) - log((double)n);
+    uint64_t named_from = threshold(nl, lim), named = 0;
+    size_t len = 0;
+    for (size_t i = 0; i < n; i += BATCH) {
+        size_t m = n - i < BATCH ? n - i : BATCH;
+        uint64_t seed[4 * BATCH], j[4 * BATCH];
+        unsigned char code[BATCH * WM__CODE_BYTES];
+        for (size_t a = 0; a < 4 * m; a++) seed[a] = accounts[i + a / 4], j[a] = a % 4;
+        wm->prf_many(wm->kc, seed, j, 4 * m, code);
+        for (size_t a = 0; a < m; a++) {
+            const unsigned char *c = code + a * WM__CODE_BYTES;
+            uint64_t d = 0;
+            for (size_t b = 0; b < L / 4; b++) d += byte_sum[b][c[b]];
+            named += d >= named_from;
+            keep(best, k, &len, (ranked){ accounts[i + a], d });
+        }
+    }
+    qsort(best, len, sizeof *best, by_rank);
+    double log_n = log10((double)n);
+    for (size_t i = 0; i < len; i++) {
+        wm_account_score *t = &top[i];
+        t->account = best[i].id;
+        t->statistic = nl->base + best[i].d;
+        t->log10_p = log_tail(nl, best[i].d) / M_LN10;
+        t->log10_p_family = fmin(0, t->log10_p + log_n);
+        t->named = best[i].d >= named_from;
+    }
+    double mean = 0, var = 0;
+    uint64_t tuples = 0;
+    for (size_t p = 0; p < L; p++) {
+        double m1 = 0, m2 = 0;
+        for (size_t a = 0; a < Q; a++) {
+            m1 += (double)h[p][a] / Q;
+            m2 += (double)h[p][a] * (double)h[p][a] / Q;
+            tuples += h[p][a];
+        }
+        mean += m1;
+        var += m2 - m1 * m1;
+    }
+    *out = (wm_attribution){ .accounts = n, .tuples = tuples, .named = named, .n_top = len,
+                             .null_mean = mean, .null_sd = sqrt(var), .exact = nl->tail != NULL };
+done:
+    if (nl) free(nl->tail);
+    free(nl);
+    free(byte_sum);
+    free(best);
+    return st;
+}
+
+/* For the tests: ln P(D >= x) of the law of a tally, as wm__attribute uses
+ * it, and whether it is exact. */
+double wm__attribution_log_tail(const uint64_t h[L][Q], uint64_t x, int *exact)
+{
+    null_law *nl = malloc(sizeof *nl);
+    if (!nl || null_law_init(nl, h)) {
+        free(nl);
+        return NAN;
+    }
+    double r = log_tail(nl, x);
+    *exact = nl->tail != NULL;
+    free(nl->tail);
+    free(nl);
+    return r;
+}
