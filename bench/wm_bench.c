@@ -1,6 +1,6 @@
 /* libwm benchmarks.  One JSON object per line on stdout.
  *
- *   wm_bench [--quick] [--only embed|gumbel|detect|corpus|read|tokenize]
+ *   wm_bench [--quick] [--only embed|gumbel|detect|corpus|read|accounts|tokenize]
  *
  * Each figure is the median of R repeats (min and max alongside); a repeat
  * runs the operation until at least `min_s` seconds have passed.  Embedding
@@ -513,6 +513,87 @@ static void bench_read(void)
     wm_watermark_free(wm);
 }
 
+/* ---- accounts ------------------------------------------------------------ */
+
+typedef struct account_job { embed_job e; uint64_t account; } account_job;
+
+static void run_bias_base(void *a)
+{
+    account_job *j = a;
+    must(wm_bias_logits(j->e.wm, WM_ACCOUNT_NONE, j->e.ctx[0], j->e.n_ctx[0], j->e.logits, j->e.V), "wm_bias_logits");
+}
+
+static void run_bias_account(void *a)
+{
+    account_job *j = a;
+    must(wm_bias_logits(j->e.wm, j->account, j->e.ctx[0], j->e.n_ctx[0], j->e.logits, j->e.V), "wm_bias_logits");
+}
+
+static void run_floor_account(void *a) { run_floor(&((account_job *)a)->e); }
+
+/* The account layer's price: one step at V = 151,936 with and without it
+ * (ratio to the base watermark's own step, measured interleaved, and to
+ * the add floor); a corpus with and without the tally; attribution over
+ * 10^6 ids (10^5 with --quick), the null law included. */
+static void bench_accounts(void)
+{
+    const uint32_t V = 151936;
+    unsigned char seed[32] = { 2 };
+    wm_params p = { "kgw", WM_SEEDING_LEFTHASH, 1, 0.25, 2.0, 1.0 };
+    wm_key *k;
+    wm_watermark *wm;
+    must(wm_key_from_seed(&k, &p, seed), "wm_key_from_seed");
+    must(wm_watermark_new(&wm, k, V), "wm_watermark_new");
+    wm_key_free(k);
+    wm_token ctx[1] = { 4242 };
+    const wm_token *cp[1] = { ctx };
+    size_t nc[1] = { 1 };
+    account_job j = { { wm, calloc(V, sizeof(float)), V, 1, cp, nc, NULL, NULL, NULL }, 0x1234567890abcdefULL };
+    stat3 base, with, floor_, with2;
+    double ratio, ratio_floor;
+    measure_pair(run_bias_base, run_bias_account, &j, &base, &with, &ratio);
+    measure_pair(run_floor_account, run_bias_account, &j, &floor_, &with2, &ratio_floor);
+    printf("{\"bench\":\"embed_account\",\"V\":%u,\"B\":1,\"account_delta\":1,", V);
+    print_stat("us_base", base, 1e6);
+    printf(",");
+    print_stat("us_with_account", with, 1e6);
+    printf(",");
+    print_stat("us_floor", floor_, 1e6);
+    printf(",\"ratio_to_base\":%.3f,\"ratio_to_floor\":%.3f}\n", ratio, ratio_floor);
+    free(j.e.logits);
+    /* corpus tally and attribution */
+    const size_t doc = 128, docs = quick ? 200 : 2000;
+    const size_t n_ids = quick ? 100000 : 1000000;
+    wm_token *t = malloc(docs * doc * sizeof *t);
+    uint64_t *ids = malloc(n_ids * sizeof *ids);
+    wm__rng r;
+    wm__rng_seed(&r, 13);
+    for (size_t i = 0; i < docs * doc; i++) t[i] = (wm_token)(wm__rng_next(&r) % V);
+    for (size_t i = 0; i < n_ids; i++) ids[i] = wm__rng_next(&r) | 1;
+    wm_corpus *c0, *c1;
+    must(wm_corpus_new(&c0, wm, 0), "wm_corpus_new");
+    must(wm_corpus_new(&c1, wm, WM_ACCOUNTS), "wm_corpus_new");
+    double t0 = now();
+    for (size_t d = 0; d < docs; d++) must(wm_corpus_add(c0, t + d * doc, doc, 0), "wm_corpus_add");
+    double t1 = now();
+    for (size_t d = 0; d < docs; d++) must(wm_corpus_add(c1, t + d * doc, doc, 0), "wm_corpus_add");
+    double t2 = now();
+    wm_account_score top[10];
+    wm_attribution at;
+    must(wm_corpus_attribute(c1, ids, n_ids, 1e-3, top, 10, &at), "wm_corpus_attribute");
+    double t3 = now();
+    printf("{\"bench\":\"attribute\",\"docs\":%zu,\"corpus_tokens_per_s\":%.4g,\"corpus_with_tally_tokens_per_s\":%.4g,"
+           "\"ratio_tally_to_plain\":%.3f,\"accounts\":%zu,\"attribute_s\":%.3g,\"accounts_per_s\":%.4g,\"exact\":%s}\n",
+           docs, docs * doc / (t1 - t0), docs * doc / (t2 - t1), (t2 - t1) / (t1 - t0), n_ids, t3 - t2,
+           n_ids / (t3 - t2), at.exact ? "true" : "false");
+    fflush(stdout);
+    wm_corpus_free(c0);
+    wm_corpus_free(c1);
+    free(t);
+    free(ids);
+    wm_watermark_free(wm);
+}
+
 /* ---- tokenizers ---------------------------------------------------------- */
 
 typedef struct tok_job {
@@ -613,12 +694,12 @@ static void print_machine(void)
 
 int main(int argc, char **argv)
 {
-    const char *only = NULL; /* --only embed|gumbel|detect|corpus|read|tokenize */
+    const char *only = NULL; /* --only embed|gumbel|detect|corpus|read|accounts|tokenize */
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--quick")) quick = 1;
         else if (!strcmp(argv[i], "--only") && i + 1 < argc) only = argv[++i];
         else {
-            fprintf(stderr, "usage: wm_bench [--quick] [--only embed|gumbel|detect|corpus|read|tokenize]\n");
+            fprintf(stderr, "usage: wm_bench [--quick] [--only embed|gumbel|detect|corpus|read|accounts|tokenize]\n");
             return 2;
         }
     }
@@ -631,6 +712,7 @@ int main(int argc, char **argv)
     if (!only || !strcmp(only, "gumbel")) bench_gumbel();
     if (!only || !strcmp(only, "corpus")) bench_corpus();
     if (!only || !strcmp(only, "read")) bench_read();
+    if (!only || !strcmp(only, "accounts")) bench_accounts();
     /* Tokenizers: needs the fixtures and the texts scripts/bench.sh prepares;
      * not in quick mode (no timing of them gates CI). */
     const char *fx = getenv("WM_FIXTURES"), *tx = getenv("WM_BENCH_TEXTS");

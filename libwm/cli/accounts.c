@@ -4,25 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "accounts_parse.h"
 #include "cli.h"
-
-/* One id from a line: its last whitespace-separated field, decimal, 1 to
- * 2^64 - 1 (so the server's "API_KEY ACCOUNT_ID" file reads as is). */
-static int parse_id(char *line, uint64_t *out)
-{
-    size_t len = strcspn(line, "\r\n");
-    while (len && (line[len - 1] == ' ' || line[len - 1] == '\t')) len--;
-    line[len] = 0;
-    char *f = line + len;
-    while (f > line && f[-1] != ' ' && f[-1] != '\t') f--;
-    if (*f < '0' || *f > '9') return 0;
-    char *end;
-    errno = 0;
-    unsigned long long v = strtoull(f, &end, 10);
-    if (*end || errno || v == 0) return 0;
-    *out = (uint64_t)v;
-    return 1;
-}
 
 int load_accounts(const char *path, uint64_t **ids, size_t *n)
 {
@@ -35,10 +18,12 @@ int load_accounts(const char *path, uint64_t **ids, size_t *n)
     ssize_t len;
     while ((len = getline(&line, &cap, f)) >= 0) {
         lineno++;
-        size_t skip = strspn(line, " \t");
-        if (line[skip] == '#' || line[skip] == '\n' || line[skip] == '\r' || line[skip] == 0) continue;
-        if (memchr(line, 0, (size_t)len)) {
-            rc = die("%s:%zu: NUL byte", path, lineno);
+        uint64_t id;
+        int r = parse_account_line(line, (size_t)len, &id);
+        if (r == 0) continue;
+        if (r < 0) {
+            rc = die("%s:%zu: expected an account id (1..18446744073709551615) as the line's last field", path,
+                     lineno);
             break;
         }
         if (*n == have) {
@@ -50,12 +35,7 @@ int load_accounts(const char *path, uint64_t **ids, size_t *n)
             }
             v = nv, have = nc;
         }
-        if (!parse_id(line, &v[*n])) {
-            rc = die("%s:%zu: expected an account id (1..18446744073709551615) as the line's last field", path,
-                     lineno);
-            break;
-        }
-        (*n)++;
+        v[(*n)++] = id;
     }
     if (!rc && ferror(f)) rc = die("%s: %s", path, strerror(errno));
     if (!rc && *n == 0) rc = die("%s: no account ids", path);
