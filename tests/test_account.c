@@ -46,6 +46,15 @@ static void brute_tail(const uint64_t h[L][Q], const size_t *live, size_t n_live
     }
 }
 
+/* The library's tail for a count tally. */
+static double log_tail(const uint64_t h[L][Q], uint64_t x, int *exact)
+{
+    static double d[L][Q];
+    for (size_t j = 0; j < L; j++)
+        for (size_t a = 0; a < Q; a++) d[j][a] = (double)h[j][a];
+    return wm__attribution_log_tail((const double(*)[Q])d, (double)x, exact);
+}
+
 static void test_null_exact(void **state)
 {
     (void)state;
@@ -67,7 +76,7 @@ static void test_null_exact(void **state)
         brute_tail(h, live, n_live, tail, 4096);
         for (uint64_t x = 0; x < 4096; x++) {
             int exact;
-            double lt = wm__attribution_log_tail(h, x, &exact);
+            double lt = log_tail((const uint64_t(*)[Q])h, x, &exact);
             assert_true(exact);
             if (tail[x] == 0) {
                 assert_true(lt == -INFINITY);
@@ -106,7 +115,7 @@ static void test_null_bound(void **state)
         brute_tail((const uint64_t(*)[Q])rest, live + 1, 3, tail, 64);
         for (uint64_t y = 0; y < 64 && tail[y] > 0; y++) {
             int exact;
-            double lt = wm__attribution_log_tail(h, top + y, &exact), ex = log(0.25 * tail[y]);
+            double lt = log_tail((const uint64_t(*)[Q])h, top + y, &exact), ex = log(0.25 * tail[y]);
             assert_false(exact);
             assert_true(lt >= ex - 1e-9);
             assert_true(lt <= ex + 6);
@@ -318,6 +327,101 @@ static void test_base_unchanged(void **state)
     assert_true(fabs(rate[0] - rate[1]) < 0.03);
 }
 
+/* Reading: a suspect that leans towards account u's parts at rate rho.
+ * Plain and weighted readers name u, and u's statistic equals a brute
+ * force over the reading rule (first occurrence of a seed in a document,
+ * each (seed, prediction) once); a suspect that leans nowhere names nobody. */
+static void read_corpus(const wm_watermark *wm, wm__rng *r, uint64_t u, double rho, wm_reader *plain,
+                        wm_reader *weighted, double *brute_plain, double *brute_w)
+{
+    enum { V = 500, DOCS = 60, N = 120 };
+    static unsigned char seen_tuple[V][V];
+    static double wsum[V][V];
+    memset(seen_tuple, 0, sizeof seen_tuple);
+    memset(wsum, 0, sizeof wsum);
+    unsigned char code[WM__CODE_BYTES];
+    wm__account_code(wm, u, code);
+    wm_token t[N], pred[N];
+    float w[N];
+    for (int d = 0; d < DOCS; d++) {
+        random_tokens(r, t, N, V);
+        unsigned char seen_seed[V] = { 0 };
+        for (size_t i = 0; i < N; i++) {
+            pred[i] = (wm_token)(wm__rng_next(r) % V);
+            w[i] = (float)(0.25 + wm__rng_uniform(r));
+            if (i == 0) continue;
+            uint64_t seed = wm__seed(wm, &t[i - 1]);
+            if (wm__rng_uniform(r) < rho) { /* a token of u's part */
+                unsigned c = wm__account_symbol(code, wm__account_pos(wm, seed));
+                while (wm__account_part(wm, seed, pred[i]) != c) pred[i] = (wm_token)(wm__rng_next(r) % V);
+            }
+            if (seen_seed[t[i - 1]]++) continue; /* not the seed's first occurrence */
+            if (!seen_tuple[t[i - 1]][pred[i]]++) {
+                unsigned c = wm__account_symbol(code, wm__account_pos(wm, seed));
+                *brute_plain += wm__account_part(wm, seed, pred[i]) == c;
+            }
+            wsum[t[i - 1]][pred[i]] += w[i];
+        }
+        assert_int_equal(wm_reader_add(plain, t, N, 0, pred, NULL, 1), WM_OK);
+        assert_int_equal(wm_reader_add(weighted, t, N, 0, pred, w, 1), WM_OK);
+    }
+    for (uint32_t s = 0; s < V; s++)
+        for (uint32_t q = 0; q < V; q++)
+            if (seen_tuple[s][q]) {
+                wm_token st = (wm_token)s;
+                uint64_t seed = wm__seed(wm, &st);
+                unsigned c = wm__account_symbol(code, wm__account_pos(wm, seed));
+                *brute_w += wm__account_part(wm, seed, (wm_token)q) == c ? wsum[s][q] : 0;
+            }
+}
+
+static void test_reading(void **state)
+{
+    (void)state;
+    wm__rng r;
+    wm__rng_seed(&r, 8);
+    const size_t n_ids = 5000;
+    uint64_t *ids = malloc(n_ids * sizeof *ids);
+    for (int lean = 1; lean >= 0; lean--) {
+        wm_watermark *wm = account_wm(&r, 500, 1.0);
+        for (size_t i = 0; i < n_ids; i++) ids[i] = wm__rng_next(&r) | 1;
+        wm_reader *plain, *weighted;
+        assert_int_equal(wm_reader_new(&plain, wm, WM_ACCOUNTS), WM_OK);
+        assert_int_equal(wm_reader_new(&weighted, wm, WM_ACCOUNTS | WM_READ_WEIGHTED), WM_OK);
+        double bp = 0, bw = 0;
+        read_corpus(wm, &r, ids[1234], lean ? 0.3 : 0, plain, weighted, &bp, &bw);
+        wm_account_score top[3], one;
+        wm_attribution a, b, a1;
+        assert_int_equal(wm_reader_attribute(plain, ids, n_ids, 1e-3, top, 3, &a), WM_OK);
+        assert_int_equal(wm_reader_attribute(plain, ids + 1234, 1, 1e-3, &one, 1, &a1), WM_OK);
+        assert_true(one.statistic == bp && a.exact);
+        printf("reading, %s: plain: named %llu, best %llu at %.1f;", lean ? "leaning to u" : "no lean",
+               (unsigned long long)a.named, (unsigned long long)top[0].account, top[0].log10_p_family);
+        if (lean) assert_true(a.named == 1 && top[0].account == ids[1234]);
+        else assert_true(a.named == 0);
+        assert_int_equal(wm_reader_attribute(weighted, ids, n_ids, 1e-3, top, 3, &b), WM_OK);
+        assert_int_equal(wm_reader_attribute(weighted, ids + 1234, 1, 1e-3, &one, 1, &a1), WM_OK);
+        assert_true(fabs(one.statistic - bw) < 1e-9 * bw && !b.exact);
+        printf(" weighted: named %llu, best %.1f\n", (unsigned long long)b.named, top[0].log10_p_family);
+        if (lean) assert_true(b.named == 1 && top[0].account == ids[1234]);
+        else assert_true(b.named == 0);
+        wm_reader_free(plain);
+        wm_reader_free(weighted);
+        wm_watermark_free(wm);
+    }
+    /* the flag needs an account layer; attribute needs the flag */
+    wm_watermark *plain_wm = test_wm(0.25, 1, WM_SEEDING_LEFTHASH, 100);
+    wm_reader *rd;
+    assert_int_equal(wm_reader_new(&rd, plain_wm, WM_ACCOUNTS), WM_ERR_UNSUPPORTED);
+    assert_int_equal(wm_reader_new(&rd, plain_wm, 0), WM_OK);
+    wm_account_score t1;
+    wm_attribution at;
+    assert_int_equal(wm_reader_attribute(rd, ids, 1, 1e-3, &t1, 1, &at), WM_ERR_ARG);
+    wm_reader_free(rd);
+    wm_watermark_free(plain_wm);
+    free(ids);
+}
+
 static void test_args(void **state)
 {
     (void)state;
@@ -398,7 +502,8 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_null_exact),  cmocka_unit_test(test_null_bound), cmocka_unit_test(test_embed),
-        cmocka_unit_test(test_attribution), cmocka_unit_test(test_base_unchanged), cmocka_unit_test(test_args),
+        cmocka_unit_test(test_attribution), cmocka_unit_test(test_base_unchanged), cmocka_unit_test(test_reading),
+        cmocka_unit_test(test_args),
         cmocka_unit_test(test_key_file),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -175,7 +175,8 @@ static void test_args(void **state)
     wm_reader *rd;
     wm_token t[3] = { 1, 2, 3 }, bad[3] = { 1, 10, 3 }, preds[6] = { 0 };
     wm_score s;
-    assert_int_equal(wm_reader_new(&rd, wm, 2), WM_ERR_ARG);
+    assert_int_equal(wm_reader_new(&rd, wm, 4), WM_ERR_ARG);
+    assert_int_equal(wm_reader_new(&rd, wm, WM_ACCOUNTS), WM_ERR_UNSUPPORTED); /* no account layer */
     float wt[6] = { 0 };
     assert_int_equal(wm_reader_new(&rd, NULL, 0), WM_ERR_ARG);
     assert_int_equal(wm_reader_new(&rd, wm, 0), WM_OK);

@@ -12,6 +12,10 @@ the rest plain.  Each student's answers are then tested (`wm detect --corpus
 over 10,000 account ids.  Also measured: the 0% student under 20 other master
 keys, the tokens of one account's own answers that name it among 10^6 ids,
 and the base test and perplexity with the account layer against without.
+Open weights: each student also reads the provider's control answers
+(generated for account 0, so independent of every codeword) in the weighted
+reading mode, and the reader's account tally names the accounts
+(wm_reader_attribute).
 
     attribute.py --out DIR --wm WM --server LLAMA_SERVER --gguf-py DIR --cache DIR [--reduced]
 
@@ -36,9 +40,9 @@ from distill import Demo, FULL, REDUCED  # noqa: E402
 from kjv import log  # noqa: E402
 from server import Server, harvest  # noqa: E402
 
-FULL_A = dict(FULL, groups=[1, 3, 10], per_group=500, n_plain=2000, control=300, shares=[10, 25], n_ids=10000,
+FULL_A = dict(FULL, groups=[1, 3, 10], per_group=500, n_plain=2000, control=2000, shares=[10, 25], n_ids=10000,
               null_keys=20, direct_ids=10 ** 6)
-REDUCED_A = dict(REDUCED, groups=[1], per_group=240, n_plain=240, control=60, shares=[100], n_ids=1000,
+REDUCED_A = dict(REDUCED, groups=[1], per_group=240, n_plain=240, control=240, shares=[100], n_ids=1000,
                  null_keys=5, direct_ids=10 ** 5)
 
 
@@ -99,7 +103,7 @@ class Attribution(Demo):
     # -- teacher text: base test and perplexity, one account's answers ---------
     def teacher_text(self):
         c, enc, lw = self.cfg, self.world.codec.encode, self.libwm
-        n = min(c["control"], c["per_group"])
+        n = min(c["control"], c["per_group"], 300)
         pids = [enc(p) for p in self.prompts[:n]]
         ppl = {name: math.exp(gpt.answer_nll(self.tmodel, pids, [enc(a) for a in ans[:n]]))
                for name, ans in (("plain", self.plain), ("base only (account 0)", self.control),
@@ -200,6 +204,7 @@ class Attribution(Demo):
                 for p, a in zip(fresh, ans):
                     fo.write(json.dumps(dict(prompt=w.codec.decode(p), text=w.codec.decode(a))) + "\n")
             corpus, at = self.attribute(f)
+            read = self.read_attribution(m)
             contrib = self.groups.get(k, [])
             top = at["top"]
             ranks = {t["account"]: i + 1 for i, t in enumerate(top)}
@@ -210,13 +215,60 @@ class Attribution(Demo):
                            (t["log10_p"] for t in top if t["account"] == a), None),
                            named=any(t["named"] and t["account"] == a for t in top)) for a in contrib],
                        best_innocent_log10_p=innocent[0]["log10_p"], best_innocent_family=innocent[0]["log10_p_family"],
-                       exact=at["exact"])
+                       exact=at["exact"], reading=self.read_row(read, contrib))
             self.rows.append(row)
             log(f"  student {name}: base test log10 p {row['base_log10_p']:.2f}; named {row['named']} "
                 f"({row['named_innocent']} innocent); contributors' ranks "
                 f"{[x['rank'] for x in row['contributors']]}, log10 p {[x['log10_p'] and round(x['log10_p'], 2) for x in row['contributors']]}; "
                 f"best innocent log10 p {row['best_innocent_log10_p']:.2f} (family {row['best_innocent_family']:.2f})")
+            rr = row["reading"]
+            log(f"    reading (weighted): base test log10 p {rr['base_log10_p']:.2f}; named {rr['named']} "
+                f"({rr['named_innocent']} innocent); contributors' ranks {[x['rank'] for x in rr['contributors']]}, "
+                f"log10 p {[x['log10_p'] and round(x['log10_p'], 2) for x in rr['contributors']]}; best innocent "
+                f"{rr['best_innocent_log10_p']:.2f} (family {rr['best_innocent_family']:.2f})")
+            if share == 0:
+                self.null_reading(m)
         self.res["students"] = self.rows
+
+    def read_docs(self):
+        enc = self.world.codec.encode
+        return [(enc(p) + enc(a), len(enc(p))) for p, a in zip(self.prompts, self.control)]
+
+    def read_attribution(self, m, keys=None):
+        """Weighted reading of the control answers (account 0) by student m,
+        the teacher as reference; one reader per key, one forward pass."""
+        lw = self.libwm
+        n_vocab = lw.Tokenizer(self.tok).n_vocab
+        wms = [lw.Watermark(k, n_vocab) for k in (keys or [lw.Key.load(self.key)])]
+        readers = [lw.Reader(w, weighted=True, accounts=True) for w in wms]
+        lw.read_torch(readers, m, self.read_docs(), k=256, batch=32, max_len=self.cfg["student"]["n_ctx"],
+                      reference=self.tmodel)
+        return [(r.score(), r.attribute(self.ids, alpha=1e-3, top=30)) for r in readers] if keys else \
+            (readers[0].score(), readers[0].attribute(self.ids, alpha=1e-3, top=30))
+
+    @staticmethod
+    def read_row(read, contrib):
+        score, at = read
+        top = at["top"]
+        ranks = {t["account"]: i + 1 for i, t in enumerate(top)}
+        innocent = [t for t in top if t["account"] not in contrib]
+        return dict(base_log10_p=score["log10_p"], tuples=at["tuples"], named=at["named"],
+                    named_innocent=sum(t["named"] for t in innocent),
+                    contributors=[dict(account=a, rank=ranks.get(a), log10_p=next(
+                        (t["log10_p"] for t in top if t["account"] == a), None),
+                        named=any(t["named"] and t["account"] == a for t in top)) for a in contrib],
+                    best_innocent_log10_p=innocent[0]["log10_p"], best_innocent_family=innocent[0]["log10_p_family"])
+
+    def null_reading(self, m):
+        """The 0% student read under other master keys: weighted base test and best account."""
+        lw = self.libwm
+        keys = [lw.Key.generate(account_delta=self.a.account_delta) for _ in range(self.cfg["null_keys"])]
+        res = self.read_attribution(m, keys)
+        out = [dict(base_log10_p=s["log10_p"], best_log10_p=a["top"][0]["log10_p"], named=a["named"]) for s, a in res]
+        self.res["null_reading"] = out
+        log(f"  0% student read under {len(out)} other master keys: accounts named {sum(x['named'] for x in out)}; "
+            f"weighted base test log10 p min {min(x['base_log10_p'] for x in out):.2f}; best account log10 p min "
+            f"{min(x['best_log10_p'] for x in out):.2f} (of {self.cfg['n_ids']:,} ids)")
 
     def null_keys(self):
         """The 0% student under master keys that never touched it: test 1 and the best account."""
@@ -242,15 +294,15 @@ class Attribution(Demo):
 
     def report(self):
         json.dump(self.res, open(self.path("attribution.json"), "w"), indent=1)
-        md = ["| share | K | base test log10 p | contributors named | their ranks | their log10 p | innocents named | "
-              "best innocent log10 p (family-wise) |", "|---:|---:|---:|---:|---|---|---:|---:|"]
-        for r in self.rows:
+        md = ["| share | K | mode | base test log10 p | contributors named | their ranks | their log10 p | "
+              "innocents named | best innocent log10 p (family-wise) |", "|---:|---:|---|---:|---:|---|---|---:|---:|"]
+        for r0, mode, r in [x for r in self.rows for x in ((r, "answers", r), (r, "reading", r["reading"]))]:
             cs = r["contributors"]
             ranks = ", ".join(str(x["rank"] or ">30") for x in cs) or "-"
             lps = ", ".join("-" if x["log10_p"] is None else f"{x['log10_p']:.2f}" for x in cs) or "-"
-            md.append(f"| {r['share']}% | {r['K']} | {r['base_log10_p']:.2f} | {sum(x['named'] for x in cs)}/{len(cs)} | "
-                      f"{ranks} | {lps} | {r['named_innocent']} | {r['best_innocent_log10_p']:.2f} "
-                      f"({r['best_innocent_family']:.2f}) |")
+            md.append(f"| {r0['share']}% | {r0['K']} | {mode} | {r['base_log10_p']:.2f} | "
+                      f"{sum(x['named'] for x in cs)}/{len(cs)} | {ranks} | {lps} | {r['named_innocent']} | "
+                      f"{r['best_innocent_log10_p']:.2f} ({r['best_innocent_family']:.2f}) |")
         open(self.path("attribution.md"), "w").write("\n".join(md) + "\n")
         print("\n".join(md))
 
@@ -277,9 +329,11 @@ def main():
     if d.a.reduced:
         s = [r for r in d.rows if r["K"]]
         zero = [r for r in d.rows if not r["K"]]
-        ok = all(r["named_innocent"] == 0 for r in d.rows) and all(x["named"] for r in s for x in r["contributors"]) \
-            and all(r["named"] == 0 for r in zero) and d.res["direct"]["check"]["ok"] and d.res["control_named"] == 0 \
-            and d.res["null_keys"]["named"] == 0
+        ok = all(r["named_innocent"] == 0 and r["reading"]["named_innocent"] == 0 for r in d.rows) \
+            and all(x["named"] for r in s for x in r["contributors"]) \
+            and all(r["named"] == 0 and r["reading"]["named"] == 0 for r in zero) and d.res["direct"]["check"]["ok"] \
+            and d.res["control_named"] == 0 and d.res["null_keys"]["named"] == 0 \
+            and all(x["named"] == 0 for x in d.res["null_reading"])
         print("reduced attribution demo: " + ("bars met" if ok else "a bar is missed"))
         sys.exit(0 if ok else 1)
 

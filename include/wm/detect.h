@@ -56,7 +56,7 @@ typedef struct wm_score {
 /* Flags of wm_detect, wm_detect_window and wm_corpus_new; any other bit is
  * WM_ERR_ARG. */
 #define WM_NO_DEDUP 1u /* score repeated tuples again (p-value not valid, no verdict) */
-#define WM_ACCOUNTS 2u /* wm_corpus_new only: tally the account layer (wm_corpus_attribute) */
+#define WM_ACCOUNTS 2u /* wm_corpus_new, wm_reader_new: tally the account layer (attribution) */
 
 /* Score one token sequence.  n_prompt leading tokens are prompt (0: none).
  * Fewer than h + 1 tokens gives N = 0, p = 1, WM_OK.  alpha in (0,1).
@@ -176,7 +176,8 @@ WM_API WM_NODISCARD wm_status wm_corpus_audit(const wm_corpus *c, double alpha, 
  * same law instead, never below the exact ones (wm_attribution.exact). */
 typedef struct wm_account_score {
     uint64_t account;
-    uint64_t statistic;    /* S_u: tuples in the parts u's codeword names */
+    double statistic;      /* S_u: tuples in the parts u's codeword names (a weighted
+                              reader: their summed weights) */
     double log10_p;        /* P(S >= S_u) under H0_u, one account alone */
     double log10_p_family; /* min(0, log10_p + log10 n): valid over the whole list */
     bool named;            /* log10_p_family < log10 alpha */
@@ -184,11 +185,12 @@ typedef struct wm_account_score {
 
 typedef struct wm_attribution {
     uint64_t accounts;     /* n, the accounts searched */
-    uint64_t tuples;       /* tuples tallied (the corpus's scored tuples) */
+    uint64_t tuples;       /* tuples tallied (a corpus's scored tuples, a reader's read ones) */
     uint64_t named;        /* accounts named at alpha, over the whole list */
     size_t n_top;          /* entries written to top: min(k, n) */
     double null_mean, null_sd; /* of S_u under H0_u, given the tally */
-    bool exact;            /* true: exact p-values; false: Chernoff bounds */
+    bool exact;            /* true: exact p-values; false: Chernoff bounds (a weighted
+                              reader, or a tally too spread to convolve) */
 } wm_attribution;
 
 /* Score n account ids (none 0; repeats are searched, and counted in n,
@@ -255,7 +257,9 @@ typedef struct wm_reader wm_reader;
  * weights. */
 #define WM_READ_WEIGHTED 1u
 
-/* flags: 0 or WM_READ_WEIGHTED (any other bit is WM_ERR_ARG).  Memory: the
+/* flags: 0 or WM_READ_WEIGHTED, and WM_ACCOUNTS for wm_reader_attribute
+ * (any other bit is WM_ERR_ARG; WM_ACCOUNTS needs a key with an account
+ * layer, else WM_ERR_UNSUPPORTED).  Memory: the
  * corpus-wide dedup set (10 to 16 bytes per distinct tuple read; weighted:
  * about 30) and one document's seeds.  One thread at a time per reader;
  * borrows wm. */
@@ -278,6 +282,20 @@ WM_API WM_NODISCARD wm_status wm_reader_add(wm_reader *r, const wm_token *t, siz
  * per iteration of the bound's minimiser (about 20). */
 WM_API WM_NODISCARD wm_status wm_reader_score(const wm_reader *r, double alpha, wm_score *out,
                                               uint64_t *positions);
+/* Attribution from reading (a reader made with WM_ACCOUNTS): as
+ * wm_corpus_attribute, over the distinct (seed, prediction) tuples read,
+ * each counted once (plain) or with its summed weight (weighted: S_u is
+ * then the weight in u's parts, and the p-values are Chernoff's bound on
+ * the same conditional law, never below exact).  H0_u: u's outputs were not
+ * used to train the suspect.  The law is exact given the tally when the
+ * text read is independent of u's codeword: read the provider's text
+ * generated WITHOUT an account (WM_ACCOUNT_NONE), or at least not for u;
+ * text generated for u tells of u's codeword, and a suspect that continues
+ * it in context could point at u without having trained on it.  Errors as
+ * wm_corpus_attribute (a reader without WM_ACCOUNTS: WM_ERR_ARG). */
+WM_API WM_NODISCARD wm_status wm_reader_attribute(const wm_reader *r, const uint64_t *accounts, size_t n,
+                                                  double alpha, wm_account_score *top, size_t k,
+                                                  wm_attribution *out);
 WM_API void wm_reader_free(wm_reader *r);
 
 /* ---- statistics ---------------------------------------------------------- */

@@ -67,8 +67,8 @@ int print_attribution(const wm_corpus *c, const char *key_id, const uint64_t *id
                key_id, (unsigned long long)a.accounts, (unsigned long long)a.tuples, (unsigned long long)a.named,
                alpha, a.exact ? "true" : "false", a.null_mean, a.null_sd);
         for (size_t i = 0; i < a.n_top; i++)
-            printf("%s{\"account\":%llu,\"statistic\":%llu,\"log10_p\":%.17g,\"log10_p_family\":%.17g,\"named\":%s}",
-                   i ? "," : "", (unsigned long long)top[i].account, (unsigned long long)top[i].statistic,
+            printf("%s{\"account\":%llu,\"statistic\":%.17g,\"log10_p\":%.17g,\"log10_p_family\":%.17g,\"named\":%s}",
+                   i ? "," : "", (unsigned long long)top[i].account, top[i].statistic,
                    top[i].log10_p, top[i].log10_p_family, top[i].named ? "true" : "false");
         printf("]}\n");
     } else {
@@ -77,8 +77,8 @@ int print_attribution(const wm_corpus *c, const char *key_id, const uint64_t *id
                (unsigned long long)a.accounts, (unsigned long long)a.tuples, a.null_mean, a.null_sd,
                a.exact ? "" : "; Chernoff bounds", (unsigned long long)a.named, alpha);
         for (size_t i = 0; i < a.n_top; i++)
-            printf("  account %llu: S = %llu, log10 p = %.2f, family-wise %.2f%s\n",
-                   (unsigned long long)top[i].account, (unsigned long long)top[i].statistic, top[i].log10_p,
+            printf("  account %llu: S = %.0f, log10 p = %.2f, family-wise %.2f%s\n",
+                   (unsigned long long)top[i].account, top[i].statistic, top[i].log10_p,
                    top[i].log10_p_family, top[i].named ? ": NAMED" : "");
     }
     *found |= a.named > 0;

@@ -29,32 +29,36 @@
 #define EXACT_RANGE ((uint64_t)1 << 20)
 
 /* The null law of D = S - sum_j min_a h[j][a], a sum of independent picks
- * d[j][a] = h[j][a] - min_a h[j][a]. */
+ * d[j][a] = h[j][a] - min_a h[j][a].  Counts (a corpus, a plain reader)
+ * are integers, held exactly in doubles below 2^53; a weighted reader's
+ * tally is real, and then only the bound applies. */
 typedef struct null_law {
-    uint64_t d[L][Q];
-    uint64_t base, range; /* sum of the minima; largest D */
+    double d[L][Q];
+    double base, range;   /* sum of the minima; largest D */
+    int integral;         /* every d is an integer */
     double *tail;         /* exact: tail[x] = P(D >= x), x = 0..range; NULL: bound */
 } null_law;
 
 /* Exact tails by convolution: f holds P(D_j = x) for the first j positions. */
 static wm_status convolve(null_law *nl)
 {
-    double *f = calloc(nl->range + 1, sizeof *f), *g = calloc(nl->range + 1, sizeof *g);
+    size_t range = (size_t)nl->range;
+    double *f = calloc(range + 1, sizeof *f), *g = calloc(range + 1, sizeof *g);
     if (!f || !g) {
         free(f);
         free(g);
         return WM_ERR_NOMEM;
     }
-    uint64_t top = 0;
+    size_t top = 0;
     f[0] = 1;
     for (size_t j = 0; j < L; j++) {
-        uint64_t dmax = 0;
-        for (size_t a = 0; a < Q; a++) dmax = nl->d[j][a] > dmax ? nl->d[j][a] : dmax;
+        size_t dmax = 0;
+        for (size_t a = 0; a < Q; a++) dmax = (size_t)nl->d[j][a] > dmax ? (size_t)nl->d[j][a] : dmax;
         if (dmax == 0) continue; /* every codeword reads the same count here */
         memset(g, 0, (top + dmax + 1) * sizeof *g);
         for (size_t a = 0; a < Q; a++) {
-            double *gs = g + nl->d[j][a];
-            for (uint64_t x = 0; x <= top; x++) gs[x] += 0.25 * f[x];
+            double *gs = g + (size_t)nl->d[j][a];
+            for (size_t x = 0; x <= top; x++) gs[x] += 0.25 * f[x];
         }
         top += dmax;
         double *t = f;
@@ -62,7 +66,7 @@ static wm_status convolve(null_law *nl)
     }
     /* f -> upper tails, summed from the smallest terms up */
     double acc = 0;
-    for (uint64_t x = top + 1; x-- > 0;) f[x] = acc += f[x];
+    for (size_t x = top + 1; x-- > 0;) f[x] = acc += f[x];
     free(g);
     nl->tail = f;
     return WM_OK;
@@ -71,18 +75,18 @@ static wm_status convolve(null_law *nl)
 /* ln of Chernoff's bound on P(D >= x) at exponent l, and its slope in l:
  * sum_j ln mean_a e^(l d[j][a]) - l x, written around each position's
  * largest pick m_j as l (sum m_j - x) + sum_j ln mean_a e^(l (d - m_j)),
- * with sum m_j - x in integers: at large l, l sum m_j and l x would cancel
+ * with sum m_j - x formed first: at large l, l sum m_j and l x would cancel
  * in floating point and could push the bound below the exact tail. */
-static double chernoff(const null_law *nl, uint64_t x, double l, double *slope)
+static double chernoff(const null_law *nl, double x, double l, double *slope)
 {
-    double gap = x > nl->range ? -(double)(x - nl->range) : (double)(nl->range - x);
+    double gap = nl->range - x;
     double f = l * gap, df = gap;
     for (size_t j = 0; j < L; j++) {
-        uint64_t m = 0;
-        for (size_t a = 0; a < Q; a++) m = nl->d[j][a] > m ? nl->d[j][a] : m;
+        double m = 0;
+        for (size_t a = 0; a < Q; a++) m = fmax(m, nl->d[j][a]);
         double s = 0, sd = 0;
         for (size_t a = 0; a < Q; a++) {
-            double below = -(double)(m - nl->d[j][a]), e = exp(l * below);
+            double below = nl->d[j][a] - m, e = exp(l * below);
             s += e;
             sd += e * below;
         }
@@ -96,11 +100,11 @@ static double chernoff(const null_law *nl, uint64_t x, double l, double *slope)
 /* ln P(D >= x) given the law: exact, or the bound minimised over l by
  * bisection on the slope (it holds at every l, so a rough minimum is only
  * looser). */
-static double log_tail(const null_law *nl, uint64_t x)
+static double log_tail(const null_law *nl, double x)
 {
-    if (x == 0) return 0;
+    if (x <= 0) return 0;
     if (x > nl->range) return -INFINITY;
-    if (nl->tail) return log(nl->tail[x]);
+    if (nl->tail) return log(nl->tail[(size_t)ceil(x)]);
     double lo = 0, hi = 1, d, best = 0;
     while (best = fmin(best, chernoff(nl, x, hi, &d)), d < 0 && hi < 1e6) lo = hi, hi *= 2;
     for (int it = 0; it < 100; it++) {
@@ -112,26 +116,28 @@ static double log_tail(const null_law *nl, uint64_t x)
     return best;
 }
 
-static wm_status null_law_init(null_law *nl, const uint64_t h[L][Q])
+static wm_status null_law_init(null_law *nl, const double h[L][Q])
 {
     memset(nl, 0, sizeof *nl);
+    nl->integral = 1;
     for (size_t j = 0; j < L; j++) {
-        uint64_t m = h[j][0], dmax = 0;
-        for (size_t a = 1; a < Q; a++) m = h[j][a] < m ? h[j][a] : m;
+        double m = h[j][0], dmax = 0;
+        for (size_t a = 1; a < Q; a++) m = fmin(m, h[j][a]);
         for (size_t a = 0; a < Q; a++) {
             nl->d[j][a] = h[j][a] - m;
-            dmax = nl->d[j][a] > dmax ? nl->d[j][a] : dmax;
+            dmax = fmax(dmax, nl->d[j][a]);
+            nl->integral &= h[j][a] == nearbyint(h[j][a]) && fabs(h[j][a]) < 0x1p52;
         }
         nl->base += m;
         nl->range += dmax;
     }
-    return nl->range <= EXACT_RANGE ? convolve(nl) : WM_OK;
+    return nl->integral && nl->range <= (double)EXACT_RANGE ? convolve(nl) : WM_OK;
 }
 
 /* Accounts per PRF batch: four blocks (one codeword) each, SIMD across them. */
 #define BATCH 8
 
-typedef struct ranked { uint64_t id, d; } ranked;
+typedef struct ranked { uint64_t id; double d; } ranked;
 
 /* Higher statistic first; equal ones by smaller id, so the order is total. */
 static int before(ranked a, ranked b) { return a.d > b.d || (a.d == b.d && a.id < b.id); }
@@ -172,36 +178,48 @@ static int by_rank(const void *a, const void *b)
     return before(x, y) ? -1 : before(y, x) ? 1 : 0;
 }
 
-/* Smallest x with ln P(D >= x) < lim (range + 1 if none): the accounts
- * named are those with D >= x, the tail being monotone. */
-static uint64_t threshold(const null_law *nl, double lim)
+/* An x with ln P(D >= x) < lim such that the accounts named are those
+ * with D >= x, the tail being monotone: the smallest such integer for
+ * counts; for real tallies the top of a bisection bracket, where the bound
+ * is checked (INFINITY if no D can be named). */
+static double threshold(const null_law *nl, double lim)
 {
-    uint64_t lo = 0, hi = nl->range + 1;
-    while (lo < hi) {
-        uint64_t mid = lo + (hi - lo) / 2;
-        if (log_tail(nl, mid) < lim) hi = mid;
-        else lo = mid + 1;
+    if (!(log_tail(nl, nl->range) < lim)) return INFINITY;
+    double lo = 0, hi = nl->range;
+    if (nl->integral) {
+        while (lo < hi) {
+            double mid = floor(lo + (hi - lo) / 2);
+            if (log_tail(nl, mid) < lim) hi = mid;
+            else lo = mid + 1;
+        }
+        return lo;
     }
-    return lo;
+    for (int it = 0; it < 60 && hi - lo > 1e-12 * nl->range; it++) {
+        double mid = 0.5 * (lo + hi);
+        if (log_tail(nl, mid) < lim) hi = mid;
+        else lo = mid;
+    }
+    return hi;
 }
 
-wm_status wm__attribute(const wm_watermark *wm, const uint64_t h[L][Q], const uint64_t *accounts, size_t n,
+wm_status wm__attribute(const wm_watermark *wm, const double h[L][Q], const uint64_t *accounts, size_t n,
                         double alpha, wm_account_score *top, size_t k, wm_attribution *out)
 {
     null_law *nl = calloc(1, sizeof *nl);
     /* byte b of a codeword holds positions 4b..4b+3: its four picks at once */
-    uint64_t (*byte_sum)[256] = malloc(sizeof(uint64_t[L / 4][256]));
+    double (*byte_sum)[256] = malloc(sizeof(double[L / 4][256]));
     ranked *best = k ? malloc(k * sizeof *best) : NULL;
     wm_status st = nl && byte_sum && (best || !k) ? null_law_init(nl, h) : WM_ERR_NOMEM;
     if (st) goto done;
     for (size_t b = 0; b < L / 4; b++)
         for (unsigned v = 0; v < 256; v++) {
-            uint64_t s = 0;
+            double s = 0;
             for (unsigned i = 0; i < 4; i++) s += nl->d[4 * b + i][(v >> (2 * i)) & 3];
             byte_sum[b][v] = s;
         }
     double lim = log(alpha) - log((double)n);
-    uint64_t named_from = threshold(nl, lim), named = 0;
+    double named_from = threshold(nl, lim);
+    uint64_t named = 0;
     size_t len = 0;
     for (size_t i = 0; i < n; i += BATCH) {
         size_t m = n - i < BATCH ? n - i : BATCH;
@@ -211,7 +229,7 @@ wm_status wm__attribute(const wm_watermark *wm, const uint64_t h[L][Q], const ui
         wm->prf_many(wm->kc, seed, j, 4 * m, code);
         for (size_t a = 0; a < m; a++) {
             const unsigned char *c = code + a * WM__CODE_BYTES;
-            uint64_t d = 0;
+            double d = 0;
             for (size_t b = 0; b < L / 4; b++) d += byte_sum[b][c[b]];
             named += d >= named_from;
             keep(best, k, &len, (ranked){ accounts[i + a], d });
@@ -228,19 +246,17 @@ wm_status wm__attribute(const wm_watermark *wm, const uint64_t h[L][Q], const ui
         t->named = best[i].d >= named_from;
     }
     double mean = 0, var = 0;
-    uint64_t tuples = 0;
     for (size_t p = 0; p < L; p++) {
         double m1 = 0, m2 = 0;
         for (size_t a = 0; a < Q; a++) {
-            m1 += (double)h[p][a] / Q;
-            m2 += (double)h[p][a] * (double)h[p][a] / Q;
-            tuples += h[p][a];
+            m1 += nl->d[p][a] / Q;
+            m2 += nl->d[p][a] * nl->d[p][a] / Q;
         }
         mean += m1;
         var += m2 - m1 * m1;
     }
-    *out = (wm_attribution){ .accounts = n, .tuples = tuples, .named = named, .n_top = len,
-                             .null_mean = mean, .null_sd = sqrt(var), .exact = nl->tail != NULL };
+    *out = (wm_attribution){ .accounts = n, .named = n ? named : 0, .n_top = len, .null_mean = nl->base + mean,
+                             .null_sd = sqrt(var), .exact = nl->tail != NULL };
 done:
     if (nl) free(nl->tail);
     free(nl);
@@ -251,7 +267,7 @@ done:
 
 /* For the tests: ln P(D >= x) of the law of a tally, as wm__attribute uses
  * it, and whether it is exact. */
-double wm__attribution_log_tail(const uint64_t h[L][Q], uint64_t x, int *exact)
+double wm__attribution_log_tail(const double h[L][Q], double x, int *exact)
 {
     null_law *nl = malloc(sizeof *nl);
     if (!nl || null_law_init(nl, h)) {

@@ -221,10 +221,17 @@ wm_status wm_corpus_attribute(const wm_corpus *c, const uint64_t *accounts, size
         if (accounts[i] == WM_ACCOUNT_NONE) return WM_ERR_ARG;
     if (n == 0) {
         memset(out, 0, sizeof *out);
+        out->tuples = c->c.scored;
         return WM_OK;
     }
-    return wm__attribute(c->wm, (const uint64_t (*)[WM_ACCOUNT_SYMBOLS])c->tally, accounts, n, alpha, top,
-                         k < n ? k : n, out);
+    static const size_t cells = WM_ACCOUNT_POSITIONS * WM_ACCOUNT_SYMBOLS;
+    double(*h)[WM_ACCOUNT_SYMBOLS] = malloc(cells * sizeof(double));
+    if (!h) return WM_ERR_NOMEM;
+    for (size_t i = 0; i < cells; i++) h[i / WM_ACCOUNT_SYMBOLS][i % WM_ACCOUNT_SYMBOLS] = (double)c->tally[i / WM_ACCOUNT_SYMBOLS][i % WM_ACCOUNT_SYMBOLS];
+    wm_status st = wm__attribute(c->wm, (const double(*)[WM_ACCOUNT_SYMBOLS])h, accounts, n, alpha, top, k < n ? k : n, out);
+    free(h);
+    out->tuples = c->c.scored;
+    return st;
 }
 
 wm_status wm_corpus_memory(const wm_corpus *c, size_t *out)

@@ -66,15 +66,16 @@ double wm__audit_log_e(const wm_watermark *wm, uint64_t n, double stat);
 void wm__audit_fill(const wm_watermark *wm, const wm_score *fixed, double log_e_max, double alpha, double target,
                     wm_audit *out);
 
-/* attribute.c: wm_corpus_attribute over a corpus's account tally
- * (tally[j][a]: distinct scored tuples at position j in part a). */
-wm_status wm__attribute(const wm_watermark *wm, const uint64_t tally[WM_ACCOUNT_POSITIONS][WM_ACCOUNT_SYMBOLS],
+/* attribute.c: attribution over an account tally (tally[j][a]: distinct
+ * scored tuples at position j in part a, or their summed weights); sets
+ * every field of out but tuples. */
+wm_status wm__attribute(const wm_watermark *wm, const double tally[WM_ACCOUNT_POSITIONS][WM_ACCOUNT_SYMBOLS],
                         const uint64_t *accounts, size_t n, double alpha, wm_account_score *top, size_t k,
                         wm_attribution *out);
 /* The tests' view: ln P(D >= x) under the law of `tally`, D the statistic
  * minus the sum of each position's smallest count; *exact = 0 when it is
  * Chernoff's bound. */
-double wm__attribution_log_tail(const uint64_t tally[WM_ACCOUNT_POSITIONS][WM_ACCOUNT_SYMBOLS], uint64_t x,
+double wm__attribution_log_tail(const double tally[WM_ACCOUNT_POSITIONS][WM_ACCOUNT_SYMBOLS], double x,
                                 int *exact);
 
 typedef struct counts { uint64_t scored; double stat, comp; } counts; /* statistic: stat + comp */

@@ -18,23 +18,30 @@ struct wm_reader {
     double *w;
     unsigned char *green;
     size_t n, cap;
+    /* WM_ACCOUNTS: distinct tuples per (position, part) cell (plain), or
+     * each tuple's cell, summed with its weight at attribution (weighted) */
+    int accounts;
+    double tally[WM_ACCOUNT_POSITIONS][WM_ACCOUNT_SYMBOLS];
+    uint16_t *cell;
 };
 
 wm_status wm_reader_new(wm_reader **out, const wm_watermark *wm, unsigned flags)
 {
-    if (!out || !wm || (flags & ~WM_READ_WEIGHTED)) return WM_ERR_ARG;
+    if (!out || !wm || (flags & ~(WM_READ_WEIGHTED | WM_ACCOUNTS))) return WM_ERR_ARG;
     *out = NULL;
     if ((flags & WM_READ_WEIGHTED) && !wm->scheme->binary) return WM_ERR_UNSUPPORTED;
+    if ((flags & WM_ACCOUNTS) && !(wm->account_delta > 0)) return WM_ERR_UNSUPPORTED;
     wm_reader *r = calloc(1, sizeof *r);
     if (!r) return WM_ERR_NOMEM;
-    wm_status st = flags ? wm__u64map_init(&r->seen, 0) : wm__u64set_init(&r->seen, 0);
+    wm_status st = flags & WM_READ_WEIGHTED ? wm__u64map_init(&r->seen, 0) : wm__u64set_init(&r->seen, 0);
     if (st || wm__u64set_init(&r->seeds, 0)) {
         wm__u64set_free(&r->seen);
         free(r);
         return WM_ERR_NOMEM;
     }
     r->wm = wm;
-    r->weighted = flags != 0;
+    r->weighted = (flags & WM_READ_WEIGHTED) != 0;
+    r->accounts = (flags & WM_ACCOUNTS) != 0;
     *out = r;
     return WM_OK;
 }
@@ -65,8 +72,10 @@ static size_t tuple_index(wm_reader *r, uint64_t fp, int *fresh)
         double *w = realloc(r->w, cap * sizeof *w);
         if (w) r->w = w;
         unsigned char *g = w ? realloc(r->green, cap) : NULL;
-        if (!g) return (size_t)-1;
-        r->green = g;
+        if (g) r->green = g;
+        uint16_t *c = g && r->accounts ? realloc(r->cell, cap * sizeof *c) : NULL;
+        if (c) r->cell = c;
+        if (!g || (r->accounts && !c)) return (size_t)-1;
         r->cap = cap;
     }
     if ((*fresh = wm__u64set_insert_at(&r->seen, fp, &at)) < 0) return (size_t)-1;
@@ -95,6 +104,11 @@ static int read_row(wm_reader *r, pending *b, uint64_t seed, const wm_token *row
             return -1;
         }
         if (!ins) continue;
+        if (r->accounts) {
+            unsigned pos = wm__account_pos(r->wm, seed), part = wm__account_part(r->wm, seed, row[j]);
+            if (wrow) r->cell[at] = (uint16_t)(pos * WM_ACCOUNT_SYMBOLS + part);
+            else r->tally[pos][part] += 1;
+        }
         b->seed[b->n] = seed;
         b->tok[b->n] = row[j];
         b->pos[b->n++] = at;
@@ -178,9 +192,35 @@ wm_status wm_reader_score(const wm_reader *r, double alpha, wm_score *out, uint6
     return WM_OK;
 }
 
+wm_status wm_reader_attribute(const wm_reader *r, const uint64_t *accounts, size_t n, double alpha,
+                              wm_account_score *top, size_t k, wm_attribution *out)
+{
+    if (!r || !out || (n && !accounts) || (k && !top) || !wm__valid_alpha(alpha) || !r->accounts)
+        return WM_ERR_ARG;
+    for (size_t i = 0; i < n; i++)
+        if (accounts[i] == WM_ACCOUNT_NONE) return WM_ERR_ARG;
+    uint64_t tuples = r->weighted ? r->n : r->c.scored;
+    if (n == 0) {
+        memset(out, 0, sizeof *out);
+        out->tuples = tuples;
+        return WM_OK;
+    }
+    double(*h)[WM_ACCOUNT_SYMBOLS] = malloc(sizeof r->tally);
+    if (!h) return WM_ERR_NOMEM;
+    memcpy(h, r->tally, sizeof r->tally);
+    for (size_t i = 0; r->weighted && i < r->n; i++) /* the weights as summed over the whole corpus */
+        h[r->cell[i] / WM_ACCOUNT_SYMBOLS][r->cell[i] % WM_ACCOUNT_SYMBOLS] += r->w[i];
+    wm_status st = wm__attribute(r->wm, (const double(*)[WM_ACCOUNT_SYMBOLS])h, accounts, n, alpha, top,
+                                 k < n ? k : n, out);
+    free(h);
+    out->tuples = tuples;
+    return st;
+}
+
 void wm_reader_free(wm_reader *r)
 {
     if (!r) return;
+    free(r->cell);
     wm__u64set_free(&r->seen);
     wm__u64set_free(&r->seeds);
     free(r->w);

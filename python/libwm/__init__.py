@@ -60,7 +60,7 @@ class _Audit(ctypes.Structure):
 
 
 class _AccountScore(ctypes.Structure):
-    _fields_ = [("account", ctypes.c_uint64), ("statistic", ctypes.c_uint64), ("log10_p", ctypes.c_double),
+    _fields_ = [("account", ctypes.c_uint64), ("statistic", ctypes.c_double), ("log10_p", ctypes.c_double),
                 ("log10_p_family", ctypes.c_double), ("named", ctypes.c_bool)]
 
 
@@ -118,6 +118,8 @@ def _load_library():
         "wm_reader_new": (S, [PP, P, ctypes.c_uint]),
         "wm_reader_add": (S, [P, _c_token_p, SZ, SZ, _c_token_p, P, SZ]),
         "wm_reader_score": (S, [P, ctypes.c_double, ctypes.POINTER(_Score), ctypes.POINTER(ctypes.c_uint64)]),
+        "wm_reader_attribute": (S, [P, ctypes.POINTER(ctypes.c_uint64), SZ, ctypes.c_double,
+                                    ctypes.POINTER(_AccountScore), SZ, ctypes.POINTER(_Attribution)]),
         "wm_reader_free": (None, [P]),
         "wm_tokenizer_load": (S, [PP, ctypes.c_char_p, ctypes.POINTER(_Error)]),
         "wm_tokenizer_free": (None, [P]),
@@ -780,19 +782,7 @@ class Corpus:
         --accounts --json` prints: accounts, tuples, named, null_mean,
         null_sd, exact, and top, the `top` best as dicts (account,
         statistic, log10_p, log10_p_family, named)."""
-        import numpy as np
-        if not 0 < alpha < 1:
-            raise ValueError("alpha must be in (0, 1)")
-        ids = np.ascontiguousarray(np.asarray(accounts, dtype=np.uint64).reshape(-1))
-        k = max(0, min(int(top), ids.size))
-        out, summary = (_AccountScore * max(k, 1))(), _Attribution()
-        _check(_lib.wm_corpus_attribute(self._h, ids.ctypes.data_as(ctypes.POINTER(ctypes.c_uint64)), ids.size,
-                                        alpha, out, k, ctypes.byref(summary)))
-        return dict(accounts=summary.accounts, tuples=summary.tuples, named=summary.named,
-                    null_mean=summary.null_mean, null_sd=summary.null_sd, exact=bool(summary.exact),
-                    top=[dict(account=out[i].account, statistic=out[i].statistic, log10_p=out[i].log10_p,
-                              log10_p_family=out[i].log10_p_family, named=bool(out[i].named))
-                         for i in range(summary.n_top)])
+        return _attribute(_lib.wm_corpus_attribute, self._h, accounts, alpha, top)
 
     def __del__(self):
         if getattr(self, "_h", None) and _lib:
@@ -800,16 +790,34 @@ class Corpus:
             self._h = None
 
 
+def _attribute(fn, handle, accounts, alpha, top):
+    import numpy as np
+    if not 0 < alpha < 1:
+        raise ValueError("alpha must be in (0, 1)")
+    ids = np.ascontiguousarray(np.asarray(accounts, dtype=np.uint64).reshape(-1))
+    k = max(0, min(int(top), ids.size))
+    out, summary = (_AccountScore * max(k, 1))(), _Attribution()
+    _check(fn(handle, ids.ctypes.data_as(ctypes.POINTER(ctypes.c_uint64)), ids.size, alpha, out, k,
+              ctypes.byref(summary)))
+    return dict(accounts=summary.accounts, tuples=summary.tuples, named=summary.named,
+                null_mean=summary.null_mean, null_sd=summary.null_sd, exact=bool(summary.exact),
+                top=[dict(account=out[i].account, statistic=out[i].statistic, log10_p=out[i].log10_p,
+                          log10_p_family=out[i].log10_p_family, named=bool(out[i].named))
+                     for i in range(summary.n_top)])
+
+
 class Reader:
     """Reading mode (wm_reader, see detect.h for the null): the suspect
     model's top-k predictions on the provider's watermarked text, scored as
     (context, prediction) tuples, deduplicated over everything added.
     weighted=True: the weighted test (WM_READ_WEIGHTED), each prediction
-    with a weight, p-value = Chernoff bound (kgw only)."""
+    with a weight, p-value = Chernoff bound (kgw only).  accounts=True also
+    tallies the account layer for attribute() (wm_reader_attribute: read
+    text generated without an account)."""
 
-    def __init__(self, watermark, weighted=False):
+    def __init__(self, watermark, weighted=False, accounts=False):
         h = ctypes.c_void_p()
-        _check(_lib.wm_reader_new(ctypes.byref(h), watermark._h, 1 if weighted else 0))
+        _check(_lib.wm_reader_new(ctypes.byref(h), watermark._h, (1 if weighted else 0) | (2 if accounts else 0)))
         self._h = h
         self._wm = watermark  # the C reader borrows it
         self.weighted = weighted
@@ -851,6 +859,11 @@ class Reader:
                 out.pop(f, None)
             out["p_value_bound"] = True
         return out
+
+    def attribute(self, accounts, alpha=0.01, top=10):
+        """Which of `accounts` the suspect was trained on, from what it
+        predicts (wm_reader_attribute): the dict of Corpus.attribute()."""
+        return _attribute(_lib.wm_reader_attribute, self._h, accounts, alpha, top)
 
     def __del__(self):
         if getattr(self, "_h", None) and _lib:
