@@ -109,6 +109,16 @@ static inline void wm__prf_block(const struct wm_watermark *wm, uint64_t seed, u
 {
     wm__fill_scalar(wm->kg, seed, j, 1, out);
 }
+/* schemes/kgw.c: add delta to the tokens whose b-bit field of
+ * PRF_key(seed, .), XORed with the byte `mask`, is below thresh: a whole
+ * row, or n candidates (padding ids never); kgw's green list and the
+ * account layer's parts are both this. */
+void wm__bias_fields_row(const struct wm_watermark *wm, const unsigned char key[16], uint64_t seed, unsigned bits,
+                         unsigned char mask, uint32_t thresh, float delta, float *logits);
+void wm__bias_fields_candidates(const struct wm_watermark *wm, const unsigned char key[16], uint64_t seed,
+                                unsigned bits, unsigned char mask, uint32_t thresh, float delta, size_t n,
+                                const wm_token *ids, size_t ids_stride, float *logits, size_t logits_stride);
+
 /* schemes/account.c: the account layer (see there). */
 #define WM__CODE_BYTES (WM_ACCOUNT_POSITIONS / 4) /* a codeword: 2 bits a position */
 void wm__account_prepare(struct wm_watermark *wm, const unsigned char secret[32]);

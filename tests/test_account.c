@@ -18,14 +18,7 @@
 static wm_watermark *account_wm(wm__rng *r, uint32_t V, double account_delta)
 {
     wm_params p = { "kgw", WM_SEEDING_LEFTHASH, 1, 0.25, 2.0, account_delta };
-    unsigned char seed[32];
-    for (int i = 0; i < 32; i++) seed[i] = (unsigned char)wm__rng_next(r);
-    wm_key *k = NULL;
-    wm_watermark *wm = NULL;
-    assert_int_equal(wm_key_from_seed(&k, &p, seed), WM_OK);
-    assert_int_equal(wm_watermark_new(&wm, k, V), WM_OK);
-    wm_key_free(k);
-    return wm;
+    return random_wm_params(r, &p, V);
 }
 
 /* Exact P(D >= x) for every x by enumerating the codewords of the

@@ -47,21 +47,26 @@ static inline void random_tokens(wm__rng *r, wm_token *t, size_t n, uint32_t n_v
     for (size_t i = 0; i < n; i++) t[i] = (wm_token)(wm__rng_next(r) % n_vocab);
 }
 
-/* A watermark under a key drawn from r (h = 1 lefthash; kgw at gamma 0.25,
- * delta 2, or gumbel): a fresh key per null trial, so that trials sharing
- * token pairs do not share green lists. */
-static inline wm_watermark *random_wm(wm__rng *r, const char *scheme, uint32_t V)
+/* A watermark with parameters p under a key drawn from r: a fresh key per
+ * null trial, so that trials sharing token pairs do not share green lists. */
+static inline wm_watermark *random_wm_params(wm__rng *r, const wm_params *p, uint32_t V)
 {
-    int kgw = !strcmp(scheme, "kgw");
-    wm_params p = { scheme, WM_SEEDING_LEFTHASH, 1, kgw ? 0.25 : 0, kgw ? 2 : 0, 0.0 };
     unsigned char seed[32];
     for (int i = 0; i < 32; i++) seed[i] = (unsigned char)wm__rng_next(r);
     wm_key *k = NULL;
     wm_watermark *wm = NULL;
-    assert_int_equal(wm_key_from_seed(&k, &p, seed), WM_OK);
+    assert_int_equal(wm_key_from_seed(&k, p, seed), WM_OK);
     assert_int_equal(wm_watermark_new(&wm, k, V), WM_OK);
     wm_key_free(k);
     return wm;
+}
+
+/* The same with h = 1 lefthash, kgw at gamma 0.25, delta 2, or gumbel. */
+static inline wm_watermark *random_wm(wm__rng *r, const char *scheme, uint32_t V)
+{
+    int kgw = !strcmp(scheme, "kgw");
+    wm_params p = { scheme, WM_SEEDING_LEFTHASH, 1, kgw ? 0.25 : 0, kgw ? 2 : 0, 0.0 };
+    return random_wm_params(r, &p, V);
 }
 
 /* Text t[0..n) whose every token (after the first) is green for its h = 1

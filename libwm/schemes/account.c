@@ -24,7 +24,6 @@
 
 /* Block index of the position PRF: far above every token block (< 2^26). */
 #define POS_BLOCK (UINT64_C(1) << 63)
-#define CHUNK_BLOCKS 64
 
 _Static_assert(WM_ACCOUNT_POSITIONS == 256 && WM_ACCOUNT_SYMBOLS == 4,
                "position() reads one byte and parts are 2-bit fields");
@@ -55,42 +54,16 @@ unsigned wm__account_part(const wm_watermark *wm, uint64_t seed, wm_token t)
 }
 
 /* The tokens of part c get delta: XOR every 2-bit field with c, and the
- * green list's own kernel (field < 1 gets delta) does the rest, SIMD
- * included. */
+ * green list's own field test (field < 1 gets delta) does the rest, SIMD
+ * kernels included. */
 void wm__account_bias_row(const wm_watermark *wm, uint64_t seed, unsigned c, float *logits)
 {
-    unsigned char buf[CHUNK_BLOCKS * WM_BLOCK_BYTES];
-    const unsigned char mask = (unsigned char)(c * 0x55u);
-    size_t n_blocks = (wm->n_vocab + 63) / 64;
-    for (size_t j = 0; j < n_blocks; j += CHUNK_BLOCKS) {
-        size_t m = n_blocks - j < CHUNK_BLOCKS ? n_blocks - j : CHUNK_BLOCKS;
-        size_t v0 = j * 64, n_tok = m * 64;
-        if (n_tok > wm->n_vocab - v0) n_tok = wm->n_vocab - v0;
-        wm->fill(wm->ka, seed, j, m, buf);
-        for (size_t i = 0; i < m * WM_BLOCK_BYTES; i++) buf[i] ^= mask;
-        wm->apply(buf, n_tok, 2, 1, wm->account_delta, logits + v0);
-    }
+    wm__bias_fields_row(wm, wm->ka, seed, 2, (unsigned char)(c * 0x55u), 1, wm->account_delta, logits);
 }
 
 void wm__account_bias_candidates(const wm_watermark *wm, uint64_t seed, unsigned c, size_t n, const wm_token *ids,
                                  size_t ids_stride, float *logits, size_t logits_stride)
 {
-    const char *ip = (const char *)ids;
-    char *lp = (char *)logits;
-    uint64_t have = UINT64_MAX;
-    unsigned char block[WM_BLOCK_BYTES];
-    for (size_t i = 0; i < n; i++) {
-        wm_token t;
-        memcpy(&t, ip + i * ids_stride, sizeof t);
-        if ((uint32_t)t >= wm->n_vocab) continue; /* padding is in no part */
-        uint64_t j = (uint32_t)t / 64;
-        if (j != have) {
-            wm__fill_scalar(wm->ka, seed, j, 1, block);
-            have = j;
-        }
-        float f;
-        memcpy(&f, lp + i * logits_stride, sizeof f);
-        f = wm__field(block, (uint32_t)t % 64, 2) == c ? f + wm->account_delta : f;
-        memcpy(lp + i * logits_stride, &f, sizeof f);
-    }
+    wm__bias_fields_candidates(wm, wm->ka, seed, 2, (unsigned char)(c * 0x55u), 1, wm->account_delta, n, ids,
+                               ids_stride, logits, logits_stride);
 }

@@ -50,21 +50,61 @@ static void prepare(struct wm_watermark *wm, const unsigned char secret[32])
     wm__account_prepare(wm, secret);
 }
 
+/* A keyed field list: the tokens v whose b-bit field (v mod 128/b) of
+ * PRF_key(seed, v div 128/b), XORed with the byte pattern `mask`, is below
+ * thresh get delta.  kgw's green list is (kg, bits, 0, thresh); the account
+ * layer's part c is (ka, 2, c * 0x55, 1) (schemes/account.c). */
+void wm__bias_fields_row(const wm_watermark *wm, const unsigned char key[16], uint64_t seed, unsigned bits,
+                         unsigned char mask, uint32_t thresh, float delta, float *logits)
+{
+    unsigned char buf[CHUNK_BLOCKS * WM_BLOCK_BYTES];
+    size_t tpb = 128 / bits, n_blocks = (wm->n_vocab + tpb - 1) / tpb;
+    for (size_t j = 0; j < n_blocks; j += CHUNK_BLOCKS) {
+        size_t m = n_blocks - j < CHUNK_BLOCKS ? n_blocks - j : CHUNK_BLOCKS;
+        size_t v0 = j * tpb, n_tok = m * tpb;
+        if (n_tok > wm->n_vocab - v0) n_tok = wm->n_vocab - v0;
+        wm->fill(key, seed, j, m, buf);
+        for (size_t i = 0; mask && i < m * WM_BLOCK_BYTES; i++) buf[i] ^= mask;
+        wm->apply(buf, n_tok, bits, thresh, delta, logits + v0);
+    }
+}
+
+void wm__bias_fields_candidates(const wm_watermark *wm, const unsigned char key[16], uint64_t seed, unsigned bits,
+                                unsigned char mask, uint32_t thresh, float delta, size_t n, const wm_token *ids,
+                                size_t ids_stride, float *logits, size_t logits_stride)
+{
+    const char *ip = (const char *)ids;
+    char *lp = (char *)logits;
+    const unsigned tpb = 128 / bits;
+    uint64_t have = UINT64_MAX;
+    unsigned char block[WM_BLOCK_BYTES];
+    for (size_t i = 0; i < n; i++) {
+        wm_token t;
+        memcpy(&t, ip + i * ids_stride, sizeof t);
+        if ((uint32_t)t >= wm->n_vocab) continue; /* padding is in no list */
+        uint64_t j = (uint32_t)t / tpb;
+        if (j != have) { /* candidates often share a block after sorting */
+            wm__fill_scalar(key, seed, j, 1, block);
+            for (size_t b = 0; mask && b < WM_BLOCK_BYTES; b++) block[b] ^= mask;
+            have = j;
+        }
+        /* A select, not a branch: membership is a coin flip per candidate, and
+         * a mispredicted branch costs more than the PRF when candidates share
+         * blocks (a whole unsorted vocabulary, as llama.cpp passes it). */
+        float f;
+        memcpy(&f, lp + i * logits_stride, sizeof f);
+        f = wm__field(block, (uint32_t)t % tpb, bits) < thresh ? f + delta : f;
+        memcpy(lp + i * logits_stride, &f, sizeof f);
+    }
+}
+
 static void bias_row(const wm_watermark *wm, uint64_t seed, float *logits)
 {
     if (wm->bias_row) {
         wm->bias_row(wm->kg, seed, wm->n_vocab, wm->bits, wm->thresh, wm->delta, logits);
         return;
     }
-    unsigned char buf[CHUNK_BLOCKS * WM_BLOCK_BYTES];
-    size_t tpb = wm->tok_per_block, n_blocks = (wm->n_vocab + tpb - 1) / tpb;
-    for (size_t j = 0; j < n_blocks; j += CHUNK_BLOCKS) {
-        size_t m = n_blocks - j < CHUNK_BLOCKS ? n_blocks - j : CHUNK_BLOCKS;
-        size_t v0 = j * tpb, n_tok = m * tpb;
-        if (n_tok > wm->n_vocab - v0) n_tok = wm->n_vocab - v0;
-        wm->fill(wm->kg, seed, j, m, buf);
-        wm->apply(buf, n_tok, wm->bits, wm->thresh, wm->delta, logits + v0);
-    }
+    wm__bias_fields_row(wm, wm->kg, seed, wm->bits, 0, wm->thresh, wm->delta, logits);
 }
 
 static int green(const wm_watermark *wm, const unsigned char *block, uint32_t token)
@@ -75,27 +115,8 @@ static int green(const wm_watermark *wm, const unsigned char *block, uint32_t to
 static void bias_candidates(const wm_watermark *wm, uint64_t seed, size_t n, const wm_token *ids,
                             size_t ids_stride, float *logits, size_t logits_stride)
 {
-    const char *ip = (const char *)ids;
-    char *lp = (char *)logits;
-    uint64_t have = UINT64_MAX;
-    unsigned char block[WM_BLOCK_BYTES];
-    for (size_t i = 0; i < n; i++) {
-        wm_token t;
-        memcpy(&t, ip + i * ids_stride, sizeof t);
-        if ((uint32_t)t >= wm->n_vocab) continue; /* padding is never green */
-        uint64_t j = (uint32_t)t / wm->tok_per_block;
-        if (j != have) { /* candidates often share a block after sorting */
-            wm__prf_block(wm, seed, j, block);
-            have = j;
-        }
-        /* A select, not a branch: membership is a coin flip per candidate, and
-         * a mispredicted branch costs more than the PRF when candidates share
-         * blocks (a whole unsorted vocabulary, as llama.cpp passes it). */
-        float f;
-        memcpy(&f, lp + i * logits_stride, sizeof f);
-        f = green(wm, block, (uint32_t)t) ? f + wm->delta : f;
-        memcpy(lp + i * logits_stride, &f, sizeof f);
-    }
+    wm__bias_fields_candidates(wm, wm->kg, seed, wm->bits, 0, wm->thresh, wm->delta, n, ids, ids_stride, logits,
+                               logits_stride);
 }
 
 /* Membership of n tuples at once, SIMD across tuples: 1 if green, else 0. */
