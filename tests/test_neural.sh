@@ -6,9 +6,9 @@
 # 100% student flagged, teacher answers detected one by one).  Then reading
 # mode through both drivers on the run's students (read_gguf.py): wm-read
 # on their GGUFs through libllama must agree with read_torch.  Then the
-# attribution demo, reduced (examples/neural/attribute.py --reduced): one
-# student fed by a sole account must name it among 1,000 ids, and nobody
-# else is named (that student, the 0% one, the control answers, 5 other
+# attribution demo, reduced (examples/neural/attribute.py --reduced): reading
+# the student fed by a sole account must name it among 1,000 ids, and nobody
+# else is named in either mode (that student, the 0% one, the control answers, 5 other
 # master keys).
 #
 #   tests/test_neural.sh LIBWM_BUILD_DIR

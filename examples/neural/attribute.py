@@ -20,10 +20,12 @@ reading mode, and the reader's account tally names the accounts
     attribute.py --out DIR --wm WM --server LLAMA_SERVER --gguf-py DIR --cache DIR [--reduced]
 
 Writes DIR/attribution.json and attribution.md.  --reduced is the suite's
-version (small models, one student from a sole account) and exits 1 if an
-innocent account is named or the sole contributor is missed."""
+version (small models, one student from a sole account, seeded keys) and
+exits 1 if an innocent account is named or reading misses the sole
+contributor."""
 import argparse
 import copy
+import hashlib
 import json
 import math
 import os
@@ -42,6 +44,12 @@ from server import Server, harvest  # noqa: E402
 
 FULL_A = dict(FULL, groups=[1, 3, 10], per_group=500, n_plain=2000, control=2000, shares=[10, 25], n_ids=10000,
               null_keys=20, direct_ids=10 ** 6)
+# The suite's run, with seeded keys (new_key).  Its bars: nobody innocent is
+# named in any mode; the sole contributor is named by reading (log10 p about
+# -50, the bar being -6).  From the reduced student's answers the contributor
+# is only reported: test 1 itself is at 1e-4..1e-6 there, and the account's p
+# (-4.7 to -8.0 in runs on this machine) straddles the family-wise bar, as the
+# full run's answers do (README: Accounts).
 REDUCED_A = dict(REDUCED, groups=[1], per_group=240, n_plain=240, control=240, shares=[100], n_ids=1000,
                  null_keys=5, direct_ids=10 ** 5)
 
@@ -57,13 +65,23 @@ class Attribution(Demo):
         self.res = dict(config={k: v for k, v in self.cfg.items() if k not in ("teacher", "student")},
                         account_delta=a.account_delta)
 
+    def new_key(self, path, tag):
+        """Writes a master key to path: wm keygen's, or in --reduced one seeded
+        by tag so the suite's run is reproducible (seeded keys are for tests only)."""
+        if os.path.exists(path):
+            os.unlink(path)
+        if self.a.reduced:
+            seed = hashlib.sha256(b"libwm attribute.py --reduced " + tag.encode()).digest()
+            self.libwm.Key.from_seed(seed, account_delta=self.a.account_delta).save(path)
+        else:
+            self.wm("keygen", "--tokenizer", self.tok, "--account-delta", str(self.a.account_delta), "-o", path)
+        return path
+
     # -- accounts and harvest -------------------------------------------------
     def harvest_accounts(self):
         c, rnd = self.cfg, np.random.default_rng(2026)
         self.key = self.path("master.wmkey")
-        if os.path.exists(self.key):
-            os.unlink(self.key)
-        self.wm("keygen", "--tokenizer", self.tok, "--account-delta", str(self.a.account_delta), "-o", self.key)
+        self.new_key(self.key, "master")
         ids = [int(x) for x in rnd.choice(2 ** 62, c["n_ids"], replace=False) + 1]
         self.ids = ids
         self.groups = {}
@@ -73,8 +91,9 @@ class Attribution(Demo):
             at += k
         with open(self.path("ids.txt"), "w") as f:
             f.write("".join(f"{i}\n" for i in ids))
-        keys = {a: secrets.token_hex(12) for g in self.groups.values() for a in g}
-        control_key = secrets.token_hex(12)
+        token = (lambda: rnd.bytes(12).hex()) if self.a.reduced else (lambda: secrets.token_hex(12))
+        keys = {a: token() for g in self.groups.values() for a in g}
+        control_key = token()
         acc = self.path("api-accounts.txt")
         fd = os.open(acc, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as f:
@@ -262,7 +281,8 @@ class Attribution(Demo):
     def null_reading(self, m):
         """The 0% student read under other master keys: weighted base test and best account."""
         lw = self.libwm
-        keys = [lw.Key.generate(account_delta=self.a.account_delta) for _ in range(self.cfg["null_keys"])]
+        keys = [lw.Key.load(self.new_key(self.path("null.wmkey"), f"null reading {i}")) for i in range(self.cfg["null_keys"])]
+        os.unlink(self.path("null.wmkey"))
         res = self.read_attribution(m, keys)
         out = [dict(base_log10_p=s["log10_p"], best_log10_p=a["top"][0]["log10_p"], named=a["named"]) for s, a in res]
         self.res["null_reading"] = out
@@ -276,7 +296,7 @@ class Attribution(Demo):
         out = []
         for i in range(self.cfg["null_keys"]):
             k = self.path(f"null-{i}.wmkey")
-            self.wm("keygen", "--tokenizer", self.tok, "--account-delta", str(self.a.account_delta), "-o", k)
+            self.new_key(k, f"null {i}")
             corpus, at = self.attribute(f, key=k)
             out.append(dict(base_log10_p=corpus["log10_p"], best_log10_p=at["top"][0]["log10_p"],
                             best_family=at["top"][0]["log10_p_family"], named=at["named"]))
@@ -330,7 +350,7 @@ def main():
         s = [r for r in d.rows if r["K"]]
         zero = [r for r in d.rows if not r["K"]]
         ok = all(r["named_innocent"] == 0 and r["reading"]["named_innocent"] == 0 for r in d.rows) \
-            and all(x["named"] for r in s for x in r["contributors"]) \
+            and all(x["named"] for r in s for x in r["reading"]["contributors"]) \
             and all(r["named"] == 0 and r["reading"]["named"] == 0 for r in zero) and d.res["direct"]["check"]["ok"] \
             and d.res["control_named"] == 0 and d.res["null_keys"]["named"] == 0 \
             and all(x["named"] == 0 for x in d.res["null_reading"])
