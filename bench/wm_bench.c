@@ -154,7 +154,7 @@ static void run_bias(void *a)
 {
     embed_job *j = a;
     if (j->B == 1) must(wm_bias_logits(j->wm, WM_ACCOUNT_NONE, j->ctx[0], j->n_ctx[0], j->logits, j->V), "wm_bias_logits");
-    else must(wm_bias_logits_batch(j->wm, j->B, NULL, j->ctx, j->n_ctx, j->logits, j->V, j->V), "wm_bias_logits_batch");
+    else must(wm_bias_logits_batch(j->wm, j->B, NULL, j->ctx, j->n_ctx, j->logits, WM_DTYPE_F32, j->V, j->V), "wm_bias_logits_batch");
 }
 
 static void run_candidates(void *a)

@@ -106,7 +106,7 @@ static void *decode_worker(void *arg)
         /* [libwm 3] One call biases every row; no allocation, no lock.  A
          * server that serves some requests unwatermarked calls
          * wm_bias_logits per row instead, for the rows that want it. */
-        wm_status st = wm_bias_logits_batch(s->wm, n_active, NULL, ctx, n_ctx, logits, N_LOGITS, N_LOGITS);
+        wm_status st = wm_bias_logits_batch(s->wm, n_active, NULL, ctx, n_ctx, logits, WM_DTYPE_F32, N_LOGITS, N_LOGITS);
         if (st) {
             free(logits);
             return (void *)wm_strerror(st);

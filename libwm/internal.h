@@ -114,10 +114,15 @@ static inline void wm__prf_block(const struct wm_watermark *wm, uint64_t seed, u
  * row, or n candidates (padding ids never); kgw's green list and the
  * account layer's parts are both this. */
 void wm__bias_fields_row(const struct wm_watermark *wm, const unsigned char key[16], uint64_t seed, unsigned bits,
-                         unsigned char mask, uint32_t thresh, float delta, float *logits);
+                         unsigned char mask, uint32_t thresh, float delta, void *logits, wm_dtype dtype);
 void wm__bias_fields_candidates(const struct wm_watermark *wm, const unsigned char key[16], uint64_t seed,
                                 unsigned bits, unsigned char mask, uint32_t thresh, float delta, size_t n,
                                 const wm_token *ids, size_t ids_stride, float *logits, size_t logits_stride);
+
+/* embed/dtype.c: n logits of a 16-bit dtype to binary32 exactly, and back
+ * rounded to nearest even (NaN stays NaN), as PyTorch converts them. */
+void wm__widen(const void *src, wm_dtype dtype, size_t n, float *dst);
+void wm__narrow(const float *src, size_t n, wm_dtype dtype, void *dst);
 
 /* schemes/account.c: the account layer (see there). */
 #define WM__CODE_BYTES (WM_ACCOUNT_POSITIONS / 4) /* a codeword: 2 bits a position */
@@ -129,7 +134,7 @@ static inline unsigned wm__account_symbol(const unsigned char *code, unsigned j)
 }
 unsigned wm__account_pos(const struct wm_watermark *wm, uint64_t seed);
 unsigned wm__account_part(const struct wm_watermark *wm, uint64_t seed, wm_token t);
-void wm__account_bias_row(const struct wm_watermark *wm, uint64_t seed, unsigned c, float *logits);
+void wm__account_bias_row(const struct wm_watermark *wm, uint64_t seed, unsigned c, void *logits, wm_dtype dtype);
 void wm__account_bias_candidates(const struct wm_watermark *wm, uint64_t seed, unsigned c, size_t n,
                                  const wm_token *ids, size_t ids_stride, float *logits, size_t logits_stride);
 

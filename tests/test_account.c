@@ -174,7 +174,7 @@ static void test_embed(void **state)
     size_t nc[4] = { 1, 1, 1, 1 };
     synth_logits(&r, in, 4 * (V + 5));
     memcpy(got, in, 4 * (V + 5) * sizeof *got);
-    assert_int_equal(wm_bias_logits_batch(wm, 4, acc, cp, nc, got, V, V + 5), WM_OK);
+    assert_int_equal(wm_bias_logits_batch(wm, 4, acc, cp, nc, got, WM_DTYPE_F32, V, V + 5), WM_OK);
     for (int s = 0; s < 4; s++) {
         reference_row(wm, acc[s], ctx[s], in + s * (V + 5), ref, V);
         assert_memory_equal(got + s * (V + 5), ref, V * sizeof *ref);
@@ -183,7 +183,7 @@ static void test_embed(void **state)
     wm_watermark *plain = test_wm(0.25, 1, WM_SEEDING_LEFTHASH, V);
     memcpy(got, in, V * sizeof *got);
     assert_int_equal(wm_bias_logits(plain, 5, ctx, 1, got, V), WM_ERR_UNSUPPORTED);
-    assert_int_equal(wm_bias_logits_batch(plain, 4, acc, cp, nc, got, V, V + 5), WM_ERR_UNSUPPORTED);
+    assert_int_equal(wm_bias_logits_batch(plain, 4, acc, cp, nc, got, WM_DTYPE_F32, V, V + 5), WM_ERR_UNSUPPORTED);
     assert_int_equal(wm_bias_candidates(plain, 5, ctx, 1, 1, ctx, sizeof *ctx, got, sizeof *got), WM_ERR_UNSUPPORTED);
     assert_memory_equal(got, in, V * sizeof *got);
     wm_sampler *s = NULL;

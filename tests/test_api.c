@@ -75,10 +75,10 @@ static void test_bad_calls(void **state)
     const wm_token *cp[2] = { ctx, bad_ctx };
     size_t nc[2] = { 3, 3 };
     float rows[2 * 1000] = { 0 };
-    assert_int_equal(wm_bias_logits_batch(wm, 2, NULL, cp, nc, rows, V, V), WM_ERR_TOKEN);
+    assert_int_equal(wm_bias_logits_batch(wm, 2, NULL, cp, nc, rows, WM_DTYPE_F32, V, V), WM_ERR_TOKEN);
     for (int i = 0; i < 2000; i++) assert_true(rows[i] == 0.0f);
-    assert_int_equal(wm_bias_logits_batch(wm, 2, NULL, cp, nc, rows, V, V - 1), WM_ERR_ARG);
-    assert_int_equal(wm_bias_logits_batch(wm, 0, NULL, NULL, NULL, NULL, V, V), WM_OK);
+    assert_int_equal(wm_bias_logits_batch(wm, 2, NULL, cp, nc, rows, WM_DTYPE_F32, V, V - 1), WM_ERR_ARG);
+    assert_int_equal(wm_bias_logits_batch(wm, 0, NULL, NULL, NULL, NULL, WM_DTYPE_F32, V, V), WM_OK);
     /* Detection. */
     wm_score s;
     wm_window w;

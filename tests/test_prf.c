@@ -337,7 +337,7 @@ static void test_candidates_and_batch(void **state)
         for (uint32_t v = 0; v < V; v++) full[s * V + v] = rows[s * (V + 16) + v] = (float)(v % 97);
         assert_int_equal(wm_bias_logits(wm, WM_ACCOUNT_NONE, cp[s], nc[s], full + s * V, V), WM_OK);
     }
-    assert_int_equal(wm_bias_logits_batch(wm, 4, NULL, cp, nc, rows, V, V + 16), WM_OK);
+    assert_int_equal(wm_bias_logits_batch(wm, 4, NULL, cp, nc, rows, WM_DTYPE_F32, V, V + 16), WM_OK);
     for (int s = 0; s < 4; s++) assert_memory_equal(full + s * V, rows + s * (V + 16), V * sizeof(float));
     for (uint32_t v = 0; v < V; v++) assert_true(rows[2 * (V + 16) + v] == (float)(v % 97));
 

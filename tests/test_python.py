@@ -23,6 +23,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 import numpy as np  # noqa: E402
 
 import libwm  # noqa: E402
+from libwm.hf import LibwmLogitsProcessor  # noqa: E402
 
 try:
     import torch
@@ -73,7 +74,7 @@ def _generate(wm, n, watermark, temperature=1.5):
     """Sample n tokens from a fixed random 'model' (logits depend on the last
     token) through the HF processor, seeded: deterministic."""
     g = np.random.default_rng(7)
-    proc = libwm.WatermarkLogitsProcessor(wm)
+    proc = LibwmLogitsProcessor(wm)
     ids = [int(t) for t in g.integers(0, V, 4)]
     base = g.standard_normal(V).astype(np.float32)
     for _ in range(n):
@@ -151,7 +152,7 @@ def _():
     before = scores.copy()
     for keyfile, wm in ((K1, WM1), (K4, WM4)):
         s = before.copy() if wm is WM4 else scores
-        out = libwm.WatermarkLogitsProcessor(wm)(ids, s)
+        out = LibwmLogitsProcessor(wm)(ids, s)
         assert out is s
         want = c_bias(keyfile, V, [(list(map(int, ids[b])), before[b]) for b in range(B)])
         for b in range(B):
@@ -159,19 +160,7 @@ def _():
     assert np.array_equal(wide[:, PADDED:], wide[:, PADDED:]) and not np.array_equal(scores, before)
 
 
-@check("vLLM processor: (output_ids, logits) and (prompt_ids, output_ids, logits) equal C")
-def _():
-    prompt, out_ids = [11, 22, 33, 44], [55, 66]
-    logits = rng.standard_normal(V).astype(np.float32)
-    want2, want3 = c_bias(K4, V, [(out_ids, logits), (prompt + out_ids, logits)])
-    p = libwm.VLLMLogitsProcessor(WM4)
-    assert p(out_ids, logits.copy()).tobytes() == want2.tobytes()  # too short for h = 4: unbiased
-    assert want2.tobytes() == logits.tobytes()
-    assert p(prompt, out_ids, logits.copy()).tobytes() == want3.tobytes()
-    assert want3.tobytes() != logits.tobytes()
-
-
-@check("torch (if installed): zero-copy float32 CPU, bf16 via mask, same green tokens")
+@check("torch (if installed): float32, bf16 and f16 CPU tensors biased in place; 16-bit rows equal torch's x + bias")
 def _():
     if torch is None:
         print("           torch not installed: numpy covers the zero-copy path")
@@ -180,17 +169,21 @@ def _():
     scores = torch.randn(3, PADDED)
     ref = scores.numpy().copy()
     ptr = scores.data_ptr()
-    out = libwm.WatermarkLogitsProcessor(WM1)(ids, scores)
+    out = LibwmLogitsProcessor(WM1)(ids, scores)
     assert out.data_ptr() == ptr
     want = c_bias(K1, V, [(ids[b].tolist(), ref[b]) for b in range(3)])
     for b in range(3):
         assert out[b].numpy().tobytes() == want[b].tobytes()
-    half = torch.from_numpy(ref).to(torch.bfloat16)
-    before = half.clone()
-    libwm.WatermarkLogitsProcessor(WM1)(ids, half)
-    changed = (half.float() != before.float()).numpy()
-    green = np.stack([want[b] != ref[b] for b in range(3)])
-    assert np.array_equal(changed, green)
+    bias = torch.from_numpy(np.stack([want[b] - ref[b] for b in range(3)]))
+    for dt in (torch.bfloat16, torch.float16):
+        half = torch.from_numpy(ref).to(dt)
+        before, ptr = half.clone(), half.data_ptr()
+        out = LibwmLogitsProcessor(WM1)(ids, half)
+        assert out is half and half.data_ptr() == ptr
+        exp = before.clone()
+        exp.add_(bias)  # torch's own x + bias, rounded once to dt
+        assert torch.equal(half.view(torch.int16), exp.view(torch.int16)), dt  # bit for bit
+        assert torch.equal(half[:, V:].view(torch.int16), before[:, V:].view(torch.int16)), "padding"
 
 
 def brute_read(wm, docs, k):
@@ -341,13 +334,10 @@ def _():
     one = rows[2].copy()
     assert np.array_equal(wa.bias(one, ctxs[2], 31337), got[2])
     hf = rows.copy()
-    libwm.WatermarkLogitsProcessor(wa, accounts=accts)(np.array([c[-1:] for c in ctxs]), hf)
+    LibwmLogitsProcessor(wa, accounts=accts)(np.array([c[-1:] for c in ctxs]), hf)
     assert np.array_equal(hf, got)
-    vl = rows[0].copy()
-    libwm.VLLMLogitsProcessor(wa, account=accts[0])(ctxs[0][:2], ctxs[0][2:], vl)
-    assert np.array_equal(vl, got[0])
     for bad in (lambda: wa.bias_batch(rows.copy(), ctxs, [1, 2]), lambda: wa.bias(rows[0].copy(), ctxs[0], -1),
-                lambda: libwm.VLLMLogitsProcessor(wa, account=2 ** 64)):
+                lambda: wa.bias(rows[0].copy(), ctxs[0], 2 ** 64)):
         try:
             bad()
             raise AssertionError("accepted")
@@ -508,7 +498,7 @@ def _():
     except libwm.WmError as e:
         assert e.status == libwm.ERR_UNSUPPORTED, e
     rng = np.random.default_rng(3)
-    proc = libwm.WatermarkLogitsProcessor(wm, temperature=1.0, top_k=50, seed=1)
+    proc = LibwmLogitsProcessor(wm, temperature=1.0, top_k=50, seed=1)
     ids = np.array([[1, 2], [3, 4]], dtype=np.int64)
     ref_used = [libwm.ContextSet(wm), libwm.ContextSet(wm)]
     for step in range(150):
@@ -530,13 +520,9 @@ def _():
         d = libwm.detect(wm, list(ids[r]), prompt=None)
         assert d["scheme"] == "gumbel" and "green" not in d and d["watermarked"], d
         assert d["log10_p"] < -10 and abs(d["mean_score"] - d["statistic"] / d["scored"]) < 1e-12, d
-    # vLLM form: one row, prompt + output context
-    vp = libwm.VLLMLogitsProcessor(wm, temperature=0.8, top_p=0.9)
-    row = vp([1, 2, 3], [4], rng.normal(0, 3, size=V).astype(np.float32))
-    assert np.isfinite(row).sum() == 1
     if torch is not None:
         t = torch.tensor(rng.normal(0, 3, size=(1, V)), dtype=torch.bfloat16)
-        out = libwm.WatermarkLogitsProcessor(wm)(torch.tensor([[5, 6]]), t)
+        out = LibwmLogitsProcessor(wm)(torch.tensor([[5, 6]]), t)
         assert int(torch.isfinite(out).sum()) == 1
 
 

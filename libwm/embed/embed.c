@@ -42,10 +42,10 @@ static unsigned symbol_at(const wm_watermark *wm, uint64_t account, uint64_t see
     return wm__account_symbol(code, wm__account_pos(wm, seed));
 }
 
-static void bias_row(const wm_watermark *wm, uint64_t account, uint64_t seed, float *logits)
+static void bias_row(const wm_watermark *wm, uint64_t account, uint64_t seed, void *logits, wm_dtype dtype)
 {
-    wm->scheme->bias_row(wm, seed, logits);
-    if (account != WM_ACCOUNT_NONE) wm__account_bias_row(wm, seed, symbol_at(wm, account, seed), logits);
+    wm->scheme->bias_row(wm, seed, logits, dtype);
+    if (account != WM_ACCOUNT_NONE) wm__account_bias_row(wm, seed, symbol_at(wm, account, seed), logits, dtype);
 }
 
 wm_status wm_bias_logits(const wm_watermark *wm, uint64_t account, const wm_token *ctx, size_t n_ctx,
@@ -57,15 +57,16 @@ wm_status wm_bias_logits(const wm_watermark *wm, uint64_t account, const wm_toke
     const wm_token *c;
     wm_status st = check_account(wm, account);
     if (st || (st = context_of(wm, ctx, n_ctx, &c)) || !c) return st;
-    bias_row(wm, account, wm__seed(wm, c), logits);
+    bias_row(wm, account, wm__seed(wm, c), logits, WM_DTYPE_F32);
     return WM_OK;
 }
 
 wm_status wm_bias_logits_batch(const wm_watermark *wm, size_t n_seq, const uint64_t *accounts,
-                               const wm_token *const *ctx, const size_t *n_ctx, float *logits, size_t n_logits,
-                               size_t row_stride)
+                               const wm_token *const *ctx, const size_t *n_ctx, void *logits, wm_dtype dtype,
+                               size_t n_logits, size_t row_stride)
 {
     if (!wm || (n_seq && (!ctx || !n_ctx || !logits))) return WM_ERR_ARG;
+    if (dtype != WM_DTYPE_F32 && dtype != WM_DTYPE_BF16 && dtype != WM_DTYPE_F16) return WM_ERR_ARG;
     if (!wm->scheme->bias_row) return WM_ERR_UNSUPPORTED;
     if (n_logits < wm->n_vocab) return WM_ERR_SIZE;
     if (row_stride < n_logits) return WM_ERR_ARG;
@@ -76,8 +77,46 @@ wm_status wm_bias_logits_batch(const wm_watermark *wm, size_t n_seq, const uint6
     }
     for (size_t s = 0; s < n_seq; s++) {
         context_of(wm, ctx[s], n_ctx[s], &c);
-        if (c) bias_row(wm, accounts ? accounts[s] : WM_ACCOUNT_NONE, wm__seed(wm, c), logits + s * row_stride);
+        size_t esize = dtype == WM_DTYPE_F32 ? 4 : 2;
+        if (c)
+            bias_row(wm, accounts ? accounts[s] : WM_ACCOUNT_NONE, wm__seed(wm, c),
+                     (char *)logits + s * row_stride * esize, dtype);
     }
+    return WM_OK;
+}
+
+wm_status wm_kernel_params_get(const wm_watermark *wm, wm_kernel_params *out)
+{
+    if (!wm || !out) return WM_ERR_ARG;
+    if (!wm->scheme->bias_row) return WM_ERR_UNSUPPORTED;
+    *out = (wm_kernel_params){ .n_vocab = wm->n_vocab, .context_width = wm->h, .seeding = wm->seeding,
+                               .field_bits = wm->bits, .threshold = wm->thresh, .delta = wm->delta,
+                               .account_delta = wm->account_delta };
+    memcpy(out->green_key, wm->kg, 16);
+    memcpy(out->minhash_key, wm->km, 16);
+    memcpy(out->account_key, wm->ka, 16);
+    return WM_OK;
+}
+
+wm_status wm_context_seed(const wm_watermark *wm, const wm_token *ctx, size_t n_ctx, uint64_t *seed, bool *has_seed)
+{
+    if (!wm || !seed || !has_seed) return WM_ERR_ARG;
+    const wm_token *c;
+    *has_seed = false;
+    wm_status st = context_of(wm, ctx, n_ctx, &c);
+    if (st || !c) return st;
+    *seed = wm__seed(wm, c);
+    *has_seed = true;
+    return WM_OK;
+}
+
+wm_status wm_account_symbols(const wm_watermark *wm, uint64_t account, uint8_t symbols[WM_ACCOUNT_POSITIONS])
+{
+    if (!wm || !symbols) return WM_ERR_ARG;
+    if (!(wm->account_delta > 0)) return WM_ERR_UNSUPPORTED;
+    unsigned char code[WM__CODE_BYTES];
+    wm__account_code(wm, account, code);
+    for (unsigned j = 0; j < WM_ACCOUNT_POSITIONS; j++) symbols[j] = (uint8_t)wm__account_symbol(code, j);
     return WM_OK;
 }
 

@@ -56,9 +56,9 @@ unsigned wm__account_part(const wm_watermark *wm, uint64_t seed, wm_token t)
 /* The tokens of part c get delta: XOR every 2-bit field with c, and the
  * green list's own field test (field < 1 gets delta) does the rest, SIMD
  * kernels included. */
-void wm__account_bias_row(const wm_watermark *wm, uint64_t seed, unsigned c, float *logits)
+void wm__account_bias_row(const wm_watermark *wm, uint64_t seed, unsigned c, void *logits, wm_dtype dtype)
 {
-    wm__bias_fields_row(wm, wm->ka, seed, 2, (unsigned char)(c * 0x55u), 1, wm->account_delta, logits);
+    wm__bias_fields_row(wm, wm->ka, seed, 2, (unsigned char)(c * 0x55u), 1, wm->account_delta, logits, dtype);
 }
 
 void wm__account_bias_candidates(const wm_watermark *wm, uint64_t seed, unsigned c, size_t n, const wm_token *ids,

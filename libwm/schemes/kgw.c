@@ -55,17 +55,25 @@ static void prepare(struct wm_watermark *wm, const unsigned char secret[32])
  * thresh get delta.  kgw's green list is (kg, bits, 0, thresh); the account
  * layer's part c is (ka, 2, c * 0x55, 1) (schemes/account.c). */
 void wm__bias_fields_row(const wm_watermark *wm, const unsigned char key[16], uint64_t seed, unsigned bits,
-                         unsigned char mask, uint32_t thresh, float delta, float *logits)
+                         unsigned char mask, uint32_t thresh, float delta, void *logits, wm_dtype dtype)
 {
     unsigned char buf[CHUNK_BLOCKS * WM_BLOCK_BYTES];
-    size_t tpb = 128 / bits, n_blocks = (wm->n_vocab + tpb - 1) / tpb;
+    float wide[CHUNK_BLOCKS * 128]; /* a 16-bit chunk widened: up to 128 tokens a block */
+    size_t tpb = 128 / bits, n_blocks = (wm->n_vocab + tpb - 1) / tpb, esize = dtype == WM_DTYPE_F32 ? 4 : 2;
     for (size_t j = 0; j < n_blocks; j += CHUNK_BLOCKS) {
         size_t m = n_blocks - j < CHUNK_BLOCKS ? n_blocks - j : CHUNK_BLOCKS;
         size_t v0 = j * tpb, n_tok = m * tpb;
         if (n_tok > wm->n_vocab - v0) n_tok = wm->n_vocab - v0;
         wm->fill(key, seed, j, m, buf);
         for (size_t i = 0; mask && i < m * WM_BLOCK_BYTES; i++) buf[i] ^= mask;
-        wm->apply(buf, n_tok, bits, thresh, delta, logits + v0);
+        char *row = (char *)logits + v0 * esize;
+        if (dtype == WM_DTYPE_F32) {
+            wm->apply(buf, n_tok, bits, thresh, delta, (float *)row);
+            continue;
+        }
+        wm__widen(row, dtype, n_tok, wide);
+        wm->apply(buf, n_tok, bits, thresh, delta, wide);
+        wm__narrow(wide, n_tok, dtype, row);
     }
 }
 
@@ -98,13 +106,13 @@ void wm__bias_fields_candidates(const wm_watermark *wm, const unsigned char key[
     }
 }
 
-static void bias_row(const wm_watermark *wm, uint64_t seed, float *logits)
+static void bias_row(const wm_watermark *wm, uint64_t seed, void *logits, wm_dtype dtype)
 {
-    if (wm->bias_row) {
+    if (wm->bias_row && dtype == WM_DTYPE_F32) {
         wm->bias_row(wm->kg, seed, wm->n_vocab, wm->bits, wm->thresh, wm->delta, logits);
         return;
     }
-    wm__bias_fields_row(wm, wm->kg, seed, wm->bits, 0, wm->thresh, wm->delta, logits);
+    wm__bias_fields_row(wm, wm->kg, seed, wm->bits, 0, wm->thresh, wm->delta, logits, dtype);
 }
 
 static int green(const wm_watermark *wm, const unsigned char *block, uint32_t token)

@@ -48,7 +48,7 @@ typedef struct wm__scheme {
 
     /* Embedding: a reweighting scheme sets both bias functions, a selecting
      * one sets select; the others are NULL. */
-    void (*bias_row)(const struct wm_watermark *wm, uint64_t seed, float *logits);
+    void (*bias_row)(const struct wm_watermark *wm, uint64_t seed, void *logits, wm_dtype dtype);
     void (*bias_candidates)(const struct wm_watermark *wm, uint64_t seed, size_t n, const wm_token *ids,
                             size_t ids_stride, float *logits, size_t logits_stride);
     /* Index of the chosen candidate among n (weights >= 0, one > 0). */

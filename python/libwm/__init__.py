@@ -2,20 +2,18 @@
 
     import libwm
     wm = libwm.Watermark(libwm.Key.load("provider.wmkey"), n_vocab=151936)
-
-    # Hugging Face transformers (a gumbel key: give the sampling settings,
-    # the processor then picks the token and leaves a one-hot row)
-    model.generate(..., logits_processor=[libwm.WatermarkLogitsProcessor(wm)])
-    # vLLM (per-request logits processor)
-    SamplingParams(..., logits_processors=[libwm.VLLMLogitsProcessor(wm)])
+    wm.bias_batch(logits, contexts, accounts)      # any engine, in place
     # detection, same fields as `wm detect --json`
     libwm.detect(wm, "some text", tokenizer=libwm.Tokenizer("tokenizer.json"))
 
-Buffers: float32 logits that are contiguous along the vocabulary on the CPU
-(numpy arrays, torch CPU tensors) are biased in place through their data
-pointer, without a copy.  Anything else (a CUDA tensor, bf16/fp16 scores)
-gets `scores += delta * green_mask`, with the mask computed on the CPU by the
-same C call on a zero vector: the same tokens are green either way.
+Engines (README, "Integrations"): libwm.hf (Hugging Face transformers),
+libwm.vllm (vLLM's V1 runner and Model Runner V2), libwm.sglang.
+
+Buffers: logits on the CPU (numpy float32/float16, torch float32, bfloat16,
+float16), contiguous along the vocabulary, are biased in place through their
+data pointer by the C library, without a copy.  Logits on another device
+(CUDA) are biased there by libwm.torch_kernel: the same PRF bit for bit,
+computed from token tensors already on that device.
 
 The shared library is found through $LIBWM_LIBRARY (a path), then the system
 search path (libwm.so.0).  Objects here own their C handles and free them when
@@ -29,8 +27,7 @@ import math
 import os
 import threading
 
-__all__ = ["WmError", "Key", "Watermark", "ContextSet", "Tokenizer", "WatermarkLogitsProcessor",
-           "VLLMLogitsProcessor", "detect", "SCHEMES", "SEEDINGS"]
+__all__ = ["WmError", "Key", "Watermark", "ContextSet", "Tokenizer", "detect", "SCHEMES", "SEEDINGS"]
 
 SEEDINGS = {"lefthash": 0, "minhash": 1}
 _NO_DEDUP = 1
@@ -68,6 +65,17 @@ class _Attribution(ctypes.Structure):
     _fields_ = [("accounts", ctypes.c_uint64), ("tuples", ctypes.c_uint64), ("named", ctypes.c_uint64),
                 ("n_top", ctypes.c_size_t), ("null_mean", ctypes.c_double), ("null_sd", ctypes.c_double),
                 ("exact", ctypes.c_bool)]
+
+
+class _KernelParams(ctypes.Structure):
+    _fields_ = [("n_vocab", ctypes.c_uint32), ("context_width", ctypes.c_uint32), ("seeding", ctypes.c_int),
+                ("field_bits", ctypes.c_uint32), ("threshold", ctypes.c_uint32), ("delta", ctypes.c_float),
+                ("account_delta", ctypes.c_float), ("green_key", ctypes.c_uint8 * 16),
+                ("minhash_key", ctypes.c_uint8 * 16), ("account_key", ctypes.c_uint8 * 16)]
+
+
+# wm_dtype of each element type the C library biases in place.
+_DTYPES = {"float32": 0, "bfloat16": 1, "float16": 2}
 
 
 class _Error(ctypes.Structure):
@@ -113,7 +121,10 @@ def _load_library():
                                     ctypes.POINTER(_AccountScore), SZ, ctypes.POINTER(_Attribution)]),
         "wm_corpus_free": (None, [P]),
         "wm_bias_logits_batch": (S, [P, SZ, ctypes.POINTER(ctypes.c_uint64), ctypes.POINTER(_c_token_p),
-                                     ctypes.POINTER(SZ), P, SZ, SZ]),
+                                     ctypes.POINTER(SZ), P, ctypes.c_int, SZ, SZ]),
+        "wm_kernel_params_get": (S, [P, ctypes.POINTER(_KernelParams)]),
+        "wm_context_seed": (S, [P, _c_token_p, SZ, ctypes.POINTER(ctypes.c_uint64), ctypes.POINTER(ctypes.c_bool)]),
+        "wm_account_symbols": (S, [P, ctypes.c_uint64, ctypes.POINTER(ctypes.c_uint8)]),
         "wm_detect": (S, [P, _c_token_p, SZ, SZ, ctypes.c_uint, ctypes.c_double, ctypes.POINTER(_Score)]),
         "wm_reader_new": (S, [PP, P, ctypes.c_uint]),
         "wm_reader_add": (S, [P, _c_token_p, SZ, SZ, _c_token_p, P, SZ]),
@@ -369,18 +380,51 @@ class Watermark:
         acc = _account_array(accounts, rows)
         if rows == 0:
             return logits
+        view = _host_view(logits)
+        if view is None:  # on another device: bias it there
+            return self._bias_on_device(logits, contexts, accounts)
         keep, ptrs, lens = self._context_arrays(contexts)
-        view = _float32_view(logits)
-        if view is not None:
-            ptr, n_logits, stride = view
-            _check(_lib.wm_bias_logits_batch(self._h, rows, acc, ptrs, lens, ptr, n_logits, stride))
-            return logits
-        # Not a CPU float32 buffer: compute delta * mask on the CPU, add it there.
-        n_logits = _shape(logits)[-1]
-        mask = (ctypes.c_float * (rows * n_logits))()
-        _check(_lib.wm_bias_logits_batch(self._h, rows, acc, ptrs, lens, ctypes.addressof(mask),
-                                         n_logits, n_logits))
-        _add_mask(logits, mask, rows, n_logits)
+        ptr, dtype, n_logits, stride = view
+        _check(_lib.wm_bias_logits_batch(self._h, rows, acc, ptrs, lens, ptr, dtype, n_logits, stride))
+        return logits
+
+    def seed(self, context):
+        """The seed after context (wm_context_seed), or None when it has
+        fewer than h tokens."""
+        keep, ptr, n = _tokens(context)
+        s, has = ctypes.c_uint64(), ctypes.c_bool()
+        _check(_lib.wm_context_seed(self._h, ptr, n, ctypes.byref(s), ctypes.byref(has)))
+        return s.value if has.value else None
+
+    def on_device(self, device):
+        """This watermark's bias on a torch device (libwm.torch_kernel), cached."""
+        import torch
+        device = torch.device(device)
+        cache = self.__dict__.setdefault("_devices", {})
+        if device not in cache:
+            from .torch_kernel import DeviceWatermark
+            cache[device] = DeviceWatermark(self, device)
+        return cache[device]
+
+    def _bias_on_device(self, logits, contexts, accounts):
+        """Rows on a non-CPU torch device; contexts a [rows, seq] integer
+        tensor (there or anywhere) or token lists."""
+        import torch
+        one = logits.dim() == 1
+        rows2 = logits[None] if one else logits
+        dev = self.on_device(logits.device)
+        h = self.context_width
+        if torch.is_tensor(contexts) and contexts.dim() == 2 and contexts.shape[1] >= h:
+            tail = contexts[:, contexts.shape[1] - h:].to(logits.device)
+            valid = None
+        else:
+            tails = [_token_list(c[len(c) - h:] if len(c) >= h else []) for c in contexts]
+            valid = torch.tensor([len(t) == h for t in tails], device=logits.device)
+            tail = torch.tensor([t if len(t) == h else [0] * h for t in tails], dtype=torch.int64).view(-1, h)
+            tail = tail.to(logits.device)
+        _check_device_tokens(tail, self.n_vocab)
+        acc = dev.codes(accounts) if accounts is not None and any(accounts) else None
+        dev.bias_(rows2, dev.seeds(tail), valid, acc)
         return logits
 
 
@@ -440,22 +484,27 @@ def _shape(x):
     return tuple(x.shape)
 
 
-def _float32_view(x):
-    """(data pointer, n_logits, row stride in floats) for a writable float32
-    CPU buffer contiguous along its last axis, else None."""
+def _host_view(x):
+    """(data pointer, wm_dtype, n_logits, row stride in elements) for a
+    writable CPU buffer the C library biases in place, None for a tensor on
+    another device; TypeError for anything else."""
     shape = _shape(x)
     if len(shape) not in (1, 2):
         raise ValueError(f"logits must be 1-D or 2-D, not {len(shape)}-D")
     if hasattr(x, "data_ptr"):  # torch.Tensor
-        import torch
-        if x.device.type != "cpu" or x.dtype != torch.float32 or x.stride(-1) != 1:
+        if x.device.type != "cpu":
             return None
-        return x.data_ptr(), shape[-1], _row_stride(shape, x.stride(0))
+        dtype = _DTYPES.get(str(x.dtype).replace("torch.", ""))
+        if dtype is None or x.stride(-1) != 1:
+            raise TypeError(f"torch logits must be float32, bfloat16 or float16 and contiguous along the "
+                            f"vocabulary, not {x.dtype} with strides {x.stride()}")
+        return x.data_ptr(), dtype, shape[-1], _row_stride(shape, x.stride(0))
     if hasattr(x, "__array_interface__"):  # numpy.ndarray
-        import numpy as np
-        if x.dtype != np.float32 or x.strides[-1] != 4 or not x.flags.writeable:
-            raise TypeError("numpy logits must be a writable float32 array, contiguous along the vocabulary")
-        return x.ctypes.data, shape[-1], _row_stride(shape, x.strides[0] // 4)
+        dtype = {"float32": 0, "float16": 2}.get(str(x.dtype))
+        if dtype is None or x.strides[-1] != x.itemsize or not x.flags.writeable:
+            raise TypeError("numpy logits must be a writable float32 or float16 array, contiguous along the "
+                            "vocabulary")
+        return x.ctypes.data, dtype, shape[-1], _row_stride(shape, x.strides[0] // x.itemsize)
     raise TypeError(f"unsupported logits type {type(x).__name__}")
 
 
@@ -464,12 +513,16 @@ def _row_stride(shape, stride0):
     return stride0 if len(shape) == 2 and shape[0] > 1 else shape[-1]
 
 
-def _add_mask(logits, mask, rows, n_logits):
+def _check_device_tokens(t, n_vocab):
+    """Context ids in [0, n_vocab), checked on the device: one reduction,
+    read back only when it fails (torch's own async assert where it has one)."""
     import torch
-    m = torch.frombuffer(mask, dtype=torch.float32).reshape(rows, n_logits)
-    if len(_shape(logits)) == 1:
-        m = m[0]
-    logits += m.to(device=logits.device, dtype=logits.dtype)
+    bad = ((t < 0) | (t >= n_vocab)).any()
+    if t.device.type == "cpu":
+        if bad:
+            raise WmError(ERR_TOKEN, "a context token id is outside the vocabulary")
+    elif hasattr(torch, "_assert_async"):
+        torch._assert_async(~bad)
 
 
 class ContextSet:
@@ -574,67 +627,6 @@ def _to_numpy(x):
 
 def _ids_numpy(x):
     return x.detach().cpu().numpy() if hasattr(x, "detach") else x
-
-
-class WatermarkLogitsProcessor:
-    """Hugging Face transformers logits processor: __call__(input_ids, scores)
-    with input_ids [batch, seq] and scores [batch, vocab]; returns scores.
-
-    kgw: biases scores in place; sampling then proceeds as configured.
-    gumbel: give the sampling settings here (temperature, top_k, top_p, as
-    passed to generate); the processor picks each row's token and returns a
-    one-hot row (0 there, -inf elsewhere), which any later warper keeps.  On
-    a context seed already used in the row's sequence it draws plainly with
-    its own RNG (seed).  One processor per generate() call.
-
-    accounts (kgw with an account layer): the account each row is generated
-    for, one id per row of the batch (or one id for every row); 0 or None:
-    none."""
-
-    def __init__(self, watermark, temperature=1.0, top_k=0, top_p=1.0, seed=0, accounts=None):
-        self.watermark = watermark
-        self.accounts = accounts
-        self._sel = _Selector(watermark, temperature, top_k, top_p, seed) \
-            if watermark.scheme != "kgw" else None
-
-    def __call__(self, input_ids, scores):
-        if self._sel is None:
-            acc = self.accounts
-            if acc is not None and not hasattr(acc, "__len__"):
-                acc = [acc] * (1 if len(_shape(scores)) == 1 else _shape(scores)[0])
-            return self.watermark.bias_batch(scores, input_ids, acc)
-        ids = _ids_numpy(input_ids)
-        rows = _to_numpy(scores)
-        self._sel.new_sequences_if(ids.shape[-1])
-        chosen = [(r, self._sel.token(r, _token_list(ids[r]), rows[r])) for r in range(rows.shape[0])]
-        return _one_hot(scores, chosen)
-
-
-class VLLMLogitsProcessor:
-    """vLLM per-request logits processor.  vLLM calls it as
-    (output_token_ids, logits) or (prompt_token_ids, output_token_ids, logits);
-    with the three-argument form the prompt supplies the context of the first
-    generated tokens (recommended: otherwise they are left unbiased).  A
-    gumbel key takes the request's temperature, top_k and top_p here and
-    returns a one-hot row, as WatermarkLogitsProcessor does.  One processor
-    per request; `account`: the request's account (0: none)."""
-
-    def __init__(self, watermark, temperature=1.0, top_k=0, top_p=1.0, seed=0, account=0):
-        self.watermark = watermark
-        self.account = _account_id(account)
-        self._sel = _Selector(watermark, temperature, top_k, top_p, seed) \
-            if watermark.scheme != "kgw" else None
-
-    def __call__(self, *args):
-        if len(args) == 2:
-            context, logits = args
-        elif len(args) == 3:
-            context, logits = list(args[0]) + list(args[1]), args[2]
-        else:
-            raise TypeError("expected (output_ids, logits) or (prompt_ids, output_ids, logits)")
-        if self._sel is None:
-            return self.watermark.bias(logits, context, self.account)
-        return _one_hot(logits, [(0, self._sel.token(0, _token_list(context), _to_numpy(logits)))])
 
 
 class Tokenizer:
