@@ -16,7 +16,7 @@ import threading
 from . import Key, Watermark, WmError, _account_id
 
 WATERMARK, ACCOUNT = "libwm_watermark", "libwm_account"
-_lock = threading.Lock()
+_lock = threading.RLock()
 _keys = {}
 
 

@@ -109,6 +109,7 @@ def _fields(lo, hi, bits):
     if bits == 8:
         return by.flatten(-2)
     if bits == 16:
+        by = by.to(torch.int32)  # 16-bit fields do not fit int16 as unsigned
         w = by[..., 0::2] | (by[..., 1::2] << 8)
         return w.flatten(-2)
     shifts = torch.arange(0, 8, bits, device=lo.device, dtype=torch.int16)
