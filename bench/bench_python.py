@@ -1,58 +1,123 @@
 #!/usr/bin/env python3
-"""Cost of the Python binding per decode step, as JSON lines (median, min,
-max over repeats): the Hugging Face processor on numpy and torch CPU float32
-(zero-copy), on a torch bf16 tensor (mask path), and the same bias through
-the C batch call alone, so the ctypes overhead is visible.
+"""Cost of each engine processor per decode step, as JSON lines (median, min,
+max over 7 repeats), at batch 1 and 64, V = 151,936 (Qwen's padded rows
+152,064), float32 and bf16 (and f16 for Hugging Face), with the floor
+measured in the same run:
 
-    LIBWM_LIBRARY=build/libwm/libwm.so python3 bench/bench_python.py"""
+  floor_c_f32        Watermark.bias_batch on a CPU float32 tensor: the C
+                     library in place (the zero-copy path)
+  floor_add          an elementwise add over the same logits (torch), the
+                     cost any processor touching every logit pays
+  hf_*               libwm.hf.LibwmLogitsProcessor(input_ids, scores)
+  vllm_v1_*          libwm.vllm.LibwmV1LogitsProcessor.apply after the
+                     BatchUpdate that added the batch
+  vllm_v2_*          libwm.vllm.LibwmV2LogitsProcessor.apply (C path on CPU)
+  vllm_v2_device_*   the same through libwm.torch_kernel (what a GPU runs),
+                     on CPU torch
+  sglang_*           libwm.sglang.LibwmSGLangProcessor
+
+Each line has ratio_to_floor = median / floor_c_f32's median at that batch.
+The goal (issue 14): every dtype within 2x of floor_c_f32 on CPU.
+
+    LIBWM_LIBRARY=build/libwm/libwm.so /usr/bin/python3 bench/bench_python.py [--device cuda]"""
+import argparse
 import json
 import os
 import platform
 import statistics
 import sys
+import tempfile
 import time
+from types import SimpleNamespace
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "python"))
 import numpy as np  # noqa: E402
+import torch  # noqa: E402
 
 import libwm  # noqa: E402
-
-try:
-    import torch
-except ImportError:
-    torch = None
+from libwm import _serving  # noqa: E402
+from libwm.hf import LibwmLogitsProcessor  # noqa: E402
+from libwm.sglang import LibwmSGLangProcessor  # noqa: E402
+from libwm.vllm import LibwmV1LogitsProcessor, LibwmV2LogitsProcessor  # noqa: E402
 
 V, PADDED = 151936, 152064
+ap = argparse.ArgumentParser()
+ap.add_argument("--device", default="cpu")
+ap.add_argument("--quick", action="store_true", help="fewer repeats (the suite's smoke run)")
+a = ap.parse_args()
+dev = torch.device(a.device)
+sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
 
 
 def timed(fn, reps):
+    fn()
+    sync()
     ts = []
-    for _ in range(7):
+    for _ in range(3 if a.quick else 7):
         t0 = time.perf_counter()
         for _ in range(reps):
             fn()
+        sync()
         ts.append((time.perf_counter() - t0) / reps * 1e6)
     return {"median": statistics.median(ts), "min": min(ts), "max": max(ts)}
 
 
-def emit(name, batch, us):
-    print(json.dumps({"bench": name, "V": V, "batch": batch, "us_per_step": us,
-                      "us_per_seq_step": {k: v / batch for k, v in us.items()},
-                      "python": platform.python_version()}))
+floor = {}
 
 
-wm = libwm.Watermark(libwm.Key.from_seed(bytes(32)), V)
-proc = libwm.WatermarkLogitsProcessor(wm)
+def emit(name, batch, dtype, us):
+    if name == "floor_c_f32":
+        floor[batch] = us["median"]
+    print(json.dumps({"bench": name, "device": str(dev), "V": V, "batch": batch, "dtype": dtype,
+                      "us_per_step": us, "ratio_to_floor": us["median"] / floor[batch] if batch in floor else None,
+                      "torch": torch.__version__, "python": platform.python_version(),
+                      "cpu_threads": torch.get_num_threads()}), flush=True)
+
+
+key = libwm.Key.from_seed(bytes(range(32)), account_delta=2.0)
+path = os.path.join(tempfile.mkdtemp(prefix="wm-bench-"), "bench.wmkey")
+key.save(path)
+os.environ["LIBWM_KEY"], os.environ["LIBWM_N_VOCAB"] = path, str(V)
+wm = _serving.watermark(V)
+DT = {"f32": torch.float32, "bf16": torch.bfloat16, "f16": torch.float16}
+g = np.random.default_rng(1)
 for batch in (1, 64):
-    ids = np.random.default_rng(1).integers(0, V, (batch, 32))
-    scores = np.zeros((batch, PADDED), np.float32)
-    emit("python_hf_numpy_f32", batch, timed(lambda: proc(ids, scores), 200 // batch + 5))
-    if torch is not None:
-        tids = torch.from_numpy(ids)
-        t32 = torch.zeros(batch, PADDED)
-        emit("python_hf_torch_f32", batch, timed(lambda: proc(tids, t32), 200 // batch + 5))
-        t16 = torch.zeros(batch, PADDED, dtype=torch.bfloat16)
-        emit("python_hf_torch_bf16_mask", batch, timed(lambda: proc(tids, t16), 50 // batch + 2))
-vllm = libwm.VLLMLogitsProcessor(wm)
-row = np.zeros(PADDED, np.float32)
-emit("python_vllm_numpy_f32", 1, timed(lambda: vllm([1, 2, 3], [4, 5], row), 200))
+    reps = 1 if a.quick else max(2, 200 // batch)
+    ids = torch.from_numpy(g.integers(0, V, (batch, 32)))
+    logits = {k: torch.zeros(batch, PADDED, dtype=t, device=dev) for k, t in DT.items()}
+    ctxs = [list(map(int, r)) for r in ids]
+    if dev.type == "cpu":
+        emit("floor_c_f32", batch, "f32", timed(lambda: wm.bias_batch(logits["f32"], ctxs), reps))
+    one = torch.ones(batch, PADDED, device=dev)
+    emit("floor_add", batch, "f32", timed(lambda: logits["f32"].add_(one), reps))
+    for k in ("f32", "bf16", "f16"):
+        hf = LibwmLogitsProcessor(wm)
+        d_ids = ids.to(dev)
+        emit(f"hf_{k}", batch, k, timed(lambda: hf(d_ids, logits[k]), reps))
+    # vLLM V1: one BatchUpdate adding the batch, then apply per step.
+    cfg = SimpleNamespace(model_config=SimpleNamespace(get_vocab_size=lambda: V))
+    v1 = LibwmV1LogitsProcessor(cfg, dev, False)
+    sp = SimpleNamespace(extra_args={"libwm_account": 7})
+    v1.update_state(SimpleNamespace(batch_size=batch, removed=[], moved=[],
+                                    added=[(i, sp, c[:-1], c[-1:]) for i, c in enumerate(ctxs)]))
+    for k in ("f32", "bf16"):
+        emit(f"vllm_v1_{k}", batch, k, timed(lambda: v1.apply(logits[k]), reps))
+    # vLLM MRV2: slots with history on the device, one row per request.
+    hist = torch.from_numpy(g.integers(0, V, (batch, 64))).to(torch.int32).to(dev)
+    rs = SimpleNamespace(device=dev, max_num_reqs=batch, vocab_size=V, all_token_ids=SimpleNamespace(gpu=hist))
+    v2 = LibwmV2LogitsProcessor(SimpleNamespace(model_config=None), rs)
+    for i in range(batch):
+        v2.add_request(i, sp)
+    v2.apply_staged_writes()
+    ctx = SimpleNamespace(expanded_idx_mapping=torch.arange(batch, dtype=torch.int32, device=dev),
+                          expanded_local_pos=torch.zeros(batch, dtype=torch.int32, device=dev),
+                          input_ids=hist[:, 40].clone(), pos=torch.full((batch,), 40, device=dev))
+    for mode in (("", True), ("_device", False)) if dev.type == "cpu" else (("_device", False),):
+        v2.cpu_in_c = mode[1]
+        for k in ("f32", "bf16"):
+            emit(f"vllm_v2{mode[0]}_{k}", batch, k, timed(lambda: v2.apply(logits[k], ctx), reps))
+    sg = LibwmSGLangProcessor()
+    params = [{"__req__": SimpleNamespace(origin_input_ids=c[:-1], output_ids=c[-1:]), "libwm_account": 7}
+              for c in ctxs]
+    for k in ("f32", "bf16"):
+        emit(f"sglang_{k}", batch, k, timed(lambda: sg(logits[k], params), reps))

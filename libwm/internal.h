@@ -18,6 +18,8 @@ typedef void (*wm_prf_many_fn)(const unsigned char kg[16], const uint64_t *seed,
                                size_t n, unsigned char *out);
 typedef void (*wm_apply_fn)(const unsigned char *fields, size_t n_tok, unsigned bits,
                             uint32_t thresh, float delta, float *logits);
+typedef void (*wm_widen_fn)(const void *src, wm_dtype dtype, size_t n, float *dst);
+typedef void (*wm_narrow_fn)(const float *src, size_t n, wm_dtype dtype, void *dst);
 /* fill + apply over a whole row of n_tok logits (block indices from 0). */
 typedef void (*wm_bias_row_fn)(const unsigned char kg[16], uint64_t seed, size_t n_tok,
                                unsigned bits, uint32_t thresh, float delta, float *logits);
@@ -64,6 +66,8 @@ struct wm_watermark {
     wm_prf_many_fn prf_many;
     wm_apply_fn apply;
     wm_bias_row_fn bias_row; /* fused fill + apply, or NULL */
+    wm_widen_fn widen;       /* 16-bit logits to binary32 and back */
+    wm_narrow_fn narrow;
 };
 
 /* prf/scalar.c: the green-list function.  Membership of token v after a context
@@ -119,10 +123,13 @@ void wm__bias_fields_candidates(const struct wm_watermark *wm, const unsigned ch
                                 unsigned bits, unsigned char mask, uint32_t thresh, float delta, size_t n,
                                 const wm_token *ids, size_t ids_stride, float *logits, size_t logits_stride);
 
-/* embed/dtype.c: n logits of a 16-bit dtype to binary32 exactly, and back
- * rounded to nearest even (NaN stays NaN), as PyTorch converts them. */
-void wm__widen(const void *src, wm_dtype dtype, size_t n, float *dst);
-void wm__narrow(const float *src, size_t n, wm_dtype dtype, void *dst);
+/* embed/dtype_*.c: n logits of a 16-bit dtype to binary32 exactly, and back
+ * rounded to nearest even (NaN to the sign's canonical NaN), as PyTorch
+ * converts them; wm->widen and wm->narrow are the best this CPU runs. */
+void wm__widen_scalar(const void *src, wm_dtype dtype, size_t n, float *dst);
+void wm__narrow_scalar(const float *src, size_t n, wm_dtype dtype, void *dst);
+wm_widen_fn wm__widen_avx2(void); /* prf/dispatch.c: NULL without AVX2 + F16C */
+wm_narrow_fn wm__narrow_avx2(void);
 
 /* schemes/account.c: the account layer (see there). */
 #define WM__CODE_BYTES (WM_ACCOUNT_POSITIONS / 4) /* a codeword: 2 bits a position */

@@ -19,7 +19,7 @@ cd "$(dirname "$0")/.."
 start=$(date +%s)
 if [ "${1:-}" = "--quick" ]; then
     wm_install_packages bible-kjv gnuplot-nox
-    wm_build build
+    wm_build build $(wm_python_opt) && wm_install build || exit 1
     fixtures=$(scripts/fetch-fixtures.sh)
     tok=$fixtures/gpt2/tokenizer.json
     out=out/demo-$(date +%Y%m%d-%H%M%S)
@@ -33,7 +33,7 @@ if [ "${1:-}" = "--quick" ]; then
     rc=$?
 else
     wm_install_packages bible-kjv gnuplot-nox python3-numpy python3-torch libopenblas0-pthread cmake g++ git
-    wm_build build
+    wm_build build $(wm_python_opt) && wm_install build || exit 1
     server=$(integrations/llama.cpp/build-server.sh build)
     out=out/neural-$(date +%Y%m%d-%H%M%S)
     echo "demo: output folder $out" >&2

@@ -38,3 +38,19 @@ wm_build() {
     fi
     ninja -C "$dir" >"$dir.build.log" 2>&1 || { cat "$dir.build.log" >&2; return 1; }
 }
+
+# Debian's interpreter (the one python3-numpy and python3-torch serve) as the
+# one whose site-packages `meson install` fills; nothing when it is absent.
+wm_python_opt() {
+    [ -x /usr/bin/python3 ] && echo "-Dpython=/usr/bin/python3"
+    return 0
+}
+
+# meson install DIR (prefix /usr/local): the library, headers, CLI, man page
+# and the Python package, so `import libwm` works with no PYTHONPATH.
+wm_install() {
+    local dir=$1 sudo=""
+    [ "$(id -u)" -ne 0 ] && sudo="sudo -n"
+    $sudo meson install -C "$dir" --no-rebuild >"$dir.install.log" 2>&1 || { cat "$dir.install.log" >&2; return 1; }
+    $sudo ldconfig 2>/dev/null || true
+}

@@ -23,6 +23,10 @@ run_suite() { # NAME DIR [meson options...]
         logs+=("BUILD_FAILED:$name")
         return
     fi
+    if [ "$dir" = build ] && ! wm_install "$dir"; then # the README's set-up installs; tests/test_installed.sh checks it
+        echo "$name: meson install failed" >&2
+        status=1
+    fi
     meson test -C "$dir" --print-errorlogs --num-processes 2 >"$dir.test.log" 2>&1 || status=1
     tail -n 12 "$dir.test.log" >&2
     logs+=("$dir/meson-logs/testlog.json")
@@ -30,7 +34,7 @@ run_suite() { # NAME DIR [meson options...]
 
 # -Werror is asked for here, never a default of the project: a packager's
 # build must not break on the next compiler's new warning.
-run_suite "tests (-Werror, debugoptimized)" build -Dwerror=true
+WM_EXPECT_INSTALLED=1 run_suite "tests (-Werror, debugoptimized; installed)" build -Dwerror=true $(wm_python_opt)
 # The release build also builds llama-server with libwm (cached in
 # .cache/llama-server) and runs it end to end, with the reduced neural demo.
 run_suite "tests (-Werror, release -O3, llama-server)" build-release -Dwerror=true -Dbuildtype=release -Dllama_server=true

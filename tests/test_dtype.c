@@ -5,6 +5,8 @@
  *   checked against an independent reference (bf16: the two neighbours
  *   compared in double; f16: the compiler's _Float16) on 2^24 random floats
  *   and every edge (halfway points, subnormals, overflow, inf, NaN);
+ * - the AVX2 + F16C kernels equal the scalar ones bit for bit (all 65,536
+ *   patterns widened; 2^20 random floats, specials and odd lengths narrowed);
  * - biasing: every 16-bit row, with and without an account, equals the
  *   binary32 path applied step by step (green list, then account part,
  *   each rounded), so the same tokens move; padding and other rows stay
@@ -29,13 +31,13 @@ static uint32_t bits_of(float f)
 static uint16_t narrow1(float f, wm_dtype t)
 {
     uint16_t h;
-    wm__narrow(&f, 1, t, &h);
+    wm__narrow_scalar(&f, 1, t, &h);
     return h;
 }
 static float widen1(uint16_t h, wm_dtype t)
 {
     float f;
-    wm__widen(&h, t, 1, &f);
+    wm__widen_scalar(&h, t, 1, &f);
     return f;
 }
 
@@ -102,6 +104,44 @@ static void test_rounding(void **state)
     float edge[] = { 0.0f, -0.0f, INFINITY, -INFINITY, NAN, 65504.0f, 65520.0f, 65519.99f, 6e-8f, 3e-8f, 1e-45f,
                      3.4028235e38f, -3.4028235e38f };
     for (size_t i = 0; i < sizeof edge / sizeof *edge; i++) check_narrow(edge[i]);
+}
+
+static void test_simd(void **state)
+{
+    (void)state;
+    wm_widen_fn widen = wm__widen_avx2();
+    wm_narrow_fn narrow = wm__narrow_avx2();
+    if (!widen || !narrow) {
+        print_message("no AVX2 + F16C on this CPU: the scalar path is the only one\n");
+        return;
+    }
+    enum { N = 1 << 16 };
+    uint16_t *h = malloc(N * 2), *a = malloc(N * 2), *b = malloc(N * 2);
+    float *fa = malloc(N * 4), *fb = malloc(N * 4);
+    wm__rng r;
+    wm__rng_seed(&r, 19);
+    for (int t = WM_DTYPE_BF16; t <= WM_DTYPE_F16; t++) {
+        for (uint32_t i = 0; i < N; i++) h[i] = (uint16_t)i;
+        for (size_t off = 0; off < 9; off++) { /* every pattern, odd starts and lengths */
+            widen(h + off, (wm_dtype)t, N - off, fa);
+            wm__widen_scalar(h + off, (wm_dtype)t, N - off, fb);
+            assert_memory_equal(fa, fb, (N - off) * 4);
+        }
+        for (int round = 0; round < 16; round++) {
+            for (uint32_t i = 0; i < N; i++) {
+                uint32_t u = (uint32_t)wm__rng_next(&r);
+                if (i % 7 == 0) u = (u & 0x8000ffffu) | 0x7f800000u; /* inf and NaNs of every payload */
+                if (i % 11 == 0) u = ((uint32_t)(i & 0xffff) << 16) | 0x8000u; /* bf16 halfway points */
+                if (i % 13 == 0) u &= 0x807fffffu; /* binary32 subnormals */
+                memcpy(fa + i, &u, 4);
+            }
+            size_t off = (size_t)round % 8;
+            narrow(fa + off, N - off, (wm_dtype)t, a);
+            wm__narrow_scalar(fa + off, N - off, (wm_dtype)t, b);
+            assert_memory_equal(a, b, (N - off) * 2);
+        }
+    }
+    free(h), free(a), free(b), free(fa), free(fb);
 }
 
 /* The binary32 path, step by step: the green list alone, then the account's
@@ -220,6 +260,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_roundtrip),
         cmocka_unit_test(test_rounding),
+        cmocka_unit_test(test_simd),
         cmocka_unit_test(test_rows),
         cmocka_unit_test(test_kernel_params),
     };

@@ -227,7 +227,7 @@ class V2Engine:
     (wrapped, as vLLM wraps it), per step rows reordered and expanded for
     draft tokens, then apply(logits, ctx)."""
 
-    def __init__(self, proc_cls, V, max_reqs=6, max_len=64):
+    def __init__(self, proc_cls, V, cpu_in_c, max_reqs=6, max_len=64):
         self.V = V
         hist = torch.zeros(max_reqs, max_len, dtype=torch.int32)
         self.rs = SimpleNamespace(device=torch.device("cpu"), max_num_reqs=max_reqs, vocab_size=V,
@@ -235,6 +235,7 @@ class V2Engine:
                                   total_len=None)
         self.hist = hist
         self.proc = proc_cls(SimpleNamespace(model_config=None), self.rs)
+        self.proc.cpu_in_c = cpu_in_c
         self.free = list(range(max_reqs))
         self.live = {}  # slot -> request
 
@@ -288,15 +289,17 @@ class V2Engine:
             self.hist[s, len(r["prompt"]) + len(r["out"]) - 1] = t
 
 
-@check("vLLM Model Runner V2: add_request/apply_staged_writes/apply replayed (slot reuse, reordered and draft rows)")
+@check("vLLM Model Runner V2: add_request/apply_staged_writes/apply replayed (slot reuse, reordered and draft rows; "
+       "the device path and the C path)")
 def _():
     from libwm.vllm import LibwmV2LogitsProcessor
-    for keyparams, V in ((dict(account_delta=1.0), 2003), (dict(context_width=2), 777),
-                         (dict(context_width=4, seeding="minhash"), 1500)):
+    for (keyparams, V), cpu_in_c in [(c, x) for c in ((dict(account_delta=1.0), 2003), (dict(context_width=2), 777),
+                                                      (dict(context_width=4, seeding="minhash"), 1500))
+                                      for x in (True, False)]:
         _, path = key(f"v2-{sorted(keyparams.items())}", **keyparams)
         os.environ["LIBWM_KEY"] = path
         acc = bool(keyparams.get("account_delta"))
-        e = V2Engine(LibwmV2LogitsProcessor, V)
+        e = V2Engine(LibwmV2LogitsProcessor, V, cpu_in_c)
         assert e.proc.is_argmax_invariant() is False
         reqs = [request(V, n, **({"libwm_account": 2 ** 63 + n} if acc and n % 2 else {})) for n in (1, 2, 5, 9)]
         reqs[1]["params"] = sp(libwm_watermark=False)

@@ -69,7 +69,7 @@ static void bias_row_avx512_scrubbed(const unsigned char kg[16], uint64_t seed, 
 
 /* CPU features, probed once and cached (BLAKE3's dispatch does the same):
  * a relaxed atomic, since every thread computes the same value. */
-enum { F_KNOWN = 1, F_AVX2 = 2, F_AVX512F = 4, F_BMI2 = 8, F_FMA = 16 };
+enum { F_KNOWN = 1, F_AVX2 = 2, F_AVX512F = 4, F_BMI2 = 8, F_FMA = 16, F_F16C = 32 };
 static _Atomic int g_features;
 
 static int features(void)
@@ -79,7 +79,7 @@ static int features(void)
     __builtin_cpu_init();
     f = F_KNOWN | (__builtin_cpu_supports("avx2") ? F_AVX2 : 0) |
         (__builtin_cpu_supports("avx512f") ? F_AVX512F : 0) | (__builtin_cpu_supports("bmi2") ? F_BMI2 : 0) |
-        (__builtin_cpu_supports("fma") ? F_FMA : 0);
+        (__builtin_cpu_supports("fma") ? F_FMA : 0) | (wm__cpu_has_f16c() ? F_F16C : 0);
     atomic_store_explicit(&g_features, f, memory_order_relaxed);
     return f;
 }
@@ -97,6 +97,9 @@ wm_maxcheck_fn wm__maxcheck_avx512(void) { return has(F_AVX512F) ? wm__maxcheck_
 wm_softmax_fn wm__softmax_avx512(void) { return has(F_AVX512F) ? wm__softmax_avx512_raw : NULL; }
 wm_maxcheck_fn wm__maxcheck_avx2(void) { return has(F_AVX2 | F_FMA) ? wm__maxcheck_avx2_raw : NULL; }
 wm_softmax_fn wm__softmax_avx2(void) { return has(F_AVX2 | F_FMA) ? wm__softmax_avx2_raw : NULL; }
+/* Conversions of logits: no key either. */
+wm_widen_fn wm__widen_avx2(void) { return has(F_AVX2 | F_F16C) ? wm__widen_avx2_raw : NULL; }
+wm_narrow_fn wm__narrow_avx2(void) { return has(F_AVX2 | F_F16C) ? wm__narrow_avx2_raw : NULL; }
 #else
 wm_fill_fn wm__fill_avx2(void) { return NULL; }
 wm_apply_fn wm__apply_avx2(void) { return NULL; }
@@ -108,6 +111,8 @@ wm_maxcheck_fn wm__maxcheck_avx512(void) { return NULL; }
 wm_softmax_fn wm__softmax_avx512(void) { return NULL; }
 wm_maxcheck_fn wm__maxcheck_avx2(void) { return NULL; }
 wm_softmax_fn wm__softmax_avx2(void) { return NULL; }
+wm_widen_fn wm__widen_avx2(void) { return NULL; }
+wm_narrow_fn wm__narrow_avx2(void) { return NULL; }
 #endif
 
 void wm__pick_sampler_kernels(wm_maxcheck_fn *maxcheck, wm_softmax_fn *softmax)
@@ -130,4 +135,8 @@ void wm__pick_kernels(struct wm_watermark *wm)
     wm->apply = wm__apply_avx512();
     if (!wm->apply) wm->apply = wm__apply_avx2();
     if (!wm->apply) wm->apply = wm__apply_scalar;
+    wm->widen = wm__widen_avx2();
+    if (!wm->widen) wm->widen = wm__widen_scalar;
+    wm->narrow = wm__narrow_avx2();
+    if (!wm->narrow) wm->narrow = wm__narrow_scalar;
 }

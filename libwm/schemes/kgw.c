@@ -71,9 +71,9 @@ void wm__bias_fields_row(const wm_watermark *wm, const unsigned char key[16], ui
             wm->apply(buf, n_tok, bits, thresh, delta, (float *)row);
             continue;
         }
-        wm__widen(row, dtype, n_tok, wide);
+        wm->widen(row, dtype, n_tok, wide);
         wm->apply(buf, n_tok, bits, thresh, delta, wide);
-        wm__narrow(wide, n_tok, dtype, row);
+        wm->narrow(wide, n_tok, dtype, row);
     }
 }
 

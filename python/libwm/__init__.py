@@ -15,8 +15,11 @@ data pointer by the C library, without a copy.  Logits on another device
 (CUDA) are biased there by libwm.torch_kernel: the same PRF bit for bit,
 computed from token tensors already on that device.
 
-The shared library is found through $LIBWM_LIBRARY (a path), then the system
-search path (libwm.so.0).  Objects here own their C handles and free them when
+The shared library is found through $LIBWM_LIBRARY (a path), then, for the
+package `meson install` put next to the library, the path it recorded
+(libwm/_config.py), then the system search path (libwm.so.0).  The library
+must be the version this package was installed with: a mismatch is an
+ImportError, never a silent mix.  Objects here own their C handles and free them when
 collected; a Watermark may be shared by threads (the C object is immutable),
 a Tokenizer too, but each thread needs its own encoder, which `Tokenizer`
 keeps per thread for you.
@@ -82,8 +85,15 @@ class _Error(ctypes.Structure):
     _fields_ = [("message", ctypes.c_char * 512)]
 
 
+try:
+    from . import _config  # written by `meson install`: where the library went, its version
+except ImportError:  # the source tree (tests, examples): $LIBWM_LIBRARY or the system's
+    _config = None
+
+
 def _load_library():
-    path = os.environ.get("LIBWM_LIBRARY") or ctypes.util.find_library("wm") or "libwm.so.0"
+    path = os.environ.get("LIBWM_LIBRARY") or (_config and _config.LIBRARY) or ctypes.util.find_library("wm") \
+        or "libwm.so.0"
     lib = ctypes.CDLL(path)
     P, S, I, U32, SZ = ctypes.c_void_p, ctypes.c_int, ctypes.c_int, ctypes.c_uint32, ctypes.c_size_t
     PP = ctypes.POINTER(ctypes.c_void_p)
@@ -148,6 +158,10 @@ def _load_library():
 
 
 _lib = _load_library()
+__version__ = _lib.wm_version().decode()
+if _config is not None and __version__ != _config.VERSION:
+    raise ImportError(f"libwm: this Python package is version {_config.VERSION} but the C library it loaded is "
+                      f"{__version__}; reinstall both with `meson install`")
 
 # Status constants (OK, ERR_ARG, ...) from the C library's own table, so the
 # two can never disagree: WmError.status compares equal to them.

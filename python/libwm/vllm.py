@@ -143,6 +143,8 @@ class LibwmV2LogitsProcessor(_V2Base):
         self.on = torch.zeros(n, dtype=torch.bool, device=d)
         self.sym = torch.zeros(n, 256, dtype=torch.int64, device=d)
         self.active = torch.zeros(n, dtype=torch.bool, device=d)
+        self.account = [0] * n  # host copy, for logits on the CPU
+        self.cpu_in_c = True  # False: the device path on CPU tensors too (tests compare the two)
         self.staged = {}
 
     @classmethod
@@ -167,6 +169,8 @@ class LibwmV2LogitsProcessor(_V2Base):
         sym, act = self.dev.codes(accts)
         where = torch.tensor(idx, dtype=torch.int64).to(self.on.device, non_blocking=True)
         self.on[where] = torch.tensor(on, dtype=torch.bool).to(self.on.device, non_blocking=True)
+        for i, a in zip(idx, accts):
+            self.account[i] = a
         self.sym[where] = sym
         self.active[where] = act
         self.staged.clear()
@@ -193,5 +197,11 @@ class LibwmV2LogitsProcessor(_V2Base):
             tail = torch.stack(cols, 1)
         else:
             tail = torch.zeros(slots.shape[0], 0, dtype=torch.int64, device=slots.device)
+        if logits.device.type == "cpu" and self.cpu_in_c:  # the C library, in place (any dtype)
+            ok = valid.tolist()
+            ctxs = [t if v else None for t, v in zip(tail.tolist(), ok)]
+            accts = [self.account[s] if v else 0 for s, v in zip(slots.tolist(), ok)]
+            return _serving.bias_rows(self.wm, logits, {r: (c, a) for r, (c, a) in enumerate(zip(ctxs, accts))
+                                                        if c is not None})
         tail = torch.where(valid[:, None], tail, torch.zeros_like(tail))
         return self.dev.bias_(logits, self.dev.seeds(tail), valid, (self.sym[slots], self.active[slots]))

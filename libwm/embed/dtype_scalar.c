@@ -2,8 +2,8 @@
  * nearest even.  The roundings are PyTorch's own (c10::BFloat16's
  * round_to_nearest_even, c10::Half's fp16_ieee_from_fp32_value), so a row
  * biased here equals the row PyTorch computes as x + bias in that dtype.
- * Written as plain loops over integers and floats that the compiler
- * vectorises; no dispatch needed (bench/: within 2x of the binary32 row). */
+ * The scalar reference: dtype_avx2.c equals it bit for bit, NaN included
+ * (tests/test_dtype.c). */
 #include "internal.h"
 
 static inline float f32_of(uint32_t u)
@@ -50,7 +50,7 @@ static inline uint16_t f32_to_f16(float f)
     return (uint16_t)((sign >> 16) | (shl1_w > 0xff000000u ? 0x7e00u : nonsign));
 }
 
-void wm__widen(const void *src, wm_dtype dtype, size_t n, float *dst)
+void wm__widen_scalar(const void *src, wm_dtype dtype, size_t n, float *dst)
 {
     const uint16_t *s = src;
     if (dtype == WM_DTYPE_BF16)
@@ -59,7 +59,7 @@ void wm__widen(const void *src, wm_dtype dtype, size_t n, float *dst)
         for (size_t i = 0; i < n; i++) dst[i] = f16_to_f32(s[i]);
 }
 
-void wm__narrow(const float *src, size_t n, wm_dtype dtype, void *dst)
+void wm__narrow_scalar(const float *src, size_t n, wm_dtype dtype, void *dst)
 {
     uint16_t *d = dst;
     if (dtype == WM_DTYPE_BF16)
