@@ -15,6 +15,10 @@ measured in the same run:
   vllm_v2_device_*   the same through libwm.torch_kernel (what a GPU runs),
                      on CPU torch
   sglang_*           libwm.sglang.LibwmSGLangProcessor
+  hf_account_*       hf_* with every row under an account (the layer's cost)
+
+Requests carry no account except in hf_account_*, so every other line does
+the floor's work.
 
 Each line has ratio_to_floor = median / floor_c_f32's median at that batch.
 The goal (issue 14): every dtype within 2x of floor_c_f32 on CPU.
@@ -97,7 +101,7 @@ for batch in (1, 64):
     # vLLM V1: one BatchUpdate adding the batch, then apply per step.
     cfg = SimpleNamespace(model_config=SimpleNamespace(get_vocab_size=lambda: V))
     v1 = LibwmV1LogitsProcessor(cfg, dev, False)
-    sp = SimpleNamespace(extra_args={"libwm_account": 7})
+    sp = SimpleNamespace(extra_args=None)  # watermark on, no account: the floor's work
     v1.update_state(SimpleNamespace(batch_size=batch, removed=[], moved=[],
                                     added=[(i, sp, c[:-1], c[-1:]) for i, c in enumerate(ctxs)]))
     for k in ("f32", "bf16"):
@@ -112,12 +116,16 @@ for batch in (1, 64):
     ctx = SimpleNamespace(expanded_idx_mapping=torch.arange(batch, dtype=torch.int32, device=dev),
                           expanded_local_pos=torch.zeros(batch, dtype=torch.int32, device=dev),
                           input_ids=hist[:, 40].clone(), pos=torch.full((batch,), 40, device=dev))
-    for mode in (("", True), ("_device", False)) if dev.type == "cpu" else (("_device", False),):
+    modes = ([("", True)] if dev.type == "cpu" else []) + ([] if dev.type == "cpu" and a.quick else [("_device", False)])
+    for mode in modes:
         v2.cpu_in_c = mode[1]
         for k in ("f32", "bf16"):
             emit(f"vllm_v2{mode[0]}_{k}", batch, k, timed(lambda: v2.apply(logits[k], ctx), reps))
     sg = LibwmSGLangProcessor()
-    params = [{"__req__": SimpleNamespace(origin_input_ids=c[:-1], output_ids=c[-1:]), "libwm_account": 7}
-              for c in ctxs]
+    params = [{"__req__": SimpleNamespace(origin_input_ids=c[:-1], output_ids=c[-1:])} for c in ctxs]
     for k in ("f32", "bf16"):
         emit(f"sglang_{k}", batch, k, timed(lambda: sg(logits[k], params), reps))
+    # The account layer's price: the same HF step with every row under an account.
+    hfa = LibwmLogitsProcessor(wm, accounts=[7] * batch)
+    for k in ("f32", "bf16"):
+        emit(f"hf_account_{k}", batch, k, timed(lambda: hfa(d_ids, logits[k]), reps))

@@ -128,7 +128,9 @@ void wm__bias_fields_candidates(const struct wm_watermark *wm, const unsigned ch
  * converts them; wm->widen and wm->narrow are the best this CPU runs. */
 void wm__widen_scalar(const void *src, wm_dtype dtype, size_t n, float *dst);
 void wm__narrow_scalar(const float *src, size_t n, wm_dtype dtype, void *dst);
-wm_widen_fn wm__widen_avx2(void); /* prf/dispatch.c: NULL without AVX2 + F16C */
+wm_widen_fn wm__widen_avx512(void); /* prf/dispatch.c: NULL without AVX-512F */
+wm_narrow_fn wm__narrow_avx512(void);
+wm_widen_fn wm__widen_avx2(void); /* NULL without AVX2 + F16C */
 wm_narrow_fn wm__narrow_avx2(void);
 
 /* schemes/account.c: the account layer (see there). */

@@ -5,7 +5,7 @@
  *   checked against an independent reference (bf16: the two neighbours
  *   compared in double; f16: the compiler's _Float16) on 2^24 random floats
  *   and every edge (halfway points, subnormals, overflow, inf, NaN);
- * - the AVX2 + F16C kernels equal the scalar ones bit for bit (all 65,536
+ * - the AVX2 + F16C and AVX-512F kernels equal the scalar ones bit for bit (all 65,536
  *   patterns widened; 2^20 random floats, specials and odd lengths narrowed);
  * - biasing: every 16-bit row, with and without an account, equals the
  *   binary32 path applied step by step (green list, then account part,
@@ -106,15 +106,8 @@ static void test_rounding(void **state)
     for (size_t i = 0; i < sizeof edge / sizeof *edge; i++) check_narrow(edge[i]);
 }
 
-static void test_simd(void **state)
+static void check_simd(wm_widen_fn widen, wm_narrow_fn narrow)
 {
-    (void)state;
-    wm_widen_fn widen = wm__widen_avx2();
-    wm_narrow_fn narrow = wm__narrow_avx2();
-    if (!widen || !narrow) {
-        print_message("no AVX2 + F16C on this CPU: the scalar path is the only one\n");
-        return;
-    }
     enum { N = 1 << 16 };
     uint16_t *h = malloc(N * 2), *a = malloc(N * 2), *b = malloc(N * 2);
     float *fa = malloc(N * 4), *fb = malloc(N * 4);
@@ -142,6 +135,17 @@ static void test_simd(void **state)
         }
     }
     free(h), free(a), free(b), free(fa), free(fb);
+}
+
+static void test_simd(void **state)
+{
+    (void)state;
+    wm_widen_fn w[2] = { wm__widen_avx2(), wm__widen_avx512() };
+    wm_narrow_fn n[2] = { wm__narrow_avx2(), wm__narrow_avx512() };
+    for (int k = 0; k < 2; k++) {
+        if (!w[k] || !n[k]) print_message("%s not on this CPU: not checked\n", k ? "AVX-512F" : "AVX2 + F16C");
+        else check_simd(w[k], n[k]);
+    }
 }
 
 /* The binary32 path, step by step: the green list alone, then the account's

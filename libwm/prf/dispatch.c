@@ -98,6 +98,8 @@ wm_softmax_fn wm__softmax_avx512(void) { return has(F_AVX512F) ? wm__softmax_avx
 wm_maxcheck_fn wm__maxcheck_avx2(void) { return has(F_AVX2 | F_FMA) ? wm__maxcheck_avx2_raw : NULL; }
 wm_softmax_fn wm__softmax_avx2(void) { return has(F_AVX2 | F_FMA) ? wm__softmax_avx2_raw : NULL; }
 /* Conversions of logits: no key either. */
+wm_widen_fn wm__widen_avx512(void) { return has(F_AVX512F) ? wm__widen_avx512_raw : NULL; }
+wm_narrow_fn wm__narrow_avx512(void) { return has(F_AVX512F) ? wm__narrow_avx512_raw : NULL; }
 wm_widen_fn wm__widen_avx2(void) { return has(F_AVX2 | F_F16C) ? wm__widen_avx2_raw : NULL; }
 wm_narrow_fn wm__narrow_avx2(void) { return has(F_AVX2 | F_F16C) ? wm__narrow_avx2_raw : NULL; }
 #else
@@ -111,6 +113,8 @@ wm_maxcheck_fn wm__maxcheck_avx512(void) { return NULL; }
 wm_softmax_fn wm__softmax_avx512(void) { return NULL; }
 wm_maxcheck_fn wm__maxcheck_avx2(void) { return NULL; }
 wm_softmax_fn wm__softmax_avx2(void) { return NULL; }
+wm_widen_fn wm__widen_avx512(void) { return NULL; }
+wm_narrow_fn wm__narrow_avx512(void) { return NULL; }
 wm_widen_fn wm__widen_avx2(void) { return NULL; }
 wm_narrow_fn wm__narrow_avx2(void) { return NULL; }
 #endif
@@ -135,8 +139,10 @@ void wm__pick_kernels(struct wm_watermark *wm)
     wm->apply = wm__apply_avx512();
     if (!wm->apply) wm->apply = wm__apply_avx2();
     if (!wm->apply) wm->apply = wm__apply_scalar;
-    wm->widen = wm__widen_avx2();
+    wm->widen = wm__widen_avx512();
+    if (!wm->widen) wm->widen = wm__widen_avx2();
     if (!wm->widen) wm->widen = wm__widen_scalar;
-    wm->narrow = wm__narrow_avx2();
+    wm->narrow = wm__narrow_avx512();
+    if (!wm->narrow) wm->narrow = wm__narrow_avx2();
     if (!wm->narrow) wm->narrow = wm__narrow_scalar;
 }

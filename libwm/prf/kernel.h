@@ -56,7 +56,9 @@ void wm__bias_row_avx512_raw(const unsigned char kg[16], uint64_t seed, size_t n
                              float delta, float *logits);
 void wm__apply_avx512_raw(const unsigned char *fields, size_t n_tok, unsigned bits, uint32_t thresh, float delta,
                           float *logits);
-/* embed/dtype_avx2.c (AVX2 + F16C). */
+/* embed/dtype_avx512.c and embed/dtype_avx2.c (AVX2 + F16C). */
+void wm__widen_avx512_raw(const void *src, wm_dtype dtype, size_t n, float *dst);
+void wm__narrow_avx512_raw(const float *src, size_t n, wm_dtype dtype, void *dst);
 void wm__widen_avx2_raw(const void *src, wm_dtype dtype, size_t n, float *dst);
 void wm__narrow_avx2_raw(const float *src, size_t n, wm_dtype dtype, void *dst);
 /* __builtin_cpu_supports has no "f16c" in every compiler: CPUID leaf 1, ECX bit 29. */
