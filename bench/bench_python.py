@@ -25,9 +25,11 @@ The goal (issue 14): every dtype within 2x of floor_c_f32 on CPU.
 
     LIBWM_LIBRARY=build/libwm/libwm.so /usr/bin/python3 bench/bench_python.py [--device cuda]"""
 import argparse
+import atexit
 import json
 import os
 import platform
+import shutil
 import statistics
 import sys
 import tempfile
@@ -79,7 +81,9 @@ def emit(name, batch, dtype, us):
 
 
 key = libwm.Key.from_seed(bytes(range(32)), account_delta=2.0)
-path = os.path.join(tempfile.mkdtemp(prefix="wm-bench-"), "bench.wmkey")
+tmp = tempfile.mkdtemp(prefix="wm-bench-")
+atexit.register(shutil.rmtree, tmp, True)
+path = os.path.join(tmp, "bench.wmkey")
 key.save(path)
 os.environ["LIBWM_KEY"], os.environ["LIBWM_N_VOCAB"] = path, str(V)
 wm = _serving.watermark(V)

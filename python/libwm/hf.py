@@ -4,7 +4,9 @@ generate(logits_processor=LogitsProcessorList([...])) and pipelines.
 It subclasses transformers.LogitsProcessor when transformers is importable
 (a plain class otherwise, with the same call protocol), under a name that
 does not shadow transformers' own WatermarkLogitsProcessor.  Read against
-transformers' generation/logits_process.py (README, "Integrations").
+transformers' src/transformers/generation/logits_process.py at commit
+00857b6cf63a (LogitsProcessor.__call__(input_ids, scores) -> scores;
+LogitsProcessorList calls two-argument processors positionally).
 
 kgw: scores are biased in place and returned.  On the CPU (float32,
 bfloat16, float16) the C library writes into the tensor itself; on a GPU the
@@ -34,6 +36,10 @@ __all__ = ["LibwmLogitsProcessor"]
 
 
 class LibwmLogitsProcessor(_Base):
+    # transformers' continuous batching passes other layouts than [batch, seq]
+    # input_ids: not claimed until tested there.
+    supports_continuous_batching = False
+
     def __init__(self, watermark, accounts=None, temperature=1.0, top_k=0, top_p=1.0, seed=0):
         self.watermark = watermark
         self.accounts = accounts
