@@ -79,13 +79,9 @@ def _is_swap(direction):
     return getattr(direction, "name", str(direction)).upper().endswith("SWAP")
 
 
-class LibwmV1LogitsProcessor(_V1Base):
-    """V1 runner.  State: batch index -> (prompt, live output list, account)."""
-
-    def __init__(self, vllm_config, device, is_pin_memory):
-        self.wm = _serving.watermark(_vocab(vllm_config))
-        self.device = device
-        self.rows = {}
+class _BiasOnly:
+    """What both runners' classes say the same way: per-request arguments
+    checked at admission, and a bias that moves the argmax."""
 
     @classmethod
     def validate_params(cls, sampling_params):
@@ -93,6 +89,15 @@ class LibwmV1LogitsProcessor(_V1Base):
 
     def is_argmax_invariant(self):
         return False
+
+
+class LibwmV1LogitsProcessor(_BiasOnly, _V1Base):
+    """V1 runner.  State: batch index -> (prompt, live output list, account)."""
+
+    def __init__(self, vllm_config, device, is_pin_memory):
+        self.wm = _serving.watermark(_vocab(vllm_config))
+        self.device = device
+        self.rows = {}
 
     def update_state(self, batch_update):
         if batch_update is None:
@@ -129,7 +134,7 @@ def _device_tensor(x):
     return x
 
 
-class LibwmV2LogitsProcessor(_V2Base):
+class LibwmV2LogitsProcessor(_BiasOnly, _V2Base):
     """Model Runner V2.  Per-slot state lives on the device (on/off, account
     codeword), written once per new request in apply_staged_writes; apply
     reads token history on the device and never synchronises with the host."""
@@ -146,13 +151,6 @@ class LibwmV2LogitsProcessor(_V2Base):
         self.account = [0] * n  # host copy, for logits on the CPU
         self.cpu_in_c = True  # False: the device path on CPU tensors too (tests compare the two)
         self.staged = {}
-
-    @classmethod
-    def validate_params(cls, sampling_params):
-        _serving.request_args(_extra_args(sampling_params))
-
-    def is_argmax_invariant(self):
-        return False
 
     def add_request(self, req_idx, sampling_params):
         on, acct = _serving.request_args(_extra_args(sampling_params))
