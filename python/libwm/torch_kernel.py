@@ -57,11 +57,13 @@ def _rounds(v, n):
     return [v0, v1, v2, v3]
 
 
-def _init(key, wide, like):
-    """SipHash's initial state as 0-d int64 tensors on like's device."""
+def init_state(key, wide, device):
+    """SipHash's initial state for key (16 bytes), as 0-d int64 tensors on
+    device: made once per key and device, so a step copies nothing to the
+    device (a copy from the host would also wait for it)."""
     k0, k1 = _u64_le(key[:8]), _u64_le(key[8:])
     v = (_C[0] ^ k0, _C[1] ^ k1 ^ (0xee if wide else 0), _C[2] ^ k0, _C[3] ^ k1)
-    return [torch.tensor(_i64(x), dtype=torch.int64, device=like.device) for x in v]
+    return [torch.tensor(_i64(x), dtype=torch.int64, device=device) for x in v]
 
 
 def _absorb(v, m):
@@ -72,10 +74,11 @@ def _absorb(v, m):
     return v
 
 
-def prf128(key, seed, block):
+def prf128(state, seed, block):
     """SipHash-2-4-128_key(LE64(seed) || LE64(block)) as two int64 words (low,
-    high), broadcasting seed [R, 1] against block [1, B] (or any shapes)."""
-    v = _absorb(_init(key, True, seed), seed)
+    high), broadcasting seed [R, 1] against block [1, B] (or any shapes);
+    state: init_state(key, True, device)."""
+    v = _absorb(state, seed)
     v = _absorb(v, block)
     v = _absorb(v, _i64(16 << 56))
     v[2] = v[2] ^ 0xee
@@ -86,10 +89,11 @@ def prf128(key, seed, block):
     return lo, v[0] ^ v[1] ^ v[2] ^ v[3]
 
 
-def siphash64_u32(key, x):
-    """SipHash-2-4-64_key(LE32(x)) of int64 tensor x holding 32-bit values."""
+def siphash64_u32(state, x):
+    """SipHash-2-4-64_key(LE32(x)) of int64 tensor x holding 32-bit values;
+    state: init_state(key, False, device)."""
     b = _i64(4 << 56) | (x & 0xffffffff)
-    v = _absorb(_init(key, False, x), b)
+    v = _absorb(state, b)
     v[2] = v[2] ^ 0xff
     v = _rounds(v, 4)
     return v[0] ^ v[1] ^ v[2] ^ v[3]
@@ -127,7 +131,10 @@ class DeviceWatermark:
         self.wm, self.device = watermark, torch.device(device)
         self.n_vocab, self.h, self.minhash = p.n_vocab, p.context_width, p.seeding == 1
         self.bits, self.thresh, self.delta, self.account_delta = p.field_bits, p.threshold, p.delta, p.account_delta
-        self._kg, self._km, self._ka = bytes(p.green_key), bytes(p.minhash_key), bytes(p.account_key)
+        d = self.device
+        self._kg = init_state(bytes(p.green_key), True, d)
+        self._ka = init_state(bytes(p.account_key), True, d)
+        self._km = init_state(bytes(p.minhash_key), False, d)
         ctypes.memset(ctypes.addressof(p), 0, ctypes.sizeof(p))
         self._tpb = 128 // self.bits
         self._blocks = torch.arange((self.n_vocab + self._tpb - 1) // self._tpb, device=self.device)
