@@ -78,7 +78,7 @@ WM_API WM_NODISCARD wm_status wm_bias_candidates(const wm_watermark *wm, uint64_
 /* ---- the bias computed elsewhere ----------------------------------------
  * A GPU server biases logits on their own device, from token history that
  * is already there (python/libwm/torch_kernel.py does it with PyTorch
- * integer ops, bit for bit with the calls above; tests/test_python.sh
+ * integer ops, bit for bit with the calls above; tests/test_engines.py
  * checks it).  These values define the bias completely:
  *
  *   seed(ctx)   wm_context_seed (lefthash: the context itself for h <= 2, a

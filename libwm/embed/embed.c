@@ -75,9 +75,9 @@ wm_status wm_bias_logits_batch(const wm_watermark *wm, size_t n_seq, const uint6
         wm_status st = context_of(wm, ctx[s], n_ctx[s], &c);
         if (st || (accounts && (st = check_account(wm, accounts[s])))) return st;
     }
+    size_t esize = dtype == WM_DTYPE_F32 ? 4 : 2;
     for (size_t s = 0; s < n_seq; s++) {
         context_of(wm, ctx[s], n_ctx[s], &c);
-        size_t esize = dtype == WM_DTYPE_F32 ? 4 : 2;
         if (c)
             bias_row(wm, accounts ? accounts[s] : WM_ACCOUNT_NONE, wm__seed(wm, c),
                      (char *)logits + s * row_stride * esize, dtype);
