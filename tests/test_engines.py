@@ -364,7 +364,8 @@ def _():
     assert same_bits(proc(ids, base.clone()), ref)
 
 
-@check("validate_params: bad libwm_* arguments refused by name; account without an account layer refused")
+@check("validate_params: bad libwm_* arguments refused by name; account without an account layer refused; "
+       "a gumbel key refused at construction")
 def _():
     from libwm.vllm import LibwmV1LogitsProcessor, LibwmV2LogitsProcessor
     _, plain = key("plain-validate")
@@ -386,6 +387,13 @@ def _():
             raise AssertionError("an account with a key without a layer")
         except ValueError as e:
             assert "account layer" in str(e), e
+    _, gumbel = key("gumbel-engines", scheme="gumbel")
+    os.environ["LIBWM_KEY"] = gumbel
+    try:
+        LibwmV1LogitsProcessor(SimpleNamespace(model_config=SimpleNamespace(get_vocab_size=lambda: 100)), "cpu", False)
+        raise AssertionError("a gumbel key in a bias-only processor")
+    except RuntimeError as e:
+        assert "kgw" in str(e), e
     os.environ.pop("LIBWM_KEY")
 
 

@@ -38,7 +38,11 @@ def watermark(n_vocab):
     with _lock:
         k = ("wm", os.environ.get("LIBWM_KEY"), n)
         if k not in _keys:
-            _keys[k] = Watermark(key(), n)
+            w = Watermark(key(), n)
+            if w.scheme != "kgw":  # these processors bias logits; a selecting scheme picks the token
+                raise RuntimeError(f"libwm: the engine processors need a kgw key, {os.environ.get('LIBWM_KEY')} "
+                                   f"is {w.scheme} (libwm.hf.LibwmLogitsProcessor takes gumbel keys)")
+            _keys[k] = w
         return _keys[k]
 
 
