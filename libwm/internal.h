@@ -20,8 +20,8 @@ typedef void (*wm_apply_fn)(const unsigned char *fields, size_t n_tok, unsigned 
                             uint32_t thresh, float delta, float *logits);
 typedef void (*wm_widen_fn)(const void *src, wm_dtype dtype, size_t n, float *dst);
 typedef void (*wm_narrow_fn)(const float *src, size_t n, wm_dtype dtype, void *dst);
-/* fill + apply over a whole row of n_tok logits (block indices from 0). */
-typedef void (*wm_bias_row_fn)(const unsigned char kg[16], uint64_t seed, size_t n_tok,
+/* fill + apply over n_tok logits whose first token is block j0's first. */
+typedef void (*wm_bias_row_fn)(const unsigned char kg[16], uint64_t seed, uint64_t j0, size_t n_tok,
                                unsigned bits, uint32_t thresh, float delta, float *logits);
 
 /* A stored key (core/key.c). */

@@ -186,7 +186,8 @@ static void test_avx512_apply_equals_scalar(void **state)
 
 /* The fused fill + apply row kernel == scalar fill + scalar apply, bit for
  * bit: 1- and 2-bit fields, every threshold, sizes around the 16-block
- * group, logits at every 4-byte alignment, special values included. */
+ * group, logits at every 4-byte alignment, special values included, from
+ * block 0 and from a later block (16-bit rows are fused a chunk at a time). */
 static void test_fused_row_equals_scalar(void **state)
 {
     (void)state;
@@ -214,9 +215,10 @@ static void test_fused_row_equals_scalar(void **state)
                         a[off + i] = b[off + i] =
                             x % 10 == 0 ? special[x / 10 % 8] : (float)((double)(int64_t)x / 1e18);
                     }
-                    wm__fill_scalar(kg, seed, 0, (n + tpb - 1) / tpb, fields);
+                    uint64_t j0 = off == 5 ? 64 * si + 3 : 0; /* a chunk further along the row */
+                    wm__fill_scalar(kg, seed, j0, (n + tpb - 1) / tpb, fields);
                     wm__apply_scalar(fields, n, bits, thresh, 1.75f, a + off);
-                    fused(kg, seed, n, bits, thresh, 1.75f, b + off);
+                    fused(kg, seed, j0, n, bits, thresh, 1.75f, b + off);
                     assert_memory_equal(a + off, b + off, n * sizeof(float) + (n == 0));
                 }
     free(a);
@@ -249,7 +251,7 @@ static __attribute__((noinline)) void run_kernel(int which, const unsigned char 
     if (which == 0 && wm__fill_avx2()) wm__fill_avx2()(kg, seed, 0, 64, out);
     if (which == 1 && wm__fill_avx512()) wm__fill_avx512()(kg, seed, 0, 64, out);
     if (which == 2 && wm__prf_many_avx512()) wm__prf_many_avx512()(kg, seeds, js, 16, out);
-    if (which == 3 && wm__bias_row_avx512()) wm__bias_row_avx512()(kg, seed, 4096, 2, 1, 2.0f, logits);
+    if (which == 3 && wm__bias_row_avx512()) wm__bias_row_avx512()(kg, seed, 0, 4096, 2, 1, 2.0f, logits);
     __asm__ volatile("" ::"r"(out), "r"(logits) : "memory");
 }
 

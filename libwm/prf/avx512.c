@@ -238,7 +238,7 @@ AVX512_BMI2 static void apply_narrow_dispatch(const unsigned char *fields, size_
  * that both sit in the out-of-order window together.  Same arithmetic as
  * fill + apply, so bit-identical to the scalar path. */
 AVX512_BMI2 static inline __attribute__((always_inline)) void
-bias_fused(const unsigned char kg[16], uint64_t seed, size_t n_tok, unsigned bits, uint32_t thresh,
+bias_fused(const unsigned char kg[16], uint64_t seed, uint64_t j0, size_t n_tok, unsigned bits, uint32_t thresh,
            float delta, float *logits)
 {
     __m512i st[4];
@@ -247,7 +247,7 @@ bias_fused(const unsigned char kg[16], uint64_t seed, size_t n_tok, unsigned bit
     const size_t group_tok = 16 * (128 / bits), n_groups = n_tok / group_tok;
     unsigned char buf[2][256];
     for (size_t g = 0; g < n_groups; g++) /* hash group g, apply group g - 1 */
-        sip16_group(st, 16 * g, buf[g & 1], buf[(g + 1) & 1], g ? 32 : 0, bits, thresh, dv,
+        sip16_group(st, j0 + 16 * g, buf[g & 1], buf[(g + 1) & 1], g ? 32 : 0, bits, thresh, dv,
                     g ? logits + (g - 1) * group_tok : logits);
     if (n_groups) apply_words(buf[(n_groups - 1) & 1], 0, 32, bits, thresh, dv, logits + (n_groups - 1) * group_tok);
     /* The rest (fewer than 16 blocks) the unfused way. */
@@ -255,17 +255,18 @@ bias_fused(const unsigned char kg[16], uint64_t seed, size_t n_tok, unsigned bit
     if (v < n_tok) {
         unsigned char rest[16 * 16];
         size_t nb = (n_tok - v + tpb - 1) / tpb;
-        wm__fill_avx2_raw(kg, seed, 16 * n_groups, nb, rest);
+        wm__fill_avx2_raw(kg, seed, j0 + 16 * n_groups, nb, rest);
         apply_narrow(rest, n_tok - v, bits, thresh, delta, logits + v);
     }
 }
 
-NOINLINE AVX512_BMI2 void wm__bias_row_avx512_raw(const unsigned char kg[16], uint64_t seed, size_t n_tok,
-                                        unsigned bits, uint32_t thresh, float delta, float *logits)
+NOINLINE AVX512_BMI2 void wm__bias_row_avx512_raw(const unsigned char kg[16], uint64_t seed, uint64_t j0,
+                                                  size_t n_tok, unsigned bits, uint32_t thresh, float delta,
+                                                  float *logits)
 {
-    if (bits == 1) bias_fused(kg, seed, n_tok, 1, thresh, delta, logits);
-    else if (thresh == 1) bias_fused(kg, seed, n_tok, 2, 1, delta, logits);
-    else bias_fused(kg, seed, n_tok, 2, thresh, delta, logits);
+    if (bits == 1) bias_fused(kg, seed, j0, n_tok, 1, thresh, delta, logits);
+    else if (thresh == 1) bias_fused(kg, seed, j0, n_tok, 2, 1, delta, logits);
+    else bias_fused(kg, seed, j0, n_tok, 2, thresh, delta, logits);
 }
 
 AVX512 static inline __attribute__((always_inline)) void

@@ -60,10 +60,10 @@ static void prf_many_avx512_scrubbed(const unsigned char kg[16], const uint64_t 
     wm__prf_many_avx512_raw(kg, seed, j, n, out);
     burn_stack_small();
 }
-static void bias_row_avx512_scrubbed(const unsigned char kg[16], uint64_t seed, size_t n_tok, unsigned bits,
-                                     uint32_t thresh, float delta, float *logits)
+static void bias_row_avx512_scrubbed(const unsigned char kg[16], uint64_t seed, uint64_t j0, size_t n_tok,
+                                     unsigned bits, uint32_t thresh, float delta, float *logits)
 {
-    wm__bias_row_avx512_raw(kg, seed, n_tok, bits, thresh, delta, logits);
+    wm__bias_row_avx512_raw(kg, seed, j0, n_tok, bits, thresh, delta, logits);
     burn_stack();
 }
 

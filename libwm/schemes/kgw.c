@@ -60,19 +60,27 @@ void wm__bias_fields_row(const wm_watermark *wm, const unsigned char key[16], ui
     unsigned char buf[CHUNK_BLOCKS * WM_BLOCK_BYTES];
     float wide[CHUNK_BLOCKS * 128]; /* a 16-bit chunk widened: up to 128 tokens a block */
     size_t tpb = 128 / bits, n_blocks = (wm->n_vocab + tpb - 1) / tpb, esize = dtype == WM_DTYPE_F32 ? 4 : 2;
+    /* 16-bit rows of a plain field list (kgw's green list) go through the
+     * fused kernel a chunk at a time; float32 rows take it whole (bias_row). */
+    int fused = dtype != WM_DTYPE_F32 && !mask && wm->bias_row && bits == wm->bits;
     for (size_t j = 0; j < n_blocks; j += CHUNK_BLOCKS) {
         size_t m = n_blocks - j < CHUNK_BLOCKS ? n_blocks - j : CHUNK_BLOCKS;
         size_t v0 = j * tpb, n_tok = m * tpb;
         if (n_tok > wm->n_vocab - v0) n_tok = wm->n_vocab - v0;
-        wm->fill(key, seed, j, m, buf);
-        for (size_t i = 0; mask && i < m * WM_BLOCK_BYTES; i++) buf[i] ^= mask;
         char *row = (char *)logits + v0 * esize;
+        if (!fused) {
+            wm->fill(key, seed, j, m, buf);
+            for (size_t i = 0; mask && i < m * WM_BLOCK_BYTES; i++) buf[i] ^= mask;
+        }
         if (dtype == WM_DTYPE_F32) {
             wm->apply(buf, n_tok, bits, thresh, delta, (float *)row);
             continue;
         }
         wm->widen(row, dtype, n_tok, wide);
-        wm->apply(buf, n_tok, bits, thresh, delta, wide);
+        if (fused) /* the AVX-512 kernel hashes this chunk while applying it */
+            wm->bias_row(key, seed, j, n_tok, bits, thresh, delta, wide);
+        else
+            wm->apply(buf, n_tok, bits, thresh, delta, wide);
         wm->narrow(wide, n_tok, dtype, row);
     }
 }
@@ -109,7 +117,7 @@ void wm__bias_fields_candidates(const wm_watermark *wm, const unsigned char key[
 static void bias_row(const wm_watermark *wm, uint64_t seed, void *logits, wm_dtype dtype)
 {
     if (wm->bias_row && dtype == WM_DTYPE_F32) {
-        wm->bias_row(wm->kg, seed, wm->n_vocab, wm->bits, wm->thresh, wm->delta, logits);
+        wm->bias_row(wm->kg, seed, 0, wm->n_vocab, wm->bits, wm->thresh, wm->delta, logits);
         return;
     }
     wm__bias_fields_row(wm, wm->kg, seed, wm->bits, 0, wm->thresh, wm->delta, logits, dtype);
