@@ -6,6 +6,7 @@ measured in the same run:
 
   floor_c_f32        Watermark.bias_batch on a CPU float32 tensor: the C
                      library in place (the zero-copy path)
+  c_bf16, c_f16      the same call on 16-bit CPU tensors (C, in place)
   floor_add          an elementwise add over the same logits (torch), the
                      cost any processor touching every logit pays
   hf_*               libwm.hf.LibwmLogitsProcessor(input_ids, scores)
@@ -95,7 +96,9 @@ for batch in (1, 64):
     logits = {k: torch.zeros(batch, PADDED, dtype=t, device=dev) for k, t in DT.items()}
     ctxs = [list(map(int, r)) for r in ids]
     if dev.type == "cpu":
-        emit("floor_c_f32", batch, "f32", timed(lambda: wm.bias_batch(logits["f32"], ctxs), reps))
+        for k in ("f32", "bf16", "f16"):  # floor_c_f32 first: the others' ratios are to it
+            emit(f"floor_c_{k}" if k == "f32" else f"c_{k}", batch, k,
+                 timed(lambda: wm.bias_batch(logits[k], ctxs), reps))
     one = torch.ones(batch, PADDED, device=dev)
     emit("floor_add", batch, "f32", timed(lambda: logits["f32"].add_(one), reps))
     for k in ("f32", "bf16", "f16"):
