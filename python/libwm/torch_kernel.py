@@ -15,6 +15,7 @@ the process: whoever can read this process can read them."""
 
 import ctypes
 
+import numpy as np
 import torch
 
 _M64 = (1 << 64) - 1
@@ -197,7 +198,7 @@ class DeviceWatermark:
                     _check(_lib.wm_account_symbols(self.wm._h, a, buf))
                 self._codes[a] = bytes(buf)
             rows.append(self._codes[a])
-        sym = torch.tensor(list(b"".join(rows)), dtype=torch.int64).view(len(rows), 256)
+        sym = torch.from_numpy(np.frombuffer(b"".join(rows), np.uint8).reshape(len(rows), 256).astype(np.int64))
         sym = sym.to(self.device, non_blocking=True)
         act = torch.tensor([_account_id(a) != 0 for a in accounts], dtype=torch.bool).to(self.device, non_blocking=True)
         return sym, act

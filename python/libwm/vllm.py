@@ -58,20 +58,17 @@ def _added(entry):
     output) and (prompt, index, params, output): the int is the index, the
     lists are prompt then output (one list: output), the rest the params."""
     index = params = None
-    lists, saw_none = [], False
+    lists = []
     for x in entry:
         if isinstance(x, (int, np.integer)) and not isinstance(x, bool) and index is None:
             index = int(x)
         elif isinstance(x, (list, tuple)):
             lists.append(x)
-        elif x is None:
-            saw_none = True
-        else:
+        elif x is not None:  # None: a prompt given as embeddings
             params = x
     if index is None or not lists:
         raise ValueError(f"libwm: unrecognised AddedRequest layout {tuple(type(x).__name__ for x in entry)}")
     prompt = lists[0] if len(lists) > 1 else None
-    del saw_none
     return index, params, prompt, lists[-1]
 
 
