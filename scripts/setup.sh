@@ -33,8 +33,9 @@ wm_build() {
     shift
     if [ ! -f "$dir/build.ninja" ]; then
         meson setup "$dir" "$@" >"$dir.setup.log" 2>&1 || { cat "$dir.setup.log" >&2; return 1; }
-    elif [ $# -gt 0 ]; then # an existing build gets the options asked for now
-        meson configure "$dir" "$@" >"$dir.setup.log" 2>&1 || { cat "$dir.setup.log" >&2; return 1; }
+    elif [ $# -gt 0 ]; then # an existing build gets the options asked for now (--reconfigure: also
+        # options meson_options.txt gained since it was set up, which `meson configure` does not know)
+        meson setup --reconfigure "$dir" "$@" >"$dir.setup.log" 2>&1 || { cat "$dir.setup.log" >&2; return 1; }
     fi
     ninja -C "$dir" >"$dir.build.log" 2>&1 || { cat "$dir.build.log" >&2; return 1; }
 }

@@ -15,6 +15,7 @@
 set -uo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 bld=$(cd "$1" && pwd)
+export LIBWM_LIBRARY=$bld/libwm/libwm.so # the library of the build under test, for every script below
 server=$("$root/integrations/llama.cpp/build-server.sh" "$bld") || { echo "[  FAILED  ] 1 test(s): llama-server build"; exit 1; }
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
