@@ -514,7 +514,7 @@ def _host_view(x):
                             f"vocabulary, not {x.dtype} with strides {x.stride()}")
         return x.data_ptr(), dtype, shape[-1], _row_stride(shape, x.stride(0))
     if hasattr(x, "__array_interface__"):  # numpy.ndarray
-        dtype = {"float32": 0, "float16": 2}.get(str(x.dtype))
+        dtype = _DTYPES.get(str(x.dtype))  # numpy has no bfloat16: float32 or float16
         if dtype is None or x.strides[-1] != x.itemsize or not x.flags.writeable:
             raise TypeError("numpy logits must be a writable float32 or float16 array, contiguous along the "
                             "vocabulary")
