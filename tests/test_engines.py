@@ -17,7 +17,14 @@ against the C API (whose own bytes test_python.py checks against C).
   history from all_token_ids, speculative draft rows from input_ids;
 - SGLang: CustomLogitProcessor calls with __req__, rows without params left
   alone; Hugging Face: LibwmLogitsProcessor with CPU dtypes;
-- validate_params refuses bad arguments by name.
+- fail closed: each engine replay runs without the operator's opt-ins
+  (libwm_watermark=false rows and libwm_account rows biased exactly as
+  plain rows), with $LIBWM_ALLOW_OPT_OUT / $LIBWM_ALLOW_ACCOUNTS (honoured),
+  and for vLLM with a subclass's allow_opt_out / allow_accounts, either way
+  over the variable;
+- validate_params refuses bad arguments by name, and the switches by name
+  and variable without the opt-in; a malformed opt-in variable stops
+  construction.
 vLLM and SGLang are not installable here (no PyPI): the processors run on
 their fallback base class and the engines' documented call protocol is
 replayed with stand-in objects of the same shape."""
@@ -72,6 +79,43 @@ def c_rows(wm, logits, contexts, accounts=None):
 def same_bits(a, b):
     a = a.detach().cpu().numpy() if torch.is_tensor(a) else a
     return a.tobytes() == np.asarray(b, np.float32).tobytes()
+
+
+OPT_OUT, ACCOUNTS = "LIBWM_ALLOW_OPT_OUT", "LIBWM_ALLOW_ACCOUNTS"
+for _v in (OPT_OUT, ACCOUNTS):  # the replays set them; none leaks in from the caller
+    os.environ.pop(_v, None)
+
+
+def set_allow(env):
+    """Set the opt-in variables to env's values (a missing one: unset)."""
+    for v in (OPT_OUT, ACCOUNTS):
+        if v in env:
+            os.environ[v] = env[v]
+        else:
+            os.environ.pop(v, None)
+
+
+# (name, variables, subclass attributes, (opt-out honoured, accounts honoured))
+MODES = [("closed", {}, {}, (False, False)),
+         ("closed, variables 0", {OPT_OUT: "0", ACCOUNTS: "0"}, {}, (False, False)),
+         ("both variables 1", {OPT_OUT: "1", ACCOUNTS: "1"}, {}, (True, True)),
+         ("opt-out only", {OPT_OUT: "1"}, {}, (True, False)),
+         ("accounts only", {ACCOUNTS: "1", OPT_OUT: ""}, {}, (False, True))]
+VLLM_MODES = MODES + [("subclass allows", {}, dict(allow_opt_out=True, allow_accounts=True), (True, True)),
+                      ("subclass refuses over the variables", {OPT_OUT: "1", ACCOUNTS: "1"},
+                       dict(allow_opt_out=False, allow_accounts=False), (False, False))]
+
+
+def effective(extra, allow):
+    """(on, account) the processor must apply to a request's arguments, given
+    (opt-out honoured, accounts honoured): the reference for the replays."""
+    extra = extra or {}
+    on = extra.get("libwm_watermark", True) or not allow[0]
+    return on, (extra.get("libwm_account", 0) if allow[1] and on else 0)
+
+
+def asked_off(extra):
+    return (extra or {}).get("libwm_watermark", True) is False
 
 
 @check("device green list (torch, CPU): seeds, green lists and account parts equal the C API bit for bit")
@@ -142,9 +186,10 @@ class V1Engine:
     change (removed, added, moved, applied in that order), output lists
     shared by reference, then apply(logits [batch, V])."""
 
-    def __init__(self, proc, V, layout):
-        self.proc, self.V, self.layout = proc, V, layout
+    def __init__(self, proc, V, layout, allow):
+        self.proc, self.V, self.layout, self.allow = proc, V, layout, allow
         self.slots = []  # batch index -> request dict or None
+        self.closed_rows = 0  # rows asking libwm_watermark=false and biased (no opt-in)
 
     def added(self, i, r):
         p, out, params = r["prompt"], r["out"], r["params"]
@@ -174,14 +219,16 @@ class V1Engine:
         logits = torch.from_numpy(rng.standard_normal((n, self.V + 11)).astype(np.float32))
         ctxs, accts = [], []
         for r in self.slots:
-            on = r is not None and (r["params"].extra_args or {}).get("libwm_watermark", True)
+            on, acct = effective(r["params"].extra_args, self.allow) if r is not None else (False, 0)
             prompt = (r["prompt"] or []) if r and self.layout != "no-prompt" else []
             ctxs.append(list(prompt) + list(r["out"]) if on else None)
-            accts.append((r["params"].extra_args or {}).get("libwm_account", 0) if on else 0)
+            accts.append(acct)
+            self.closed_rows += bool(on and asked_off(r["params"].extra_args))
         ref = c_rows(self.proc.wm, logits, ctxs, accts if any(accts) else None)
         got = self.proc.apply(logits.clone())
-        assert same_bits(got, ref), (self.layout, [None if r is None else len(r["out"]) for r in self.slots],
-                                     np.flatnonzero((got.numpy() != ref).any(1)))
+        assert same_bits(got, ref), (self.layout, "opt-ins", self.allow, "rows differing, with their arguments",
+                                     [(int(i), self.slots[i]["params"].extra_args)
+                                      for i in np.flatnonzero((got.numpy() != ref).any(1))])
         for r in self.slots:  # every request decodes one token
             if r is not None:
                 r["out"].append(int(rng.integers(0, self.V)))
@@ -192,32 +239,42 @@ def request(V, n_prompt, **extra):
     return dict(prompt=[int(t) for t in rng.integers(0, V, n_prompt)], out=[], params=sp(**extra))
 
 
-@check("vLLM V1 runner: update_state/apply protocol replayed (3 AddedRequest layouts, removes, moves, swaps)")
+@check("vLLM V1 runner: update_state/apply protocol replayed (3 AddedRequest layouts, removes, moves, swaps; "
+       "without the opt-ins, with the variables, with a subclass)")
 def _():
     from libwm.vllm import LibwmV1LogitsProcessor
-    for keyparams, V in ((dict(account_delta=2.0), 3001), (dict(context_width=3, seeding="minhash"), 1025),
-                         (dict(context_width=0), 500)):
+    closed = 0
+    for (keyparams, V), layout, (mode, env, attrs, allow) in \
+            [(k, lay, m) for k in ((dict(account_delta=2.0), 3001), (dict(context_width=3, seeding="minhash"), 1025),
+                                   (dict(context_width=0), 500))
+             for lay in ("current", "no-prompt", "prompt-first") for m in VLLM_MODES]:
         _, path = key(f"v1-{sorted(keyparams.items())}", **keyparams)
         os.environ["LIBWM_KEY"] = path
         cfg = SimpleNamespace(model_config=SimpleNamespace(get_vocab_size=lambda: V))
         acc = bool(keyparams.get("account_delta"))
-        for layout in ("current", "no-prompt", "prompt-first"):
-            proc = LibwmV1LogitsProcessor(cfg, torch.device("cpu"), False)
-            assert proc.is_argmax_invariant() is False
-            e = V1Engine(proc, V, layout)
-            r = [request(V, n, **({"libwm_account": 1000 + n} if acc and n % 2 else {})) for n in range(1, 9)]
-            r[3]["params"] = sp(libwm_watermark=False)
-            e.step(added=[(0, r[0]), (1, r[1]), (2, r[2])])
+        set_allow(env)
+        cls = type("V1Sub", (LibwmV1LogitsProcessor,), attrs) if attrs else LibwmV1LogitsProcessor
+        proc = cls(cfg, torch.device("cpu"), False)
+        set_allow({})  # read at construction: what the variables say later changes nothing
+        assert proc.is_argmax_invariant() is False
+        e = V1Engine(proc, V, layout, allow)
+        r = [request(V, n, **({"libwm_account": 1000 + n} if acc and n % 2 else {})) for n in range(1, 9)]
+        r[3]["params"] = sp(libwm_watermark=False, **({"libwm_account": 77} if acc else {}))
+        e.step(added=[(0, r[0]), (1, r[1]), (2, r[2])])
+        e.step()
+        e.step(added=[(3, r[3]), (4, r[4])])
+        e.step(removed=[1])
+        e.step(moved=[(4, 1, Move.UNIDIRECTIONAL)])  # condense: 4 -> 1
+        e.step(moved=[(0, 2, Move.SWAP)])
+        e.step(removed=[2], added=[(2, r[5]), (4, r[6])], moved=[(4, 0, Move.SWAP)])
+        for _ in range(3):
             e.step()
-            e.step(added=[(3, r[3]), (4, r[4])])
-            e.step(removed=[1])
-            e.step(moved=[(4, 1, Move.UNIDIRECTIONAL)])  # condense: 4 -> 1
-            e.step(moved=[(0, 2, Move.SWAP)])
-            e.step(removed=[2], added=[(2, r[5]), (4, r[6])], moved=[(4, 0, Move.SWAP)])
-            for _ in range(3):
-                e.step()
-            e.step(removed=[0, 1, 2, 3], added=[(0, r[7])])
-            e.step()
+        e.step(removed=[0, 1, 2, 3], added=[(0, r[7])])
+        e.step()
+        if not allow[0]:
+            assert e.closed_rows, (mode, layout)  # the opted-out request's rows were biased
+        closed += e.closed_rows
+    assert closed
     os.environ.pop("LIBWM_KEY")
 
 
@@ -227,8 +284,8 @@ class V2Engine:
     (wrapped, as vLLM wraps it), per step rows reordered and expanded for
     draft tokens, then apply(logits, ctx)."""
 
-    def __init__(self, proc_cls, V, cpu_in_c, max_reqs=6, max_len=64):
-        self.V = V
+    def __init__(self, proc_cls, V, cpu_in_c, allow, max_reqs=6, max_len=64):
+        self.V, self.allow, self.closed_rows = V, allow, 0
         hist = torch.zeros(max_reqs, max_len, dtype=torch.int32)
         self.rs = SimpleNamespace(device=torch.device("cpu"), max_num_reqs=max_reqs, vocab_size=V,
                                   all_token_ids=SimpleNamespace(gpu=hist), prompt_len=None, prefill_len=None,
@@ -269,9 +326,10 @@ class V2Engine:
                 pos.append(len(full) - 1)
                 ids.append(full[-1])
                 local.append(j)
-                on = (r["params"].extra_args or {}).get("libwm_watermark", True)
+                on, acct = effective(r["params"].extra_args, self.allow)
                 ctxs.append(full if on else None)
-                accts.append((r["params"].extra_args or {}).get("libwm_account", 0) if on else 0)
+                accts.append(acct)
+                self.closed_rows += bool(on and asked_off(r["params"].extra_args))
         n = len(rows)
         ctx = SimpleNamespace(expanded_idx_mapping=torch.tensor(rows, dtype=torch.int32),
                               idx_mapping=torch.tensor(order, dtype=torch.int32), idx_mapping_np=np.array(order),
@@ -281,7 +339,9 @@ class V2Engine:
         logits = torch.from_numpy(rng.standard_normal((n, self.V)).astype(np.float32) * 3)
         ref = c_rows(self.proc.wm, logits, ctxs, accts if any(accts) else None)
         got = self.proc.apply(logits.clone(), ctx)
-        assert same_bits(got, ref), "rows differ"
+        assert same_bits(got, ref), ("opt-ins", self.allow, "rows differing, with their arguments",
+                                     [(int(i), self.live[rows[i]]["params"].extra_args)
+                                      for i in np.flatnonzero((got.numpy() != ref).any(1))])
         for s in order:  # commit one token per request (drafts rejected)
             r = self.live[s]
             t = int(rng.integers(0, self.V))
@@ -290,20 +350,26 @@ class V2Engine:
 
 
 @check("vLLM Model Runner V2: add_request/apply_staged_writes/apply replayed (slot reuse, reordered and draft rows; "
-       "the device path and the C path)")
+       "the device path and the C path; without the opt-ins, with the variables, with a subclass)")
 def _():
     from libwm.vllm import LibwmV2LogitsProcessor
-    for (keyparams, V), cpu_in_c in [(c, x) for c in ((dict(account_delta=1.0), 2003), (dict(context_width=2), 777),
-                                                      (dict(context_width=4, seeding="minhash"), 1500))
-                                      for x in (True, False)]:
+    closed = 0
+    for (keyparams, V), cpu_in_c, (mode, env, attrs, allow) in \
+            [(c, x, m) for c in ((dict(account_delta=1.0), 2003), (dict(context_width=2), 777),
+                                 (dict(context_width=4, seeding="minhash"), 1500))
+             for x in (True, False) for m in VLLM_MODES]:
         _, path = key(f"v2-{sorted(keyparams.items())}", **keyparams)
         os.environ["LIBWM_KEY"] = path
         acc = bool(keyparams.get("account_delta"))
-        e = V2Engine(LibwmV2LogitsProcessor, V, cpu_in_c)
+        set_allow(env)
+        cls = type("V2Sub", (LibwmV2LogitsProcessor,), attrs) if attrs else LibwmV2LogitsProcessor
+        e = V2Engine(cls, V, cpu_in_c, allow)
+        set_allow({})
         assert e.proc.is_argmax_invariant() is False
         reqs = [request(V, n, **({"libwm_account": 2 ** 63 + n} if acc and n % 2 else {})) for n in (1, 2, 5, 9)]
-        reqs[1]["params"] = sp(libwm_watermark=False)
-        assert [e.add(r) for r in reqs] == [True, False, True, True]
+        reqs[1]["params"] = sp(libwm_watermark=False, **({"libwm_account": 12} if acc else {}))
+        added = [e.add(r) for r in reqs]
+        assert added == [True, not allow[0], True, True], (mode, "add_request returned", added)
         e.step()
         e.step(drafts={0: 2, 2: 3})
         e.remove(1)
@@ -313,34 +379,49 @@ def _():
         for _ in range(3):
             e.step(drafts={3: 1})
         e.remove(3)
-        e.add(request(V, 6, libwm_watermark=False))  # a watermarked slot reused by an unwatermarked request
+        e.add(request(V, 6, libwm_watermark=False))  # a watermarked slot reused by an opted-out request
         e.step()
+        if not allow[0]:
+            assert e.closed_rows, mode
+        closed += e.closed_rows
+    assert closed
     os.environ.pop("LIBWM_KEY")
 
 
-@check("SGLang: CustomLogitProcessor calls with __req__; rows without params or __req__ left alone")
+@check("SGLang: CustomLogitProcessor calls with __req__; rows without params or __req__ left alone; "
+       "without the opt-ins, with the variables")
 def _():
     from libwm.sglang import LibwmSGLangProcessor
     _, path = key("sglang", account_delta=2.0)
     os.environ["LIBWM_KEY"] = path
     V = 4096
     os.environ["LIBWM_N_VOCAB"] = str(V)  # the tokenizer's, below the padded rows' 4160
-    proc = LibwmSGLangProcessor()
     wm = libwm._serving.watermark(V)
-    reqs = [SimpleNamespace(origin_input_ids=[int(t) for t in rng.integers(0, V, n)], output_ids=[])
-            for n in (1, 4, 2, 7, 3)]
-    for step in range(4):
-        params = [{"__req__": reqs[0]}, None, {"__req__": reqs[2], "libwm_account": 99},
-                  {"libwm_account": 5}, {"__req__": reqs[4], "libwm_watermark": False}]
-        logits = torch.from_numpy(rng.standard_normal((5, V + 64)).astype(np.float32))
-        ctxs = [reqs[0].origin_input_ids + reqs[0].output_ids, None, reqs[2].origin_input_ids + reqs[2].output_ids,
-                None, None]
-        ref = c_rows(wm, logits, ctxs, [0, 0, 99, 0, 0])
-        got = proc(logits.clone(), params)
-        assert same_bits(got, ref), step
-        for r in reqs:
-            r.output_ids.append(int(rng.integers(0, V)))
-    assert same_bits(proc(logits.clone(), None), logits)
+    for mode, env, _, allow in MODES:
+        set_allow(env)
+        proc = LibwmSGLangProcessor()  # SGLang's from_str: one per batch it builds
+        set_allow({})
+        reqs = [SimpleNamespace(origin_input_ids=[int(t) for t in rng.integers(0, V, n)], output_ids=[])
+                for n in (1, 4, 2, 7, 3, 5)]
+        for step in range(4):
+            params = [{"__req__": reqs[0]}, None, {"__req__": reqs[2], "libwm_account": 99},
+                      {"libwm_account": 5}, {"__req__": reqs[4], "libwm_watermark": False},
+                      {"__req__": reqs[5], "libwm_watermark": False, "libwm_account": 7}]
+            logits = torch.from_numpy(rng.standard_normal((6, V + 64)).astype(np.float32))
+            ctxs, accts = [], []
+            for p, r in zip(params, [reqs[0], None, reqs[2], None, reqs[4], reqs[5]]):
+                on, acct = effective(p, allow) if r is not None else (False, 0)
+                ctxs.append(r.origin_input_ids + r.output_ids if on else None)
+                accts.append(acct)
+            assert (ctxs[4] is None) == allow[0] and (accts[2] == 99) == allow[1], mode  # the reference itself
+            ref = c_rows(wm, logits, ctxs, accts)
+            got = proc(logits.clone(), params)
+            assert same_bits(got, ref), (mode, step, "rows differing, with their arguments",
+                                         [(int(i), {k: v for k, v in params[i].items() if k != "__req__"})
+                                          for i in np.flatnonzero((got.numpy() != ref).any(1))])
+            for r in reqs:
+                r.output_ids.append(int(rng.integers(0, V)))
+        assert same_bits(proc(logits.clone(), None), logits)
     os.environ.pop("LIBWM_KEY")
     os.environ.pop("LIBWM_N_VOCAB")
 
@@ -370,6 +451,7 @@ def _():
     from libwm.vllm import LibwmV1LogitsProcessor, LibwmV2LogitsProcessor
     _, plain = key("plain-validate")
     _, layered = key("layered-validate", account_delta=1.0)
+    set_allow({OPT_OUT: "1", ACCOUNTS: "1"})  # the switches allowed: the values themselves checked
     for cls in (LibwmV1LogitsProcessor, LibwmV2LogitsProcessor):
         os.environ["LIBWM_KEY"] = layered
         cls.validate_params(sp(libwm_account=2 ** 64 - 1, libwm_watermark=False))
@@ -394,6 +476,76 @@ def _():
         raise AssertionError("a gumbel key in a bias-only processor")
     except RuntimeError as e:
         assert "kgw" in str(e), e
+    set_allow({})
+    os.environ.pop("LIBWM_KEY")
+
+
+def refused(fn, exc, *words):
+    try:
+        fn()
+    except exc as e:
+        assert all(w in str(e) for w in words), (words, e)
+        return
+    raise AssertionError(f"accepted: expected {exc.__name__} naming {words}")
+
+
+@check("validate_params fails closed: without the opt-in libwm_watermark=false and libwm_account refused, naming "
+       "the argument and the variable; accepted with the variable or a subclass; a subclass refusing wins")
+def _():
+    from libwm.vllm import LibwmV1LogitsProcessor, LibwmV2LogitsProcessor
+    _, layered = key("layered-validate", account_delta=1.0)
+    os.environ["LIBWM_KEY"] = layered
+    off, acct = sp(libwm_watermark=False), sp(libwm_account=5)
+    for base in (LibwmV1LogitsProcessor, LibwmV2LogitsProcessor):
+        allows = type("Allows", (base,), dict(allow_opt_out=True, allow_accounts=True))
+        refuses = type("Refuses", (base,), dict(allow_opt_out=False, allow_accounts=False))
+        both = {OPT_OUT: "1", ACCOUNTS: "1"}
+        for cls, env, ok_off, ok_acct in ((base, {}, False, False), (base, {OPT_OUT: "0", ACCOUNTS: ""}, False, False),
+                                          (base, {OPT_OUT: "1"}, True, False), (base, {ACCOUNTS: "1"}, False, True),
+                                          (base, both, True, True), (allows, {}, True, True),
+                                          (refuses, both, False, False)):
+            set_allow(env)
+            for ok in (sp(), sp(libwm_watermark=True), sp(libwm_account=0), sp(libwm_watermark=True, libwm_account=0)):
+                cls.validate_params(ok)  # what changes nothing is never refused
+            if ok_off:
+                cls.validate_params(off)
+            else:
+                refused(lambda: cls.validate_params(off), ValueError, "libwm_watermark", OPT_OUT)
+            if ok_acct:
+                cls.validate_params(acct)
+            else:
+                refused(lambda: cls.validate_params(acct), ValueError, "libwm_account", ACCOUNTS)
+            refused(lambda: cls.validate_params(sp(libwm_watermark="false")), ValueError, "libwm_watermark")
+    set_allow({})
+    os.environ.pop("LIBWM_KEY")
+
+
+@check("a malformed $LIBWM_ALLOW_OPT_OUT / $LIBWM_ALLOW_ACCOUNTS (or subclass attribute) is an error at "
+       "construction (vLLM V1, V2, SGLang) and in validate_params, never a silent choice")
+def _():
+    from libwm.sglang import LibwmSGLangProcessor
+    from libwm.vllm import LibwmV1LogitsProcessor, LibwmV2LogitsProcessor
+    _, layered = key("layered-validate", account_delta=1.0)
+    os.environ["LIBWM_KEY"] = layered
+    cfg = SimpleNamespace(model_config=SimpleNamespace(get_vocab_size=lambda: 100))
+    builds = [lambda: LibwmV1LogitsProcessor(cfg, torch.device("cpu"), False),
+              lambda: V2Engine(LibwmV2LogitsProcessor, 100, True, None), LibwmSGLangProcessor,
+              lambda: LibwmV1LogitsProcessor.validate_params(sp()),
+              lambda: LibwmV2LogitsProcessor.validate_params(sp())]
+    for var in (OPT_OUT, ACCOUNTS):
+        for bad in ("yes", "true", "2", "01", " 1", "1 ", "on", "-1"):
+            set_allow({var: bad})
+            for build in builds:
+                refused(build, RuntimeError, var, repr(bad))
+        set_allow({var: "1"})
+        for build in builds:
+            build()
+    for attr in ("allow_opt_out", "allow_accounts"):
+        set_allow({})
+        sub = type("Bad", (LibwmV1LogitsProcessor,), {attr: "1"})
+        refused(lambda: sub(cfg, torch.device("cpu"), False), RuntimeError, attr)
+        refused(lambda: sub.validate_params(sp()), RuntimeError, attr)
+    set_allow({})
     os.environ.pop("LIBWM_KEY")
 
 

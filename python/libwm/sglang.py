@@ -13,7 +13,20 @@ inject them.
 
 Rows whose params are missing, or lack SGLang's "__req__", are left alone;
 the others are biased in one batched call, contexts from the request's
-origin_input_ids + output_ids."""
+origin_input_ids + output_ids.
+
+Fail closed: libwm_watermark=false and a nonzero libwm_account are honoured
+only on a server started with LIBWM_ALLOW_OPT_OUT=1, respectively
+LIBWM_ALLOW_ACCOUNTS=1, read when SGLang constructs the processor
+(CustomLogitProcessor.from_str, as it builds a batch; "0" or unset refuses,
+any other value is a RuntimeError there).  The opt-in is the server's
+environment only: the processor and custom_params come with each request, so
+custom_params has nothing that opens what the server did not (the processor
+reference is the gateway's, like everything that field runs).  SGLang has no
+admission hook for custom_params and an exception here fails the whole
+batch, so without the opt-in such a row is biased as if the argument were
+absent (an opted-out row like any other, an account row with no account),
+and the refusal is logged once per process."""
 from . import _serving
 
 try:
@@ -25,6 +38,9 @@ __all__ = ["LibwmSGLangProcessor"]
 
 
 class LibwmSGLangProcessor(_Base):
+    def __init__(self):
+        self.allow = _serving.Allow()  # the server's $LIBWM_ALLOW_OPT_OUT / $LIBWM_ALLOW_ACCOUNTS
+
     def __call__(self, logits, custom_param_list=None):
         wm = _serving.watermark(logits.shape[-1])
         h, rows = wm.context_width, {}
@@ -32,7 +48,7 @@ class LibwmSGLangProcessor(_Base):
             req = params.get("__req__") if params else None
             if req is None or i >= logits.shape[0]:
                 continue
-            on, acct = _serving.request_args(params)
+            on, acct = _serving.request_args(params, self.allow)
             if on:
                 rows[i] = (_serving.tail(h, req.origin_input_ids, req.output_ids), acct)
         return _serving.bias_rows(wm, logits, rows)

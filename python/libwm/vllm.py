@@ -25,8 +25,26 @@ every engine loads (a V1 class there stops V2 engines at startup).
 Configuration: $LIBWM_KEY names the key file; $LIBWM_N_VOCAB the tokenizer's
 vocabulary when it is smaller than the model's logits rows (default: the
 model's vocabulary size).  Per-request arguments in SamplingParams.extra_args
-(HTTP: vllm_xargs), validated in validate_params: libwm/_serving.py.  Read
-against vLLM's source at the commits named in the README."""
+(HTTP: vllm_xargs), validated in validate_params: libwm/_serving.py.
+
+Fail closed: libwm_watermark=false and a nonzero libwm_account are honoured
+only when the server is started with LIBWM_ALLOW_OPT_OUT=1, respectively
+LIBWM_ALLOW_ACCOUNTS=1 (read at construction; "0" or unset refuses, any
+other value stops the processor from being built), or registered as a
+subclass that sets allow_opt_out / allow_accounts (True or False; None, the
+default, leaves it to the variable):
+
+  class Accounts(LibwmV1LogitsProcessor): allow_accounts = True
+
+vLLM constructs the processor itself, from the class, so the class is where
+the operator says it.  Without the opt-in, validate_params refuses the
+request at admission (vLLM answers 400 with the message, which names the
+argument and the variable): a request asking to go unwatermarked is told so
+rather than served watermarked text it believes is clean.  A request that
+reaches the runner without passing validate_params (an engine version that
+skips it, a frontend started with other variables than the engine) is
+watermarked as if the argument were absent.  Read against vLLM's source at
+the commits named in the README."""
 import numpy as np
 
 from . import _serving
@@ -78,11 +96,20 @@ def _is_swap(direction):
 
 class _BiasOnly:
     """What both runners' classes say the same way: per-request arguments
-    checked at admission, and a bias that moves the argmax."""
+    checked at admission against the operator's opt-ins, and a bias that
+    moves the argmax."""
+    allow_opt_out = None  # True / False in a subclass; None: $LIBWM_ALLOW_OPT_OUT
+    allow_accounts = None  # the same for $LIBWM_ALLOW_ACCOUNTS
+
+    @classmethod
+    def _allow(cls):
+        return _serving.Allow(cls.allow_opt_out, cls.allow_accounts)
 
     @classmethod
     def validate_params(cls, sampling_params):
-        _serving.request_args(_extra_args(sampling_params))
+        # a class method, called in the frontend where no instance exists: the
+        # opt-ins are read here, per request (two environment look-ups)
+        _serving.check_args(_extra_args(sampling_params), cls._allow())
 
     def is_argmax_invariant(self):
         return False
@@ -92,6 +119,7 @@ class LibwmV1LogitsProcessor(_BiasOnly, _V1Base):
     """V1 runner.  State: batch index -> (prompt, live output list, account)."""
 
     def __init__(self, vllm_config, device, is_pin_memory):
+        self.allow = self._allow()
         self.wm = _serving.watermark(_vocab(vllm_config))
         self.device = device
         self.rows = {}
@@ -103,7 +131,7 @@ class LibwmV1LogitsProcessor(_BiasOnly, _V1Base):
             self.rows.pop(i, None)
         for entry in batch_update.added:
             i, params, prompt, output = _added(entry)
-            on, acct = _serving.request_args(_extra_args(params))
+            on, acct = _serving.request_args(_extra_args(params), self.allow)
             if on:
                 self.rows[i] = (prompt, output, acct)
             else:
@@ -138,6 +166,7 @@ class LibwmV2LogitsProcessor(_BiasOnly, _V2Base):
 
     def __init__(self, vllm_config, req_states):
         import torch
+        self.allow = self._allow()
         self.wm = _serving.watermark(getattr(req_states, "vocab_size", 0) or _vocab(vllm_config))
         self.rs = req_states
         self.dev = self.wm.on_device(req_states.device)
@@ -150,7 +179,7 @@ class LibwmV2LogitsProcessor(_BiasOnly, _V2Base):
         self.staged = {}
 
     def add_request(self, req_idx, sampling_params):
-        on, acct = _serving.request_args(_extra_args(sampling_params))
+        on, acct = _serving.request_args(_extra_args(sampling_params), self.allow)
         self.staged[req_idx] = (on, acct)  # a reused slot is overwritten whole
         return on
 
