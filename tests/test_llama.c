@@ -386,6 +386,50 @@ static void test_errors(void **state)
     wm_watermark_free(wm);
 }
 
+/* A failing apply is recorded (first status kept, every failure counted),
+ * leaves the candidates as they were, is inherited by a clone and cleared by
+ * reset; a sampler that is not libwm's is refused. */
+static void test_failure_recorded(void **state)
+{
+    (void)state;
+    wm_watermark *wm = make_wm(1, 100);
+    struct llama_sampler *s, *other = llama_sampler_init_top_k(3);
+    llama_token prompt = 5;
+    assert_int_equal(wm_llama_sampler_new(&s, wm, WM_ACCOUNT_NONE, &prompt, 1), WM_OK);
+    wm_status st = WM_ERR_IO;
+    assert_int_equal(wm_llama_sampler_status(s, &st), WM_OK);
+    assert_int_equal(st, WM_OK);
+    assert_int_equal(wm_llama_sampler_status(other, &st), WM_ERR_ARG);
+    assert_int_equal(wm_llama_sampler_status(NULL, &st), WM_ERR_ARG);
+    assert_int_equal(wm_llama_sampler_status(s, NULL), WM_ERR_ARG);
+
+    uint64_t before = wm_llama_failures();
+    llama_token_data d[3] = { { 1, 0.5f, 0 }, { -2, 0.25f, 0 }, { 7, 0.125f, 0 } };
+    llama_token_data_array cur = { d, 3, -1, true };
+    llama_sampler_apply(s, &cur);
+    assert_int_equal(wm_llama_sampler_status(s, &st), WM_OK);
+    assert_int_equal(st, WM_ERR_TOKEN);
+    assert_true(d[0].logit == 0.5f && d[1].logit == 0.25f && d[2].logit == 0.125f && cur.sorted);
+    llama_sampler_apply(s, &cur);
+    assert_int_equal(wm_llama_failures(), before + 2);
+
+    struct llama_sampler *c = llama_sampler_clone(s);
+    assert_int_equal(wm_llama_sampler_status(c, &st), WM_OK);
+    assert_int_equal(st, WM_ERR_TOKEN);
+    llama_sampler_reset(c);
+    assert_int_equal(wm_llama_sampler_status(c, &st), WM_OK);
+    assert_int_equal(st, WM_OK);
+    d[1].id = 2;
+    llama_sampler_apply(c, &cur); /* no history after reset: nothing to bias, no failure */
+    assert_int_equal(wm_llama_sampler_status(c, &st), WM_OK);
+    assert_int_equal(st, WM_OK);
+    assert_int_equal(wm_llama_failures(), before + 2);
+    llama_sampler_free(c);
+    llama_sampler_free(s);
+    llama_sampler_free(other);
+    wm_watermark_free(wm);
+}
+
 /* ---- tokenizer agreement ----------------------------------------------- */
 
 static char *slurp(const char *path, size_t *len)
@@ -516,6 +560,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_apply_unsorted_truncated_padded),
         cmocka_unit_test(test_accept_reset_clone),
         cmocka_unit_test(test_errors),
+        cmocka_unit_test(test_failure_recorded),
         cmocka_unit_test(test_account),
         cmocka_unit_test(test_vocab_gpt2),
         cmocka_unit_test(test_vocab_llama3),

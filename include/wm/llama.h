@@ -12,10 +12,18 @@
  *     llama_sampler_chain_add(chain, llama_sampler_init_dist(seed));
  *     ...
  *     llama_token t = llama_sampler_sample(chain, ctx, -1); // applies, then accepts t
+ *     wm_status st;
+ *     if (wm_llama_sampler_status(wms, &st) != WM_OK || st != WM_OK) ...; // t is not watermarked: drop it
  *
- * Place it after truncating samplers (top-k, top-p: it then costs O(k)) or
- * before them (then it biases every candidate, O(n_vocab)), and before the
- * sampler that draws (dist). */
+ * Where it goes decides what a request can do to it.  Before every
+ * truncating or rescaling sampler (top-k, top-p, min-p, top-n-sigma,
+ * temperature, mirostat), as llama-server puts it, it biases all n_vocab
+ * candidates and whatever those samplers keep is the top of the biased
+ * distribution: greedy decoding (temperature <= 0, top-k 1) picks the
+ * biased argmax, which is watermarked.  After them it costs only O(k), but
+ * a truncation to one candidate leaves it nothing to do.  Samplers that
+ * prefer less likely tokens (typical-p, XTC, adaptive-p, infill) undo the
+ * bias wherever they are. */
 #ifndef WM_LLAMA_H
 #define WM_LLAMA_H
 #include <llama.h>
@@ -35,8 +43,10 @@ extern "C" {
  *          >= the watermark's vocabulary are never green.  It clears
  *          cur_p->sorted (biasing can reorder) and leaves `selected` alone.
  *          Fewer than h tokens of history: nothing is biased (detection does
- *          not score those positions either).  A negative candidate id leaves
- *          the whole array unchanged.
+ *          not score those positions either).  A failure (a negative
+ *          candidate id, a NaN weight for a selecting scheme, no memory)
+ *          leaves the whole array unchanged and is recorded: see
+ *          wm_llama_sampler_status.
  *   accept appends the token (a negative token is ignored).
  *   reset  forgets the history, as at the start of a sequence without prompt.
  *   clone  copies the history; the clone shares wm.
@@ -50,6 +60,20 @@ extern "C" {
  * WM_ERR_NOMEM; *out is then NULL. */
 WM_API WM_NODISCARD wm_status wm_llama_sampler_new(struct llama_sampler **out, const wm_watermark *wm,
                                                    uint64_t account, const llama_token *prompt, size_t n_prompt);
+
+/* The first failure of smpl's apply (or reset) since it was made or last
+ * reset, in *out: WM_OK when every apply so far watermarked its
+ * candidates.  apply cannot return an error, so a caller that must never
+ * emit an unwatermarked token checks this after every draw and fails the
+ * request instead of using the token.  A clone inherits the status.
+ * @return WM_OK; WM_ERR_ARG if smpl or out is NULL or smpl is not a libwm
+ * sampler (for example another sampler of the same chain).  Same thread
+ * rules as the sampler itself. */
+WM_API WM_NODISCARD wm_status wm_llama_sampler_status(const struct llama_sampler *smpl, wm_status *out);
+
+/* @return the number of failures of every libwm sampler's apply or reset
+ * in this process since it started (for a server's metrics).  Thread-safe. */
+WM_API uint64_t wm_llama_failures(void);
 #ifdef __cplusplus
 }
 #endif

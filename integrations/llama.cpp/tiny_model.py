@@ -51,6 +51,10 @@ w.add_token_types(field("tokenizer.ggml.token_type"))
 w.add_token_merges(field("tokenizer.ggml.merges"))
 w.add_bos_token_id(field("tokenizer.ggml.bos_token_id"))
 w.add_eos_token_id(field("tokenizer.ggml.eos_token_id"))
+# fill-in-the-middle markers (three rare GPT-2 tokens), so /infill is served too
+for key, tok in ((gguf.Keys.Tokenizer.FIM_PRE_ID, 50250), (gguf.Keys.Tokenizer.FIM_SUF_ID, 50251),
+                 (gguf.Keys.Tokenizer.FIM_MID_ID, 50252)):
+    w.add_uint32(key, tok)
 
 rng = np.random.default_rng(SEED)
 

@@ -1,7 +1,10 @@
 /* The llama.cpp sampler: a thin adapter from llama_sampler_i to
  * wm_bias_candidates (reweighting schemes) or wm_select (selecting ones),
- * which read llama_token_data in place through strides. */
+ * which read llama_token_data in place through strides.  apply cannot
+ * return an error, so a failure is recorded in the sampler (and counted
+ * process-wide) for the caller to check before it uses the token. */
 #include <math.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -20,7 +23,17 @@ typedef struct wm_llama_state {
     wm_ctxset *used;  /* seeds watermarked in this sequence */
     float *w;         /* candidate weights, cap entries */
     size_t cap;
+    wm_status err;    /* first failure since creation or reset */
 } wm_llama_state;
+
+static atomic_uint_least64_t n_failures;
+
+/* Every failure is counted; the first is kept until reset. */
+static void fail(wm_llama_state *s, wm_status st)
+{
+    if (s->err == WM_OK) s->err = st;
+    atomic_fetch_add_explicit(&n_failures, 1, memory_order_relaxed);
+}
 
 static void history_push(wm_llama_state *s, llama_token t)
 {
@@ -42,29 +55,39 @@ static void wm_llama_accept(struct llama_sampler *smpl, llama_token token)
 }
 
 /* Selecting scheme: the candidates' weights from their logits as the chain
- * left them (temperature and truncation already applied), the scheme's
- * choice, then every other logit -inf, so the drawing sampler after us can
- * only take it.  A repeated seed or short history: unchanged, drawn
- * normally. */
+ * left them, the scheme's choice, then every other logit -inf, so no later
+ * sampler (a truncation, a temperature, the draw) can take another.  A
+ * repeated seed or short history: unchanged, drawn normally. */
 static void select_apply(wm_llama_state *s, llama_token_data_array *cur_p)
 {
     size_t n = cur_p->size;
     if (n > s->cap) {
         float *w = realloc(s->w, n * sizeof *w);
-        if (!w) return; /* apply cannot fail: this step is drawn unwatermarked */
+        if (!w) {
+            fail(s, WM_ERR_NOMEM);
+            return;
+        }
         s->w = w;
         s->cap = n;
     }
     float max = -INFINITY;
     for (size_t i = 0; i < n; i++)
         if (cur_p->data[i].logit > max) max = cur_p->data[i].logit;
-    if (!(max > -INFINITY) || isnan(max)) return;
+    if (isnan(max)) {
+        fail(s, WM_ERR_ARG);
+        return;
+    }
+    if (!(max > -INFINITY)) return; /* nothing can be drawn: the chain's own error */
     for (size_t i = 0; i < n; i++) s->w[i] = expf(cur_p->data[i].logit - max);
     wm_token tok;
     bool selected;
-    if (wm_select(s->wm, s->used, s->hist, s->n_hist, n, &cur_p->data[0].id, sizeof *cur_p->data, s->w,
-                  sizeof *s->w, &tok, &selected) != WM_OK || !selected)
+    wm_status st = wm_select(s->wm, s->used, s->hist, s->n_hist, n, &cur_p->data[0].id, sizeof *cur_p->data, s->w,
+                             sizeof *s->w, &tok, &selected);
+    if (st != WM_OK) {
+        fail(s, st);
         return;
+    }
+    if (!selected) return;
     for (size_t i = 0; i < n; i++)
         if (cur_p->data[i].id != tok) cur_p->data[i].logit = -INFINITY;
     cur_p->sorted = false;
@@ -78,17 +101,22 @@ static void wm_llama_apply(struct llama_sampler *smpl, llama_token_data_array *c
         select_apply(s, cur_p);
         return;
     }
-    /* On WM_ERR_TOKEN nothing was changed, which is all apply can do. */
-    if (wm_bias_candidates(s->wm, s->account, s->hist, s->n_hist, cur_p->size, &cur_p->data[0].id, sizeof *cur_p->data,
-                           &cur_p->data[0].logit, sizeof *cur_p->data) == WM_OK)
-        cur_p->sorted = false;
+    wm_status st = wm_bias_candidates(s->wm, s->account, s->hist, s->n_hist, cur_p->size, &cur_p->data[0].id,
+                                      sizeof *cur_p->data, &cur_p->data[0].logit, sizeof *cur_p->data);
+    if (st != WM_OK) {
+        fail(s, st); /* nothing was changed: the caller must not use this draw */
+        return;
+    }
+    cur_p->sorted = false;
 }
 
 static void wm_llama_reset(struct llama_sampler *smpl)
 {
     wm_llama_state *s = smpl->ctx;
     s->n_hist = 0;
-    if (s->used && wm_ctxset_clear(s->used) != WM_OK) return; /* cannot fail on a valid set */
+    s->err = WM_OK;
+    wm_status st = s->used ? wm_ctxset_clear(s->used) : WM_OK;
+    if (st != WM_OK) fail(s, st);
 }
 
 static struct llama_sampler *wm_llama_clone(const struct llama_sampler *smpl);
@@ -122,6 +150,7 @@ static struct llama_sampler *wm_llama_clone(const struct llama_sampler *smpl)
     if (!copy) return NULL;
     memcpy(copy->hist, src->hist, sizeof copy->hist);
     copy->wm = src->wm, copy->account = src->account, copy->h = src->h, copy->n_hist = src->n_hist;
+    copy->err = src->err;
     if (src->used && wm_ctxset_copy(&copy->used, src->used) != WM_OK) {
         state_free(copy);
         return NULL;
@@ -162,4 +191,16 @@ wm_status wm_llama_sampler_new(struct llama_sampler **out, const wm_watermark *w
         return WM_ERR_NOMEM;
     }
     return WM_OK;
+}
+
+wm_status wm_llama_sampler_status(const struct llama_sampler *smpl, wm_status *out)
+{
+    if (!smpl || !out || smpl->iface != &wm_llama_iface) return WM_ERR_ARG;
+    *out = ((const wm_llama_state *)smpl->ctx)->err;
+    return WM_OK;
+}
+
+uint64_t wm_llama_failures(void)
+{
+    return atomic_load_explicit(&n_failures, memory_order_relaxed);
 }
