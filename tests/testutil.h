@@ -17,6 +17,18 @@
 
 /* A watermark from the fixed test key: seed bytes 0, 1, ..., 31.  Never
  * use it for real. */
+/* Fails the test unless `call` returns `want` and leaves a non-empty,
+ * terminated message in the caller's `wm_error err` (zeroed first): every
+ * call taking a wm_error fills it on every failure (common.h). */
+#define FAILS_WITH_MESSAGE(want, call)                                                                  \
+    do {                                                                                            \
+        memset(&err, 0, sizeof err);                                                                \
+        wm_status st_ = (call);                                                                     \
+        if (st_ != (want) || !err.message[0] || !memchr(err.message, 0, sizeof err.message))       \
+            fail_msg("%s: status %d (want %d), message '%.*s'", #call, st_, (int)(want),            \
+                     (int)sizeof err.message, err.message);                                         \
+    } while (0)
+
 static inline wm_watermark *test_wm_params(const wm_params *p, uint32_t n_vocab)
 {
     unsigned char seed[32];

@@ -67,8 +67,11 @@ WM_API const char *wm_strerror(wm_status status);
 WM_API const char *wm_status_name(wm_status status);
 
 /* Details of a failure in a parsing call ("k.wmkey:4: gamma: ...").  Calls
- * that read files take an optional wm_error *; it is written only when the
- * call fails.  Never contains secret material. */
+ * that read files take an optional wm_error * (NULL: no details).  It is
+ * written on every failure of the call, whatever the status (bad
+ * arguments and out of memory included), with a non-empty NUL-terminated
+ * message, and never when the call succeeds.  Never contains secret
+ * material. */
 typedef struct wm_error {
     char message[512];
 } wm_error;

@@ -59,8 +59,9 @@ typedef struct wm_score {
 #define WM_ACCOUNTS 2u /* wm_corpus_new, wm_reader_new: tally the account layer (attribution) */
 
 /* Score one token sequence.  n_prompt leading tokens are prompt (0: none).
- * Fewer than h + 1 tokens gives N = 0, p = 1, WM_OK.  alpha in (0,1).
- * Allocates O(n) temporary memory.  Thread-safe. */
+ * Fewer than h + 1 tokens gives N = 0, p = 1, WM_OK.  alpha in (0,1); any
+ * other alpha, NaN and infinities included, is WM_ERR_ARG (as for every
+ * alpha and target below).  Allocates O(n) temporary memory.  Thread-safe. */
 WM_API WM_NODISCARD wm_status wm_detect(const wm_watermark *wm, const wm_token *tokens, size_t n,
                            size_t n_prompt, unsigned flags, double alpha, wm_score *out);
 
@@ -77,6 +78,7 @@ typedef struct wm_window {
     uint64_t n_tests;
 } wm_window;
 
+/* Arguments and errors as wm_detect's (alpha outside (0,1) or NaN: WM_ERR_ARG). */
 WM_API WM_NODISCARD wm_status wm_detect_window(const wm_watermark *wm, const wm_token *tokens, size_t n,
                                   size_t n_prompt, unsigned flags, double alpha,
                                   wm_window *out);
@@ -119,6 +121,8 @@ WM_API WM_NODISCARD wm_status wm_corpus_add(wm_corpus *c, const wm_token *tokens
  * tokens are kept between parts.  wm_corpus_add while a document is open
  * is WM_ERR_ARG. */
 WM_API WM_NODISCARD wm_status wm_corpus_add_part(wm_corpus *c, const wm_token *tokens, size_t n, bool last);
+/* The test over everything added.  alpha in (0,1), else (NaN, infinities)
+ * WM_ERR_ARG. */
 WM_API WM_NODISCARD wm_status wm_corpus_score(const wm_corpus *c, double alpha, wm_score *out);
 /* ---- sequential audit ------------------------------------------------------
  *
@@ -148,7 +152,8 @@ typedef struct wm_audit {
     double more_tokens_fixed; /* the same for the fixed-n test planned in advance */
 } wm_audit;
 
-/* The audit of everything added so far.  alpha, target in (0, 1); a corpus
+/* The audit of everything added so far.  alpha, target in (0, 1), else
+ * (NaN, infinities) WM_ERR_ARG; a corpus
  * made with WM_NO_DEDUP is WM_ERR_ARG (its tuples are not independent).
  * Pure; thread-safe with other readers of c. */
 WM_API WM_NODISCARD wm_status wm_corpus_audit(const wm_corpus *c, double alpha, double target, wm_audit *out);
@@ -196,7 +201,8 @@ typedef struct wm_attribution {
 /* Score n account ids (none 0; repeats are searched, and counted in n,
  * twice) against a corpus made with WM_ACCOUNTS, and write the k best,
  * by statistic (smaller id first on ties), into top (k entries; k may be
- * 0).  out: the summary.  Errors: WM_ERR_ARG (bad arguments, a corpus
+ * 0).  out: the summary.  Errors: WM_ERR_ARG (bad arguments, alpha outside
+ * (0,1) or NaN, a corpus
  * without WM_ACCOUNTS, an id 0), WM_ERR_UNSUPPORTED (the key has no account
  * layer), WM_ERR_NOMEM.  Cost: the null law once (up to about a second at
  * the exact limit, milliseconds for the README's corpora), then four PRF
@@ -271,7 +277,8 @@ WM_API WM_NODISCARD wm_status wm_reader_new(wm_reader **out, const wm_watermark 
  * also those of positions that are not read, which the caller may fill
  * with any valid id such as 0.  k >= 1; repeated ids in a row count once
  * (weighted: their weights add).  weights: NULL for a plain reader; for a
- * weighted one, n * k finite floats laid out as preds (else WM_ERR_ARG). */
+ * weighted one, n * k finite floats laid out as preds (else, a NaN or
+ * infinite weight included, WM_ERR_ARG, and nothing is added). */
 WM_API WM_NODISCARD wm_status wm_reader_add(wm_reader *r, const wm_token *t, size_t n, size_t n_prompt,
                                             const wm_token *preds, const float *weights, size_t k);
 /* The test over all tuples read so far (wm_score as in wm_detect;
@@ -279,7 +286,8 @@ WM_API WM_NODISCARD wm_status wm_reader_add(wm_reader *r, const wm_token *t, siz
  * Weighted: statistic = S, scored = distinct tuples, z = (S - gamma sum W)
  * / sqrt(gamma (1 - gamma) sum W^2), p = the Chernoff bound.  OUT
  * positions (may be NULL): the positions read.  Weighted: O(tuples) time
- * per iteration of the bound's minimiser (about 20). */
+ * per iteration of the bound's minimiser (about 20).  alpha in (0,1), else
+ * (NaN, infinities) WM_ERR_ARG. */
 WM_API WM_NODISCARD wm_status wm_reader_score(const wm_reader *r, double alpha, wm_score *out,
                                               uint64_t *positions);
 /* Attribution from reading (a reader made with WM_ACCOUNTS): as
@@ -302,21 +310,26 @@ WM_API void wm_reader_free(wm_reader *r);
 
 /* log10 P(X >= k) for X ~ Binomial(n, p), 0 <= p <= 1: exact (incomplete beta
  * by continued fraction around Loader's saddle-point pmf), never rounded to
- * -inf unless the probability is exactly 0 (k > n, or p = 0 < k).  Pure. */
+ * -inf unless the probability is exactly 0 (k > n, or p = 0 < k).  NaN (the
+ * refusal: it compares false with every threshold) for p NaN, infinite or
+ * outside [0, 1].  Pure. */
 WM_API double wm_binom_log10_sf(uint64_t n, uint64_t k, double p);
 
 /* Upper bound on log10 P(sum w_i X_i >= s), X_i independent Bernoulli(p),
- * 0 < p < 1, weights of any sign: Chernoff's min over l >= 0 of
+ * 0 < p < 1, weights of any sign, into *out: Chernoff's min over l >= 0 of
  * sum ln(1 - p + p e^(l w_i)) - l s, which bounds the tail at every l, so
- * an imprecise minimum is only looser; 0 when s <= p sum w.  NaN for p
- * outside (0,1), NaN s, or w NULL with n > 0.  Pure. */
-WM_API double wm_wbinom_log10_bound(const double *w, size_t n, double s, double p);
+ * an imprecise minimum is only looser; 0 when s <= p sum w.  WM_ERR_ARG,
+ * with *out NaN (when out is not NULL), for out NULL, w NULL with n > 0, a
+ * weight or s NaN or infinite, or p NaN or outside (0, 1): no p-value is
+ * made up for them.  Pure. */
+WM_API WM_NODISCARD wm_status wm_wbinom_log10_bound(const double *w, size_t n, double s, double p,
+                                                    double *out);
 
 /* log10 Q(a, x) = log10 P(X >= x) for X ~ Gamma(a, 1), a > 0 (regularised
  * upper incomplete gamma): continued fraction (x > a + 1) or series around
  * Loader's saddle-point Poisson pmf, relative accuracy ~1e-12 in the log,
- * never -inf for finite x.  x <= 0 gives 0; NaN for a <= 0 or NaN input.
- * Pure. */
+ * never -inf.  x <= 0 gives 0.  NaN (the refusal, as wm_binom_log10_sf's)
+ * for a <= 0, or a or x NaN or infinite.  Pure. */
 WM_API double wm_gamma_log10_sf(double a, double x);
 
 #ifdef __cplusplus

@@ -179,6 +179,9 @@ typedef struct wm_sampler_params {
  * The sampler borrows wm, which must outlive it. */
 typedef struct wm_sampler wm_sampler;
 
+/* WM_ERR_ARG for a temperature that is negative, NaN or infinite, or a
+ * top_p outside (0, 1] (NaN included); WM_ERR_UNSUPPORTED for an account
+ * the key cannot embed; WM_ERR_NOMEM. */
 WM_API WM_NODISCARD wm_status wm_sampler_new(wm_sampler **out, const wm_watermark *wm,
                                 const wm_sampler_params *params);
 WM_API void wm_sampler_free(wm_sampler *s);

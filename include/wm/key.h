@@ -93,7 +93,9 @@ WM_API const char *wm_scheme_name(size_t i);
 
 typedef struct wm_key wm_key;
 
-/* Fresh random key (libsodium randombytes) with validated parameters.
+/* Fresh random key (libsodium randombytes) with validated parameters:
+ * WM_ERR_PARAM for any outside its domain above, a NaN or infinite gamma,
+ * delta or account_delta included.
  * *out is owned by the caller; free with wm_key_free.  Thread-safe. */
 WM_API WM_NODISCARD wm_status wm_key_generate(wm_key **out, const wm_params *params);
 
@@ -106,13 +108,22 @@ WM_API WM_NODISCARD wm_status wm_key_from_seed(wm_key **out, const wm_params *pa
  * WM_ERR_EXISTS if path exists.  On failure nothing is left behind.  New
  * keys are written in key-file format 2 (it names the scheme); a key read
  * from a format-1 file (kgw only) is written in format 1 again, so its id
- * never changes. */
+ * never changes.  The file is the same byte for byte whatever the caller's
+ * locale (numbers always as in the "C" locale: "gamma 0.25", never "0,25").
+ * err (may be NULL) is filled on every failure: WM_ERR_ARG (NULL key or
+ * path), WM_ERR_EXISTS, WM_ERR_IO, WM_ERR_NOMEM (also when the "C" locale
+ * cannot be made for want of memory), WM_ERR_UNSUPPORTED (the system
+ * refuses that locale). */
 WM_API WM_NODISCARD wm_status wm_key_save(const wm_key *key, const char *path, wm_error *err);
 
 /* Read a key file.  Strict: unknown or repeated fields, bad values, a file
  * readable by group or others (WM_ERR_PERM) or a key id that does not match
  * the contents (WM_ERR_CORRUPT) are refused, with file and line in err.
- * Secret bytes are kept in guarded memory and wiped on free. */
+ * Numbers are read as in the "C" locale whatever the caller's.  err (may be
+ * NULL) is filled on every failure: WM_ERR_ARG (NULL out or path),
+ * WM_ERR_IO, WM_ERR_PERM, WM_ERR_FORMAT, WM_ERR_CORRUPT, WM_ERR_CRYPTO,
+ * WM_ERR_NOMEM and WM_ERR_UNSUPPORTED (as for wm_key_save); *out is then
+ * NULL.  Secret bytes are kept in guarded memory and wiped on free. */
 WM_API WM_NODISCARD wm_status wm_key_load(wm_key **out, const char *path, wm_error *err);
 
 /* Parameters as used by detection (gamma is the exact quantised value;
@@ -120,7 +131,10 @@ WM_API WM_NODISCARD wm_status wm_key_load(wm_key **out, const char *path, wm_err
 WM_API WM_NODISCARD wm_status wm_key_params(const wm_key *key, wm_params *out);
 
 /* Public key id: 16 hex digits + NUL.  A keyed BLAKE2b fingerprint of the
- * secret and all parameters; reveals nothing about the secret. */
+ * secret and all parameters as the key file writes them (in the "C"
+ * locale, so the id does not depend on the caller's); reveals nothing
+ * about the secret.  WM_ERR_NOMEM or WM_ERR_UNSUPPORTED when that locale
+ * cannot be had. */
 #define WM_KEY_ID_SIZE 17
 WM_API WM_NODISCARD wm_status wm_key_id(const wm_key *key, char out[WM_KEY_ID_SIZE]);
 
@@ -141,7 +155,8 @@ WM_API void wm_key_free(wm_key *key);
 typedef struct wm_watermark wm_watermark;
 
 /* Bind a key to a vocabulary of n_vocab real tokens (ids 0..n_vocab-1).  If
- * the key records a vocabulary size it must equal n_vocab (WM_ERR_SIZE).  The
+ * the key records a vocabulary size it must equal n_vocab (WM_ERR_SIZE).  It
+ * keeps the key's id, with wm_key_id's errors.  The
  * key may be freed afterwards.  The result is immutable: one object can be
  * shared by any number of threads without locking. */
 WM_API WM_NODISCARD wm_status wm_watermark_new(wm_watermark **out, const wm_key *key,

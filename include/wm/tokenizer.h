@@ -1,18 +1,22 @@
-/* libwm: byte-level BPE tokenizers loaded from Hugging Face tokenizer.json.
+/* libwm: BPE tokenizers loaded from Hugging Face tokenizer.json.
  * Part of <wm.h>.
  *
  * Detection only works on exactly the ids the watermarking model produced,
  * so this reproduces Hugging Face `tokenizers` id for id for the byte-level
- * BPE family (GPT-2, Llama 3, Qwen2/3, DeepSeek-V3, cl100k/o200k-style).
- * Anything else (WordPiece, Unigram, Metaspace, byte_fallback, unknown
- * normalizers or pre-tokenizers) is refused at load time with a message that
- * names it, never approximated.
+ * BPE family (GPT-2, Llama 3, Qwen2/3, DeepSeek-V3, cl100k/o200k-style) and
+ * the SentencePiece-style BPE family (Llama 2 / Mistral, Gemma, Gemini).
+ * Anything else (WordPiece, Unigram, WordLevel, unknown normalizers,
+ * pre-tokenizers or decoders) is refused at load time with a message that
+ * names the file and JSON path, never approximated.
  *
- * Supported: normalizers NFC, NFD, NFKC, NFKD and Sequence of them; pre-
- * tokenizers Split (Regex or String pattern, every behavior, invert),
- * ByteLevel (add_prefix_space, use_regex), Digits, Sequence; the BPE model
- * with merges as "a b" or ["a", "b"] and ignore_merges; added tokens matched
- * in the text as the reference does (leftmost, longest first).
+ * Supported: normalizers NFC, NFD, NFKC, NFKD, Prepend, Replace (String or
+ * Regex), Strip and Sequence of them; pre-tokenizers Split (Regex or String
+ * pattern, every behavior, invert), ByteLevel (add_prefix_space,
+ * use_regex), Metaspace (prepend_scheme, split), Digits, Sequence; the BPE
+ * model with merges as "a b" or ["a", "b"], ignore_merges, and (without
+ * ByteLevel) byte_fallback, unk_token, fuse_unk; decoders ByteLevel, or
+ * Replace, ByteFallback, Fuse, Strip, Metaspace, Sequence; added tokens
+ * matched in the text as the reference does (leftmost, longest first).
  *
  * Regexes: the files carry Oniguruma syntax; they are compiled with PCRE2 in
  * UTF + UCP mode, which reads every construct these files use (\p{..},
@@ -30,9 +34,12 @@ extern "C" {
 typedef struct wm_tokenizer wm_tokenizer;
 
 /* Load a tokenizer.json.  Errors name the file and the JSON position or
- * path ("tok.json: model.merges[17]: ..."). */
+ * path ("tok.json: model.merges[17]: ...").  err (may be NULL) is filled
+ * on every failure: WM_ERR_ARG (NULL out or path), WM_ERR_IO, WM_ERR_FORMAT,
+ * WM_ERR_NOMEM, WM_ERR_CRYPTO, WM_ERR_UNSUPPORTED; *out is then NULL. */
 WM_API WM_NODISCARD wm_status wm_tokenizer_load(wm_tokenizer **out, const char *path, wm_error *err);
-/* The same from memory; `name` is used in messages. */
+/* The same from memory; `name` is used in messages.  err as for
+ * wm_tokenizer_load (WM_ERR_ARG: NULL out, or NULL json with len > 0). */
 WM_API WM_NODISCARD wm_status wm_tokenizer_parse(wm_tokenizer **out, const char *json, size_t len,
                                     const char *name, wm_error *err);
 WM_API void wm_tokenizer_free(wm_tokenizer *tok);
@@ -58,7 +65,10 @@ WM_API void wm_encoder_free(wm_encoder *enc);
  * The pre-tokenizer's regexes run with no match limit, as the reference's
  * (Oniguruma) do; should the regex engine still fail (its heap limit), the
  * call fails with WM_ERR_LIMIT or WM_ERR_NOMEM and the byte offset in err:
- * text is never silently dropped.  Not thread-safe per encoder. */
+ * text is never silently dropped.  err (may be NULL) is filled on every
+ * failure: WM_ERR_ARG (NULL enc, ids or n_ids, NULL text with len > 0, an
+ * unknown flag), WM_ERR_FORMAT, WM_ERR_LIMIT, WM_ERR_NOMEM.  Not
+ * thread-safe per encoder. */
 WM_API WM_NODISCARD wm_status wm_encode(wm_encoder *enc, const char *text, size_t len, unsigned flags,
                            const wm_token **ids, size_t *n_ids, wm_error *err);
 
@@ -72,15 +82,24 @@ WM_API WM_NODISCARD wm_status wm_encode(wm_encoder *enc, const char *text, size_
  * words, but a whole run the pre-tokenizer cannot cut (11 M letters in a
  * row) or, for a pre-tokenizer that merges pieces (Split behaviors other
  * than Isolated and Removed), looks back more than one character, or adds
- * prefix spaces after a Split, a whole segment between added tokens.
+ * prefix spaces after a Split, a whole segment between added tokens; so
+ * also, always, for a tokenizer with a Prepend, Replace or Strip normalizer
+ * or a Metaspace pre-tokenizer (Llama 2, Gemma, Gemini: there a segment is
+ * one BPE word anyway).
  * Errors name byte offsets in the whole text and end the stream; so does a
- * call to wm_encode.  Not thread-safe per encoder. */
+ * call to wm_encode.  err (may be NULL) is filled on every failure, as for
+ * wm_encode (WM_ERR_ARG also for flags that differ from the stream's).  Not
+ * thread-safe per encoder. */
 WM_API WM_NODISCARD wm_status wm_encode_stream(wm_encoder *enc, const char *part, size_t len, unsigned flags, bool final,
                                   const wm_token **ids, size_t *n_ids, wm_error *err);
 
 /* The bytes of ids[0..n-1] (not NUL-terminated, not necessarily valid UTF-8
  * when cut mid-character), pointing into the encoder until its next call.
- * An id outside the vocabulary is WM_ERR_TOKEN. */
+ * Without a ByteLevel step (SentencePiece-style), the text of the
+ * reference's decode(ids, skip_special_tokens = false) through the file's
+ * decoder: there byte tokens that do not form UTF-8 by themselves give
+ * U+FFFD, so decode a whole sequence, not id by id.  An id outside the
+ * vocabulary is WM_ERR_TOKEN. */
 WM_API WM_NODISCARD wm_status wm_decode(wm_encoder *enc, const wm_token *ids, size_t n, const char **text,
                            size_t *len);
 

@@ -25,7 +25,9 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <locale.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -45,6 +47,38 @@ static void seterr(wm_error *err, const char *fmt, ...)
     vsnprintf(err->message, sizeof err->message, fmt, ap);
     va_end(ap);
 }
+
+/* ---- numbers in the "C" locale -------------------------------------------
+ *
+ * The parameters are written with "%.17g" and read with strtod, both of
+ * which follow LC_NUMERIC: a program that called setlocale(LC_ALL, "")
+ * under de_DE would write "gamma 0,25", compute another key id from that
+ * text, and no other program could read the file.  So this thread is
+ * switched to a "C" locale object around each of those calls (uselocale
+ * changes the calling thread only, never the process's locale or another
+ * thread's) and switched back to whatever it had.  The object is made once
+ * and kept for the life of the process.  newlocale can fail (for want of
+ * memory); that failure is returned to the caller as an error, never
+ * papered over by formatting in the caller's locale, and it is not
+ * remembered: the next call tries again, which a pthread_once could not. */
+static pthread_mutex_t c_locale_lock = PTHREAD_MUTEX_INITIALIZER;
+static locale_t c_locale = (locale_t)0;
+
+#define C_LOCALE_FAILED "cannot switch to the \"C\" locale to read or write numbers locale-independently"
+
+static wm_status c_numeric_enter(locale_t *saved)
+{
+    int e = 0;
+    if (pthread_mutex_lock(&c_locale_lock) != 0) return WM_ERR_UNSUPPORTED;
+    if (c_locale == (locale_t)0 && (c_locale = newlocale(LC_ALL_MASK, "C", (locale_t)0)) == (locale_t)0) e = errno;
+    locale_t c = c_locale;
+    pthread_mutex_unlock(&c_locale_lock);
+    if (c == (locale_t)0) return e == ENOMEM ? WM_ERR_NOMEM : WM_ERR_UNSUPPORTED;
+    *saved = uselocale(c);
+    return *saved == (locale_t)0 ? WM_ERR_UNSUPPORTED : WM_OK;
+}
+
+static void c_numeric_leave(locale_t saved) { uselocale(saved); }
 
 static const char *seeding_name(wm_seeding s) { return s == WM_SEEDING_MINHASH ? "minhash" : "lefthash"; }
 
@@ -93,7 +127,7 @@ static wm_status key_alloc(wm_key **out, const wm_params *params)
     double param[WM__MAX_SCHEME_PARAMS];
     wm_status st = check_params(params, &sc, param);
     if (st) return st;
-    wm_key *k = sodium_malloc(sizeof *k);
+    wm_key *k = wm__secure_malloc(sizeof *k);
     if (!k) return WM_ERR_NOMEM;
     memset(k, 0, sizeof *k);
     k->scheme = sc;
@@ -122,7 +156,7 @@ wm_status wm_key_from_seed(wm_key **out, const wm_params *params, const unsigned
 
 void wm_key_free(wm_key *key)
 {
-    if (key) sodium_free(key); /* sodium_free wipes before unmapping */
+    if (key) wm__secure_free(key); /* sodium_free wipes before unmapping */
 }
 
 wm_status wm_key_params(const wm_key *key, wm_params *out)
@@ -159,8 +193,9 @@ void wm__params_of(const wm__scheme *sc, const double *param, wm_seeding seeding
 }
 
 /* Canonical text of every field but the magic line, id and secret: the
- * file's own lines in the key's format. */
-static int canonical_params(const wm_key *k, char *buf, size_t size)
+ * file's own lines in the key's format, whatever the caller's locale;
+ * *len = its length. */
+static wm_status canonical_params(const wm_key *k, char *buf, size_t size, int *len)
 {
     char tok[140] = "", sch[300];
     if (k->n_vocab) {
@@ -170,38 +205,54 @@ static int canonical_params(const wm_key *k, char *buf, size_t size)
     }
     size_t off = 0;
     sch[0] = 0;
+    locale_t saved;
+    wm_status st = c_numeric_enter(&saved);
+    if (st) return st;
     for (unsigned i = 0; i < k->scheme->n_params; i++)
         if (!(k->scheme->param[i].optional && k->param[i] == 0))
             off += (size_t)snprintf(sch + off, sizeof sch - off, "%s %.17g\n", k->scheme->param[i].name, k->param[i]);
+    c_numeric_leave(saved);
     if (k->format == 1) /* kgw only: "scheme" named the seeding rule */
-        return snprintf(buf, size, "scheme %s\ncontext-width %u\n%s%s", seeding_name(k->seeding), k->h, sch, tok);
-    return snprintf(buf, size, "scheme %s\nseeding %s\ncontext-width %u\n%s%s", k->scheme->name,
-                    seeding_name(k->seeding), k->h, sch, tok);
+        *len = snprintf(buf, size, "scheme %s\ncontext-width %u\n%s%s", seeding_name(k->seeding), k->h, sch, tok);
+    else
+        *len = snprintf(buf, size, "scheme %s\nseeding %s\ncontext-width %u\n%s%s", k->scheme->name,
+                        seeding_name(k->seeding), k->h, sch, tok);
+    return WM_OK;
 }
 
-void wm__compute_id(const wm_key *k, char out[WM_KEY_ID_SIZE])
+wm_status wm__compute_id(const wm_key *k, char out[WM_KEY_ID_SIZE])
 {
     char text[512];
     unsigned char mac[8];
-    int len = canonical_params(k, text, sizeof text);
+    int len;
+    wm_status st = canonical_params(k, text, sizeof text, &len);
+    if (st) return st;
     crypto_generichash(mac, sizeof mac, (const unsigned char *)text, (size_t)len, k->secret,
                        sizeof k->secret);
     sodium_bin2hex(out, WM_KEY_ID_SIZE, mac, sizeof mac);
+    return WM_OK;
 }
 
 wm_status wm_key_id(const wm_key *key, char out[WM_KEY_ID_SIZE])
 {
     if (!key || !out) return WM_ERR_ARG;
-    wm__compute_id(key, out);
-    return WM_OK;
+    return wm__compute_id(key, out);
 }
 
 wm_status wm_key_save(const wm_key *key, const char *path, wm_error *err)
 {
-    if (!key || !path) return WM_ERR_ARG;
+    if (!key || !path) {
+        seterr(err, "wm_key_save: %s is NULL", key ? "path" : "key");
+        return WM_ERR_ARG;
+    }
     char id[WM_KEY_ID_SIZE], params[512], hex[65];
-    wm__compute_id(key, id);
-    canonical_params(key, params, sizeof params);
+    int plen;
+    wm_status st = wm__compute_id(key, id);
+    if (!st) st = canonical_params(key, params, sizeof params, &plen);
+    if (st) { /* before the file exists: nothing to clean up */
+        seterr(err, "%s: %s", path, C_LOCALE_FAILED);
+        return st;
+    }
     int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
     if (fd < 0) {
         int e = errno;
@@ -209,10 +260,11 @@ wm_status wm_key_save(const wm_key *key, const char *path, wm_error *err)
         return e == EEXIST ? WM_ERR_EXISTS : WM_ERR_IO;
     }
     /* Build the whole file in guarded memory, write once, wipe. */
-    char *text = sodium_malloc(MAX_KEY_FILE);
+    char *text = wm__secure_malloc(MAX_KEY_FILE);
     if (!text) {
         close(fd);
         unlink(path);
+        seterr(err, "%s: out of memory for the key file's text", path);
         return WM_ERR_NOMEM;
     }
     sodium_bin2hex(hex, sizeof hex, key->secret, sizeof key->secret);
@@ -221,17 +273,20 @@ wm_status wm_key_save(const wm_key *key, const char *path, wm_error *err)
                        KEY_MAGIC "%d\nid %s\n%ssecret %s\n", key->format, id, params, hex);
     sodium_memzero(hex, sizeof hex);
     ssize_t off = 0;
+    int e = 0; /* the first failure's errno: later calls may overwrite errno */
     while (off < len) {
         ssize_t w = write(fd, text + off, (size_t)(len - off));
         if (w < 0 && errno == EINTR) continue;
-        if (w <= 0) break;
+        if (w <= 0) {
+            e = w < 0 ? errno : EIO; /* a write of 0 bytes sets no errno */
+            break;
+        }
         off += w;
     }
-    sodium_free(text);
-    int bad = off != len || fsync(fd) != 0;
-    int e = errno;
-    if (close(fd) != 0) bad = 1;
-    if (bad) {
+    wm__secure_free(text);
+    if (!e && fsync(fd) != 0) e = errno;
+    if (close(fd) != 0 && !e) e = errno;
+    if (e) {
         unlink(path);
         seterr(err, "%s: write failed: %s", path, strerror(e));
         return WM_ERR_IO;
@@ -314,14 +369,22 @@ static int parse_u32(const char *s, uint32_t max, uint32_t *out)
     return 1;
 }
 
-static int parse_double(const char *s, double *out)
+/* A finite number, alone, in the "C" locale's syntax whatever the
+ * caller's: *ok = 1 and *out set; *ok = 0 for anything else.  An error
+ * status only when the locale cannot be switched. */
+static wm_status parse_double(const char *s, double *out, int *ok)
 {
+    locale_t saved;
+    wm_status st = c_numeric_enter(&saved);
+    if (st) return st;
     char *end;
     errno = 0;
     double d = strtod(s, &end);
-    if (end == s || *end || errno || !isfinite(d)) return 0;
-    *out = d;
-    return 1;
+    int e = errno;
+    c_numeric_leave(saved);
+    *ok = end != s && !*end && !e && isfinite(d);
+    if (*ok) *out = d;
+    return WM_OK;
 }
 
 static int parse_hex32(const char *s, unsigned char out[32])
@@ -384,7 +447,12 @@ static wm_status parse_body(parser *ps, wm_key *k, char *id_out)
         int present;
         if ((st = expect(ps, d->name, v, sizeof v, d->optional, &present))) return st;
         if (!present) continue; /* an optional parameter left out is 0 */
-        if (!parse_double(v, &k->param[i]) || !d->valid(k->param[i]) || (d->optional && k->param[i] == 0)) {
+        int ok;
+        if ((st = parse_double(v, &k->param[i], &ok))) {
+            seterr(ps->err, "%s:%u: %s: %s", ps->name, ps->line, d->name, C_LOCALE_FAILED);
+            return st;
+        }
+        if (!ok || !d->valid(k->param[i]) || (d->optional && k->param[i] == 0)) {
             seterr(ps->err, "%s:%u: %s: '%.60s' is not %s", ps->name, ps->line, d->name, v, d->domain);
             return WM_ERR_FORMAT;
         }
@@ -409,24 +477,35 @@ static wm_status parse_body(parser *ps, wm_key *k, char *id_out)
 
 wm_status wm__key_parse(wm_key **out, const char *buf, size_t len, const char *name, wm_error *err)
 {
-    if (!out || (!buf && len)) return WM_ERR_ARG;
-    *out = NULL;
-    if (sodium_init() < 0) return WM_ERR_CRYPTO;
-    wm_key *k = sodium_malloc(sizeof *k);
-    if (!k) return WM_ERR_NOMEM;
+    name = name ? name : "<key>";
+    if (out) *out = NULL;
+    if (!out || (!buf && len)) {
+        seterr(err, "%s: %s", name, out ? "NULL text with a length > 0" : "NULL out");
+        return WM_ERR_ARG;
+    }
+    if (sodium_init() < 0) {
+        seterr(err, "%s: %s", name, wm_strerror(WM_ERR_CRYPTO));
+        return WM_ERR_CRYPTO;
+    }
+    wm_key *k = wm__secure_malloc(sizeof *k);
+    if (!k) {
+        seterr(err, "%s: out of memory for the key", name);
+        return WM_ERR_NOMEM;
+    }
     memset(k, 0, sizeof *k);
-    parser ps = { buf, buf + len, name ? name : "<key>", 0, err };
+    parser ps = { buf, buf + len, name, 0, err };
     char id_file[WM_KEY_ID_SIZE], id_real[WM_KEY_ID_SIZE];
     wm_status st = parse_body(&ps, k, id_file);
+    if (st == WM_OK && (st = wm__compute_id(k, id_real)))
+        seterr(err, "%s: %s", ps.name, C_LOCALE_FAILED);
     if (st == WM_OK) {
-        wm__compute_id(k, id_real);
         if (sodium_memcmp(id_file, id_real, 16) != 0) {
             seterr(err, "%s: key id does not match the file's contents (corrupt or edited)", ps.name);
             st = WM_ERR_CORRUPT;
         }
     }
     if (st) {
-        sodium_free(k);
+        wm__secure_free(k);
         return st;
     }
     *out = k;
@@ -435,16 +514,27 @@ wm_status wm__key_parse(wm_key **out, const char *buf, size_t len, const char *n
 
 wm_status wm_key_load(wm_key **out, const char *path, wm_error *err)
 {
-    if (!out || !path) return WM_ERR_ARG;
-    *out = NULL;
-    if (sodium_init() < 0) return WM_ERR_CRYPTO;
+    if (out) *out = NULL; /* on every failure, as the header says */
+    if (!out || !path) {
+        seterr(err, "wm_key_load: %s is NULL", out ? "path" : "out");
+        return WM_ERR_ARG;
+    }
+    if (sodium_init() < 0) {
+        seterr(err, "%s: %s", path, wm_strerror(WM_ERR_CRYPTO));
+        return WM_ERR_CRYPTO;
+    }
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
         seterr(err, "%s: %s", path, strerror(errno));
         return WM_ERR_IO;
     }
     struct stat sb;
-    if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
+    if (fstat(fd, &sb) != 0) {
+        seterr(err, "%s: %s", path, strerror(errno));
+        close(fd);
+        return WM_ERR_IO;
+    }
+    if (!S_ISREG(sb.st_mode)) {
         seterr(err, "%s: not a regular file", path);
         close(fd);
         return WM_ERR_IO;
@@ -455,9 +545,10 @@ wm_status wm_key_load(wm_key **out, const char *path, wm_error *err)
         close(fd);
         return WM_ERR_PERM;
     }
-    char *buf = sodium_malloc(MAX_KEY_FILE);
+    char *buf = wm__secure_malloc(MAX_KEY_FILE);
     if (!buf) {
         close(fd);
+        seterr(err, "%s: out of memory for the key file's text", path);
         return WM_ERR_NOMEM;
     }
     size_t len = 0;
@@ -480,6 +571,6 @@ wm_status wm_key_load(wm_key **out, const char *path, wm_error *err)
     }
     close(fd);
     if (st == WM_OK) st = wm__key_parse(out, buf, len, path, err);
-    sodium_free(buf);
+    wm__secure_free(buf);
     return st;
 }

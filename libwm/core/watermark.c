@@ -11,7 +11,7 @@ wm_status wm_watermark_new(wm_watermark **out, const wm_key *key, uint32_t n_voc
     if (n_vocab == 0 || n_vocab > (uint32_t)INT32_MAX) return WM_ERR_SIZE;
     if (key->n_vocab && key->n_vocab != n_vocab) return WM_ERR_SIZE;
     if (sodium_init() < 0) return WM_ERR_CRYPTO;
-    wm_watermark *wm = sodium_malloc(sizeof *wm);
+    wm_watermark *wm = wm__secure_malloc(sizeof *wm);
     if (!wm) return WM_ERR_NOMEM;
     memset(wm, 0, sizeof *wm);
     crypto_kdf_derive_from_key(wm->km, sizeof wm->km, 2, "libwm-gl", key->secret);
@@ -20,7 +20,11 @@ wm_status wm_watermark_new(wm_watermark **out, const wm_key *key, uint32_t n_voc
     memcpy(wm->param, key->param, sizeof wm->param);
     wm->seeding = key->seeding;
     wm->h = key->h;
-    wm__compute_id(key, wm->key_id);
+    wm_status st = wm__compute_id(key, wm->key_id);
+    if (st) {
+        wm__secure_free(wm); /* wipes the derived key */
+        return st;
+    }
     wm__pick_kernels(wm);
     wm->scheme->prepare(wm, key->secret);
     sodium_mprotect_readonly(wm);
@@ -30,7 +34,7 @@ wm_status wm_watermark_new(wm_watermark **out, const wm_key *key, uint32_t n_voc
 
 void wm_watermark_free(wm_watermark *wm)
 {
-    if (wm) sodium_free(wm);
+    if (wm) wm__secure_free(wm);
 }
 
 wm_status wm_watermark_n_vocab(const wm_watermark *wm, uint32_t *out)

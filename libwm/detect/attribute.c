@@ -43,10 +43,10 @@ typedef struct null_law {
 static wm_status convolve(null_law *nl)
 {
     size_t range = (size_t)nl->range;
-    double *f = calloc(range + 1, sizeof *f), *g = calloc(range + 1, sizeof *g);
+    double *f = wm__calloc(range + 1, sizeof *f), *g = wm__calloc(range + 1, sizeof *g);
     if (!f || !g) {
-        free(f);
-        free(g);
+        wm__free(f);
+        wm__free(g);
         return WM_ERR_NOMEM;
     }
     size_t top = 0;
@@ -67,7 +67,7 @@ static wm_status convolve(null_law *nl)
     /* f -> upper tails, summed from the smallest terms up */
     double acc = 0;
     for (size_t x = top + 1; x-- > 0;) f[x] = acc += f[x];
-    free(g);
+    wm__free(g);
     nl->tail = f;
     return WM_OK;
 }
@@ -205,10 +205,10 @@ static double threshold(const null_law *nl, double lim)
 wm_status wm__attribute(const wm_watermark *wm, const double h[L][Q], const uint64_t *accounts, size_t n,
                         double alpha, wm_account_score *top, size_t k, wm_attribution *out)
 {
-    null_law *nl = calloc(1, sizeof *nl);
+    null_law *nl = wm__calloc(1, sizeof *nl);
     /* byte b of a codeword holds positions 4b..4b+3: its four picks at once */
-    double (*byte_sum)[256] = malloc(sizeof(double[L / 4][256]));
-    ranked *best = k ? malloc(k * sizeof *best) : NULL;
+    double (*byte_sum)[256] = wm__malloc(sizeof(double[L / 4][256]));
+    ranked *best = k ? wm__malloc(k * sizeof *best) : NULL;
     wm_status st = nl && byte_sum && (best || !k) ? null_law_init(nl, h) : WM_ERR_NOMEM;
     if (st) goto done;
     for (size_t b = 0; b < L / 4; b++)
@@ -235,7 +235,7 @@ wm_status wm__attribute(const wm_watermark *wm, const double h[L][Q], const uint
             keep(best, k, &len, (ranked){ accounts[i + a], d });
         }
     }
-    qsort(best, len, sizeof *best, by_rank);
+    if (len) qsort(best, len, sizeof *best, by_rank); /* best is NULL when k = 0, and qsort's array may not be */
     double log_n = log10((double)n);
     for (size_t i = 0; i < len; i++) {
         wm_account_score *t = &top[i];
@@ -258,10 +258,10 @@ wm_status wm__attribute(const wm_watermark *wm, const double h[L][Q], const uint
     *out = (wm_attribution){ .accounts = n, .named = n ? named : 0, .n_top = len, .null_mean = nl->base + mean,
                              .null_sd = sqrt(var), .exact = nl->tail != NULL };
 done:
-    if (nl) free(nl->tail);
-    free(nl);
-    free(byte_sum);
-    free(best);
+    if (nl) wm__free(nl->tail);
+    wm__free(nl);
+    wm__free(byte_sum);
+    wm__free(best);
     return st;
 }
 
@@ -269,14 +269,14 @@ done:
  * it, and whether it is exact. */
 double wm__attribution_log_tail(const double h[L][Q], double x, int *exact)
 {
-    null_law *nl = malloc(sizeof *nl);
+    null_law *nl = wm__malloc(sizeof *nl);
     if (!nl || null_law_init(nl, h)) {
-        free(nl);
+        wm__free(nl);
         return NAN;
     }
     double r = log_tail(nl, x);
     *exact = nl->tail != NULL;
-    free(nl->tail);
-    free(nl);
+    wm__free(nl->tail);
+    wm__free(nl);
     return r;
 }

@@ -31,9 +31,15 @@ double wm__audit_log_e(const wm_watermark *wm, uint64_t n, double stat)
 /* Robbins' mixture confidence sequence for a Bernoulli rate, uniform
  * prior: every p with ln B(1 + g, 1 + n - g) - g ln p - (n - g) ln(1 - p)
  * < ln(1 / alpha).  That function is convex in p, smallest at g / n. */
+static double lgam(double x)
+{
+    int sign; /* lgamma_r: lgamma writes the global signgam, a data race between audits on threads */
+    return lgamma_r(x, &sign);
+}
+
 static double cs_log_e(double g, double n, double p)
 {
-    return lgamma(1 + g) + lgamma(1 + n - g) - lgamma(2 + n) - (g > 0 ? g * log(p) : 0) -
+    return lgam(1 + g) + lgam(1 + n - g) - lgam(2 + n) - (g > 0 ? g * log(p) : 0) -
            (n - g > 0 ? (n - g) * log1p(-p) : 0);
 }
 

@@ -13,10 +13,10 @@ wm_status wm_ctxset_new(wm_ctxset **out, const wm_watermark *wm)
 {
     if (!out || !wm) return WM_ERR_ARG;
     *out = NULL;
-    wm_ctxset *s = calloc(1, sizeof *s);
+    wm_ctxset *s = wm__calloc(1, sizeof *s);
     if (!s) return WM_ERR_NOMEM;
     if (wm__u64set_init(&s->set, 0)) {
-        free(s);
+        wm__free(s);
         return WM_ERR_NOMEM;
     }
     s->wm = wm;
@@ -42,11 +42,11 @@ wm_status wm_ctxset_copy(wm_ctxset **out, const wm_ctxset *src)
 {
     if (!out || !src) return WM_ERR_ARG;
     *out = NULL;
-    wm_ctxset *s = calloc(1, sizeof *s);
+    wm_ctxset *s = wm__calloc(1, sizeof *s);
     if (!s) return WM_ERR_NOMEM;
     s->wm = src->wm;
     if (wm__u64set_copy(&s->set, &src->set)) {
-        free(s);
+        wm__free(s);
         return WM_ERR_NOMEM;
     }
     *out = s;
@@ -74,7 +74,7 @@ void wm_ctxset_free(wm_ctxset *s)
 {
     if (!s) return;
     wm__u64set_free(&s->set);
-    free(s);
+    wm__free(s);
 }
 
 struct wm_corpus {
@@ -104,13 +104,13 @@ wm_status wm_corpus_new(wm_corpus **out, const wm_watermark *wm, unsigned flags)
         return WM_ERR_ARG;
     if ((flags & WM_ACCOUNTS) && !(wm->account_delta > 0)) return WM_ERR_UNSUPPORTED;
     *out = NULL;
-    wm_corpus *c = calloc(1, sizeof *c);
+    wm_corpus *c = wm__calloc(1, sizeof *c);
     if (!c) return WM_ERR_NOMEM;
     if ((!(flags & WM_NO_DEDUP) && wm__u64set_init(&c->seen, 0)) || wm__u64set_init(&c->prompt, 0) ||
         (wm->scheme->seed_once && wm__u64set_init(&c->seeds, 0))) {
         wm__u64set_free(&c->seen);
         wm__u64set_free(&c->prompt);
-        free(c);
+        wm__free(c);
         return WM_ERR_NOMEM;
     }
     c->sets.seen = &c->seen;
@@ -133,12 +133,11 @@ wm_status wm_corpus_set_filter(wm_corpus *c, const wm_ctxset *filter)
 /* A new document: its own, empty prompt and seed sets.  Prompt tuples are
  * excluded per document: the corpus-wide dedup set must not learn them, or
  * whether a tuple counts would depend on the order of documents. */
-static wm_status begin_doc(wm_corpus *c)
+static void begin_doc(wm_corpus *c)
 {
     c->started = 1;
-    wm_status st = reset_doc_set(&c->prompt);
-    if (!st && c->sets.seeds) st = reset_doc_set(&c->seeds);
-    return st;
+    reset_doc_set(&c->prompt);
+    if (c->sets.seeds) reset_doc_set(&c->seeds);
 }
 
 /* The audit looks at every document's end (a stopping time), and keeps
@@ -159,7 +158,8 @@ wm_status wm_corpus_add(wm_corpus *c, const wm_token *t, size_t n, size_t n_prom
 {
     if (!c || c->in_part) return WM_ERR_ARG;
     wm_status st = wm__check_tokens(c->wm, t, n);
-    if (st || (st = begin_doc(c))) return st;
+    if (st) return st;
+    begin_doc(c);
     /* On NOMEM the tuples already counted stay counted and consistent. */
     st = scan_doc_at(c->wm, t, n, n_prompt, 0, c->flags, &c->sets, corpus_visit, c);
     c->tokens += n;
@@ -171,7 +171,8 @@ wm_status wm_corpus_add_part(wm_corpus *c, const wm_token *t, size_t n, bool las
 {
     if (!c) return WM_ERR_ARG;
     wm_status st = wm__check_tokens(c->wm, t, n);
-    if (st || (!c->in_part && (st = begin_doc(c)))) return st;
+    if (st) return st;
+    if (!c->in_part) begin_doc(c);
     size_t h = c->wm->h, k = c->in_part ? c->tail_len : 0, head = n < h ? n : h;
     /* the seam: the tail then the part's first h tokens, scored from the part
      * on; then the part itself from position h, where context is inside it.
@@ -225,11 +226,11 @@ wm_status wm_corpus_attribute(const wm_corpus *c, const uint64_t *accounts, size
         return WM_OK;
     }
     static const size_t cells = WM_ACCOUNT_POSITIONS * WM_ACCOUNT_SYMBOLS;
-    double(*h)[WM_ACCOUNT_SYMBOLS] = malloc(cells * sizeof(double));
+    double(*h)[WM_ACCOUNT_SYMBOLS] = wm__malloc(cells * sizeof(double));
     if (!h) return WM_ERR_NOMEM;
     for (size_t i = 0; i < cells; i++) h[i / WM_ACCOUNT_SYMBOLS][i % WM_ACCOUNT_SYMBOLS] = (double)c->tally[i / WM_ACCOUNT_SYMBOLS][i % WM_ACCOUNT_SYMBOLS];
     wm_status st = wm__attribute(c->wm, (const double(*)[WM_ACCOUNT_SYMBOLS])h, accounts, n, alpha, top, k < n ? k : n, out);
-    free(h);
+    wm__free(h);
     out->tuples = c->c.scored;
     return st;
 }
@@ -247,5 +248,5 @@ void wm_corpus_free(wm_corpus *c)
     wm__u64set_free(&c->seen);
     wm__u64set_free(&c->prompt);
     wm__u64set_free(&c->seeds);
-    free(c);
+    wm__free(c);
 }

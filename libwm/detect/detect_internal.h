@@ -45,8 +45,9 @@ typedef struct pending {
 /* Scores the pending tuples, visits each, empties pd. */
 void pending_flush(const wm_watermark *wm, pending *pd, visit_fn visit, void *arg);
 
-/* Empty a per-document set; one grown by a huge document is given back. */
-wm_status reset_doc_set(wm__u64set *s);
+/* Empty a per-document set; one grown by a huge document is given back
+ * when a small one can be had.  Cannot fail: the set is empty after it. */
+void reset_doc_set(wm__u64set *s);
 
 /* Without dedup the p-value is not valid, so there is no verdict. */
 void no_dedup_verdict(unsigned flags, wm_score *s);

@@ -31,12 +31,12 @@ wm_status wm_reader_new(wm_reader **out, const wm_watermark *wm, unsigned flags)
     *out = NULL;
     if ((flags & WM_READ_WEIGHTED) && !wm->scheme->binary) return WM_ERR_UNSUPPORTED;
     if ((flags & WM_ACCOUNTS) && !(wm->account_delta > 0)) return WM_ERR_UNSUPPORTED;
-    wm_reader *r = calloc(1, sizeof *r);
+    wm_reader *r = wm__calloc(1, sizeof *r);
     if (!r) return WM_ERR_NOMEM;
     wm_status st = flags & WM_READ_WEIGHTED ? wm__u64map_init(&r->seen, 0) : wm__u64set_init(&r->seen, 0);
     if (st || wm__u64set_init(&r->seeds, 0)) {
         wm__u64set_free(&r->seen);
-        free(r);
+        wm__free(r);
         return WM_ERR_NOMEM;
     }
     r->wm = wm;
@@ -69,11 +69,11 @@ static size_t tuple_index(wm_reader *r, uint64_t fp, int *fresh)
     if (r->n == r->cap) {
         size_t cap = r->cap < 1024 ? 1024 : r->cap + r->cap / 2;
         if (cap > UINT32_MAX) return (size_t)-1;
-        double *w = realloc(r->w, cap * sizeof *w);
+        double *w = wm__realloc(r->w, cap * sizeof *w);
         if (w) r->w = w;
-        unsigned char *g = w ? realloc(r->green, cap) : NULL;
+        unsigned char *g = w ? wm__realloc(r->green, cap) : NULL;
         if (g) r->green = g;
-        uint16_t *c = g && r->accounts ? realloc(r->cell, cap * sizeof *c) : NULL;
+        uint16_t *c = g && r->accounts ? wm__realloc(r->cell, cap * sizeof *c) : NULL;
         if (c) r->cell = c;
         if (!g || (r->accounts && !c)) return (size_t)-1;
         r->cap = cap;
@@ -134,7 +134,7 @@ wm_status wm_reader_add(wm_reader *r, const wm_token *t, size_t n, size_t n_prom
     wm_status st = wm__check_tokens(r->wm, t, n);
     if (st || (st = wm__check_tokens(r->wm, preds, n * k)) || (weights && (st = check_weights(weights, n * k))))
         return st;
-    if ((st = reset_doc_set(&r->seeds))) return st;
+    reset_doc_set(&r->seeds);
     const wm_watermark *wm = r->wm;
     /* the detection rule for which positions are answer positions */
     size_t first = n_prompt + (wm->h > 0 && n_prompt > 0);
@@ -205,14 +205,14 @@ wm_status wm_reader_attribute(const wm_reader *r, const uint64_t *accounts, size
         out->tuples = tuples;
         return WM_OK;
     }
-    double(*h)[WM_ACCOUNT_SYMBOLS] = malloc(sizeof r->tally);
+    double(*h)[WM_ACCOUNT_SYMBOLS] = wm__malloc(sizeof r->tally);
     if (!h) return WM_ERR_NOMEM;
     memcpy(h, r->tally, sizeof r->tally);
     for (size_t i = 0; r->weighted && i < r->n; i++) /* the weights as summed over the whole corpus */
         h[r->cell[i] / WM_ACCOUNT_SYMBOLS][r->cell[i] % WM_ACCOUNT_SYMBOLS] += r->w[i];
     wm_status st = wm__attribute(r->wm, (const double(*)[WM_ACCOUNT_SYMBOLS])h, accounts, n, alpha, top,
                                  k < n ? k : n, out);
-    free(h);
+    wm__free(h);
     out->tuples = tuples;
     return st;
 }
@@ -220,10 +220,10 @@ wm_status wm_reader_attribute(const wm_reader *r, const uint64_t *accounts, size
 void wm_reader_free(wm_reader *r)
 {
     if (!r) return;
-    free(r->cell);
+    wm__free(r->cell);
     wm__u64set_free(&r->seen);
     wm__u64set_free(&r->seeds);
-    free(r->w);
-    free(r->green);
-    free(r);
+    wm__free(r->w);
+    wm__free(r->green);
+    wm__free(r);
 }

@@ -73,14 +73,23 @@ wm_status scan_doc_at(const wm_watermark *wm, const wm_token *t, size_t n, size_
     return st;
 }
 
-wm_status reset_doc_set(wm__u64set *s)
+void reset_doc_set(wm__u64set *s)
 {
-    if (s->cap <= (1u << 16)) {
-        wm__u64set_clear(s);
-        return WM_OK;
+    /* A table grown past 64 Ki slots by one huge document is swapped for a
+     * small one, so that memory follows the current document.  The small one
+     * is taken before the big one is let go: when it cannot be had, the big
+     * table is emptied instead, which is the same empty set, only larger.
+     * (Freeing first left a set with no table after a failed allocation, and
+     * the next document's first insert wrote into a zero-size block.) */
+    if (s->cap > (1u << 16)) {
+        wm__u64set fresh;
+        if (wm__u64set_init(&fresh, 0) == WM_OK) {
+            wm__u64set_free(s);
+            *s = fresh;
+            return;
+        }
     }
-    wm__u64set_free(s);
-    return wm__u64set_init(s, 0);
+    wm__u64set_clear(s);
 }
 
 void no_dedup_verdict(unsigned flags, wm_score *s)

@@ -20,7 +20,8 @@ static double stirlerr(double n)
 {
     static const double S0 = 1.0 / 12, S1 = 1.0 / 360, S2 = 1.0 / 1260, S3 = 1.0 / 1680,
                         S4 = 1.0 / 1188;
-    if (n <= 15.0) return lgamma(n + 1.0) - (n + 0.5) * log(n) + n - 0.5 * LN_2PI;
+    int sign; /* lgamma_r: lgamma writes the global signgam, a data race between detecting threads */
+    if (n <= 15.0) return lgamma_r(n + 1.0, &sign) - (n + 0.5) * log(n) + n - 0.5 * LN_2PI;
     double nn = n * n;
     if (n > 500) return (S0 - S1 / nn) / n;
     if (n > 80) return (S0 - (S1 - S2 / nn) / nn) / n;
@@ -140,6 +141,9 @@ double wm__gamma_log_sf(double a, double x)
 
 double wm_gamma_log10_sf(double a, double x)
 {
+    /* An infinite a or x is no score: a NaN refuses it, where the tail
+     * would say p = 0 (x = inf), a verdict from nothing. */
+    if (!isfinite(a) || !isfinite(x)) return NAN;
     return wm__gamma_log_sf(a, x) / M_LN10;
 }
 
@@ -213,10 +217,18 @@ double wm__wbinom_log_bound(const double *w, size_t n, double s, double p)
     return fmin(best, 0);
 }
 
-double wm_wbinom_log10_bound(const double *w, size_t n, double s, double p)
+wm_status wm_wbinom_log10_bound(const double *w, size_t n, double s, double p, double *out)
 {
-    if (n && !w) return NAN;
-    return wm__wbinom_log_bound(w, n, s, p) / M_LN10;
+    if (!out) return WM_ERR_ARG;
+    *out = NAN; /* a caller that ignores the status still gets no verdict */
+    if ((n && !w) || !isfinite(s) || !(p > 0 && p < 1)) return WM_ERR_ARG;
+    /* The bound itself skips a NaN weight (fmax) and turns an infinite one
+     * into l = 0, i.e. p = 1; an infinite s makes it -inf, p = 0.  Neither
+     * is a bound on anything: refuse. */
+    for (size_t i = 0; i < n; i++)
+        if (!isfinite(w[i])) return WM_ERR_ARG;
+    *out = wm__wbinom_log_bound(w, n, s, p) / M_LN10;
+    return WM_OK;
 }
 
 void wm__fill_score(const wm_watermark *wm, wm_score *out, uint64_t tokens, uint64_t scored, double stat,

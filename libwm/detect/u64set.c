@@ -19,7 +19,7 @@ wm_status wm__u64set_init(wm__u64set *s, size_t expected)
 {
     size_t cap = expected + expected / 4 + 1;
     if (cap < MIN_CAP) cap = MIN_CAP;
-    s->slot = calloc(cap, sizeof *s->slot);
+    s->slot = wm__calloc(cap, sizeof *s->slot);
     s->cap = s->slot ? cap : 0;
     s->len = 0;
     s->val = NULL;
@@ -29,7 +29,7 @@ wm_status wm__u64set_init(wm__u64set *s, size_t expected)
 wm_status wm__u64map_init(wm__u64set *s, size_t expected)
 {
     if (wm__u64set_init(s, expected)) return WM_ERR_NOMEM;
-    if (!(s->val = malloc(s->cap * sizeof *s->val))) {
+    if (!(s->val = wm__malloc(s->cap * sizeof *s->val))) {
         wm__u64set_free(s);
         return WM_ERR_NOMEM;
     }
@@ -39,7 +39,7 @@ wm_status wm__u64map_init(wm__u64set *s, size_t expected)
 wm_status wm__u64set_copy(wm__u64set *dst, const wm__u64set *src)
 {
     dst->val = NULL; /* sets only */
-    dst->slot = malloc(src->cap * sizeof *dst->slot);
+    dst->slot = wm__malloc(src->cap * sizeof *dst->slot);
     if (!dst->slot) return WM_ERR_NOMEM;
     memcpy(dst->slot, src->slot, src->cap * sizeof *dst->slot);
     dst->cap = src->cap;
@@ -49,8 +49,8 @@ wm_status wm__u64set_copy(wm__u64set *dst, const wm__u64set *src)
 
 void wm__u64set_free(wm__u64set *s)
 {
-    free(s->slot);
-    free(s->val);
+    wm__free(s->slot);
+    wm__free(s->val);
     s->slot = NULL;
     s->val = NULL;
     s->cap = s->len = 0;
@@ -67,11 +67,15 @@ static size_t put(uint64_t *slot, size_t cap, uint64_t key)
 static int grow(wm__u64set *s)
 {
     size_t cap = s->cap + s->cap / 2 + s->cap / 10; /* 1.6x */
-    uint64_t *slot = calloc(cap, sizeof *slot);
-    uint32_t *val = s->val ? malloc(cap * sizeof *val) : NULL;
+    /* 1.6 x 0 is 0: a set whose table could not be had (wm__u64set_free, or
+     * an init that failed) must still get one, or the insert after this
+     * would write into a zero-size block. */
+    if (cap < MIN_CAP) cap = MIN_CAP;
+    uint64_t *slot = wm__calloc(cap, sizeof *slot);
+    uint32_t *val = s->val ? wm__malloc(cap * sizeof *val) : NULL;
     if (!slot || (s->val && !val)) {
-        free(slot);
-        free(val);
+        wm__free(slot);
+        wm__free(val);
         return -1;
     }
     for (size_t i = 0; i < s->cap; i++) {
@@ -79,8 +83,8 @@ static int grow(wm__u64set *s)
         size_t j = put(slot, cap, s->slot[i]);
         if (val) val[j] = s->val[i];
     }
-    free(s->slot);
-    free(s->val);
+    wm__free(s->slot);
+    wm__free(s->val);
     s->slot = slot;
     s->val = val;
     s->cap = cap;
@@ -114,6 +118,7 @@ int wm__u64set_insert_at(wm__u64set *s, uint64_t key, size_t *at)
 
 int wm__u64set_contains(const wm__u64set *s, uint64_t key)
 {
+    if (s->cap == 0) return 0; /* no table: empty (and slot[0] does not exist) */
     size_t i = home(key, s->cap);
     for (;;) {
         uint64_t k = s->slot[i];
@@ -125,6 +130,6 @@ int wm__u64set_contains(const wm__u64set *s, uint64_t key)
 
 void wm__u64set_clear(wm__u64set *s)
 {
-    memset(s->slot, 0, s->cap * sizeof *s->slot);
+    if (s->cap) memset(s->slot, 0, s->cap * sizeof *s->slot); /* slot is NULL without a table */
     s->len = 0;
 }

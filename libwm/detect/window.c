@@ -24,7 +24,7 @@ wm_status wm_detect_window(const wm_watermark *wm, const wm_token *tokens, size_
     wm_status st = check_detect_args(wm, tokens, n, flags, alpha, out);
     if (st) return st;
     if (n > UINT32_MAX) return WM_ERR_SIZE;
-    trail tr = { calloc(n + 1, sizeof *tr.cum), malloc((n ? n : 1) * sizeof *tr.pos), 0 };
+    trail tr = { wm__calloc(n + 1, sizeof *tr.cum), wm__malloc((n ? n : 1) * sizeof *tr.pos), 0 };
     doc_sets ds;
     memset(&ds, 0, sizeof ds);
     if (!tr.cum || !tr.pos || doc_sets_init(&ds, wm, flags, n, n_prompt)) {
@@ -71,7 +71,7 @@ wm_status wm_detect_window(const wm_watermark *wm, const wm_token *tokens, size_
     out->n_tests = tests;
 done:
     doc_sets_free(&ds);
-    free(tr.cum);
-    free(tr.pos);
+    wm__free(tr.cum);
+    wm__free(tr.pos);
     return st;
 }

@@ -43,14 +43,14 @@ wm_status wm_sampler_new(wm_sampler **out, const wm_watermark *wm, const wm_samp
     if (!(p->temperature >= 0.0f && isfinite(p->temperature))) return WM_ERR_ARG;
     if (!(p->top_p > 0.0f && p->top_p <= 1.0f)) return WM_ERR_ARG;
     if (p->account != WM_ACCOUNT_NONE && !(wm->account_delta > 0)) return WM_ERR_UNSUPPORTED;
-    wm_sampler *s = calloc(1, sizeof *s);
+    wm_sampler *s = wm__calloc(1, sizeof *s);
     if (!s) return WM_ERR_NOMEM;
     size_t V = wm->n_vocab;
-    s->idx = malloc((V + 16) * sizeof *s->idx); /* + 16: see softmax.h */
-    s->w = malloc((V + 16) * sizeof *s->w);
-    s->dense = malloc(V * sizeof *s->dense);
-    s->chunk = malloc((V / WM_SOFTMAX_CHUNK + 1) * sizeof *s->chunk);
-    s->all = wm->scheme->select ? malloc(V * sizeof *s->all) : NULL;
+    s->idx = wm__malloc((V + 16) * sizeof *s->idx); /* + 16: see softmax.h */
+    s->w = wm__malloc((V + 16) * sizeof *s->w);
+    s->dense = wm__malloc(V * sizeof *s->dense);
+    s->chunk = wm__malloc((V / WM_SOFTMAX_CHUNK + 1) * sizeof *s->chunk);
+    s->all = wm->scheme->select ? wm__malloc(V * sizeof *s->all) : NULL;
     if (!s->idx || !s->w || !s->dense || !s->chunk || (wm->scheme->select && (!s->all || wm_ctxset_new(&s->used, wm)))) {
         wm_sampler_free(s);
         return WM_ERR_NOMEM;
@@ -82,12 +82,12 @@ void wm_sampler_free(wm_sampler *s)
 {
     if (!s) return;
     wm_ctxset_free(s->used);
-    free(s->idx);
-    free(s->w);
-    free(s->dense);
-    free(s->chunk);
-    free(s->all);
-    free(s);
+    wm__free(s->idx);
+    wm__free(s->w);
+    wm__free(s->dense);
+    wm__free(s->chunk);
+    wm__free(s->all);
+    wm__free(s);
 }
 
 static void swap(wm_token *idx, float *w, size_t a, size_t b)

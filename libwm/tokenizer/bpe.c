@@ -36,18 +36,62 @@ static merge_cand heap_pop(merge_cand *h, size_t *n)
 
 typedef struct sym { int32_t id, prev, next; } sym;
 
-/* Merge the word's bytes by rank (lowest first, leftmost on ties), as the
- * reference's heap-based merge does.  Appends ids to e->ids. */
+/* A non-byte-level word's first symbols, as BPE::merge_word does
+ * (tokenizers/src/models/bpe/model.rs, v0.23.1): each character's token;
+ * else, with byte_fallback, its bytes' <0xNN> tokens if all exist (a
+ * pending unknown is not flushed before them, as there); else the unknown
+ * token, one for a run of unknown characters with fuse_unk; else nothing.
+ * Leaves the ids in e->sym; returns their number, or -1 (no memory). */
+static long sp_symbols(wm_encoder *e, const unsigned char *w, size_t n)
+{
+    const wm_tokenizer *t = e->tok;
+    if (!reserve(&e->sym, n + 1, sizeof(sym))) return -1;
+    sym *s = e->sym.p;
+    size_t k = 0;
+    int unk = 0; /* an unknown token pending */
+    for (size_t i = 0; i < n;) {
+        size_t j = i + 1;
+        while (j < n && (w[j] & 0xc0) == 0x80) j++;
+        int32_t id = tok_strmap_get(t, w + i, j - i);
+        if (id >= 0) {
+            if (unk) s[k++].id = t->unk_id, unk = 0;
+            s[k++].id = id;
+        } else {
+            size_t b = i;
+            while (t->byte_fallback && b < j && t->fallback_id[w[b]] >= 0) b++;
+            if (t->byte_fallback && b == j) {
+                for (b = i; b < j; b++) s[k++].id = t->fallback_id[w[b]];
+            } else if (t->unk_id >= 0) {
+                if (unk && !t->fuse_unk) s[k++].id = t->unk_id;
+                unk = 1;
+            }
+        }
+        i = j;
+    }
+    if (unk) s[k++].id = t->unk_id;
+    return (long)k;
+}
+
+/* Merge the word's symbols by rank (lowest first, leftmost on ties), as the
+ * reference's heap-based merge does (models/bpe/word.rs, merge_all).
+ * Appends ids to e->ids. */
 static wm_status bpe_merge(wm_encoder *e, const unsigned char *w, size_t n)
 {
     const wm_tokenizer *t = e->tok;
+    if (!t->byte_level) {
+        long k = sp_symbols(e, w, n);
+        if (k < 0) return WM_ERR_NOMEM;
+        if (k == 0) return WM_OK;
+        n = (size_t)k;
+    }
     if (!reserve(&e->sym, n, sizeof(sym)) || !reserve(&e->heap, 2 * n + 1, sizeof(merge_cand)))
         return WM_ERR_NOMEM;
     sym *s = e->sym.p;
     merge_cand *h = e->heap.p;
     size_t hn = 0;
     uint64_t val;
-    for (size_t i = 0; i < n; i++) s[i] = (sym){ t->byte_id[w[i]], (int32_t)i - 1, i + 1 < n ? (int32_t)i + 1 : -1 };
+    for (size_t i = 0; i < n; i++)
+        s[i] = (sym){ t->byte_level ? t->byte_id[w[i]] : s[i].id, (int32_t)i - 1, i + 1 < n ? (int32_t)i + 1 : -1 };
     for (size_t i = 0; i + 1 < n; i++)
         if (tok_pairmap_get(&t->merges, (uint32_t)s[i].id, (uint32_t)s[i + 1].id, &val))
             heap_push(h, &hn, (merge_cand){ (uint32_t)(val >> 32), (uint32_t)i });
@@ -81,7 +125,7 @@ wm_status tok_bpe_word(wm_encoder *e, const unsigned char *w, size_t n)
         int32_t id = tok_strmap_get(t, w, n);
         if (id >= 0) return PUSH(e->ids, wm_token, id) ? WM_OK : WM_ERR_NOMEM;
     }
-    if (n == 1) return PUSH(e->ids, wm_token, t->byte_id[w[0]]) ? WM_OK : WM_ERR_NOMEM;
+    if (n == 1 && t->byte_level) return PUSH(e->ids, wm_token, t->byte_id[w[0]]) ? WM_OK : WM_ERR_NOMEM;
     /* Word cache: most words of a text repeat. */
     uint64_t hv = hash_bytes(w, n) | 1;
     size_t slot = hv & (CACHE_SLOTS - 1);

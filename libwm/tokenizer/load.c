@@ -18,6 +18,13 @@ void tok_seterr(wm_error *err, const char *fmt, ...)
     va_end(ap);
 }
 
+void tok_report(wm_error *err, const wm_error *mine, wm_status st, const char *what)
+{
+    if (!err || st == WM_OK) return;
+    if (mine->message[0]) memcpy(err->message, mine->message, sizeof err->message);
+    else tok_seterr(err, "%s: %s", what, wm_strerror(st));
+}
+
 static size_t pow2_at_least(size_t n)
 {
     size_t c = 16;
@@ -28,7 +35,7 @@ static size_t pow2_at_least(size_t n)
 static int strmap_init(strmap *m, size_t n)
 {
     m->cap = pow2_at_least(2 * n);
-    m->slot = calloc(m->cap, sizeof *m->slot);
+    m->slot = wm__calloc(m->cap, sizeof *m->slot);
     return m->slot != NULL;
 }
 
@@ -70,8 +77,8 @@ static int strmap_put(wm_tokenizer *t, wm_token id)
 static int pairmap_init(pairmap *m, size_t n)
 {
     m->cap = pow2_at_least(2 * n);
-    m->key = calloc(m->cap, sizeof *m->key);
-    m->val = malloc(m->cap * sizeof *m->val);
+    m->key = wm__calloc(m->cap, sizeof *m->key);
+    m->val = wm__malloc(m->cap * sizeof *m->val);
     return m->key && m->val;
 }
 
@@ -104,7 +111,7 @@ static long pool_add(wm_tokenizer *t, const unsigned char *s, size_t n)
 {
     if (t->pool_len + n > t->pool_cap) {
         size_t cap = (t->pool_cap + n) * 2;
-        unsigned char *p = realloc(t->pool, cap);
+        unsigned char *p = wm__realloc(t->pool, cap);
         if (!p) return -1;
         t->pool = p;
         t->pool_cap = cap;
@@ -151,6 +158,7 @@ typedef struct loader {
     wm_tokenizer *t;
     const char *name;
     wm_error *err;
+    pcre2_compile_context *cc; /* PCRE2 through core/alloc.h */
 } loader;
 
 static wm_status lerr(loader *L, const char *fmt, ...)
@@ -181,14 +189,16 @@ static wm_status compile_re(loader *L, const char *what, const char *pattern, si
 {
     int code;
     PCRE2_SIZE off;
-    uint32_t opts = PCRE2_UTF | PCRE2_UCP | (literal ? PCRE2_LITERAL : 0);
+    /* PCRE2_LITERAL takes no PCRE2_UCP ("invalid option bits"); a literal needs none */
+    uint32_t opts = PCRE2_UTF | (literal ? PCRE2_LITERAL : PCRE2_UCP);
     char *tr = NULL;
     if (!literal) {
         if (!(tr = tok_translate_re(pattern, len, &len))) return WM_ERR_NOMEM;
         pattern = tr;
     }
-    pcre2_code *re = pcre2_compile((PCRE2_SPTR)pattern, len, opts, &code, &off, NULL);
-    free(tr);
+    pcre2_code *re = pcre2_compile((PCRE2_SPTR)pattern, len, opts, &code, &off, L->cc);
+    wm__free(tr);
+    if (!re && code == PCRE2_ERROR_HEAP_FAILED) return WM_ERR_NOMEM; /* the engine's memory, not the pattern */
     if (!re) {
         PCRE2_UCHAR msg[160];
         pcre2_get_error_message(code, msg, sizeof msg);
@@ -198,6 +208,27 @@ static wm_status compile_re(loader *L, const char *what, const char *pattern, si
     pcre2_jit_compile(re, PCRE2_JIT_COMPLETE | PCRE2_JIT_PARTIAL_HARD);
     *out = re;
     return WM_OK;
+}
+
+static wm_status dup_text(const char *s, size_t n, unsigned char **out, size_t *out_len)
+{
+    *out = wm__malloc(n + 1);
+    if (!*out) return WM_ERR_NOMEM;
+    memcpy(*out, s, n);
+    (*out)[n] = 0;
+    *out_len = n;
+    return WM_OK;
+}
+
+/* {"String": s} (a literal: Replace escapes it, replace.rs) or {"Regex": r}. */
+static wm_status load_pattern(loader *L, json_t *pat, const char *path, pcre2_code **re)
+{
+    json_t *rx = json_object_get(pat, "Regex"), *lit = json_object_get(pat, "String");
+    if (!json_is_object(pat) || json_object_size(pat) != 1 || !(json_is_string(rx) || json_is_string(lit)))
+        return lerr(L, "%s: expected {\"Regex\": ...} or {\"String\": ...}", path);
+    json_t *v = rx ? rx : lit;
+    if (json_string_length(v) == 0) return lerr(L, "%s: empty pattern", path);
+    return compile_re(L, path, json_string_value(v), json_string_length(v), lit != NULL, re);
 }
 
 /* The GPT-2 pattern ByteLevel uses when use_regex is true. */
@@ -223,14 +254,73 @@ static wm_status load_normalizer(loader *L, json_t *n, const char *path)
         }
         return WM_OK;
     }
-    utf8proc_option_t o;
+    utf8proc_option_t o = 0;
+    int kind = NORM_UNICODE;
     if (!strcmp(type, "NFC")) o = UTF8PROC_COMPOSE;
     else if (!strcmp(type, "NFD")) o = UTF8PROC_DECOMPOSE;
     else if (!strcmp(type, "NFKC")) o = UTF8PROC_COMPOSE | UTF8PROC_COMPAT;
     else if (!strcmp(type, "NFKD")) o = UTF8PROC_DECOMPOSE | UTF8PROC_COMPAT;
-    else return lerr(L, "%s: normalizer '%s' is not supported (NFC, NFD, NFKC, NFKD, Sequence)", path, type);
+    else if (!strcmp(type, "Prepend")) kind = NORM_PREPEND;
+    else if (!strcmp(type, "Replace")) kind = NORM_REPLACE;
+    else if (!strcmp(type, "Strip")) kind = NORM_STRIP;
+    else return lerr(L, "%s: normalizer '%s' is not supported (NFC, NFD, NFKC, NFKD, Prepend, Replace, Strip, "
+                     "Sequence)", path, type);
     if (t->n_norm == MAX_STEPS) return lerr(L, "%s: too many normalizers", path);
-    t->norm[t->n_norm++] = o | UTF8PROC_STABLE;
+    norm_step *ns = &t->nstep[t->n_norm];
+    memset(ns, 0, sizeof *ns);
+    ns->type = kind;
+    t->norm[t->n_norm] = o | UTF8PROC_STABLE;
+    wm_status st = WM_OK;
+    if (kind == NORM_PREPEND) { /* normalizers/prepend.rs */
+        json_t *v = json_object_get(n, "prepend");
+        if (!json_is_string(v)) return lerr(L, "%s.prepend: expected a string", path);
+        st = dup_text(json_string_value(v), json_string_length(v), &ns->text, &ns->text_len);
+    } else if (kind == NORM_REPLACE) { /* normalizers/replace.rs */
+        json_t *c = json_object_get(n, "content");
+        if (!json_is_string(c)) return lerr(L, "%s.content: expected a string", path);
+        char sub[80];
+        snprintf(sub, sizeof sub, "%s.pattern", path);
+        if ((st = load_pattern(L, json_object_get(n, "pattern"), sub, &ns->re))) return st;
+        st = dup_text(json_string_value(c), json_string_length(c), &ns->text, &ns->text_len);
+    } else if (kind == NORM_STRIP) { /* normalizers/strip.rs: serde names strip_left, strip_right */
+        json_t *l = json_object_get(n, "strip_left"), *r = json_object_get(n, "strip_right");
+        if (!json_is_boolean(l) || !json_is_boolean(r))
+            return lerr(L, "%s: strip_left and strip_right must be booleans", path);
+        ns->left = json_is_true(l), ns->right = json_is_true(r);
+    }
+    t->n_norm++; /* counted now, so that free releases what the step holds */
+    if (kind != NORM_UNICODE) t->norm_whole = t->whole_segments = 1;
+    return st;
+}
+
+/* Metaspace's fields, as its deserializer reads them (metaspace.rs,
+ * v0.23.1): replacement (one character), prepend_scheme (default
+ * "always"), add_prefix_space false only with "never", split (default
+ * true). */
+static wm_status load_metaspace(loader *L, json_t *p, const char *path, unsigned char rep[4], int *rep_len,
+                                int *scheme, int *split)
+{
+    json_t *r = json_object_get(p, "replacement");
+    utf8proc_int32_t cp;
+    if (!json_is_string(r) || json_string_length(r) == 0 || json_string_length(r) > 4 ||
+        utf8proc_iterate((const utf8proc_uint8_t *)json_string_value(r), (utf8proc_ssize_t)json_string_length(r), &cp) !=
+            (utf8proc_ssize_t)json_string_length(r))
+        return lerr(L, "%s.replacement: expected one character", path);
+    memcpy(rep, json_string_value(r), json_string_length(r));
+    *rep_len = (int)json_string_length(r);
+    const char *ps = jstr(p, "prepend_scheme");
+    json_t *psv = json_object_get(p, "prepend_scheme");
+    if (psv && !ps) return lerr(L, "%s.prepend_scheme: expected \"first\", \"always\" or \"never\"", path);
+    if (!ps || !strcmp(ps, "always")) *scheme = MS_ALWAYS;
+    else if (!strcmp(ps, "first")) *scheme = MS_FIRST;
+    else if (!strcmp(ps, "never")) *scheme = MS_NEVER;
+    else return lerr(L, "%s.prepend_scheme: '%s' is not \"first\", \"always\" or \"never\"", path, ps);
+    json_t *aps = json_object_get(p, "add_prefix_space");
+    if (json_is_false(aps) && *scheme != MS_NEVER)
+        return lerr(L, "%s: add_prefix_space does not match declared prepend_scheme", path);
+    json_t *sp = json_object_get(p, "split");
+    if (sp && !json_is_null(sp) && !json_is_boolean(sp)) return lerr(L, "%s.split: expected a boolean", path);
+    *split = !json_is_false(sp);
     return WM_OK;
 }
 
@@ -265,6 +355,14 @@ static wm_status load_pre(loader *L, json_t *p, const char *path, int *byte_leve
             (st = compile_re(L, path, gpt2_pattern, sizeof gpt2_pattern - 1, 0, &s->re)))
             return st;
         *byte_level = 1;
+    } else if (!strcmp(type, "Metaspace")) {
+        if (*byte_level) return lerr(L, "%s: %s after ByteLevel is not supported", path, type);
+        int split;
+        if ((st = load_metaspace(L, p, path, s->rep, &s->rep_len, &s->scheme, &split))) return st;
+        s->type = PRE_METASPACE;
+        s->behavior = B_MERGED_NEXT; /* normalized.split(replacement, MergedWithNext) */
+        if (split && (st = compile_re(L, path, (const char *)s->rep, (size_t)s->rep_len, 1, &s->re))) return st;
+        t->whole_segments = 1;
     } else if (!strcmp(type, "Split") || !strcmp(type, "Digits")) {
         if (*byte_level) return lerr(L, "%s: %s after ByteLevel is not supported", path, type);
         s->type = PRE_SPLIT;
@@ -292,8 +390,8 @@ static wm_status load_pre(loader *L, json_t *p, const char *path, int *byte_leve
         }
         if (st) return st;
     } else {
-        return lerr(L, "%s: pre-tokenizer '%s' is not supported (byte-level BPE needs Split, ByteLevel, "
-                    "Digits, Sequence)", path, type);
+        return lerr(L, "%s: pre-tokenizer '%s' is not supported (Split, ByteLevel, Metaspace, Digits, Sequence)",
+                    path, type);
     }
     t->n_pre++;
     return WM_OK;
@@ -315,9 +413,16 @@ static wm_status load_model(loader *L, json_t *root)
     if (!json_is_object(model)) return lerr(L, "model: missing");
     const char *type = jstr(model, "type");
     if (type && strcmp(type, "BPE"))
-        return lerr(L, "model.type: '%s' is not supported (only byte-level BPE; WordPiece, Unigram and "
-                    "WordLevel tokenizers are not)", type);
-    if (jtrue(model, "byte_fallback", 0)) return lerr(L, "model.byte_fallback: not supported (SentencePiece-style BPE)");
+        return lerr(L, "model.type: '%s' is not supported (only BPE, byte-level or SentencePiece-style; "
+                    "WordPiece, Unigram and WordLevel tokenizers are not)", type);
+    /* models/bpe/model.rs (v0.23.1): byte_fallback, fuse_unk, unk_token.
+     * A byte-level vocabulary has a token for every byte, so there they
+     * never apply. */
+    t->byte_fallback = jtrue(model, "byte_fallback", 0);
+    t->fuse_unk = jtrue(model, "fuse_unk", 0);
+    t->unk_id = -1;
+    json_t *unk = json_object_get(model, "unk_token");
+    if (unk && !json_is_null(unk) && !json_is_string(unk)) return lerr(L, "model.unk_token: expected a string or null");
     json_t *d = json_object_get(model, "dropout");
     if (d && !json_is_null(d) && !(json_is_number(d) && json_number_value(d) == 0))
         return lerr(L, "model.dropout: must be null (dropout makes tokenization random)");
@@ -354,17 +459,23 @@ static wm_status load_model(loader *L, json_t *root)
         return lerr(L, "model.vocab: id %lld is far beyond the %zu tokens defined (ids must be dense)",
                     (long long)max_id, n_tokens);
     t->n_ids = (uint32_t)max_id + 1;
-    t->piece = malloc(t->n_ids * sizeof *t->piece);
+    t->piece = wm__malloc(t->n_ids * sizeof *t->piece);
     if (!t->piece || !strmap_init(&t->vocab, json_object_size(vocab))) return WM_ERR_NOMEM;
     memset(t->piece, 0xff, t->n_ids * sizeof *t->piece);
     for (int b = 0; b < 256; b++) t->byte_id[b] = -1;
 
     unsigned char buf[1024];
+    wm_status st0;
     json_object_foreach(vocab, k, v) {
         wm_token id = (wm_token)json_integer_value(v);
         size_t klen = strlen(k), n;
         if (t->piece[id] != UINT64_MAX) return lerr(L, "model.vocab: id %d appears twice", id);
-        int mapped = klen <= sizeof buf && unmap_bytes(k, klen, buf, &n);
+        int mapped = !t->byte_level || (klen <= sizeof buf && unmap_bytes(k, klen, buf, &n));
+        if (!t->byte_level) { /* the token is its text */
+            if ((st0 = set_piece(L, id, (const unsigned char *)k, klen))) return st0;
+            if (!strmap_put(t, id)) return lerr(L, "model.vocab[\"%.40s\"]: same bytes as another token", k);
+            continue;
+        }
         wm_status st = mapped ? set_piece(L, id, buf, n) : set_piece(L, id, (const unsigned char *)k, klen);
         if (st) return st;
         if (mapped) {
@@ -372,8 +483,19 @@ static wm_status load_model(loader *L, json_t *root)
             if (n == 1) t->byte_id[buf[0]] = id;
         }
     }
-    for (int b = 0; b < 256; b++)
+    for (int b = 0; t->byte_level && b < 256; b++)
         if (t->byte_id[b] < 0) return lerr(L, "model.vocab: no token for byte 0x%02x (not a byte-level vocabulary)", b);
+    for (int b = 0; b < 256; b++) { /* format!("<{b:#04X}>"), model.rs */
+        char name[8];
+        snprintf(name, sizeof name, "<0x%02X>", b);
+        t->fallback_id[b] = t->byte_level ? -1 : tok_strmap_get(t, (const unsigned char *)name, 6);
+    }
+    if (json_is_string(unk) && !t->byte_level) {
+        /* model.rs looks it up when a character is unknown and fails there
+         * if it is missing: refused here instead */
+        t->unk_id = tok_strmap_get(t, (const unsigned char *)json_string_value(unk), json_string_length(unk));
+        if (t->unk_id < 0) return lerr(L, "model.unk_token: '%.40s' is not in the vocabulary", json_string_value(unk));
+    }
 
     json_t *merges = json_object_get(model, "merges");
     if (!json_is_array(merges)) return lerr(L, "model.merges: expected an array");
@@ -396,7 +518,12 @@ static wm_status load_model(loader *L, json_t *root)
         }
         unsigned char ra[512], rb[512], rab[1024];
         size_t na, nb;
-        if (al > sizeof ra || bl > sizeof rb || !unmap_bytes(a, al, ra, &na) || !unmap_bytes(b, bl, rb, &nb))
+        if (!t->byte_level) { /* the strings themselves */
+            if (al > sizeof ra || bl > sizeof rb)
+                return lerr(L, "model.merges[%zu]: a token longer than %zu bytes", i, sizeof ra);
+            memcpy(ra, a, al), na = al;
+            memcpy(rb, b, bl), nb = bl;
+        } else if (al > sizeof ra || bl > sizeof rb || !unmap_bytes(a, al, ra, &na) || !unmap_bytes(b, bl, rb, &nb))
             return lerr(L, "model.merges[%zu]: not byte-level text", i);
         memcpy(rab, ra, na);
         memcpy(rab + na, rb, nb);
@@ -411,7 +538,7 @@ static wm_status load_model(loader *L, json_t *root)
      * reference after normalization; that is the same only when there is no
      * normalizer, so anything else is refused rather than approximated. */
     t->n_added = json_array_size(added);
-    t->added = calloc(t->n_added ? t->n_added : 1, sizeof *t->added);
+    t->added = wm__calloc(t->n_added ? t->n_added : 1, sizeof *t->added);
     if (!t->added) return WM_ERR_NOMEM;
     json_array_foreach(added, i, v) {
         const char *c = jstr(v, "content");
@@ -434,6 +561,73 @@ static wm_status load_model(loader *L, json_t *root)
     return WM_OK;
 }
 
+/* Decoders of a non-byte-level tokenizer (tokenizers/src/decoders/, v0.23.1). */
+static wm_status load_decoder(loader *L, json_t *d, const char *path)
+{
+    wm_tokenizer *t = L->t;
+    if (!d || json_is_null(d)) return WM_OK;
+    const char *type = jstr(d, "type");
+    if (!type) return lerr(L, "%s: no type", path);
+    t->has_decoder = 1;
+    if (!strcmp(type, "Sequence")) {
+        json_t *list = json_object_get(d, "decoders");
+        if (!json_is_array(list)) return lerr(L, "%s.decoders: expected an array", path);
+        size_t i;
+        json_t *e;
+        json_array_foreach(list, i, e) {
+            char sub[64];
+            snprintf(sub, sizeof sub, "%s.decoders[%zu]", path, i);
+            wm_status st = load_decoder(L, e, sub);
+            if (st) return st;
+        }
+        return WM_OK;
+    }
+    if (t->n_dec == MAX_STEPS) return lerr(L, "%s: too many decoders", path);
+    dec_step *ds = &t->dec[t->n_dec];
+    memset(ds, 0, sizeof *ds);
+    wm_status st = WM_OK;
+    if (!strcmp(type, "Replace")) {
+        json_t *c = json_object_get(d, "content");
+        if (!json_is_string(c)) return lerr(L, "%s.content: expected a string", path);
+        char sub[80];
+        snprintf(sub, sizeof sub, "%s.pattern", path);
+        ds->type = DEC_REPLACE;
+        if ((st = load_pattern(L, json_object_get(d, "pattern"), sub, &ds->re))) return st;
+        t->n_dec++;
+        return dup_text(json_string_value(c), json_string_length(c), &ds->text, &ds->text_len);
+    } else if (!strcmp(type, "Metaspace")) {
+        unsigned char rep[4];
+        int rep_len, split;
+        if ((st = load_metaspace(L, d, path, rep, &rep_len, &ds->scheme, &split))) return st;
+        ds->type = DEC_METASPACE;
+        t->n_dec++;
+        return dup_text((const char *)rep, (size_t)rep_len, &ds->text, &ds->text_len);
+    } else if (!strcmp(type, "ByteFallback")) {
+        ds->type = DEC_BYTEFALLBACK;
+    } else if (!strcmp(type, "Fuse")) {
+        ds->type = DEC_FUSE;
+    } else if (!strcmp(type, "Strip")) { /* strip.rs: content is a char, start and stop counts */
+        json_t *c = json_object_get(d, "content"), *a = json_object_get(d, "start"), *b = json_object_get(d, "stop");
+        utf8proc_int32_t cp;
+        if (!json_is_string(c) || json_string_length(c) == 0 ||
+            utf8proc_iterate((const utf8proc_uint8_t *)json_string_value(c), (utf8proc_ssize_t)json_string_length(c),
+                             &cp) != (utf8proc_ssize_t)json_string_length(c))
+            return lerr(L, "%s.content: expected one character", path);
+        if (!json_is_integer(a) || !json_is_integer(b) || json_integer_value(a) < 0 || json_integer_value(b) < 0)
+            return lerr(L, "%s: start and stop must be non-negative integers", path);
+        ds->type = DEC_STRIP;
+        ds->start = (size_t)json_integer_value(a);
+        ds->stop = (size_t)json_integer_value(b);
+        t->n_dec++;
+        return dup_text(json_string_value(c), json_string_length(c), &ds->text, &ds->text_len);
+    } else {
+        return lerr(L, "%s: decoder '%s' is not supported here (a tokenizer without a ByteLevel pre-tokenizer: "
+                    "Replace, ByteFallback, Fuse, Strip, Metaspace, Sequence)", path, type);
+    }
+    t->n_dec++;
+    return st;
+}
+
 static int longer_first(const void *a, const void *b)
 {
     const added_token *x = a, *y = b;
@@ -441,37 +635,51 @@ static int longer_first(const void *a, const void *b)
     return x->id - y->id;
 }
 
-wm_status wm_tokenizer_parse(wm_tokenizer **out, const char *json, size_t len, const char *name,
-                             wm_error *err)
+static wm_status tokenizer_parse(wm_tokenizer **out, const char *json, size_t len, const char *name,
+                                 wm_error *err)
 {
-    if (!out || (!json && len)) return WM_ERR_ARG;
-    *out = NULL;
+    if (out) *out = NULL; /* on every failure, as the header says */
+    if (!out || (!json && len)) {
+        tok_seterr(err, "%s: %s", name ? name : "<tokenizer.json>", out ? "NULL text with a length > 0" : "NULL out");
+        return WM_ERR_ARG;
+    }
     if (sodium_init() < 0) return WM_ERR_CRYPTO;
     static pthread_once_t table_once = PTHREAD_ONCE_INIT;
     if (pthread_once(&table_once, init_byte_table) != 0) return WM_ERR_UNSUPPORTED;
     wm_status ust = tok_unicode_init();
     if (ust) return ust;
-    loader L = { calloc(1, sizeof(wm_tokenizer)), name ? name : "<tokenizer.json>", err };
+    loader L = { wm__calloc(1, sizeof(wm_tokenizer)), name ? name : "<tokenizer.json>", err, NULL };
     if (!L.t) return WM_ERR_NOMEM;
+    pcre2_general_context *gc = tok_pcre2_general();
+    L.cc = gc ? pcre2_compile_context_create(gc) : NULL;
+    pcre2_general_context_free(gc); /* the compile context has its own copy of the allocator */
     crypto_hash_sha256(L.t->sha256, (const unsigned char *)json, len);
     json_error_t je;
-    json_t *root = json_loadb(json, len, JSON_REJECT_DUPLICATES, &je);
+    memset(&je, 0, sizeof je); /* json_error_code reads a byte that only an error sets */
+    json_t *root = L.cc ? json_loadb(json, len, JSON_REJECT_DUPLICATES, &je) : NULL;
     wm_status st = WM_OK;
     int byte_level = 0;
-    if (!root) {
-        tok_seterr(err, "%s:%d:%d: %s", L.name, je.line, je.column, je.text);
-        st = WM_ERR_FORMAT;
+    if (!L.cc) {
+        st = WM_ERR_NOMEM;
+    } else if (!root) {
+        st = tok_json_failure(json, len, &je);
+        if (st == WM_ERR_FORMAT) tok_seterr(err, "%s:%d:%d: %s", L.name, je.line, je.column, je.text);
+    } else if (!tok_json_matches(json, len, root)) {
+        st = WM_ERR_NOMEM;
     } else if (!json_is_object(root)) {
         st = lerr(&L, "top level: expected an object");
     } else if (!(st = load_normalizer(&L, json_object_get(root, "normalizer"), "normalizer")) &&
                !(st = load_pre(&L, json_object_get(root, "pre_tokenizer"), "pre_tokenizer", &byte_level)) &&
-               !(st = load_model(&L, root))) {
-        if (!byte_level) st = lerr(&L, "pre_tokenizer: no ByteLevel step, so not a byte-level BPE tokenizer");
+               !(st = (L.t->byte_level = byte_level, load_model(&L, root)))) {
+        /* Without a ByteLevel step the vocabulary is text (SentencePiece
+         * style: Llama 2, Gemma, Gemini) and the decoder is applied. */
         const char *dt = jstr(json_object_get(root, "decoder"), "type");
-        if (!st && dt && strcmp(dt, "ByteLevel") && strcmp(dt, "Sequence"))
+        if (!byte_level) st = load_decoder(&L, json_object_get(root, "decoder"), "decoder");
+        else if (dt && strcmp(dt, "ByteLevel") && strcmp(dt, "Sequence"))
             st = lerr(&L, "decoder: '%s' is not supported (ByteLevel)", dt);
     }
     json_decref(root);
+    pcre2_compile_context_free(L.cc);
     if (st) {
         if (st == WM_ERR_NOMEM) tok_seterr(err, "%s: out of memory", L.name);
         wm_tokenizer_free(L.t);
@@ -479,6 +687,19 @@ wm_status wm_tokenizer_parse(wm_tokenizer **out, const char *json, size_t len, c
     }
     qsort(L.t->added, L.t->n_added, sizeof *L.t->added, longer_first);
     L.t->added_max = L.t->n_added ? L.t->added[0].len : 0;
+    /* By first byte, keeping the order within each (Gemma 3 has 6,415
+     * added tokens, 6,322 of them starting with '<'): a stable counting sort. */
+    L.t->added_idx = wm__malloc((L.t->n_added ? L.t->n_added : 1) * sizeof *L.t->added_idx);
+    if (!L.t->added_idx) {
+        tok_seterr(err, "%s: out of memory", L.name);
+        wm_tokenizer_free(L.t);
+        return WM_ERR_NOMEM;
+    }
+    uint32_t count[257] = { 0 };
+    for (size_t i = 0; i < L.t->n_added; i++) count[L.t->added[i].text[0] + 1]++;
+    for (int b = 0; b < 256; b++) count[b + 1] += count[b];
+    memcpy(L.t->added_start, count, sizeof count);
+    for (size_t i = 0; i < L.t->n_added; i++) L.t->added_idx[count[L.t->added[i].text[0]]++] = (uint32_t)i;
     for (int i = 0, seen_re = 0; i < L.t->n_pre; i++) {
         pre_step *p = &L.t->pre[i];
         if (p->type == PRE_BYTELEVEL && p->prefix_space && seen_re) L.t->prefix_late = 1;
@@ -492,21 +713,34 @@ wm_status wm_tokenizer_parse(wm_tokenizer **out, const char *json, size_t len, c
     return WM_OK;
 }
 
-wm_status wm_tokenizer_load(wm_tokenizer **out, const char *path, wm_error *err)
+wm_status wm_tokenizer_parse(wm_tokenizer **out, const char *json, size_t len, const char *name,
+                             wm_error *err)
 {
-    if (!out || !path) return WM_ERR_ARG;
-    *out = NULL;
+    wm_error mine;
+    mine.message[0] = 0;
+    wm_status st = tokenizer_parse(out, json, len, name, err ? &mine : NULL);
+    tok_report(err, &mine, st, name ? name : "<tokenizer.json>");
+    return st;
+}
+
+static wm_status tokenizer_load(wm_tokenizer **out, const char *path, wm_error *err)
+{
+    if (out) *out = NULL; /* on every failure, as the header says */
+    if (!out || !path) {
+        tok_seterr(err, "wm_tokenizer_load: %s is NULL", out ? "path" : "out");
+        return WM_ERR_ARG;
+    }
     FILE *f = fopen(path, "rb");
     if (!f) {
         tok_seterr(err, "%s: %s", path, strerror(errno));
         return WM_ERR_IO;
     }
     size_t cap = 1 << 20, len = 0;
-    char *buf = malloc(cap);
+    char *buf = wm__malloc(cap);
     wm_status st = buf ? WM_OK : WM_ERR_NOMEM;
     while (st == WM_OK) {
         if (len == cap) {
-            char *nb = realloc(buf, cap *= 2);
+            char *nb = wm__realloc(buf, cap *= 2);
             if (!nb) {
                 st = WM_ERR_NOMEM;
                 break;
@@ -517,7 +751,7 @@ wm_status wm_tokenizer_load(wm_tokenizer **out, const char *path, wm_error *err)
         len += r;
         if (r == 0) {
             if (ferror(f)) {
-                tok_seterr(err, "%s: read error", path);
+                tok_seterr(err, "%s: read error: %s", path, strerror(errno));
                 st = WM_ERR_IO;
             }
             break;
@@ -525,7 +759,16 @@ wm_status wm_tokenizer_load(wm_tokenizer **out, const char *path, wm_error *err)
     }
     fclose(f);
     if (st == WM_OK) st = wm_tokenizer_parse(out, buf, len, path, err);
-    free(buf);
+    wm__free(buf);
+    return st;
+}
+
+wm_status wm_tokenizer_load(wm_tokenizer **out, const char *path, wm_error *err)
+{
+    wm_error mine;
+    mine.message[0] = 0;
+    wm_status st = tokenizer_load(out, path, err ? &mine : NULL);
+    tok_report(err, &mine, st, path ? path : "wm_tokenizer_load");
     return st;
 }
 
@@ -533,13 +776,22 @@ void wm_tokenizer_free(wm_tokenizer *t)
 {
     if (!t) return;
     for (int i = 0; i < t->n_pre; i++) pcre2_code_free(t->pre[i].re);
-    free(t->pool);
-    free(t->piece);
-    free(t->vocab.slot);
-    free(t->merges.key);
-    free(t->merges.val);
-    free(t->added);
-    free(t);
+    for (int i = 0; i < t->n_norm; i++) {
+        pcre2_code_free(t->nstep[i].re);
+        wm__free(t->nstep[i].text);
+    }
+    for (int i = 0; i < t->n_dec; i++) {
+        pcre2_code_free(t->dec[i].re);
+        wm__free(t->dec[i].text);
+    }
+    wm__free(t->pool);
+    wm__free(t->piece);
+    wm__free(t->vocab.slot);
+    wm__free(t->merges.key);
+    wm__free(t->merges.val);
+    wm__free(t->added);
+    wm__free(t->added_idx);
+    wm__free(t);
 }
 
 wm_status wm_tokenizer_n_vocab(const wm_tokenizer *t, uint32_t *out)

@@ -134,7 +134,43 @@ wm_status tok_prefix_spaces(wm_encoder *e, const unsigned char **base)
         in[p].off = start;
         in[p].len = n - start;
     }
-    free(e->work.p);
+    wm__free(e->work.p);
+    e->work = nb;
+    e->work.len = n;
+    *base = e->work.p;
+    return WM_OK;
+}
+
+/* Metaspace (tokenizers/src/pre_tokenizers/metaspace.rs, v0.23.1), the
+ * rewrite half: in every piece ' ' becomes the replacement, which is put in
+ * front of a piece not starting with it (prepend_scheme "always") or only
+ * of the piece at the very start of the input ("first").  The split on the
+ * replacement (MergedWithNext) is then an ordinary Split step.  Rebuilds
+ * `work`, as tok_prefix_spaces does. */
+wm_status tok_metaspace(wm_encoder *e, const pre_step *s, const unsigned char **base)
+{
+    span *in = e->pieces.p;
+    size_t total = 0, r = (size_t)s->rep_len;
+    for (size_t p = 0; p < e->pieces.len; p++) total += in[p].len * r + r;
+    buf nb = { 0 };
+    if (!reserve(&nb, total + 1, 1)) return WM_ERR_NOMEM;
+    unsigned char *o = nb.p;
+    size_t n = 0;
+    for (size_t p = 0; p < e->pieces.len; p++) {
+        const unsigned char *src = *base + in[p].off;
+        size_t len = in[p].len, start = n;
+        /* ' ' becomes the replacement before the test */
+        int starts = (len && src[0] == ' ') || (len >= r && !memcmp(src, s->rep, r));
+        int prepend = !starts && (s->scheme == MS_ALWAYS || (s->scheme == MS_FIRST && e->seg_first && in[p].off == 0));
+        if (prepend) memcpy(o + n, s->rep, r), n += r;
+        for (size_t i = 0; i < len; i++) {
+            if (src[i] == ' ') memcpy(o + n, s->rep, r), n += r;
+            else o[n++] = src[i];
+        }
+        in[p].off = start;
+        in[p].len = n - start;
+    }
+    wm__free(e->work.p);
     e->work = nb;
     e->work.len = n;
     *base = e->work.p;

@@ -3,6 +3,7 @@
 #include "tokenizer_internal.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 
 /* ---- Unicode version ----------------------------------------------------
  *
@@ -17,36 +18,72 @@
 
 enum { N_CATS = 30 };
 static char *cat_extra[N_CATS]; /* per utf8proc category: "\x{..}-\x{..}..." or NULL */
-static int unicode_patch_failed;
+/* The tables are built once per process, under the lock, by the first
+ * tokenizer load that needs them.  A build that fails (no memory) leaves
+ * nothing behind and the next load tries again: a failure once must not make
+ * every later load fail, nor leave a table with ranges missing.  `ready` is
+ * stored (release) after the tables are complete and loaded (acquire) before
+ * they are read. */
+static pthread_mutex_t patch_lock = PTHREAD_MUTEX_INITIALIZER;
+static _Atomic int patch_ready;
 
-static void append_range(char **buf, size_t *len, size_t *cap, int32_t lo, int32_t hi)
+/* PCRE2's allocations go through the library's layer (core/alloc.h), so
+ * that fault injection reaches them too. */
+static void *pcre2_take(PCRE2_SIZE n, void *data)
+{
+    (void)data;
+    return wm__malloc(n);
+}
+
+static void pcre2_release(void *p, void *data)
+{
+    (void)data;
+    wm__free(p);
+}
+
+pcre2_general_context *tok_pcre2_general(void) { return pcre2_general_context_create(pcre2_take, pcre2_release, NULL); }
+
+/* 0: out of memory. */
+static int append_range(char **buf, size_t *len, size_t *cap, int32_t lo, int32_t hi)
 {
     if (*len + 32 > *cap) {
         size_t nc = *cap ? *cap * 2 : 256;
-        char *nb = realloc(*buf, nc);
-        if (!nb) {
-            unicode_patch_failed = 1;
-            return;
-        }
+        char *nb = wm__realloc(*buf, nc);
+        if (!nb) return 0;
         *buf = nb;
         *cap = nc;
     }
     *len += (size_t)(lo == hi ? sprintf(*buf + *len, "\\x{%X}", (unsigned)lo)
                               : sprintf(*buf + *len, "\\x{%X}-\\x{%X}", (unsigned)lo, (unsigned)hi));
+    return 1;
 }
 
-static void init_unicode_patch(void)
+static void drop_unicode_patch(void)
 {
-    int code;
+    for (int c = 0; c < N_CATS; c++) {
+        wm__free(cat_extra[c]);
+        cat_extra[c] = NULL;
+    }
+}
+
+static wm_status build_unicode_patch(void)
+{
+    int code = 0;
     PCRE2_SIZE off;
-    pcre2_code *cn = pcre2_compile((PCRE2_SPTR) "\\p{Cn}", PCRE2_ZERO_TERMINATED,
-                                   PCRE2_UTF | PCRE2_UCP | PCRE2_ANCHORED, &code, &off, NULL);
-    pcre2_match_data *md = cn ? pcre2_match_data_create(1, NULL) : NULL;
-    if (!cn || !md) {
-        unicode_patch_failed = 1;
+    wm_status st = WM_ERR_NOMEM;
+    pcre2_general_context *gc = tok_pcre2_general();
+    pcre2_compile_context *cc = gc ? pcre2_compile_context_create(gc) : NULL;
+    pcre2_code *cn = cc ? pcre2_compile((PCRE2_SPTR) "\\p{Cn}", PCRE2_ZERO_TERMINATED,
+                                        PCRE2_UTF | PCRE2_UCP | PCRE2_ANCHORED, &code, &off, cc)
+                        : NULL;
+    pcre2_match_data *md = cn ? pcre2_match_data_create(1, gc) : NULL;
+    if (!md) {
+        /* a constant pattern refused for another reason than memory: a
+         * PCRE2 built without Unicode support */
+        if (cc && !cn && code != PCRE2_ERROR_HEAP_FAILED) st = WM_ERR_UNSUPPORTED;
         goto out;
     }
-    pcre2_jit_compile(cn, PCRE2_JIT_COMPLETE);
+    pcre2_jit_compile(cn, PCRE2_JIT_COMPLETE); /* best effort: the interpreter gives the same answers */
     size_t len[N_CATS] = { 0 }, cap[N_CATS] = { 0 };
     int32_t run_lo[N_CATS], run_hi[N_CATS];
     for (int c = 0; c < N_CATS; c++) run_lo[c] = run_hi[c] = -2;
@@ -57,19 +94,31 @@ static void init_unicode_patch(void)
             continue;
         utf8proc_uint8_t u[4];
         utf8proc_ssize_t k = utf8proc_encode_char(cp, u);
-        if (pcre2_match(cn, u, (PCRE2_SIZE)k, 0, PCRE2_NO_UTF_CHECK, md, NULL) < 0) continue;
+        int rc = pcre2_match(cn, u, (PCRE2_SIZE)k, 0, PCRE2_NO_UTF_CHECK, md, NULL);
+        if (rc == PCRE2_ERROR_NOMATCH) continue;
+        /* any other failure (the interpreter's frames) is not an answer:
+         * taking it for "assigned" would drop code points from the lists */
+        if (rc < 0) {
+            st = rc == PCRE2_ERROR_NOMEMORY ? WM_ERR_NOMEM : WM_ERR_UNSUPPORTED;
+            goto out;
+        }
         if (run_hi[c] == cp - 1) {
             run_hi[c] = cp;
             continue;
         }
-        if (run_lo[c] >= 0) append_range(&cat_extra[c], &len[c], &cap[c], run_lo[c], run_hi[c]);
+        if (run_lo[c] >= 0 && !append_range(&cat_extra[c], &len[c], &cap[c], run_lo[c], run_hi[c])) goto out;
         run_lo[c] = run_hi[c] = cp;
     }
     for (int c = 0; c < N_CATS; c++)
-        if (run_lo[c] >= 0) append_range(&cat_extra[c], &len[c], &cap[c], run_lo[c], run_hi[c]);
+        if (run_lo[c] >= 0 && !append_range(&cat_extra[c], &len[c], &cap[c], run_lo[c], run_hi[c])) goto out;
+    st = WM_OK;
 out:
+    if (st) drop_unicode_patch();
     pcre2_match_data_free(md);
     pcre2_code_free(cn);
+    pcre2_compile_context_free(cc);
+    pcre2_general_context_free(gc);
+    return st;
 }
 
 /* Categories named by a property (\p{L}, \p{Lu}, \p{L&}); 0 if the name is
@@ -137,7 +186,7 @@ char *tok_translate_re(const char *p, size_t len, size_t *out_len)
             k += cats_of("S", 1, all + k), k += cats_of("Z", 1, all + k), k += cats_of("C", 1, all + k);
             cap += extra_of(all, k, NULL) + 8;
         }
-    char *o = malloc(cap);
+    char *o = wm__malloc(cap);
     if (!o) return NULL;
     int in_class = 0;
     for (size_t i = 0; i < len; i++) {
@@ -224,7 +273,20 @@ char *tok_translate_re(const char *p, size_t len, size_t *out_len)
 
 wm_status tok_unicode_init(void)
 {
-    static pthread_once_t once = PTHREAD_ONCE_INIT;
-    if (pthread_once(&once, init_unicode_patch) != 0) return WM_ERR_UNSUPPORTED;
-    return unicode_patch_failed ? WM_ERR_NOMEM : WM_OK;
+    if (atomic_load_explicit(&patch_ready, memory_order_acquire)) return WM_OK;
+    if (pthread_mutex_lock(&patch_lock) != 0) return WM_ERR_UNSUPPORTED;
+    wm_status st = atomic_load_explicit(&patch_ready, memory_order_relaxed) ? WM_OK : build_unicode_patch();
+    if (st == WM_OK) atomic_store_explicit(&patch_ready, 1, memory_order_release);
+    pthread_mutex_unlock(&patch_lock);
+    return st;
 }
+
+#ifdef WM_FAULT_INJECTION
+void wm__tok_unicode_forget(void)
+{
+    pthread_mutex_lock(&patch_lock);
+    drop_unicode_patch();
+    atomic_store_explicit(&patch_ready, 0, memory_order_relaxed);
+    pthread_mutex_unlock(&patch_lock);
+}
+#endif

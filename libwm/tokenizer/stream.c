@@ -21,7 +21,9 @@
  *
  * A level that may merge pieces (MergedWith*, Contiguous), looks back more
  * than one character, or a prefix space after a regex step, is never cut
- * inside: correct, but such a segment is held whole. */
+ * inside: correct, but such a segment is held whole.  So is every segment
+ * of a tokenizer with a Prepend, Replace or Strip normalizer (Llama 2,
+ * Gemma, Gemini): there the ids come at added tokens and at the end. */
 #include "tokenizer_internal.h"
 
 
@@ -129,6 +131,17 @@ static wm_status stream_segment(wm_encoder *e, const unsigned char *s, size_t n,
     *used = 0;
     *cut_made = 0;
     if (n == 0) return WM_OK;
+    if (t->whole_segments) {
+        /* Prepend, Replace or Strip: a normalized segment's text depends on
+         * all of it (Prepend at its start, Strip at both ends, a Replace
+         * pattern anywhere), so it is held until complete and then encoded
+         * as wm_encode does.  So with Metaspace, whose prepend_scheme
+         * "first" looks at where the segment starts. */
+        if (open) return WM_OK;
+        wm_status st = tok_encode_segment(e, s, n, e->s_consumed + (uint64_t)(s - (const unsigned char *)e->sraw.p) == 0);
+        if (!st) *used = n;
+        return st;
+    }
     size_t R = n;
     if (open && t->n_norm) { /* cut the known text before its last ASCII character */
         while (R > 0 && s[R - 1] >= 0x80) R--;
@@ -152,8 +165,8 @@ static wm_status stream_segment(wm_encoder *e, const unsigned char *s, size_t n,
         memcpy((unsigned char *)e->work.p + head_len, s, R);
         e->work.len += R;
     } else {
-        map_n = malloc((R + 1) * sizeof *map_n);
-        map_r = malloc((R + 1) * sizeof *map_r);
+        map_n = wm__malloc((R + 1) * sizeof *map_n);
+        map_r = wm__malloc((R + 1) * sizeof *map_r);
         if (!map_n || !map_r) st = WM_ERR_NOMEM;
         for (size_t i = 0; !st && i < R;) {
             size_t j = i;
@@ -204,8 +217,8 @@ static wm_status stream_segment(wm_encoder *e, const unsigned char *s, size_t n,
             *used = n;
         }
     }
-    free(map_n);
-    free(map_r);
+    wm__free(map_n);
+    wm__free(map_r);
     return st;
 }
 
@@ -320,17 +333,25 @@ static wm_status stream_run(wm_encoder *e, int final)
     if (st || final) return st;
     e->s_mid = mid;
     memmove(e->sraw.p, (unsigned char *)e->sraw.p + used, n - used);
+    e->s_consumed += used;
     e->sraw.len = n - used;
     return WM_OK;
 }
 
-wm_status wm_encode_stream(wm_encoder *e, const char *part, size_t len, unsigned flags, bool final,
-                           const wm_token **ids, size_t *n_ids, wm_error *err)
+static wm_status encode_stream(wm_encoder *e, const char *part, size_t len, unsigned flags, bool final,
+                               const wm_token **ids, size_t *n_ids, wm_error *err)
 {
-    if (!e || (!part && len) || !ids || !n_ids || (flags & ~(WM_ENC_SPECIAL_AS_TEXT | WM_ENC_LOSSY))) return WM_ERR_ARG;
+    if (!e || (!part && len) || !ids || !n_ids || (flags & ~(WM_ENC_SPECIAL_AS_TEXT | WM_ENC_LOSSY))) {
+        tok_seterr(err, "wm_encode_stream: %s", !e ? "NULL encoder" : !ids || !n_ids ? "NULL ids or n_ids"
+                                                : !part && len ? "NULL part with a length > 0" : "unknown flag bits");
+        return WM_ERR_ARG;
+    }
     *ids = NULL;
     *n_ids = 0;
-    if (e->s_active && flags != e->s_flags) return WM_ERR_ARG;
+    if (e->s_active && flags != e->s_flags) {
+        tok_seterr(err, "wm_encode_stream: flags 0x%x differ from the stream's 0x%x", flags, e->s_flags);
+        return WM_ERR_ARG;
+    }
     if (!e->s_active) {
         e->s_active = 1;
         e->s_flags = flags;
@@ -338,6 +359,7 @@ wm_status wm_encode_stream(wm_encoder *e, const char *part, size_t len, unsigned
         e->s_skip = 0;
         e->s_in = 0;
         e->s_mid = 0;
+        e->s_consumed = 0;
         e->sctx_len = 0;
         e->sctx_levels = 0;
     }
@@ -355,6 +377,21 @@ wm_status wm_encode_stream(wm_encoder *e, const char *part, size_t len, unsigned
     *ids = e->ids.p;
     *n_ids = e->ids.len;
     return WM_OK;
+}
+
+wm_status wm_encode_stream(wm_encoder *e, const char *part, size_t len, unsigned flags, bool final,
+                           const wm_token **ids, size_t *n_ids, wm_error *err)
+{
+    wm_error mine;
+    mine.message[0] = 0;
+    wm_status st = encode_stream(e, part, len, flags, final, ids, n_ids, err ? &mine : NULL);
+    if (e) e->err = NULL; /* it pointed at mine */
+    if (st && err) {
+        char what[80];
+        snprintf(what, sizeof what, "wm_encode_stream after %llu input bytes", e ? (unsigned long long)e->s_in : 0ull);
+        tok_report(err, &mine, st, what);
+    }
+    return st;
 }
 
 size_t wm__encoder_stream_held(const wm_encoder *e) { return e->sraw.len + e->spend_len; }
