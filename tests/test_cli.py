@@ -424,18 +424,22 @@ def _():
 
 @check("SentencePiece tokenizers (Llama 2, Gemma 3, Gemini): a key records each, detect works end to end")
 def _():
-    for name in ("llama2", "gemma3", "gemini"):
+    # Gemma 3 and Gemini have 262,144 tokens, which cli_gen's model scores in full at every
+    # step: minutes under the sanitizers, so those builds ("small") check Llama 2 only
+    for name in ("llama2", "gemma3", "gemini") if SIZE == "big" else ("llama2",):
         tok = os.path.join(FIX, name, "tokenizer.json")
         run("keygen", "--tokenizer", tok, "-o", f"sp-{name}.wmkey")
         key = path(f"sp-{name}.wmkey")
         assert json.loads(run("info", "--json", key).stdout)["vocab"] > 30000
-        wm = subprocess.run([GEN, key, tok, "3", "400", "1", "5", "0"], capture_output=True, check=True)
+        wm = subprocess.run([GEN, key, tok, "3", "800", "1", "5", "0"], capture_output=True, check=True)
         clean = subprocess.run([GEN, key, tok, "3", "200", "0", "6", "0"], capture_output=True, check=True)
         docs = [json.loads(l) for l in wm.stdout.decode().splitlines() + clean.stdout.decode().splitlines()]
         write(f"sp-{name}.jsonl", "".join(json.dumps({"text": d["text"]}) + "\n" for d in docs))
         res = jsonl(run("detect", "--key", key, "--tokenizer", tok, "--jsonl", "--json", f"sp-{name}.jsonl", ok=(0, 1)))
         ps = [r["log10_p"] for r in res]
-        assert all(p < -6 for p in ps[:3]) and all(p > -3 for p in ps[3:]), (name, ps)
+        # a fresh key each run: 9 clean documents in all, so each must stay above 1e-5 (a false
+        # failure at most 9e-5 of runs); 800 watermarked tokens reached 1e-19 to 1e-59 in 3 runs
+        assert all(p < -6 for p in ps[:3]) and all(p > -5 for p in ps[3:]), (name, ps)
         error(["detect", "--key", key, "--tokenizer", GPT2, f"sp-{name}.jsonl"], "tokenizer")
 
 
