@@ -12,6 +12,6 @@ export WM_FIXTURES=$(scripts/fetch-fixtures.sh)
 export WM_BENCH_TEXTS=$PWD/.cache/bench
 mkdir -p "$WM_BENCH_TEXTS"
 bible -f "Gen1:1-Rev22:21" > "$WM_BENCH_TEXTS/prose.txt"
-cat libwm/*.c libwm/*.h include/wm/*.h tests/*.c bench/*.c > "$WM_BENCH_TEXTS/code.txt"
+cat libwm/*/*.c libwm/*/*.h include/wm/*.h tests/*.c bench/*.c > "$WM_BENCH_TEXTS/code.txt"
 cp /usr/share/games/fortunes/chinese "$WM_BENCH_TEXTS/cjk.txt"
 exec build/bench/wm_bench "$@"

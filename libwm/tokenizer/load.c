@@ -235,25 +235,54 @@ static wm_status load_pattern(loader *L, json_t *pat, const char *path, pcre2_co
 static const char gpt2_pattern[] =
     "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)|\\s+";
 
+/* A "Sequence" normalizer, pre-tokenizer or decoder: each element of
+ * j[field] loaded in order by `one`, with its path in error messages. */
+typedef wm_status (*step_loader)(loader *L, json_t *j, const char *path, void *ctx);
+
+static wm_status load_sequence(loader *L, json_t *j, const char *path, const char *field, step_loader one,
+                               void *ctx)
+{
+    json_t *list = json_object_get(j, field);
+    if (!json_is_array(list)) return lerr(L, "%s.%s: expected an array", path, field);
+    size_t i;
+    json_t *e;
+    json_array_foreach(list, i, e) {
+        char sub[64];
+        snprintf(sub, sizeof sub, "%s.%s[%zu]", path, field, i);
+        wm_status st = one(L, e, sub, ctx);
+        if (st) return st;
+    }
+    return WM_OK;
+}
+
+static wm_status load_normalizer(loader *L, json_t *n, const char *path);
+static wm_status load_pre(loader *L, json_t *p, const char *path, int *byte_level);
+static wm_status load_decoder(loader *L, json_t *d, const char *path);
+
+static wm_status seq_normalizer(loader *L, json_t *j, const char *path, void *ctx)
+{
+    (void)ctx;
+    return load_normalizer(L, j, path);
+}
+
+static wm_status seq_pre(loader *L, json_t *j, const char *path, void *byte_level)
+{
+    return load_pre(L, j, path, byte_level);
+}
+
+static wm_status seq_decoder(loader *L, json_t *j, const char *path, void *ctx)
+{
+    (void)ctx;
+    return load_decoder(L, j, path);
+}
+
 static wm_status load_normalizer(loader *L, json_t *n, const char *path)
 {
     wm_tokenizer *t = L->t;
     if (!n || json_is_null(n)) return WM_OK;
     const char *type = jstr(n, "type");
     if (!type) return lerr(L, "%s: no type", path);
-    if (!strcmp(type, "Sequence")) {
-        json_t *list = json_object_get(n, "normalizers");
-        if (!json_is_array(list)) return lerr(L, "%s.normalizers: expected an array", path);
-        size_t i;
-        json_t *e;
-        json_array_foreach(list, i, e) {
-            char sub[64];
-            snprintf(sub, sizeof sub, "%s.normalizers[%zu]", path, i);
-            wm_status st = load_normalizer(L, e, sub);
-            if (st) return st;
-        }
-        return WM_OK;
-    }
+    if (!strcmp(type, "Sequence")) return load_sequence(L, n, path, "normalizers", seq_normalizer, NULL);
     utf8proc_option_t o = 0;
     int kind = NORM_UNICODE;
     if (!strcmp(type, "NFC")) o = UTF8PROC_COMPOSE;
@@ -330,19 +359,7 @@ static wm_status load_pre(loader *L, json_t *p, const char *path, int *byte_leve
     if (!p || json_is_null(p)) return WM_OK;
     const char *type = jstr(p, "type");
     if (!type) return lerr(L, "%s: no type", path);
-    if (!strcmp(type, "Sequence")) {
-        json_t *list = json_object_get(p, "pretokenizers");
-        if (!json_is_array(list)) return lerr(L, "%s.pretokenizers: expected an array", path);
-        size_t i;
-        json_t *e;
-        json_array_foreach(list, i, e) {
-            char sub[64];
-            snprintf(sub, sizeof sub, "%s.pretokenizers[%zu]", path, i);
-            wm_status st = load_pre(L, e, sub, byte_level);
-            if (st) return st;
-        }
-        return WM_OK;
-    }
+    if (!strcmp(type, "Sequence")) return load_sequence(L, p, path, "pretokenizers", seq_pre, byte_level);
     if (t->n_pre == MAX_STEPS) return lerr(L, "%s: too many pre-tokenizers", path);
     pre_step *s = &t->pre[t->n_pre];
     memset(s, 0, sizeof *s);
@@ -569,19 +586,7 @@ static wm_status load_decoder(loader *L, json_t *d, const char *path)
     const char *type = jstr(d, "type");
     if (!type) return lerr(L, "%s: no type", path);
     t->has_decoder = 1;
-    if (!strcmp(type, "Sequence")) {
-        json_t *list = json_object_get(d, "decoders");
-        if (!json_is_array(list)) return lerr(L, "%s.decoders: expected an array", path);
-        size_t i;
-        json_t *e;
-        json_array_foreach(list, i, e) {
-            char sub[64];
-            snprintf(sub, sizeof sub, "%s.decoders[%zu]", path, i);
-            wm_status st = load_decoder(L, e, sub);
-            if (st) return st;
-        }
-        return WM_OK;
-    }
+    if (!strcmp(type, "Sequence")) return load_sequence(L, d, path, "decoders", seq_decoder, NULL);
     if (t->n_dec == MAX_STEPS) return lerr(L, "%s: too many decoders", path);
     dec_step *ds = &t->dec[t->n_dec];
     memset(ds, 0, sizeof *ds);
