@@ -184,12 +184,12 @@ def check_c(args, root, rel, no, body, directive, tmp, counter):
     if directive and directive.startswith("c-prelude:"):
         prelude = directive[len("c-prelude:"):].strip()
     includes = [l for l in body if l.lstrip().startswith("#include")]
-    rest = [l for l in body if not l.lstrip().startswith("#include")]
+    rest = ["" if l.lstrip().startswith("#include") else l for l in body]  # keeps the page's line numbers
     head = "#include <stdbool.h>\n#include <stdint.h>\n#include <stdio.h>\n#include <stdlib.h>\n#include <string.h>\n#include <wm.h>\n"
     if re.search(r"\bmain\s*\(", text):
-        src = head + text + "\n"
+        src = head + f"#line {no} \"{rel}\"\n" + text + "\n"
     else:
-        src = head + "\n".join(includes) + "\n#line 1 \"snippet\"\nint main(void)\n{\n" + prelude + "\n" + \
+        src = head + "\n".join(includes) + "\nint main(void)\n{\n" + prelude + f"\n#line {no} \"{rel}\"\n" + \
             "\n".join(rest) + "\nreturn 0;\n}\n"
     c = os.path.join(tmp, f"snippet{counter}.c")
     open(c, "w").write(src)
