@@ -14,5 +14,6 @@
 #include "wm/key.h"
 #include "wm/embed.h"
 #include "wm/detect.h"
+#include "wm/cluster.h"
 #include "wm/tokenizer.h"
 #endif

@@ -472,7 +472,8 @@ static void test_hardening(void **state)
     /* unknown flags: refused everywhere */
     assert_int_equal(wm_detect(wm, t, 10, 0, 2u, 0.5, &s), WM_ERR_ARG);
     assert_int_equal(wm_detect_window(wm, t, 10, 0, 0x80u, 0.5, &w), WM_ERR_ARG);
-    assert_int_equal(wm_corpus_new(&c, wm, 4u), WM_ERR_ARG);
+    assert_int_equal(wm_corpus_new(&c, wm, 8u), WM_ERR_ARG); /* 4u is WM_CORPUS_MAP (cluster.h) */
+    assert_int_equal(wm_corpus_new(&c, wm, WM_CORPUS_MAP | WM_NO_DEDUP), WM_ERR_ARG);
     /* WM_ACCOUNTS needs a key with an account layer, and dedup */
     assert_int_equal(wm_corpus_new(&c, wm, WM_ACCOUNTS), WM_ERR_UNSUPPORTED);
     assert_int_equal(wm_corpus_new(&c, wm, WM_ACCOUNTS | WM_NO_DEDUP), WM_ERR_ARG);

@@ -5,6 +5,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "cli.h"
@@ -15,7 +16,8 @@ static const char usage_detect[] =
     "                 [--filter FILE] [--no-dedup] [--window] [--alpha A] [--json]\n"
     "                 [--fail-if-watermarked] [--any-tokenizer] [--threads N]\n"
     "                 [--skip-bad] [--lossy] [--vocab N] [--audit N [--target P]]\n"
-    "                 [--accounts FILE [--top N]] [FILE...]\n"
+    "                 [--accounts FILE [--top N]]\n"
+    "                 [--checkpoint FILE [--checkpoint-every SECONDS]] [FILE...]\n"
     "\n"
     "Tests each document (or, with --corpus, all of them together) for the watermark:\n"
     "exact one-sided binomial test over distinct (context, token) tuples.\n"
@@ -55,7 +57,29 @@ static const char usage_detect[] =
     "                      account is NAMED when p times the number of ids is below\n"
     "                      --alpha, so the chance of naming any account that fed\n"
     "                      nothing is at most alpha\n"
-    "  --top N             accounts reported, best first (default 10)\n";
+    "  --top N             accounts reported, best first (default 10)\n"
+    "  --checkpoint FILE   --corpus with one key: keep the corpus's state in FILE\n"
+    "                      (after each input file and every --checkpoint-every\n"
+    "                      seconds, default 60, between documents); when FILE\n"
+    "                      exists the run resumes from it, and the result is the\n"
+    "                      one an uninterrupted run gives.  FILE is refused when it\n"
+    "                      belongs to another key, tokenizer, filter, flags, input\n"
+    "                      format or other inputs (names, sizes, times)\n";
+
+/* Options of this command only (cli.h's are shared). */
+enum { O_CHECKPOINT = 1024, O_CHECKPOINT_EVERY };
+
+/* --checkpoint: the corpus's state (wm_corpus_save) with, as its caller
+ * data, `config` (every input and option the state depends on that the
+ * library does not check itself, one per line) and a last line
+ * "docs N looks L": the documents of the inputs already in the state. */
+typedef struct ckpt {
+    const char *path;
+    double every, last;
+    unsigned long long done, skip; /* documents fed (restored ones included); still to pass over */
+    char *config;
+    size_t config_len;
+} ckpt;
 
 
 typedef struct detector {
@@ -75,7 +99,152 @@ typedef struct detector {
     double target;
     unsigned long docs, looks;
     int found, header_done;
+    ckpt *ck;                  /* --checkpoint, or NULL */
 } detector;
+
+static int ckpt_save(detector *D)
+{
+    ckpt *ck = D->ck;
+    char tail[96];
+    int t = snprintf(tail, sizeof tail, "docs %llu looks %lu\n", ck->done, D->looks);
+    size_t n = ck->config_len + (size_t)t;
+    char *meta = malloc(n);
+    if (!meta) return die("%s: out of memory", ck->path);
+    memcpy(meta, ck->config, ck->config_len);
+    memcpy(meta + ck->config_len, tail, (size_t)t);
+    wm_error err = { "" };
+    wm_status st = wm_corpus_save(D->corpus[0], ck->path, meta, n, &err);
+    free(meta);
+    if (st) return die("checkpoint: %s", status_text(st, &err));
+    ck->last = now();
+    return 0;
+}
+
+/* Between documents: a checkpoint when the interval has passed (force:
+ * after an input file). */
+static int ckpt_maybe(detector *D, int force)
+{
+    if (!D->ck || D->ck->skip) return 0;
+    if (!force && now() - D->ck->last < D->ck->every) return 0;
+    return ckpt_save(D);
+}
+
+/* The state in ck->path, if there is one, into D->corpus[0]. */
+static int ckpt_resume(detector *D)
+{
+    ckpt *ck = D->ck;
+    struct stat sb;
+    if (stat(ck->path, &sb) != 0) {
+        if (errno == ENOENT) return 0; /* a fresh run */
+        return die("%s: %s", ck->path, strerror(errno));
+    }
+    char *meta = malloc(WM_CHECKPOINT_META + 1);
+    if (!meta) return die("%s: out of memory", ck->path);
+    size_t n = 0;
+    wm_error err = { "" };
+    wm_status st = wm_corpus_load(D->corpus[0], ck->path, meta, WM_CHECKPOINT_META, &n, &err);
+    if (st) {
+        free(meta);
+        return die("checkpoint: %s", status_text(st, &err));
+    }
+    meta[n] = 0;
+    size_t cfg = n ? n - 1 : 0; /* the start of the last line */
+    while (cfg > 0 && meta[cfg - 1] != '\n') cfg--;
+    unsigned long long docs;
+    unsigned long looks;
+    char end;
+    if (sscanf(meta + cfg, "docs %llu looks %lu%c", &docs, &looks, &end) != 3 || end != '\n') {
+        free(meta);
+        return die("%s: byte %zu of its caller data: no \"docs N looks L\" line: not a wm detect checkpoint",
+                   ck->path, cfg);
+    }
+    if (cfg != ck->config_len || memcmp(meta, ck->config, cfg) != 0) {
+        /* the first line that differs, as it was and as it is */
+        size_t i = 0, line = 1;
+        while (i < cfg && i < ck->config_len && meta[i] == ck->config[i]) line += meta[i++] == '\n';
+        size_t a = i, b = i;
+        while (a > 0 && meta[a - 1] != '\n') a--;
+        b = a;
+        size_t ea = a, eb = b;
+        while (ea < cfg && meta[ea] != '\n') ea++;
+        while (eb < ck->config_len && ck->config[eb] != '\n') eb++;
+        int rc = die("%s: checkpoint of another run (line %zu of its description: it has \"%.*s\", this run "
+                     "\"%.*s\"); give another --checkpoint file, or remove this one to start afresh",
+                     ck->path, line, (int)(ea - a), meta + a, (int)(eb - b), ck->config + b);
+        free(meta);
+        return rc;
+    }
+    free(meta);
+    ck->done = ck->skip = docs;
+    D->docs = (unsigned long)docs;
+    D->looks = looks;
+    fprintf(stderr, "wm: resuming from %s: %llu document%s already counted\n", ck->path, docs,
+            docs == 1 ? "" : "s");
+    return 0;
+}
+
+/* What the state depends on beyond key, vocabulary, flags and filter. */
+static int ckpt_config(ckpt *ck, const char *mode, const char *field, const char *prompt_field, int lossy,
+                       const char *tok_path, char **files, int n_files)
+{
+    size_t cap = 4096, n = 0;
+    char *b = malloc(cap);
+    if (!b) return die("out of memory");
+#define CK_ADD(...)                                                                   \
+    do {                                                                               \
+        int w_;                                                                        \
+        while ((w_ = snprintf(b + n, cap - n, __VA_ARGS__)) >= 0 && (size_t)w_ >= cap - n) { \
+            char *nb = realloc(b, cap *= 2);                                          \
+            if (!nb) { free(b); return die("out of memory"); }                        \
+            b = nb;                                                                    \
+        }                                                                              \
+        n += (size_t)w_;                                                               \
+    } while (0)
+    CK_ADD("wm detect checkpoint 1\nmode %s\nfield %s\nprompt-field %s\nlossy %d\ntokenizer ", mode,
+           field ? field : "-", prompt_field ? prompt_field : "-", lossy);
+    if (tok_path) {
+        wm_tokenizer *tok;
+        wm_error err = { "" };
+        unsigned char sha[32];
+        wm_status st = wm_tokenizer_load(&tok, tok_path, &err);
+        if (st) {
+            free(b);
+            return die("%s", status_text(st, &err));
+        }
+        st = wm_tokenizer_sha256(tok, sha);
+        wm_tokenizer_free(tok);
+        if (st) {
+            free(b);
+            return die("%s: %s", tok_path, wm_strerror(st));
+        }
+        for (int i = 0; i < 32; i++) CK_ADD("%02x", sha[i]);
+    } else {
+        CK_ADD("-");
+    }
+    CK_ADD("\n");
+    for (int i = 0; i < n_files; i++) {
+        struct stat sb;
+        if (!strcmp(files[i], "-")) {
+            free(b);
+            return die("--checkpoint: standard input cannot be read again on resume: name the files");
+        }
+        if (stat(files[i], &sb) != 0) {
+            int e = errno;
+            free(b);
+            return die("%s: %s", files[i], strerror(e));
+        }
+        CK_ADD("input %s %lld %lld.%09ld\n", files[i], (long long)sb.st_size, (long long)sb.st_mtim.tv_sec,
+               (long)sb.st_mtim.tv_nsec);
+    }
+#undef CK_ADD
+    if (n > WM_CHECKPOINT_META - 100) {
+        free(b);
+        return die("--checkpoint: too many inputs to describe in a checkpoint (%zu bytes)", n);
+    }
+    ck->config = b;
+    ck->config_len = n;
+    return 0;
+}
 
 /* "source":"..." and, when the name is not UTF-8, its exact bytes in hex. */
 static void print_source(const char *source)
@@ -366,8 +535,16 @@ static int stream(detector *D, const detect_opts *o, wm_encoder **enc, char **fi
         reader count = { 0 };
         int rc = 0;
         for (int i = 0; !rc && i < (n_files ? n_files : 1); i++) {
+            if (!filter && D->ck && D->ck->skip) { /* in the checkpoint already */
+                D->ck->skip--;
+                continue;
+            }
             rc = stream_plain(D, o, enc[0], n_files ? files[i] : "-", filter, &pr, &count);
             if (!rc && (fflush(stdout) != 0 || ferror(stdout))) rc = EXIT_USAGE;
+            if (!rc && !filter && D->ck) {
+                D->ck->done++;
+                rc = ckpt_maybe(D, 1);
+            }
         }
         progress_show(&pr, &count, 1);
         return rc;
@@ -379,6 +556,7 @@ static int stream(detector *D, const detect_opts *o, wm_encoder **enc, char **fi
     progress pr = { isatty(2), now(), 0, 0, 0 };
     int rc = 0, fatal;
     char msg[512];
+    int file = r.next_file;
     while (!rc) {
         p.n_jobs = read_batch(&r, jobs, &fatal, msg, sizeof msg);
         run_pool(&p);
@@ -391,11 +569,20 @@ static int stream(detector *D, const detect_opts *o, wm_encoder **enc, char **fi
                 rc = die("%s", jobs[i].err);
                 break;
             }
+            if (!filter && D->ck && D->ck->skip) { /* in the checkpoint already */
+                D->ck->skip--;
+                continue;
+            }
             rc = on_doc(D, &jobs[i], arg);
             pr.docs++;
             pr.tokens += jobs[i].n;
+            if (!filter && D->ck) D->ck->done++;
         }
         free_jobs(jobs, p.n_jobs);
+        if (!rc && !filter && !fatal) { /* between documents: at intervals, and when a file is done */
+            rc = ckpt_maybe(D, r.next_file != file);
+            file = r.next_file;
+        }
         /* results so far are never lost to a later error; and a broken
          * output stops the run instead of reading on for nothing */
         if (fflush(stdout) != 0 || ferror(stdout)) rc = EXIT_USAGE;
@@ -498,10 +685,13 @@ int cmd_detect(int argc, char **argv)
         { "skip-bad", no_argument, 0, O_SKIP }, { "lossy", no_argument, 0, O_LOSSY },
         { "vocab", required_argument, 0, O_VOCAB }, { "audit", required_argument, 0, O_AUDIT },
         { "target", required_argument, 0, O_TARGET }, { "accounts", required_argument, 0, O_ACCOUNTS },
-        { "top", required_argument, 0, O_TOP }, { "help", no_argument, 0, O_HELP }, { 0, 0, 0, 0 } };
+        { "top", required_argument, 0, O_TOP }, { "help", no_argument, 0, O_HELP },
+        { "checkpoint", required_argument, 0, O_CHECKPOINT },
+        { "checkpoint-every", required_argument, 0, O_CHECKPOINT_EVERY }, { 0, 0, 0, 0 } };
     detect_opts o = { .field = "text", .n_threads = default_threads(), .mode = IN_PLAIN };
     detector D = { .alpha = 1e-3, .top = -1 };
     const char *accounts_path = NULL;
+    ckpt ck = { .every = -1 };
     int fail_if = 0, c;
     long v;
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
@@ -551,6 +741,11 @@ int cmd_detect(int argc, char **argv)
         case O_TOP:
             if (!parse_int(optarg, 0, 1000000, &D.top)) return die("detect: --top '%s': expected 0..1000000", optarg);
             break;
+        case O_CHECKPOINT: ck.path = optarg; break;
+        case O_CHECKPOINT_EVERY:
+            if (!parse_double(optarg, &ck.every) || !(ck.every >= 0 && ck.every <= 1e9))
+                return die("detect: --checkpoint-every '%s': expected seconds >= 0", optarg);
+            break;
         case O_HELP: fputs(usage_detect, stdout); return 0;
         default: return usage_error("detect");
         }
@@ -576,6 +771,22 @@ int cmd_detect(int argc, char **argv)
         D.flags |= WM_ACCOUNTS;
     }
     if (o.vocab && o.mode != IN_IDS) return die("detect: --vocab goes with --ids (text inputs take the tokenizer's)");
+    if (ck.every >= 0 && !ck.path) return die("detect: --checkpoint-every goes with --checkpoint");
+    if (ck.path && (!D.corpus_mode || o.n_keys != 1 || o.skip_bad))
+        return die("detect: --checkpoint takes --corpus (or --audit, --accounts) with one key, and not --skip-bad");
+    if (ck.path) {
+        if (ck.every < 0) ck.every = 60;
+        ck.last = now();
+        if (ckpt_config(&ck, o.mode == IN_IDS ? "ids" : o.mode == IN_JSONL ? "jsonl" : "plain",
+                        o.mode == IN_JSONL ? o.field : NULL, o.prompt_field, o.lossy, o.tok_path, argv + optind,
+                        argc - optind))
+            return EXIT_USAGE;
+        if (argc == optind) {
+            free(ck.config);
+            return die("--checkpoint: standard input cannot be read again on resume: name the files");
+        }
+        D.ck = &ck;
+    }
 
     wm_tokenizer *tok = NULL;
     wm_encoder *enc[64] = { 0 };
@@ -592,7 +803,11 @@ int cmd_detect(int argc, char **argv)
         for (int k = 0; !rc && k < D.n_keys; k++)
             if (wm_corpus_set_filter(D.corpus[k], D.filter[k])) rc = die("--filter: invalid corpus state");
     }
+    if (!rc && D.ck) rc = ckpt_resume(&D);
     if (!rc) rc = stream(&D, &o, encp, argv + optind, argc - optind, on_detect, NULL, &skipped, 0);
+    if (!rc && D.ck && D.ck->skip)
+        rc = die("%s: the checkpoint counts %llu documents more than the inputs hold", D.ck->path, D.ck->skip);
+    if (!rc && D.ck) rc = ckpt_save(&D); /* the whole run: a rerun only reports */
     if (!rc && D.audit_every) {
         rc = print_audit(&D, 1);
     } else if (!rc && D.corpus_mode) {
@@ -619,6 +834,7 @@ int cmd_detect(int argc, char **argv)
     }
     for (int t = 0; t < 64; t++) wm_encoder_free(enc[t]);
     free(D.accounts);
+    free(ck.config);
     wm_tokenizer_free(tok);
     if (!rc && (fflush(stdout) != 0 || ferror(stdout))) return EXIT_USAGE; /* reported by finish_output */
     if (!rc && fail_if && D.found) return EXIT_FOUND;

@@ -14,12 +14,13 @@ wm_status wm_detect(const wm_watermark *wm, const wm_token *tokens, size_t n, si
     wm_status st = check_detect_args(wm, tokens, n, flags, alpha, out);
     if (st) return st;
     doc_sets ds;
-    counts c = { 0, 0, 0 };
+    counts c = { 0, 0, 0 }; /* c.bad: an unrepresentable score or an overflow, refused below */
     if (!(st = doc_sets_init(&ds, wm, flags, n, n_prompt)))
         st = scan_doc_at(wm, tokens, n, n_prompt, 0, flags, &ds.sets, count_visit, &c);
     doc_sets_free(&ds);
+    if (st == WM_OK && c.bad) st = WM_ERR_LIMIT;
     if (st == WM_OK) {
-        wm__fill_score(wm, out, n, c.scored, c.stat + c.comp, alpha);
+        wm__fill_score(wm, out, n, c.scored, counts_stat(&c), alpha);
         no_dedup_verdict(flags, out);
     }
     return st;

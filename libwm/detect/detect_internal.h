@@ -79,7 +79,30 @@ wm_status wm__attribute(const wm_watermark *wm, const double tally[WM_ACCOUNT_PO
 double wm__attribution_log_tail(const double tally[WM_ACCOUNT_POSITIONS][WM_ACCOUNT_SYMBOLS], double x,
                                 int *exact);
 
-typedef struct counts { uint64_t scored; double stat, comp; } counts; /* statistic: stat + comp */
+/* The exact, order-free sum of scores.  Every score of every scheme is a
+ * non-negative multiple of 2^-84 below 2^5 (kgw: 0 or 1; gumbel: -ln(1 -
+ * u 2^-32), whose smallest non-zero value is above 2^-32, so its last bit
+ * is worth 2^-84 or more, and whose largest is 32 ln 2), so it is held
+ * exactly as an integer count of 2^-84 in 128 bits: any order of addition,
+ * on any machine, gives the same total, which is rounded once, to nearest,
+ * when read (wm__fixed_double).  A sum overflows past 2^44 (about 1.7e13
+ * tuples at gumbel's mean score); a score that is not such a multiple, or
+ * an overflow, sets `bad` and the totals are then refused (WM_ERR_LIMIT). */
+#define WM__FIXED_FRAC 84
+__extension__ typedef unsigned __int128 wm__u128;
+typedef struct counts { uint64_t scored; wm__u128 fx; int bad; } counts;
 void count_visit(void *arg, double score, size_t i, uint64_t seed, wm_token tok);
+/* score as a count of 2^-84 into *out: 0, or -1 when it is not one below 2^89. */
+int wm__fixed_of(double score, wm__u128 *out);
+/* x 2^-84 rounded to the nearest double (ties to even), the same on every machine. */
+double wm__fixed_double(wm__u128 x);
+static inline double counts_stat(const counts *c) { return wm__fixed_double(c->fx); }
+/* a += b, setting *bad on overflow. */
+static inline void fixed_add(wm__u128 *a, wm__u128 b, int *bad)
+{
+    wm__u128 s = *a + b;
+    if (s < b) *bad = 1;
+    *a = s;
+}
 
 #endif

@@ -184,10 +184,11 @@ static void weighted_score(const wm_reader *r, double alpha, wm_score *out)
 wm_status wm_reader_score(const wm_reader *r, double alpha, wm_score *out, uint64_t *positions)
 {
     if (!r || !out || !wm__valid_alpha(alpha)) return WM_ERR_ARG;
+    if (!r->weighted && r->c.bad) return WM_ERR_LIMIT; /* no p-value from a wrong sum */
     if (r->weighted)
         weighted_score(r, alpha, out);
     else
-        wm__fill_score(r->wm, out, r->tokens, r->c.scored, r->c.stat + r->c.comp, alpha);
+        wm__fill_score(r->wm, out, r->tokens, r->c.scored, counts_stat(&r->c), alpha);
     if (positions) *positions = r->positions;
     return WM_OK;
 }

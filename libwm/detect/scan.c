@@ -128,13 +128,36 @@ void doc_sets_free(doc_sets *d)
     wm__u64set_free(&d->seeds);
 }
 
-/* Neumaier's compensated sum: a corpus adds up billions of scores. */
+int wm__fixed_of(double score, wm__u128 *out)
+{
+    double x = ldexp(score, WM__FIXED_FRAC); /* exact: a power of two, far from overflow */
+    if (!(x >= 0 && x < 0x1p89) || x != floor(x)) return -1;
+    /* x < 2^89: its top 64 bits and the rest are each exact doubles */
+    double hi = floor(ldexp(x, -64));
+    *out = ((wm__u128)(uint64_t)hi << 64) | (uint64_t)(x - ldexp(hi, 64));
+    return 0;
+}
+
+double wm__fixed_double(wm__u128 x)
+{
+    if (x >> 53 == 0) return ldexp((double)(uint64_t)x, -WM__FIXED_FRAC); /* exact */
+    int top = 127;
+    while (!(x >> top & 1)) top--;
+    int drop = top - 52; /* bits below the 53 kept */
+    uint64_t m = (uint64_t)(x >> drop);
+    wm__u128 rest = x & (((wm__u128)1 << drop) - 1), half = (wm__u128)1 << (drop - 1);
+    if (rest > half || (rest == half && (m & 1))) m++; /* to nearest, ties to even; 2^53 stays exact */
+    return ldexp((double)m, drop - WM__FIXED_FRAC);
+}
+
+/* The exact sum (detect_internal.h): a corpus adds up billions of scores,
+ * and a cluster adds them in any order. */
 void count_visit(void *arg, double score, size_t i, uint64_t seed, wm_token tok)
 {
     (void)i, (void)seed, (void)tok;
     counts *c = arg;
-    double t = c->stat + score;
-    c->comp += fabs(c->stat) >= fabs(score) ? (c->stat - t) + score : (score - t) + c->stat;
-    c->stat = t;
+    wm__u128 f;
+    if (wm__fixed_of(score, &f)) c->bad = 1;
+    else fixed_add(&c->fx, f, &c->bad);
     c->scored++;
 }
