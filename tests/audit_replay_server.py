@@ -75,7 +75,8 @@ class Model:
         self.vocab = vocab
         self.V = max(vocab) + 1
         # tokens that are valid UTF-8 on their own: the generator uses only these
-        self.clean = sorted(i for i, b in vocab.items() if self._utf8(b) and b)
+        # (and hold no U+0000: jansson cannot hold it in an object key, vLLM's legacy layout's keys)
+        self.clean = sorted(i for i, b in vocab.items() if self._utf8(b) and b and b"\0" not in b)
         self.follow = {}
         for ids in train:
             for a, b in zip(ids, ids[1:]):
@@ -267,6 +268,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
 class Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
     daemon_threads = True
     allow_reuse_address = True
+
+    def handle_error(self, request, client_address):
+        pass  # a client that gave up (timeouts) closes its end: expected here
 
 
 def main():

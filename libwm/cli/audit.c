@@ -192,6 +192,7 @@ typedef struct audit {
     wm_corpus *corpus;
     wm_reader *reader;
     unsigned long docs_scored, looks;
+    unsigned long long withheld; /* responses whose log-probabilities the server withheld */
     unsigned long long answer_tokens, cand_total, cand_kept, rows_total, rows_read, rows_unaligned, rows_empty;
     double last_log10_p, last_fixed_log10_p, more_tokens;
     int watermarked, progress_on;
@@ -539,7 +540,8 @@ static int accept(audit *A, unit *u, const char *body, size_t len, const char *w
                  A->docs[u->doc].source, msg);
         return -1;
     }
-    if (A->mode == M_PREFIX && r.n_toks < 1) {
+    if (r.withheld) A->withheld++;
+    if (A->mode == M_PREFIX && r.n_toks < 1 && !r.withheld) {
         ap_free(&r);
         snprintf(err, errlen, "%s: item %zu: no generated token in a one-token request", where, (size_t)(u - A->units));
         return -1;
@@ -597,7 +599,13 @@ static int on_record(void *arg, const char *json, size_t len, unsigned long line
             const char *k;
             json_t *v;
             json_object_foreach(pass ? c : mc, k, v) {
-                if (A->offline && !strcmp(k, "url")) continue;
+                if (!strcmp(k, "url")) { /* offline: none; resume: the endpoint may have moved */
+                    json_t *w = json_object_get(pass ? mc : c, k);
+                    if (!pass && A->resume && w && !json_equal(v, w))
+                        fprintf(stderr, "wm audit: %s: the journal's endpoint was %s; continuing against %s\n",
+                                A->journal_path, json_string_value(w), json_string_value(v));
+                    continue;
+                }
                 json_t *w = json_object_get(pass ? mc : c, k), *mv = pass ? w : v, *jv = pass ? v : w;
                 if (mv && jv && json_equal(mv, jv)) continue;
                 if ((!mv || json_is_null(mv)) && (!jv || json_is_null(jv))) continue;
@@ -825,7 +833,7 @@ static int score_doc(audit *A, adoc *D)
                 break;
             }
             toks[u->pos] = rs[q].n_toks ? &rs[q].toks[0] : NULL;
-            so[u->pos] = u->pos;
+            so[u->pos] = rs[q].n_toks ? u->pos : SIZE_MAX; /* withheld: no row */
         }
         /* rows indexed by position: offsets are the positions themselves */
         if (!rc) {
@@ -994,12 +1002,12 @@ static void final_report(audit *A)
                "\"log10_p\":%.17g,\"fixed_log10_p\":%.17g,\"alpha\":%.17g,\"target\":%.17g,\"watermarked\":%s,"
                "\"anytime\":%s,\"weighted\":%s,\"candidates\":%llu,\"candidates_kept\":%llu,"
                "\"candidates_dropped\":%llu,\"rows\":%llu,\"rows_read\":%llu,\"rows_unaligned\":%llu,"
-               "\"rows_empty\":%llu",
+               "\"rows_empty\":%llu,\"withheld\":%llu",
                A->key_id, A->stop_reason, A->docs_scored, A->n_docs, A->requests, A->attempts, A->resp_prompt_tokens,
                A->resp_completion_tokens, A->answer_tokens, A->last_log10_p, A->last_fixed_log10_p, A->alpha,
                A->target, A->watermarked ? "true" : "false", A->mode == M_ANSWERS ? "true" : "false",
                A->weighted ? "true" : "false", A->cand_total, A->cand_kept, A->cand_total - A->cand_kept,
-               A->rows_total, A->rows_read, A->rows_unaligned, A->rows_empty);
+               A->rows_total, A->rows_read, A->rows_unaligned, A->rows_empty, A->withheld);
         json_num(stdout, "cost", A->cost);
         json_num(stdout, "more_tokens", A->more_tokens);
         printf("}\n");
@@ -1013,9 +1021,9 @@ static void final_report(audit *A)
     printf("null hypothesis: %s\n", mode_nulls[A->mode]);
     if (A->mode != M_ANSWERS)
         printf("top-k entries: %llu, %llu exactly one provider token, %llu dropped; positions %llu, read %llu, "
-               "unaligned %llu, no single-token candidate %llu\n",
+               "unaligned %llu, no single-token candidate %llu; responses with log-probabilities withheld %llu\n",
                A->cand_total, A->cand_kept, A->cand_total - A->cand_kept, A->rows_total, A->rows_read,
-               A->rows_unaligned, A->rows_empty);
+               A->rows_unaligned, A->rows_empty, A->withheld);
 }
 
 /* ---- the run ------------------------------------------------------------------ */

@@ -247,6 +247,14 @@ static int usage_of(json_t *root, ap_resp *r, char *msg, size_t mlen)
     return 0;
 }
 
+/* U+FFFD in s (llama.cpp's stand-in for an incomplete UTF-8 sequence) */
+static int has_replacement(const char *s, size_t n)
+{
+    for (size_t i = 0; i + 3 <= n; i++)
+        if (!memcmp(s + i, "\xef\xbf\xbd", 3)) return 1;
+    return 0;
+}
+
 int ap_parse(const char *body, size_t len, int api, int what, size_t k, ap_resp *r, char *msg, size_t mlen)
 {
     memset(r, 0, sizeof *r);
@@ -299,6 +307,11 @@ int ap_parse(const char *body, size_t len, int api, int what, size_t k, ap_resp 
         goto out;
     }
     json_t *lp = json_object_get(ch, "logprobs");
+    if (json_is_null(lp) && has_replacement(r->text, r->text_len)) {
+        r->withheld = 1;
+        rc = 0;
+        goto out;
+    }
     if (!json_is_object(lp)) {
         snprintf(msg, mlen, "choices[0].logprobs: missing or null (the endpoint returns no log-probabilities; "
                  "llama-server refuses them when it watermarks: use --mode answers)");

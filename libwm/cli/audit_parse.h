@@ -47,6 +47,9 @@ typedef struct ap_resp {
     ap_tok *toks;     /* generated tokens (AP_LOGPROBS) or prompt positions (AP_PROMPT) */
     size_t n_toks;
     long long prompt_tokens, completion_tokens; /* usage; -1 when absent */
+    int withheld;     /* AP_LOGPROBS: logprobs null with a text holding U+FFFD: llama.cpp
+                         withholds the probabilities of a token that is an incomplete UTF-8
+                         sequence (n_toks is then 0); any other null logprobs is an error */
 } ap_resp;
 
 /* Parse body[0..len) for `api` and `what`; k: the top-k asked for (>= 1 for
