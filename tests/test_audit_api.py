@@ -238,6 +238,13 @@ rc, out, err = audit(p("h-storm"), "--retries", 2, "--concurrency", 1, url=h.url
 ok(rc == 2 and "gave up after 3 attempts" in err and "HTTP 429" in err and journal_ok(p("h-storm")),
    "a 429 storm past --retries: a clear error", (rc, err))
 h.stop()
+h = Replay(p("clean.ids"), "--hostile", "429")
+open(p("prompts1.jsonl"), "w").write(open(p("prompts.jsonl")).readline())
+t0 = time.monotonic()
+rc, out, err = audit(p("h-wait"), "--max-tokens", 5, url=h.url, prompts=p("prompts1.jsonl"))
+ok(rc == 0 and time.monotonic() - t0 >= 0.95 and final(out)["attempts"] == 2,
+   "Retry-After: 1 is honoured (the jittered backoff alone would retry within 0.5 s)", (rc, err, time.monotonic() - t0))
+h.stop()
 h = Replay(p("wm.ids"), "--hostile", "429")
 rc, out, err = audit(p("h-ra"), "--max-retry-after", 0.5, "--concurrency", 1, url=h.url)
 ok(rc == 2 and ("Retry-After" in err or "retry after" in err), "a Retry-After beyond --max-retry-after: an error", err)
