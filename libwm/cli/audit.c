@@ -753,7 +753,7 @@ static int provider_offsets(audit *A, const wm_token *ids, size_t n, const char 
 static size_t map_row(audit *A, const ap_tok *t, wm_token *row, float *w)
 {
     size_t kept = 0;
-    for (size_t c = 0; c < t->n_top; c++) {
+    for (size_t c = 0; c < t->n_top && kept < (size_t)A->topk; c++) { /* a row holds k: never more */
         A->cand_total++;
         const wm_token *ids;
         size_t m;
