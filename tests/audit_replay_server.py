@@ -222,12 +222,11 @@ class Handler(http.server.BaseHTTPRequestHandler):
             rows = [None]
             for i in range(1, len(ids)):
                 top, of = M.dist(ids[i - 1], int(pk))
-                row = {}
+                # as vLLM: the prompt token first, whatever its rank, then the top-k
+                lp, rk = of(ids[i])
+                row = {str(ids[i]): {"logprob": lp, "rank": rk, "decoded_token": tok_str(M.vocab[ids[i]])}}
                 for r, (t, lp) in enumerate(top):
                     row[str(t)] = {"logprob": lp, "rank": r + 1, "decoded_token": tok_str(M.vocab[t])}
-                if str(ids[i]) not in row:
-                    lp, rk = of(ids[i])
-                    row[str(ids[i])] = {"logprob": lp, "rank": rk, "decoded_token": tok_str(M.vocab[ids[i]])}
                 rows.append(row)
             nxt = M.sample(ids[-1], prompt)
             choice = {"index": 0, "text": tok_str(M.vocab[nxt]), "logprobs": None, "finish_reason": "length",
