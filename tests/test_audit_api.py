@@ -318,6 +318,20 @@ open(p("r2"), "wb").write(b"\n".join(data))
 rc, out, err = run(WM, "audit", "--key", p("k.key"), "--tokenizer", TOK, "--prompts", p("prompts.jsonl"), "--offline",
                    p("r2"), "--json", "--batch", 10, "--max-tokens", 60, "--mode", "logprobs")
 ok(rc == 2 and "r2:4" in err and "corrupt record" in err, "an altered record before the end is an error", err)
+# Ctrl-C: in-flight requests finish and are journaled, the figures so far are printed, exit 2; resume
+proc = subprocess.Popen([str(c) for c in cmd[:9]] + [p("r3")] + [str(c) for c in cmd[10:]], stdout=subprocess.PIPE,
+                        stderr=subprocess.PIPE, text=True)
+for _ in range(400):
+    if os.path.exists(p("r3")) and len(open(p("r3"), "rb").read().split(b"\n")) > 15:
+        break
+    time.sleep(0.02)
+proc.send_signal(signal.SIGINT)
+out, err = proc.communicate(timeout=60)
+f = final(out)
+ok(proc.returncode == 2 and "interrupted" in err and "--resume" in err and f and f["stop"] == "interrupted"
+   and journal_ok(p("r3")), "Ctrl-C: in-flight requests finish, journal whole, a message naming --resume", (proc.returncode, err))
+rc, out, err = audit(p("r3"), "--max-tokens", 60, "--mode", "logprobs", url=slow.url, new=False)
+ok(rc == 0 and final(out) == ref, "... resumed: identical figures", (err, final(out), ref))
 slow.stop()
 
 # a server that dies mid-run: retries give up, the journal keeps what came; a new server, resume
