@@ -142,6 +142,10 @@ for name, out in (("docs.jsonl", "wm.jsonl"), ("docs-small.jsonl", "wm-small.jso
             d = {"prompt": f"Q{i}: ", "text": json.loads(line)["text"]}
             f.write(json.dumps(d) + "\n")
             sent.append(d["prompt"] + d["text"])
+        if name == "docs.jsonl":  # U+0000 in a document: its request must journal (a regression)
+            d = {"prompt": "Q-nul: ", "text": "a\u0000b, then more words to read"}
+            f.write(json.dumps(d) + "\n")
+            sent.append(d["prompt"] + d["text"])
 ids = subprocess.run([WM, "tokenize", "--tokenizer", TOK, "--jsonl"], capture_output=True, text=True, check=True,
                      input="".join(json.dumps({"text": s}) + "\n" for s in sent)).stdout.splitlines()
 with open(p("textids.jsonl"), "w") as f:
@@ -187,7 +191,7 @@ ok(rc == 0 and f and f["watermarked"] and f["weighted"], "logprobs --weighted: f
 
 rc, out, err = audit(p("p1"), "--mode", "prompt", url=radio.url, prompts=p("docs.jsonl"))
 f = final(out)
-ok(rc == 0 and f and f["watermarked"] and f["documents"] == 20 and f["rows_read"] > 0.9 * f["rows"],
+ok(rc == 0 and f and f["watermarked"] and f["documents"] == 21 and f["rows_read"] > 0.9 * f["rows"],
    "prompt (vLLM prompt_logprobs): the radioactive suspect is flagged", (rc, err, f))
 rc, out, err = audit(p("p2"), "--mode", "prompt", url=clean.url, prompts=p("docs.jsonl"))
 f = final(out)

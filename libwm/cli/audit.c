@@ -574,7 +574,7 @@ static int on_record(void *arg, const char *json, size_t len, unsigned long line
     replay *R = arg;
     audit *A = R->A;
     json_error_t je;
-    json_t *o = json_loadb(json, len, JSON_REJECT_DUPLICATES, &je);
+    json_t *o = json_loadb(json, len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &je);
     int rc = -1;
     const char *t = json_string_value(json_object_get(o, "t"));
     char where[4200];
@@ -637,7 +637,7 @@ static int on_record(void *arg, const char *json, size_t len, unsigned long line
         goto out;
     }
     unit *u = &A->units[item];
-    json_t *mine = json_loadb(u->req, u->req_len, 0, NULL);
+    json_t *mine = json_loadb(u->req, u->req_len, JSON_ALLOW_NUL, NULL);
     int same = mine && json_equal(mine, req);
     json_decref(mine);
     if (!same) {
@@ -688,7 +688,9 @@ static int on_attempt(void *arg, const http_job *job, const http_attempt *a, cha
 {
     audit *A = arg;
     unit *u = &A->units[job->item];
-    json_t *req = json_loadb(u->req, u->req_len, 0, NULL);
+    json_error_t je;
+    json_t *req = json_loadb(u->req, u->req_len, JSON_ALLOW_NUL, &je);
+    if (!req) return snprintf(err, errlen, "item %zu: internal error: its request is not JSON: %s", job->item, je.text), -1;
     json_t *o = json_pack("{s:s,s:I,s:i,s:o,s:i,s:s,s:f,s:b}", "t", "attempt", "item", (json_int_t)job->item,
                           "attempt", a->attempt, "request", req, "status", (int)a->status, "transport", a->transport,
                           "seconds", a->seconds, "retry", a->retry);
@@ -707,7 +709,7 @@ static int on_attempt(void *arg, const http_job *job, const http_attempt *a, cha
     size_t len;
     char *rec = o ? dump(o, &len) : NULL;
     json_decref(o);
-    if (!rec) return snprintf(err, errlen, "out of memory"), -1;
+    if (!rec) return snprintf(err, errlen, "item %zu: cannot make its journal record (out of memory)", job->item), -1;
     int rc = journal_append(&A->j, rec, len, err, errlen);
     free(rec);
     if (rc) return -1;
