@@ -2,7 +2,7 @@
 # packages, then configures and builds ./build.  Safe to run again: it only
 # installs absent packages and only reconfigures when needed.
 
-WM_PACKAGES="meson ninja-build pkg-config gcc python3 libsodium-dev libcmocka-dev libjansson-dev libpcre2-dev libutf8proc-dev clang libclang-rt-14-dev bible-kjv gnuplot-nox"
+WM_PACKAGES="meson ninja-build pkg-config gcc python3 libsodium-dev libcmocka-dev libjansson-dev libpcre2-dev libutf8proc-dev libcurl4-openssl-dev clang libclang-rt-14-dev bible-kjv gnuplot-nox"
 
 wm_missing_packages() {
     local p missing=""

@@ -1,5 +1,5 @@
 /* The wm command's shared parts: one file per command (keygen.c, info.c,
- * tokenize.c, detect.c, read.c), main.c to dispatch, common.c for what several use
+ * tokenize.c, detect.c, read.c, audit.c), main.c to dispatch, common.c for what several use
  * (errors, option parsing, the tokenization pool, progress, JSON output). */
 #ifndef WM_CLI_H
 #define WM_CLI_H
@@ -77,5 +77,6 @@ int cmd_info(int argc, char **argv);
 int cmd_tokenize(int argc, char **argv);
 int cmd_detect(int argc, char **argv);
 int cmd_read(int argc, char **argv);
+int cmd_audit(int argc, char **argv);
 
 #endif

@@ -1,4 +1,4 @@
-/* wm: keygen, info, tokenize, detect, read.  See wm.1 or `wm CMD --help`.
+/* wm: keygen, info, tokenize, detect, read, audit.  See wm.1 or `wm CMD --help`.
  *
  * Exit status: 0 success; 1 a watermark was found (only with
  * --fail-if-watermarked); 2 usage, input or output error. */
@@ -17,6 +17,7 @@ static const char usage_main[] =
     "  tokenize  print token ids of texts\n"
     "  detect    test texts, or a whole corpus, for the watermark\n"
     "  read      reading mode: an open-weight suspect's predictions on our outputs\n"
+    "  audit     test a suspect model through its OpenAI-compatible API\n"
     "\n"
     "`wm COMMAND --help` for each; `man wm` for the whole story.\n"
     "Exit status: 0 success, 1 watermark found (with --fail-if-watermarked), 2 error.\n";
@@ -51,6 +52,7 @@ static int run_command(int argc, char **argv)
     if (!strcmp(cmd, "tokenize")) return cmd_tokenize(argc, argv);
     if (!strcmp(cmd, "detect")) return cmd_detect(argc, argv);
     if (!strcmp(cmd, "read")) return cmd_read(argc, argv);
+    if (!strcmp(cmd, "audit")) return cmd_audit(argc, argv);
     return die("unknown command '%s'; see `wm --help`", cmd);
 }
 

@@ -1,0 +1,417 @@
+#!/usr/bin/env python3
+"""`wm audit` against a local replay server (tests/audit_replay_server.py:
+a bigram suspect, radioactive when trained on watermarked text) and, with
+--server, against the real patched llama-server serving a tiny model
+without --wm-key.
+
+    test_audit_api.py WM CLI_GEN FIXTURES [--server LLAMA_SERVER GGUF_PY_DIR]
+
+Covers: the four modes (answers with the anytime audit and --filter,
+generated log-probabilities in llama.cpp's, vLLM's legacy and the chat
+layout, vLLM prompt_logprobs, one-token prefixes) on a radioactive and a
+clean suspect; hostile endpoints (5xx, 429 with Retry-After in seconds and
+as a date, dropped connections, truncated bodies, timeouts, malformed JSON,
+missing fields, absent log-probabilities, token strings that are not one
+provider token, a 429 storm past the retries, a server that dies mid-run,
+a wrong API key); the API key from a 0600 file or the environment, never
+printed or journaled; budgets; the journal (kill -9 mid-run, a torn last
+record, resume with identical figures, offline rescoring, altered records
+and options refused, never overwritten).  Prints cmocka-style lines."""
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+WM, CLI_GEN, FIX = sys.argv[1:4]
+SERVER = GGUF_PY = None
+if len(sys.argv) > 4:
+    assert sys.argv[4] == "--server"
+    SERVER, GGUF_PY = sys.argv[5:7]
+TOK = os.path.join(FIX, "gpt2", "tokenizer.json")
+TMP = tempfile.mkdtemp(prefix="wm-audit-")
+failed = 0
+passed = 0
+procs = []
+SECRET = "sk-test-0123456789abcdef-SECRET"
+
+
+def ok(cond, what, detail=""):
+    global failed, passed
+    if cond:
+        passed += 1
+        print(f"[       OK ] {what}", flush=True)
+    else:
+        failed += 1
+        print(f"[  FAILED  ] {what}{': ' + str(detail)[:2000] if detail else ''}", flush=True)
+
+
+def p(name):
+    return os.path.join(TMP, name)
+
+
+def run(*args, env=None, timeout=600):
+    r = subprocess.run([str(a) for a in args], capture_output=True, text=True, timeout=timeout,
+                       env={**os.environ, **(env or {})})
+    return r.returncode, r.stdout, r.stderr
+
+
+def must(*args):
+    rc, out, err = run(*args)
+    if rc != 0:
+        raise SystemExit(f"setup failed: {args}: {err}")
+    return out
+
+
+class Replay:
+    def __init__(self, train, *extra):
+        pf = p(f"port-{time.monotonic_ns()}")
+        self.proc = subprocess.Popen([sys.executable, os.path.join(HERE, "audit_replay_server.py"), "--tokenizer", TOK,
+                                      "--train", train, "--text-ids", p("textids.jsonl"), "--port-file", pf,
+                                      *map(str, extra)])
+        procs.append(self.proc)
+        for _ in range(300):
+            if os.path.exists(pf):
+                break
+            time.sleep(0.05)
+        self.url = f"http://127.0.0.1:{open(pf).read()}/v1"
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+
+
+def audit(journal, *args, url=None, prompts=None, new=True, env=None, timeout=600):
+    flag = "--journal" if new else "--resume"
+    cmd = [WM, "audit", "--key", p("k.key"), "--tokenizer", TOK, "--prompts", prompts or p("prompts.jsonl"),
+           flag, journal, "--json", "--batch", "10"]
+    if url:
+        cmd += ["--url", url]
+    return run(*cmd, *args, env=env, timeout=timeout)
+
+
+def final(out):
+    for line in out.splitlines():
+        if line.startswith('{"source":"audit-final"'):
+            return json.loads(line)
+    return None
+
+
+def journal_ok(path):
+    """Every line framed and checksummed as audit_journal.h says (recomputed
+    here with BLAKE2b-128, independently of the C code)."""
+    import hashlib
+    data = open(path, "rb").read()
+    if not data.endswith(b"\n"):
+        return False
+    for line in data.split(b"\n")[:-1]:
+        s, rec = line[:32], line[33:]
+        if hashlib.blake2b(rec, digest_size=16).hexdigest().encode() != s:
+            return False
+        json.loads(rec)
+    return True
+
+
+def records(path):
+    return [json.loads(line[33:]) for line in open(path, "rb").read().split(b"\n")[:-1]]
+
+
+# ---- data: a key, watermarked and clean documents, prompts ------------------
+must(WM, "keygen", "--tokenizer", TOK, "-o", p("k.key"))
+open(p("wm.jsonl"), "w").write(must(CLI_GEN, p("k.key"), TOK, 20, 300, 1, 7))
+open(p("clean.jsonl"), "w").write(must(CLI_GEN, p("k.key"), TOK, 20, 300, 0, 8))
+open(p("wm-small.jsonl"), "w").write(must(CLI_GEN, p("k.key"), TOK, 4, 60, 1, 9))
+for n in ("wm", "clean"):
+    open(p(n + ".ids"), "w").write(must(WM, "tokenize", "--tokenizer", TOK, "--jsonl", p(n + ".jsonl")))
+with open(p("prompts.jsonl"), "w") as f:
+    for i in range(60):
+        f.write(json.dumps({"prompt": f"Question {i}: tell me something."}) + "\n")
+open(p("prompts20.jsonl"), "w").write("".join(open(p("prompts.jsonl")).readlines()[:20]))
+sent = []
+for name, out in (("docs.jsonl", "wm.jsonl"), ("docs-small.jsonl", "wm-small.jsonl")):
+    with open(p(name), "w") as f:
+        for i, line in enumerate(open(p(out))):
+            d = {"prompt": f"Q{i}: ", "text": json.loads(line)["text"]}
+            f.write(json.dumps(d) + "\n")
+            sent.append(d["prompt"] + d["text"])
+        if name == "docs.jsonl":  # U+0000 in a document: its request must journal (a regression)
+            d = {"prompt": "Q-nul: ", "text": "a\u0000b, then more words to read"}
+            f.write(json.dumps(d) + "\n")
+            sent.append(d["prompt"] + d["text"])
+ids = subprocess.run([WM, "tokenize", "--tokenizer", TOK, "--jsonl"], capture_output=True, text=True, check=True,
+                     input="".join(json.dumps({"text": s}) + "\n" for s in sent)).stdout.splitlines()
+with open(p("textids.jsonl"), "w") as f:
+    for s, line in zip(sent, ids):
+        f.write(json.dumps({"text": s, "ids": [int(x) for x in line.split()]}) + "\n")
+
+radio = Replay(p("wm.ids"))
+clean = Replay(p("clean.ids"))
+legacy = Replay(p("wm.ids"), "--legacy")
+
+# ---- the modes -----------------------------------------------------------------
+rc, out, err = audit(p("a1"), "--max-tokens", 100, url=radio.url)
+f = final(out)
+ok(rc == 0 and f and f["watermarked"] and f["stop"] == "target reached" and f["log10_p"] <= -6 and f["anytime"],
+   "answers: the radioactive suspect is flagged and the run stops at the target", (rc, err, f))
+looks = [json.loads(x) for x in out.splitlines() if '"source":"audit"' in x]
+ok(len(looks) >= 2 and all(a["log10_p"] >= b["log10_p"] for a, b in zip(looks, looks[1:])),
+   "answers: one look a batch, the anytime p never increases", looks)
+ok(journal_ok(p("a1")) and records(p("a1"))[0]["t"] == "wm-audit", "answers: the journal is framed and checksummed")
+
+rc, out, err = audit(p("a2"), "--max-tokens", 100, url=clean.url)
+f = final(out)
+ok(rc == 0 and f and not f["watermarked"] and f["stop"] == "prompts exhausted" and f["documents"] == 60,
+   "answers: the clean suspect is not flagged over every prompt", (rc, err, f))
+
+rc, out, err = audit(p("a3"), "--max-tokens", 100, "--filter", p("wm.jsonl"), url=radio.url)
+f = final(out)
+ok(rc == 0 and f and f["watermarked"], "answers --filter: flagged on the contexts of the harvested outputs", (err, f))
+
+for name, srv, extra in (("llama.cpp layout", radio, []), ("vLLM legacy layout", legacy, []),
+                         ("chat", radio, ["--api", "chat"])):
+    rc, out, err = audit(p("l-" + name.replace(" ", "_")), "--mode", "logprobs", "--max-tokens", 100, *extra,
+                         url=srv.url)
+    f = final(out)
+    ok(rc == 0 and f and f["watermarked"] and f["rows_read"] > 0.8 * f["rows"] and f["candidates_dropped"] == 0,
+       f"logprobs ({name}): the radioactive suspect is flagged", (rc, err, f))
+rc, out, err = audit(p("l-clean"), "--mode", "logprobs", "--max-tokens", 100, url=clean.url)
+f = final(out)
+ok(rc == 0 and f and not f["watermarked"], "logprobs: the clean suspect is not flagged", (err, f))
+rc, out, err = audit(p("l-w"), "--mode", "logprobs", "--weighted", "--max-tokens", 100, url=radio.url)
+f = final(out)
+ok(rc == 0 and f and f["watermarked"] and f["weighted"], "logprobs --weighted: flagged (Chernoff bound)", (err, f))
+
+rc, out, err = audit(p("p1"), "--mode", "prompt", url=radio.url, prompts=p("docs.jsonl"))
+f = final(out)
+ok(rc == 0 and f and f["watermarked"] and f["documents"] == 21 and f["rows_read"] > 0.9 * f["rows"],
+   "prompt (vLLM prompt_logprobs): the radioactive suspect is flagged", (rc, err, f))
+rc, out, err = audit(p("p2"), "--mode", "prompt", url=clean.url, prompts=p("docs.jsonl"))
+f = final(out)
+ok(rc == 0 and f and not f["watermarked"], "prompt: the clean suspect is not flagged", (err, f))
+# mutation check of the rank rule: the prompt's own token (rank > k) must not be read
+body = records(p("p2"))[1]["body"]
+row = json.loads(body)["choices"][0]["prompt_logprobs"][5]
+ok(any(v["rank"] > 5 for v in row.values()), "prompt: vLLM rows hold the prompt token beyond the top-k (the rule matters)")
+
+open(p("docs-prefix.jsonl"), "w").write("".join(open(p("docs.jsonl")).readlines()[:2]))
+rc, out, err = audit(p("x1"), "--mode", "prefix", url=radio.url, prompts=p("docs-prefix.jsonl"), timeout=900)
+f = final(out)
+ok(rc == 0 and f and f["requests"] == f["rows"] and f["rows_read"] == f["rows"] and f["log10_p"] < -3,
+   "prefix: one request per answer position, every row read, evidence found", (rc, err, f))
+
+# ---- hostile endpoints ---------------------------------------------------------
+base = final(audit(p("h0"), "--max-tokens", 50, url=clean.url, prompts=p("prompts20.jsonl"))[1])
+h = Replay(p("clean.ids"), "--hostile", "500,503,429,429date,drop,trunc,ok,500", "--slow", 3)
+rc, out, err = audit(p("h1"), "--max-tokens", 50, "--concurrency", 1, url=h.url, prompts=p("prompts20.jsonl"))
+f = final(out)
+retried = sum(r.get("retry", False) for r in records(p("h1")))
+same = f and base and all(f[k] == base[k] for k in base if k != "attempts")
+# "drop" on a reused connection is retried by libcurl itself (nothing was received): 6 or 7 journaled retries
+ok(rc == 0 and same and retried >= 6 and f["attempts"] == f["requests"] + retried,
+   "5xx, 429 (seconds and date), dropped, truncated: retried, same figures as a clean endpoint", (rc, err, f, base))
+ok(journal_ok(p("h1")) and retried == len(records(p("h1"))) - 1 - f["requests"], "retried attempts are journaled too")
+h.stop()
+h = Replay(p("clean.ids"), "--hostile", "slow", "--slow", 3)
+rc, out, err = audit(p("h2"), "--max-tokens", 20, "--timeout", 1, url=h.url, prompts=p("prompts20.jsonl"))
+ok(rc == 0 and final(out)["attempts"] == 20 + 1 and "timed out" in err.lower() + json.dumps(records(p("h2"))).lower(),
+   "a timeout is retried", (rc, err))
+h.stop()
+for beh, want, mode in (("malformed", "not JSON", "answers"), ("missing", "choices[0].text", "answers"),
+                        ("noprobs", "no log-probabilities", "logprobs")):
+    h = Replay(p("wm.ids"), "--hostile", beh)
+    rc, out, err = audit(p("h-" + beh), "--mode", mode, "--max-tokens", 20, "--concurrency", 1, url=h.url)
+    ok(rc == 2 and want in err and "malformed response" in err and p("h-" + beh) + ":2" in err and journal_ok(p("h-" + beh)),
+       f"{beh}: a clear error naming the journal record, journal intact", (rc, err))
+    h.stop()
+h = Replay(p("wm.ids"), "--hostile", ",".join(["badtok"] * 10))
+rc, out, err = audit(p("h-badtok"), "--mode", "logprobs", "--max-tokens", 50, "--max-requests", 20, url=h.url)
+f = final(out)
+ok(rc == 0 and f and f["candidates_dropped"] > 0 and f["candidates_kept"] > 0,
+   "token strings that are not one provider token are dropped and counted", (err, f))
+h.stop()
+h = Replay(p("wm.ids"), "--hostile", ",".join(["429"] * 50))
+rc, out, err = audit(p("h-storm"), "--retries", 2, "--concurrency", 1, url=h.url)
+ok(rc == 2 and "gave up after 3 attempts" in err and "HTTP 429" in err and journal_ok(p("h-storm")),
+   "a 429 storm past --retries: a clear error", (rc, err))
+h.stop()
+h = Replay(p("clean.ids"), "--hostile", "429")
+open(p("prompts1.jsonl"), "w").write(open(p("prompts.jsonl")).readline())
+t0 = time.monotonic()
+rc, out, err = audit(p("h-wait"), "--max-tokens", 5, url=h.url, prompts=p("prompts1.jsonl"))
+ok(rc == 0 and time.monotonic() - t0 >= 0.95 and final(out)["attempts"] == 2,
+   "Retry-After: 1 is honoured (the jittered backoff alone would retry within 0.5 s)", (rc, err, time.monotonic() - t0))
+h.stop()
+h = Replay(p("wm.ids"), "--hostile", "429")
+rc, out, err = audit(p("h-ra"), "--max-retry-after", 0.5, "--concurrency", 1, url=h.url)
+ok(rc == 2 and ("Retry-After" in err or "retry after" in err), "a Retry-After beyond --max-retry-after: an error", err)
+h.stop()
+
+# ---- the API key ---------------------------------------------------------------
+h = Replay(p("wm.ids"), "--auth", SECRET)
+open(p("key.txt"), "w").write(SECRET + "\n")
+os.chmod(p("key.txt"), 0o644)
+rc, out, err = audit(p("k1"), "--api-key-file", p("key.txt"), url=h.url)
+ok(rc == 2 and "0600" in err and not os.path.exists(p("k1")), "a key file readable by others is refused", err)
+os.chmod(p("key.txt"), 0o600)
+rc, out, err = audit(p("k2"), "--api-key-file", p("key.txt"), "--max-requests", 10, url=h.url)
+ok(rc == 0 and final(out)["requests"] == 10, "the key from a 0600 file is sent", err)
+rc, out2, err2 = audit(p("k3"), "--api-key-env", "WM_TEST_KEY", "--max-requests", 10, url=h.url,
+                       env={"WM_TEST_KEY": SECRET})
+ok(rc == 0, "the key from an environment variable is sent", err2)
+leak = [x for x in (out, err, out2, err2, open(p("k2"), errors="replace").read(), open(p("k3"), errors="replace").read())
+        if SECRET in x]
+ok(not leak, "the key is never printed nor journaled")
+rc, out, err = audit(p("k4"), "--api-key-env", "WM_TEST_KEY", url=h.url, env={"WM_TEST_KEY": "wrong"})
+ok(rc == 2 and "HTTP 401" in err and "wrong" not in err, "a wrong key: HTTP 401, a clear error", err)
+rc, out, err = audit(p("k5"), url=h.url.replace("http://", "http://user:pw@"))
+ok(rc == 2 and "credentials" in err, "credentials in the URL are refused", err)
+h.stop()
+
+# ---- budgets -------------------------------------------------------------------
+rc, out, err = audit(p("b1"), "--max-requests", 15, "--max-tokens", 50, url=clean.url)
+f = final(out)
+ok(rc == 0 and f["requests"] == 15 and f["stop"] == "budget spent" and f["documents"] == 15,
+   "--max-requests caps every request", (err, f))
+rc, out, err = audit(p("b2"), "--price-completion", 1000, "--max-cost", 0.1, "--max-tokens", 50, url=clean.url)
+f = final(out)
+ok(rc == 0 and f["stop"] == "budget spent" and 0.1 <= f["cost"] < 0.1 + 10 * 50 * 1000 / 1e6 and f["documents"] == 10,
+   "--max-cost with a price: checked between batches", (err, f))
+rc, out, err = audit(p("b3"), "--max-suspect-tokens", 1000, "--max-tokens", 50, url=clean.url)
+f = final(out)
+ok(rc == 0 and f["stop"] == "budget spent" and f["documents"] == 20, "--max-suspect-tokens", (err, f))
+
+# ---- the journal: crash, torn record, resume, offline ----------------------------
+ref = final(audit(p("r0"), "--max-tokens", 60, "--mode", "logprobs", url=clean.url)[1])
+slow = Replay(p("clean.ids"))
+cmd = [WM, "audit", "--key", p("k.key"), "--tokenizer", TOK, "--prompts", p("prompts.jsonl"), "--journal", p("r1"),
+       "--json", "--batch", "10", "--url", slow.url, "--max-tokens", 60, "--mode", "logprobs", "--rate", 20]
+proc = subprocess.Popen([str(c) for c in cmd], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+for _ in range(400):
+    if os.path.exists(p("r1")) and len(open(p("r1"), "rb").read().split(b"\n")) > 25:
+        break
+    time.sleep(0.02)
+proc.send_signal(signal.SIGKILL)
+proc.wait()
+n_before = len(records(p("r1")))
+with open(p("r1"), "ab") as fj:  # a crash in the middle of a write
+    fj.write(b"0123456789abcdef0123456789abcdef {\"t\":\"attempt\",\"item\":")
+rc, out, err = audit(p("r1"), "--max-tokens", 60, "--mode", "logprobs", url=slow.url, new=False)
+f = final(out)
+ok(0 < n_before < 61 and rc == 0 and "torn last record" in err and "dropped" in err,
+   "kill -9 mid-run and a torn last record: detected, dropped with a message, resumed", (n_before, rc, err))
+ok(f == ref, "the resumed run's figures are identical to an uninterrupted run's", (f, ref))
+ok(journal_ok(p("r1")), "the resumed journal is whole")
+rc, out, err = run(WM, "audit", "--key", p("k.key"), "--tokenizer", TOK, "--prompts", p("prompts.jsonl"), "--offline",
+                   p("r1"), "--json", "--batch", 10, "--max-tokens", 60, "--mode", "logprobs")
+ok(rc == 0 and final(out) == ref, "offline rescoring (no network) gives the same figures", (err, final(out)))
+rc, out, err = audit(p("r1"), "--max-tokens", 60, "--mode", "logprobs", "--top-k", 3, url=slow.url, new=False)
+ok(rc == 2 and "top_k" in err, "resume with other options is refused, naming the option", err)
+rc, out, err = audit(p("r1"), "--max-tokens", 60, "--mode", "logprobs", url=slow.url)
+ok(rc == 2 and "never overwritten" in err, "an existing journal is never overwritten", err)
+data = open(p("r1"), "rb").read().split(b"\n")
+data[3] = data[3].replace(b'"status":200', b'"status":201')
+open(p("r2"), "wb").write(b"\n".join(data))
+rc, out, err = run(WM, "audit", "--key", p("k.key"), "--tokenizer", TOK, "--prompts", p("prompts.jsonl"), "--offline",
+                   p("r2"), "--json", "--batch", 10, "--max-tokens", 60, "--mode", "logprobs")
+ok(rc == 2 and "r2:4" in err and "corrupt record" in err, "an altered record before the end is an error", err)
+# Ctrl-C: in-flight requests finish and are journaled, the figures so far are printed, exit 2; resume
+proc = subprocess.Popen([str(c) for c in cmd[:9]] + [p("r3")] + [str(c) for c in cmd[10:]], stdout=subprocess.PIPE,
+                        stderr=subprocess.PIPE, text=True)
+for _ in range(400):
+    if os.path.exists(p("r3")) and len(open(p("r3"), "rb").read().split(b"\n")) > 15:
+        break
+    time.sleep(0.02)
+proc.send_signal(signal.SIGINT)
+out, err = proc.communicate(timeout=60)
+f = final(out)
+ok(proc.returncode == 2 and "interrupted" in err and "--resume" in err and f and f["stop"] == "interrupted"
+   and journal_ok(p("r3")), "Ctrl-C: in-flight requests finish, journal whole, a message naming --resume", (proc.returncode, err))
+rc, out, err = audit(p("r3"), "--max-tokens", 60, "--mode", "logprobs", url=slow.url, new=False)
+ok(rc == 0 and final(out) == ref, "... resumed: identical figures", (err, final(out), ref))
+slow.stop()
+
+# a server that dies mid-run: retries give up, the journal keeps what came; a new server, resume
+ref2 = final(audit(p("d0"), "--max-tokens", 40, url=clean.url)[1])
+dying = Replay(p("clean.ids"), "--die-after", 25)
+rc, out, err = audit(p("d1"), "--max-tokens", 40, "--retries", 2, "--concurrency", 2, url=dying.url)
+ok(rc == 2 and ("Connection refused" in err or "connect" in err.lower() or "Empty reply" in err)
+   and journal_ok(p("d1")), "a server dying mid-run: a clear error, the journal intact", (rc, err))
+again = Replay(p("clean.ids"))
+rc, out, err = audit(p("d1"), "--max-tokens", 40, url=again.url, new=False)
+f = final(out)
+ok(rc == 0 and f and all(f[k] == ref2[k] for k in ref2 if k != "attempts") and f["attempts"] > ref2["attempts"],
+   "... and resumed against a new server: identical figures (the failed attempts counted apart)", (err, f, ref2))
+again.stop()
+for s in (radio, clean, legacy):
+    s.stop()
+
+# ---- the real llama-server (no --wm-key): answers, generated logprobs, prefix ----
+if SERVER:
+    must(sys.executable, os.path.join(HERE, "..", "integrations", "llama.cpp", "tiny_model.py"), GGUF_PY,
+         os.path.join(FIX, "llama", "models", "ggml-vocab-gpt-2.gguf"), p("tiny.gguf"))
+
+    def start(*extra):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        pr = subprocess.Popen([SERVER, "-m", p("tiny.gguf"), "--port", str(port), "-c", "2048", "-np", "2", *extra],
+                              stdout=open(p(f"srv-{port}.log"), "w"), stderr=subprocess.STDOUT)
+        procs.append(pr)
+        import urllib.request
+        for _ in range(300):
+            try:
+                if urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=1).status == 200:
+                    break
+            except OSError:
+                time.sleep(0.1)
+        return pr, f"http://127.0.0.1:{port}/v1"
+
+    pr, url = start()
+    with open(p("lp.jsonl"), "w") as f:
+        for i in range(8):
+            f.write(json.dumps({"prompt": f"The {i}th story begins"}) + "\n")
+    t0 = time.time()
+    rc, out, err = audit(p("s1"), "--max-tokens", 64, "--seed", 1, url=url, prompts=p("lp.jsonl"))
+    f = final(out)
+    ok(rc == 0 and f and f["documents"] == 8 and f["answer_tokens"] > 100 and not f["watermarked"],
+       f"llama-server answers: 8 answers scored, no watermark ({time.time() - t0:.1f} s)", (rc, err, f))
+    for api in ("completions", "chat"):
+        t0 = time.time()
+        rc, out, err = audit(p("s2-" + api), "--mode", "logprobs", "--api", api, "--max-tokens", 64, "--seed", 1,
+                             url=url, prompts=p("lp.jsonl"))
+        f = final(out)
+        ok(rc == 0 and f and f["rows_read"] > 0.5 * f["rows"] and f["candidates_kept"] > 0 and not f["watermarked"],
+           f"llama-server logprobs ({api}): top-k read, {f and f['candidates_dropped']} of "
+           f"{f and f['candidates']} entries dropped ({time.time() - t0:.1f} s)", (rc, err, f))
+    t0 = time.time()
+    rc, out, err = audit(p("s3"), "--mode", "prefix", url=url, prompts=p("docs-small.jsonl"), timeout=900)
+    f = final(out)
+    ok(rc == 0 and f and f["rows_read"] + f["withheld"] == f["rows"] and f["requests"] == f["rows"] and
+       f["rows_read"] > 0.8 * f["rows"] and not f["watermarked"],
+       f"llama-server prefix: {f and f['requests']} one-token requests, {f and f['withheld']} with log-probabilities "
+       f"withheld (incomplete UTF-8) ({time.time() - t0:.1f} s)", (rc, err, f))
+    pr.terminate()
+    pr.wait()
+    pr, url = start("--wm-key", p("k.key"))
+    rc, out, err = audit(p("s4"), "--mode", "logprobs", "--max-tokens", 8, url=url, prompts=p("lp.jsonl"))
+    ok(rc == 2 and "HTTP 400" in err and "log-probabilities" in err,
+       "llama-server with --wm-key refuses log-probabilities: a clear error", err)
+    pr.terminate()
+    pr.wait()
+
+for pr in procs:
+    if pr.poll() is None:
+        pr.kill()
+print(f"[==========] {passed + failed} test(s) run.")
+print(f"[  PASSED  ] {passed} test(s).")
+if failed:
+    print(f"[  FAILED  ] {failed} test(s).")
+sys.exit(1 if failed else 0)
