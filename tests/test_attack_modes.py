@@ -114,8 +114,79 @@ def fpr():
         print("  " + ", ".join(line), flush=True)
 
 
+def cross_fpr():
+    """modes.cross_read on watermarked text (libwm's bias on uniform logits)
+    read by a key-independent copier through a second segmentation: each
+    document's p-value must be super-uniform (FPR, KS)."""
+    rng = np.random.default_rng(2026)
+    V1, n_docs, L = 512, 10000, 40
+    alpha = "abcdefghij"
+    pieces = set()
+    while len(pieces) < V1:
+        pieces.add("".join(rng.choice(list(alpha), int(rng.integers(1, 4)))))
+    pieces = sorted(pieces)
+    t1_id = {s: i for i, s in enumerate(pieces)}
+    wm = libwm.Watermark(libwm.Key.from_seed(bytes([7]) * 32), V1)
+    seqs = [[int(x)] for x in rng.integers(0, V1, n_docs)]
+    for _ in range(L - 1):
+        lg = np.zeros((n_docs, V1), dtype=np.float32)
+        wm.bias_batch(lg, seqs)
+        p = np.exp(lg)
+        p /= p.sum(1, keepdims=True)
+        u = rng.random((n_docs, 1))
+        nxt = (p.cumsum(1) < u).sum(1)
+        for s, t in zip(seqs, nxt):
+            s.append(int(min(t, V1 - 1)))
+    ps, kept = [], []
+    for ids in seqs:
+        text = "".join(pieces[t] for t in ids)
+        ends1, pos = {}, 0
+        for j, t in enumerate(ids):
+            pos += len(pieces[t])
+            ends1[pos] = j
+        t2, pos = [], 0
+        while pos < len(text):  # T2: random chunks of 1..4 characters
+            pos = min(len(text), pos + int(rng.integers(1, 5)))
+            j = ends1.get(pos)
+            pred = pieces[int(rng.integers(0, V1))]
+            if j is not None:  # the copier: what followed this token's previous occurrence
+                prev = [i for i in range(j) if ids[i] == ids[j]]
+                if prev:
+                    pred = pieces[ids[prev[-1] + 1]]
+            t2.append((pos, pred))
+        r = modes.cross_read(wm, [dict(ids1=ids, n_prompt1=4, t2=t2)], pieces, t1_id)
+        ps.append(10 ** r["log10_p"])
+        kept.append(r["kept"])
+    ps = np.array(ps)
+    line = []
+    for a in (1e-2, 1e-3):
+        k = int((ps <= a).sum())
+        bound = n_docs * a + 3.09 * math.sqrt(n_docs * a * (1 - a)) + 1
+        check(k <= bound, f"cross_read: {k} of {n_docs} p <= {a} (bound {bound:.0f})")
+        line.append(f"FPR@{a:g} {k / n_docs:.4f}")
+    srt = np.sort(ps)
+    d_plus = float(np.max(np.arange(1, n_docs + 1) / n_docs - srt))
+    check(d_plus <= 1.63 / math.sqrt(n_docs) + 1e-9, f"cross_read: KS D+ {d_plus:.4f}")
+    # positive control: a reader that knows the key (predicts a green token) over 200 documents
+    docs = []
+    for ids in seqs[:200]:
+        t2, pos = [], 0
+        for j, t in enumerate(ids):
+            pos += len(pieces[t])
+            cand = [c for c in range(0, V1, 7) if wm.is_green(ids[j:j + 1], c)]
+            t2.append((pos, pieces[cand[0]]))
+        docs.append(dict(ids1=ids, n_prompt1=4, t2=t2))
+    pc = modes.cross_read(wm, docs, pieces, t1_id)
+    check(pc["log10_p"] < -6, f"cross_read misses a reader that knows the key: {pc}")
+    print(f"  cross-tokenizer reading, a reader that knows the key: {pc['scored']} tuples, log10 p "
+          f"{pc['log10_p']:.1f}", flush=True)
+    print(f"  cross-tokenizer reading (copier through a second segmentation, {np.mean(kept):.1%} of its "
+          f"positions kept): " + ", ".join(line) + f", KS D+ {d_plus:.4f}", flush=True)
+
+
 exact_tails()
 brute_two_sided()
 fpr()
+cross_fpr()
 print("test_attack_modes: " + ("ALL PASSED" if not fails else f"{len(fails)} FAILED"))
 sys.exit(1 if fails else 0)

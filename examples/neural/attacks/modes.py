@@ -126,3 +126,61 @@ def corpus_score(watermark, docs, filter_set=None):
 def contexts_of(docs, h):
     """Every h-token context present in docs (for building filters)."""
     return sorted(prefix_counts(docs, h))
+
+
+def cross_read(watermark, docs, t1_pieces, t1_id, h=None):
+    """Open-weight reading across tokenizers (TextSeal's
+    `_cross_tokenizer_detection`, facebookresearch/textseal
+    apps/wmtraining/eval_wm.py at dcacc3fc): the provider's watermarked text
+    is read by a student with its own tokenizer T2.  docs: list of dicts
+    with ids1 (the text in the provider's tokenizer T1), n_prompt1, and
+    t2: a list of (end character offset of a T2 token, the student's top-1
+    prediction after it, decoded to a string).  A T2 position is kept where
+    its end is also the end of a T1 token j (shared character boundary) and
+    its prediction is exactly one T1 token (t1_id: string -> id); it is then
+    read as T1 position j + 1 with T1 context ids1[j-h+1..j] and that
+    target.  The rules of detect.h's reading mode apply on the T1 side: an
+    answer position (j + 1 >= n_prompt1, and > n_prompt1 with a prompt and
+    h >= 1), only where its context seed occurs for the first time in the
+    document (prompt included), and (seed, target) deduplicated over the
+    corpus.  H0 (detect.h's reading null): the student's weights are
+    independent of the key; the prediction is a function of the characters
+    before the boundary, i.e. of T1 tokens 0..j, before which the seed was
+    never followed by a token drawn under it, so each read tuple is green
+    with probability gamma given the text so far: K ~ Binomial(N, gamma).
+    Returns dict with scored N, green K, one-sided and two-sided log10 p,
+    and the share of T2 positions aligned and kept."""
+    h = watermark.context_width if h is None else h
+    g = watermark.params["gamma"]
+    seen, n_t2, n_aligned, n_single, green = set(), 0, 0, 0, 0
+    for d in docs:
+        ids, npr = d["ids1"], d["n_prompt1"]
+        ends, pos = {}, 0
+        for j, t in enumerate(ids):
+            pos += len(t1_pieces[t])
+            ends[pos] = j
+        first = {}
+        for p in range(h, len(ids) + 1):  # the first position each context seed appears at
+            s = watermark.seed(ids[p - h:p])
+            first.setdefault(s, p)
+        for end, pred in d["t2"]:
+            n_t2 += 1
+            j = ends.get(end)
+            if j is None:
+                continue
+            n_aligned += 1
+            t = t1_id.get(pred)
+            p = j + 1
+            if t is None or p < h or p < npr or (npr and h >= 1 and p == npr):
+                continue
+            s = watermark.seed(ids[p - h:p])
+            if first.get(s) != p or (s, t) in seen:
+                continue
+            n_single += 1
+            seen.add((s, t))
+            green += watermark.is_green(ids[p - h:p], t)
+    N = len(seen)
+    ts = two_sided(N, green, g) if N else dict(log10_p=0.0, side="-")
+    return dict(scored=N, green=green, log10_p=log_upper(N, green, g) / math.log(10) if N else 0.0,
+                two_sided_log10_p=ts["log10_p"], t2_positions=n_t2, aligned=n_aligned / max(n_t2, 1),
+                kept=N / max(n_t2, 1))
