@@ -282,6 +282,9 @@ def main():
     ap.add_argument("--ft-steps", type=int, help="fine-tuning steps per student")
     ap.add_argument("--n-harvest", type=int, help="answers harvested, per kind")
     ap.add_argument("--keygen", default="", help="extra wm keygen options, e.g. '--delta 4'")
+    ap.add_argument("--attack", help="issue 26: after the students, run these attacks on this run's harvest "
+                    "(attacks/run.py --from OUT): comma list of none, paraphrase, steal, wn; results in OUT/attacks")
+    ap.add_argument("--wn-delta", default="1,2.5", help="WN strengths delta' (with --attack wn)")
     d = Demo(ap.parse_args())
     d.teacher()
     d.harvest()
@@ -290,6 +293,12 @@ def main():
     d.null_keys()
     d.report()
     log(f"demo: done in {time.time() - d.t0:.0f} s; everything is in {d.out}")
+    if d.a.attack:
+        cmd = [sys.executable, os.path.join(os.path.dirname(os.path.abspath(__file__)), "attacks", "run.py"),
+               "--from", d.out, "--out", d.path("attacks"), "--cache", d.a.cache, "--attacks", d.a.attack,
+               "--wn-delta", d.a.wn_delta, "--shares", ",".join(map(str, d.cfg["shares"]))]
+        if subprocess.run(cmd + (["--reduced"] if d.a.reduced else [])).returncode:
+            sys.exit(1)
     if d.a.reduced:
         lo, hi = d.rows[0], d.rows[-1]
         ok = lo["log10_p"] > -3 and hi["log10_p"] < -3 and min(d.null) > -3 and \

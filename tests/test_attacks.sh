@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Issue 26 in reduced form: the distiller who fights back with watermark
+# neutralization (Pan et al.'s WN at delta' 2.5, examples/neural/attacks/wn.py)
+# on the reduced demo's 100% and 0% students (teacher and student bases
+# cached in .cache/neural, the provider's watermark applied by libwm's
+# wm_bias_logits_batch in PyTorch: no server needed), scored by every
+# detection mode.  Fails if no mode catches the 100% student under WN at
+# p < 1e-3 or any mode flags the 0% control (examples/neural/attacks/run.py
+# --reduced checks its own bars).  Then the exactness of the new modes.
+#
+#   tests/test_attacks.sh LIBWM_BUILD_DIR
+set -uo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+bld=$(cd "$1" && pwd)
+export LIBWM_LIBRARY=$bld/libwm/libwm.so
+out=$(mktemp -d)
+trap 'rm -rf "$out"' EXIT
+t0=$(date +%s)
+if /usr/bin/python3 "$root/examples/neural/attacks/run.py" --reduced --attacks none,wn --wn-delta 2.5 \
+    --out "$out" --cache "$root/.cache/neural"; then
+    echo "[  PASSED  ] reduced attacks: WN caught, control clean ($(( $(date +%s) - t0 )) s)"
+else
+    echo "[  FAILED  ] 1 test(s): reduced attacks"
+    exit 1
+fi
+if /usr/bin/python3 "$root/tests/test_attack_modes.py"; then
+    echo "[  PASSED  ] 2 test(s)."
+else
+    echo "[  FAILED  ] 1 test(s): attack modes exactness"
+    exit 1
+fi
