@@ -7,6 +7,7 @@ import math
 import numpy as np
 import torch
 import torch.nn.functional as F
+from gpt import answer_nll  # examples/neural is on the path: attacks is its package
 
 
 @torch.no_grad()
@@ -55,20 +56,6 @@ class Processed(torch.nn.Module):
 
     def forward(self, idx, start=0, caches=None):
         return self.full(idx, self.m(idx, start, caches))
-
-
-@torch.no_grad()
-def answer_nll(model, prompts, answers):
-    """Mean NLL per answer token given its prompt (gpt.answer_nll, any model callable)."""
-    tot, n = 0.0, 0
-    for p, a in zip(prompts, answers):
-        s = (p + a)[-model.c.n_ctx:]
-        x = torch.tensor([s])
-        lp = F.log_softmax(model(x[:, :-1])[0], -1)
-        k = len(a)
-        tot -= lp[-k:].gather(1, x[0, -k:, None]).sum().item()
-        n += k
-    return tot / max(n, 1)
 
 
 @torch.no_grad()
