@@ -54,7 +54,7 @@ static wm_status stream(const uint8_t *text, size_t len, unsigned flags, unsigne
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (size < 2) return 0;
-    unsigned flags = data[0] & (WM_ENC_SPECIAL_AS_TEXT | WM_ENC_LOSSY), seed = data[1];
+    unsigned flags = (data[0] & 1 ? WM_ENC_SPECIAL_AS_TEXT : 0) | (data[0] & 2 ? WM_ENC_LOSSY : 0), seed = data[1];
     data += 2, size -= 2;
     const wm_token *ids;
     size_t n, len, ns;

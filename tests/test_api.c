@@ -448,6 +448,43 @@ static void test_corpus_parts(void **state)
 
 /* Issue 11.5, 11.12, 11.14: no verdict without dedup; tiny deltas and
  * temperatures; unknown flag bits; the status table. */
+/* Each flag family has its own bits (common.h, "Flags"): a flag given to a
+ * call of another family is refused, never read as that family's flag of
+ * the same value (WM_NO_DEDUP once built a weighted reader). */
+_Static_assert(((WM_NO_DEDUP | WM_ACCOUNTS) & WM_READ_WEIGHTED) == 0, "detection and reading flags share bits");
+_Static_assert(((WM_NO_DEDUP | WM_ACCOUNTS | WM_READ_WEIGHTED) & (WM_ENC_SPECIAL_AS_TEXT | WM_ENC_LOSSY)) == 0,
+               "encoding flags share bits with detection or reading flags");
+_Static_assert((WM_NO_DEDUP & WM_ACCOUNTS) == 0 && (WM_ENC_SPECIAL_AS_TEXT & WM_ENC_LOSSY) == 0,
+               "flags of one family share bits");
+
+static void test_flag_families(void **state)
+{
+    (void)state;
+    wm_watermark *wm = test_wm(0.25, 1, WM_SEEDING_LEFTHASH, 100);
+    wm_token t[20] = { 0 };
+    wm_score s;
+    wm_window w;
+    wm_reader *r = NULL;
+    wm_corpus *c = NULL;
+    const unsigned foreign_to_reader[] = { WM_NO_DEDUP, WM_ENC_SPECIAL_AS_TEXT, WM_ENC_LOSSY };
+    for (size_t i = 0; i < sizeof foreign_to_reader / sizeof *foreign_to_reader; i++) {
+        assert_int_equal(wm_reader_new(&r, wm, foreign_to_reader[i]), WM_ERR_ARG);
+        assert_null(r);
+    }
+    const unsigned foreign_to_detect[] = { WM_READ_WEIGHTED, WM_ENC_SPECIAL_AS_TEXT, WM_ENC_LOSSY };
+    for (size_t i = 0; i < sizeof foreign_to_detect / sizeof *foreign_to_detect; i++) {
+        assert_int_equal(wm_detect(wm, t, 20, 0, foreign_to_detect[i], 0.5, &s), WM_ERR_ARG);
+        assert_int_equal(wm_detect_window(wm, t, 20, 0, foreign_to_detect[i], 0.5, &w), WM_ERR_ARG);
+        assert_int_equal(wm_corpus_new(&c, wm, foreign_to_detect[i]), WM_ERR_ARG);
+        assert_null(c);
+    }
+    /* the reader's own flag still builds a weighted reader: weights required */
+    assert_int_equal(wm_reader_new(&r, wm, WM_READ_WEIGHTED), WM_OK);
+    assert_int_equal(wm_reader_add(r, t, 20, 0, t, NULL, 1), WM_ERR_ARG);
+    wm_reader_free(r);
+    wm_watermark_free(wm);
+}
+
 static void test_hardening(void **state)
 {
     (void)state;
@@ -711,6 +748,7 @@ int main(void)
         cmocka_unit_test(test_threads_share_watermark),
         cmocka_unit_test(test_prompt_copy),
         cmocka_unit_test(test_hardening),
+        cmocka_unit_test(test_flag_families),
         cmocka_unit_test(test_nonfinite_refused),
         cmocka_unit_test(test_corpus_parts),
     };

@@ -647,7 +647,7 @@ static void test_stream(void **state)
         for (size_t i = 0; i < json_array_size(corpus); i++) {
             json_t *s = json_array_get(corpus, i);
             for (size_t max_part = 1; max_part <= 64; max_part *= 8)
-                check_stream(k, json_string_value(s), json_string_length(s), (unsigned)(i % 2), &r, max_part, &held,
+                check_stream(k, json_string_value(s), json_string_length(s), i % 2 ? WM_ENC_SPECIAL_AS_TEXT : 0, &r, max_part, &held,
                              "corpus text");
         }
         held = 0;
@@ -729,6 +729,11 @@ static void test_regex_error(void **state)
     if (!strstr(err.message, "byte offset 3")) fail_msg("message without the offset: %s", err.message);
     /* unknown flag bits are refused, as everywhere */
     assert_int_equal(wm_encode(e, "the", 3, 4u, &ids, &k, &err), WM_ERR_ARG);
+    /* and so are other families' flags (common.h, "Flags"): WM_NO_DEDUP once
+     * had WM_ENC_SPECIAL_AS_TEXT's value */
+    assert_int_equal(wm_encode(e, "the", 3, WM_NO_DEDUP, &ids, &k, &err), WM_ERR_ARG);
+    assert_int_equal(wm_encode(e, "the", 3, WM_READ_WEIGHTED, &ids, &k, &err), WM_ERR_ARG);
+    assert_int_equal(wm_encode_stream(e, "the", 3, WM_ACCOUNTS, true, &ids, &k, &err), WM_ERR_ARG);
     wm_encoder_free(e);
     wm_tokenizer_free(t);
 }

@@ -76,6 +76,16 @@ typedef struct wm_error {
     char message[512];
 } wm_error;
 
+/* Flags.  Each family of flags owns its own bits, disjoint from every other
+ * family's in the whole library, so that a flag passed to the wrong call is
+ * refused (WM_ERR_ARG) instead of being read as another family's flag with
+ * the same value:
+ *   0x000000ff  detection: WM_NO_DEDUP, WM_ACCOUNTS (detect.h)
+ *   0x0000ff00  reading mode: WM_READ_WEIGHTED (detect.h; wm_reader_new also
+ *               takes WM_ACCOUNTS, which means the same there)
+ *   0x00ff0000  encoding: WM_ENC_SPECIAL_AS_TEXT, WM_ENC_LOSSY (tokenizer.h)
+ * Every call taking flags refuses any bit it does not document. */
+
 /* Library version, e.g. "0.1.0".  Thread-safe. */
 WM_API const char *wm_version(void);
 /* The library's WM_VERSION_NUMBER, to compare with the header's at run

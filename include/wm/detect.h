@@ -53,10 +53,12 @@ typedef struct wm_score {
                               with WM_NO_DEDUP, whose p-value is not valid */
 } wm_score;
 
-/* Flags of wm_detect, wm_detect_window and wm_corpus_new; any other bit is
- * WM_ERR_ARG. */
-#define WM_NO_DEDUP 1u /* score repeated tuples again (p-value not valid, no verdict) */
-#define WM_ACCOUNTS 2u /* wm_corpus_new, wm_reader_new: tally the account layer (attribution) */
+/* Detection flags (common.h, "Flags": bits 0x000000ff).  wm_detect and
+ * wm_detect_window take WM_NO_DEDUP, wm_corpus_new WM_NO_DEDUP and
+ * WM_ACCOUNTS, wm_reader_new WM_ACCOUNTS (with WM_READ_WEIGHTED); any
+ * other bit is WM_ERR_ARG. */
+#define WM_NO_DEDUP 0x01u /* score repeated tuples again (p-value not valid, no verdict) */
+#define WM_ACCOUNTS 0x02u /* wm_corpus_new, wm_reader_new: tally the account layer (attribution) */
 
 /* Score one token sequence.  n_prompt leading tokens are prompt (0: none).
  * Fewer than h + 1 tokens gives N = 0, p = 1, WM_OK.  alpha in (0,1); any
@@ -261,7 +263,7 @@ typedef struct wm_reader wm_reader;
  * (kgw); other schemes give WM_ERR_UNSUPPORTED: a stochastically smaller
  * score (gumbel's quantised r) would make the bound invalid for negative
  * weights. */
-#define WM_READ_WEIGHTED 1u
+#define WM_READ_WEIGHTED 0x0100u /* reading-mode family (common.h, "Flags") */
 
 /* flags: 0 or WM_READ_WEIGHTED, and WM_ACCOUNTS for wm_reader_attribute
  * (any other bit is WM_ERR_ARG; WM_ACCOUNTS needs a key with an account

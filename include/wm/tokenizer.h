@@ -55,9 +55,11 @@ typedef struct wm_encoder wm_encoder;
 WM_API WM_NODISCARD wm_status wm_encoder_new(wm_encoder **out, const wm_tokenizer *tok);
 WM_API void wm_encoder_free(wm_encoder *enc);
 
-/* Flags for wm_encode; any other bit is WM_ERR_ARG. */
-#define WM_ENC_SPECIAL_AS_TEXT 1u /* special added tokens are ordinary text */
-#define WM_ENC_LOSSY 2u           /* invalid UTF-8 becomes U+FFFD instead of an error */
+/* Flags for wm_encode and wm_encode_stream, the encoding family (common.h,
+ * "Flags": bits 0x00ff0000); any other bit, another family's included, is
+ * WM_ERR_ARG. */
+#define WM_ENC_SPECIAL_AS_TEXT 0x010000u /* special added tokens are ordinary text */
+#define WM_ENC_LOSSY 0x020000u           /* invalid UTF-8 becomes U+FFFD instead of an error */
 
 /* Tokenize len bytes of UTF-8.  *ids points into the encoder and stays
  * valid until its next call.  Invalid UTF-8 is WM_ERR_FORMAT with the byte

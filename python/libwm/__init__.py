@@ -33,9 +33,10 @@ import threading
 __all__ = ["WmError", "Key", "Watermark", "ContextSet", "Tokenizer", "detect", "SCHEMES", "SEEDINGS"]
 
 SEEDINGS = {"lefthash": 0, "minhash": 1}
-_NO_DEDUP = 1
-_ENC_SPECIAL_AS_TEXT = 1
-_ENC_LOSSY = 2
+# Flags (include/wm/common.h, "Flags": one set of bits per family).
+_NO_DEDUP, _ACCOUNTS = 0x01, 0x02
+_READ_WEIGHTED = 0x0100
+_ENC_SPECIAL_AS_TEXT, _ENC_LOSSY = 0x010000, 0x020000
 _c_token_p = ctypes.POINTER(ctypes.c_int32)
 
 
@@ -742,7 +743,7 @@ class Corpus:
 
     def __init__(self, watermark, filter=None, accounts=False):
         h = ctypes.c_void_p()
-        _check(_lib.wm_corpus_new(ctypes.byref(h), watermark._h, 2 if accounts else 0))
+        _check(_lib.wm_corpus_new(ctypes.byref(h), watermark._h, _ACCOUNTS if accounts else 0))
         self._h, self._wm, self._filter = h, watermark, None  # the C corpus borrows both
         if filter is not None:
             f = ContextSet(watermark)
@@ -823,7 +824,7 @@ class Reader:
 
     def __init__(self, watermark, weighted=False, accounts=False):
         h = ctypes.c_void_p()
-        _check(_lib.wm_reader_new(ctypes.byref(h), watermark._h, (1 if weighted else 0) | (2 if accounts else 0)))
+        _check(_lib.wm_reader_new(ctypes.byref(h), watermark._h, (_READ_WEIGHTED if weighted else 0) | (_ACCOUNTS if accounts else 0)))
         self._h = h
         self._wm = watermark  # the C reader borrows it
         self.weighted = weighted
