@@ -102,7 +102,7 @@ static void print_stat(const char *name, stat3 s, double scale)
 static wm_watermark *make_wm(double gamma, uint32_t h, wm_seeding scheme, uint32_t V)
 {
     unsigned char seed[32] = { 1 };
-    wm_params p = { "kgw", scheme, h, gamma, 2.0, 0.0 };
+    wm_params p = { .size = sizeof(wm_params), .scheme = "kgw", .seeding = scheme, .context_width = h, .gamma = gamma, .delta = 2.0, .account_delta = 0.0 };
     wm_key *k;
     wm_watermark *wm;
     if (wm_key_from_seed(&k, &p, seed) || wm_watermark_new(&wm, k, V)) {
@@ -227,7 +227,7 @@ static int bench_embedding(void)
                            V, scheme ? "minhash" : "lefthash", h);
                     print_stat("us_per_step", c, 1e6);
                     printf("}\n");
-                    wm_sampler_params sp = { 1.0f, 0, 0.9f, 1, WM_ACCOUNT_NONE };
+                    wm_sampler_params sp = { .size = sizeof(wm_sampler_params), .temperature = 1.0f, .top_k = 0, .top_p = 0.9f, .seed = 1, .account = WM_ACCOUNT_NONE };
                     wm__rng r;
                     wm__rng_seed(&r, 9);
                     sampler_base = malloc(V * sizeof *sampler_base);
@@ -268,7 +268,7 @@ typedef struct detect_job {
 static void run_detect(void *a)
 {
     detect_job *j = a;
-    wm_score s;
+    wm_score s = WM_INIT(wm_score);
     for (size_t off = 0; off + j->doc_len <= j->n; off += j->doc_len)
         must(wm_detect(j->wm, j->t + off, j->doc_len, 0, j->flags, 1e-3, &s), "wm_detect");
 }
@@ -342,7 +342,8 @@ static void bench_gumbel(void)
 {
     const uint32_t V = 151936;
     unsigned char seed[32] = { 1 };
-    wm_params gp = WM_PARAMS_GUMBEL_DEFAULT;
+    wm_params gp;
+    must(wm_params_init(&gp, "gumbel"), "params");
     wm_key *k;
     wm_watermark *g;
     must(wm_key_from_seed(&k, &gp, seed), "key");
@@ -383,7 +384,7 @@ static void bench_gumbel(void)
     }
     for (int sc = 0; sc < 2; sc++)
         for (int tp = 0; tp < 2; tp++) {
-            wm_sampler_params sp = { 1.0f, 0, tp ? 0.9f : 1.0f, 1, WM_ACCOUNT_NONE };
+            wm_sampler_params sp = { .size = sizeof(wm_sampler_params), .temperature = 1.0f, .top_k = 0, .top_p = tp ? 0.9f : 1.0f, .seed = 1, .account = WM_ACCOUNT_NONE };
             embed_job j = { sc ? g : kgw, fj.logits, V, 1, NULL, NULL, NULL, NULL, NULL };
             const wm_token *cp = ctx;
             size_t nc = 4;
@@ -448,7 +449,7 @@ static void bench_corpus(void)
             must(wm_corpus_add(c, t, doc, 0), "wm_corpus_add");
         }
         double el = now() - t0 - gen;
-        wm_score s;
+        wm_score s = WM_INIT(wm_score);
         must(wm_corpus_score(c, 1e-3, &s), "wm_corpus_score");
         size_t mem;
         must(wm_corpus_memory(c, &mem), "wm_corpus_memory");
@@ -493,7 +494,7 @@ static void bench_read(void)
     double t2 = now();
     for (size_t d = 0; d < docs; d++) must(wm_reader_add(wr, t + d * doc, doc, 0, pk, w, kw), "wm_reader_add");
     double t3 = now();
-    wm_score s;
+    wm_score s = WM_INIT(wm_score);
     uint64_t pos;
     must(wm_reader_score(wr, 1e-3, &s, &pos), "wm_reader_score");
     double t4 = now();
@@ -539,7 +540,7 @@ static void bench_accounts(void)
 {
     const uint32_t V = 151936;
     unsigned char seed[32] = { 2 };
-    wm_params p = { "kgw", WM_SEEDING_LEFTHASH, 1, 0.25, 2.0, 1.0 };
+    wm_params p = { .size = sizeof(wm_params), .scheme = "kgw", .seeding = WM_SEEDING_LEFTHASH, .context_width = 1, .gamma = 0.25, .delta = 2.0, .account_delta = 1.0 };
     wm_key *k;
     wm_watermark *wm;
     must(wm_key_from_seed(&k, &p, seed), "wm_key_from_seed");
@@ -586,8 +587,8 @@ static void bench_accounts(void)
         else wm_corpus_free(c);
     }
     double t2 = now();
-    wm_account_score top[10];
-    wm_attribution at;
+    wm_account_score top[10] = { WM_INIT(wm_account_score) };
+    wm_attribution at = WM_INIT(wm_attribution);
     must(wm_corpus_attribute(c1, ids, n_ids, 1e-3, top, 10, &at), "wm_corpus_attribute");
     double t3 = now();
     printf("{\"bench\":\"attribute\",\"docs\":%zu,\"corpus_tokens_per_s\":%.4g,\"corpus_with_tally_tokens_per_s\":%.4g,"

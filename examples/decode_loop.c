@@ -140,10 +140,10 @@ int main(int argc, char **argv)
      *     wm_key_load(&key, "/etc/llm/provider.wmkey", &err)
      * Here a fixed seed keeps the run reproducible. */
     unsigned char seed[32] = "decode_loop example, not secret";
-    wm_params params = WM_PARAMS_DEFAULT;
+    wm_params params;
     wm_key *key;
     wm_watermark *wm;
-    if (wm_key_from_seed(&key, &params, seed) || wm_watermark_new(&wm, key, N_VOCAB))
+    if (wm_params_init(&params, "kgw") || wm_key_from_seed(&key, &params, seed) || wm_watermark_new(&wm, key, N_VOCAB))
         return fprintf(stderr, "decode_loop: cannot set up the watermark\n"), 1;
     wm_key_free(key); /* the watermark holds what it needs */
 
@@ -164,7 +164,7 @@ int main(int argc, char **argv)
         r->n_prompt = r->n = 3 + i % 5;
         for (size_t k = 0; k < r->n_prompt; k++) r->tokens[k] = (wm_token)(mix(i * 100 + k) % N_VOCAB);
         r->max_new = 120 + 20 * (i % 4);
-        wm_sampler_params sp = { 1.0f, 0, 1.0f, 1000 + i, WM_ACCOUNT_NONE };
+        wm_sampler_params sp = { .size = sizeof(wm_sampler_params), .temperature = 1.0f, .top_k = 0, .top_p = 1.0f, .seed = 1000 + i, .account = WM_ACCOUNT_NONE };
         if (wm_sampler_new(&r->sampler, wm, &sp)) return fprintf(stderr, "decode_loop: sampler\n"), 1;
     }
 
@@ -183,7 +183,7 @@ int main(int argc, char **argv)
     printf("request  prompt  generated  green   z      log10 p  verdict\n");
     for (size_t i = 0; i < n_requests && !bad; i++) {
         request *r = &queue[i];
-        wm_score sc;
+        wm_score sc = WM_INIT(wm_score);
         if (wm_detect(wm, r->tokens, r->n, r->n_prompt, 0, 1e-6, &sc)) return 1;
         printf("%7d  %6zu  %9zu  %.3f  %5.2f  %8.2f  %s\n", r->id, r->n_prompt, r->n - r->n_prompt,
                sc.scored ? sc.statistic / (double)sc.scored : 0, sc.z, sc.log10_p, sc.watermarked ? "watermarked" : "NOT DETECTED");

@@ -354,7 +354,7 @@ int main(int argc, char **argv)
     if (wm_watermark_selects(wm, &selects)) fail("wm_watermark_selects");
     for (int watermark = 1; watermark >= 0; watermark--) {
         wm_sampler *sm;
-        wm_sampler_params sp = { 1.0f, 0, 1.0f, 7, WM_ACCOUNT_NONE };
+        wm_sampler_params sp = { .size = sizeof(wm_sampler_params), .temperature = 1.0f, .top_k = 0, .top_p = 1.0f, .seed = 7, .account = WM_ACCOUNT_NONE };
         if (wm_sampler_new(&sm, wm, &sp)) fail("sampler");
         rng_state = 0x853c49e6748fea9bULL; /* same prompts for both */
         FILE *f = open_out(out, watermark ? "teacher_wm.jsonl" : "teacher_plain.jsonl");
@@ -391,7 +391,7 @@ int main(int argc, char **argv)
     uint64_t *bigrams = malloc(n_samples * answer_len * sizeof *bigrams);
     for (int watermark = 1; watermark >= 0; watermark--) {
         wm_sampler *sm;
-        wm_sampler_params sp = { 1.0f, 0, 1.0f, 11, WM_ACCOUNT_NONE };
+        wm_sampler_params sp = { .size = sizeof(wm_sampler_params), .temperature = 1.0f, .top_k = 0, .top_p = 1.0f, .seed = 11, .account = WM_ACCOUNT_NONE };
         if (wm_sampler_new(&sm, wm, &sp)) fail("sampler");
         for (size_t q = 0; q < n_prompts; q++) {
             const wm_token *src = corpus[1].tok + corpus[1].start[q]; /* its first 3 tokens: the prompt */

@@ -45,7 +45,8 @@ int main(int argc, char **argv)
     wm_key *key;
     wm_error err;
     wm_status st;
-    wm_params params = WM_PARAMS_DEFAULT;
+    wm_params params; /* versioned: wm_params_init sets its size and the defaults */
+    if ((st = wm_params_init(&params, "kgw"))) return fail("default parameters", st, NULL);
     if (argc > 1 && access(argv[1], F_OK) == 0) {
         if ((st = wm_key_load(&key, argv[1], &err))) return fail("loading key", st, &err);
     } else {
@@ -58,7 +59,7 @@ int main(int argc, char **argv)
     if ((st = wm_watermark_params(wm, &params))) return fail("reading parameters", st, NULL);
 
     wm_sampler *sampler;
-    wm_sampler_params sp = { 1.0f, 0, 1.0f, 42, WM_ACCOUNT_NONE };
+    wm_sampler_params sp = { .size = sizeof(wm_sampler_params), .temperature = 1.0f, .top_k = 0, .top_p = 1.0f, .seed = 42, .account = WM_ACCOUNT_NONE };
     if ((st = wm_sampler_new(&sampler, wm, &sp))) return fail("sampler", st, NULL);
 
     static float logits[V];
@@ -73,7 +74,7 @@ int main(int argc, char **argv)
             st = wm_sampler_sample(sampler, text, (size_t)i, logits, V, watermark, &text[i]);
             if (st) return fail("sampling", st, NULL);
         }
-        wm_score s;
+        wm_score s = WM_INIT(wm_score);
         if ((st = wm_detect(wm, text, LEN + 1, 1, 0, 1e-3, &s))) return fail("detecting", st, NULL);
         printf("%-13s scored %3llu  green %3.0f (%.3f)  z %6.2f  p %.3g  log10 p %8.2f  %s\n",
                watermark ? "watermarked" : "unwatermarked", (unsigned long long)s.scored,

@@ -19,7 +19,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     line[size - 1] = 0;
     static wm_watermark *wm;
     if (!wm) {
-        wm_params p = { "kgw", WM_SEEDING_LEFTHASH, 1, 0.25, 2.0, 0.0 };
+        wm_params p = { .size = sizeof(wm_params), .scheme = "kgw", .seeding = WM_SEEDING_LEFTHASH, .context_width = 1, .gamma = 0.25, .delta = 2.0, .account_delta = 0.0 };
         unsigned char seed[32] = { 1 };
         wm_key *key;
         if (wm_key_from_seed(&key, &p, seed) || wm_watermark_new(&wm, key, 64)) __builtin_trap();

@@ -9,6 +9,10 @@
 
 #include <string.h>
 
+/* A caller's versioned struct (common.h, "Versioned structs") of a size
+ * this libwm knows.  One layout per struct so far. */
+#define WM__SIZED(p, type) ((p)->size == sizeof(type))
+
 /* One PRF call (SipHash-2-4 with 128-bit output over seed || block index)
  * yields 16 bytes = 128 / bits token fields. */
 #define WM_BLOCK_BYTES 16

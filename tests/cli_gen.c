@@ -47,7 +47,7 @@ int main(int argc, char **argv)
     wm_watermark *wm;
     wm_encoder *enc;
     wm_sampler *s;
-    wm_sampler_params sp = { 1.0f, 0, 1.0f, rng, account };
+    wm_sampler_params sp = { .size = sizeof(wm_sampler_params), .temperature = 1.0f, .top_k = 0, .top_p = 1.0f, .seed = rng, .account = account };
     if (wm_watermark_new(&wm, key, V) || wm_encoder_new(&enc, tok) || wm_sampler_new(&s, wm, &sp)) return 2;
     float *l = malloc(V * sizeof *l);
     wm_token *t = malloc((size_t)(len + 1) * sizeof *t);
@@ -62,7 +62,7 @@ int main(int argc, char **argv)
             }
             if (wm_sampler_sample(s, t, (size_t)i, l, V, watermark, &t[i])) return 2;
         }
-        wm_score sc;
+        wm_score sc = WM_INIT(wm_score);
         must(wm_detect(wm, t, (size_t)len + 1, 0, 0, 1e-3, &sc), "wm_detect");
         const char *text;
         size_t tl;

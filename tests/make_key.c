@@ -21,7 +21,8 @@ int main(int argc, char **argv)
     if (argc != 4) return fprintf(stderr, "usage: make_key SEED_BYTE TOKENIZER.json OUT\n"), 2;
     unsigned char seed[32], sha[32];
     for (int i = 0; i < 32; i++) seed[i] = (unsigned char)(atoi(argv[1]) + 7 * i);
-    wm_params p = WM_PARAMS_DEFAULT;
+    wm_params p = WM_INIT(wm_params);
+    must(wm_params_init(&p, "kgw"), "wm_params_init");
     wm_key *k;
     wm_tokenizer *t;
     wm_error err;

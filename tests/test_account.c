@@ -17,7 +17,7 @@
 
 static wm_watermark *account_wm(wm__rng *r, uint32_t V, double account_delta)
 {
-    wm_params p = { "kgw", WM_SEEDING_LEFTHASH, 1, 0.25, 2.0, account_delta };
+    wm_params p = { .size = sizeof(wm_params), .scheme = "kgw", .seeding = WM_SEEDING_LEFTHASH, .context_width = 1, .gamma = 0.25, .delta = 2.0, .account_delta = account_delta };
     return random_wm_params(r, &p, V);
 }
 
@@ -239,7 +239,7 @@ static void test_attribution(void **state)
     wm__rng r;
     wm__rng_seed(&r, 4);
     uint64_t *ids = malloc(n_ids * sizeof *ids);
-    wm_account_score top[16];
+    wm_account_score top[16] = { WM_INIT(wm_account_score) };
     double *p = malloc(n_ids * sizeof *p);
     const size_t ks[] = { 1, 3, 10 };
     for (size_t ki = 0; ki < 3; ki++) {
@@ -252,7 +252,7 @@ static void test_attribution(void **state)
          * grows with its own tokens over the root of the corpus's */
         size_t docs = K == 1 ? 30 : K == 3 ? 20 : 50;
         for (size_t k = 0; k < K; k++) generate(wm, &r, ids[k * 97], c, docs, 200, V);
-        wm_attribution at;
+        wm_attribution at = WM_INIT(wm_attribution);
         assert_int_equal(wm_corpus_attribute(c, ids, n_ids, 0.01, top, 16, &at), WM_OK);
         assert_true(at.exact && at.accounts == n_ids && at.n_top == 16);
         size_t found = 0;
@@ -274,8 +274,8 @@ static void test_attribution(void **state)
             int guilty = 0;
             for (size_t k = 0; k < K; k++) guilty |= i == k * 97;
             if (guilty) continue;
-            wm_account_score one;
-            wm_attribution a1;
+            wm_account_score one = WM_INIT(wm_account_score);
+            wm_attribution a1 = WM_INIT(wm_attribution);
             assert_int_equal(wm_corpus_attribute(c, ids + i, 1, 0.01, &one, 1, &a1), WM_OK);
             p[n_inn++] = pow(10, one.log10_p);
             le01 += one.log10_p <= -2;
@@ -309,7 +309,7 @@ static void test_base_unchanged(void **state)
         assert_int_equal(wm_corpus_new(&c, wm, 0), WM_OK);
         wm__rng_seed(&r2, 6);
         generate(wm, &r2, with ? 77 : WM_ACCOUNT_NONE, c, 40, 200, V);
-        wm_score s;
+        wm_score s = WM_INIT(wm_score);
         assert_int_equal(wm_corpus_score(c, 0.01, &s), WM_OK);
         rate[with] = s.statistic / (double)s.scored;
         wm_corpus_free(c);
@@ -383,8 +383,8 @@ static void test_reading(void **state)
         assert_int_equal(wm_reader_new(&weighted, wm, WM_ACCOUNTS | WM_READ_WEIGHTED), WM_OK);
         double bp = 0, bw = 0;
         read_corpus(wm, &r, ids[1234], lean ? 0.3 : 0, plain, weighted, &bp, &bw);
-        wm_account_score top[3], one;
-        wm_attribution a, b, a1;
+        wm_account_score top[3] = { WM_INIT(wm_account_score) }, one = WM_INIT(wm_account_score);
+        wm_attribution a = WM_INIT(wm_attribution), b = WM_INIT(wm_attribution), a1 = WM_INIT(wm_attribution);
         assert_int_equal(wm_reader_attribute(plain, ids, n_ids, 1e-3, top, 3, &a), WM_OK);
         assert_int_equal(wm_reader_attribute(plain, ids + 1234, 1, 1e-3, &one, 1, &a1), WM_OK);
         assert_true(one.statistic == bp && a.exact);
@@ -407,8 +407,8 @@ static void test_reading(void **state)
     wm_reader *rd;
     assert_int_equal(wm_reader_new(&rd, plain_wm, WM_ACCOUNTS), WM_ERR_UNSUPPORTED);
     assert_int_equal(wm_reader_new(&rd, plain_wm, 0), WM_OK);
-    wm_account_score t1;
-    wm_attribution at;
+    wm_account_score t1 = WM_INIT(wm_account_score);
+    wm_attribution at = WM_INIT(wm_attribution);
     assert_int_equal(wm_reader_attribute(rd, ids, 1, 1e-3, &t1, 1, &at), WM_ERR_ARG);
     wm_reader_free(rd);
     wm_watermark_free(plain_wm);
@@ -422,8 +422,8 @@ static void test_args(void **state)
     wm__rng_seed(&r, 7);
     wm_watermark *wm = account_wm(&r, 100, 1.0);
     wm_corpus *c, *plain;
-    wm_account_score t[2];
-    wm_attribution a;
+    wm_account_score t[2] = { WM_INIT(wm_account_score) };
+    wm_attribution a = WM_INIT(wm_attribution);
     uint64_t ids[2] = { 3, 0 };
     assert_int_equal(wm_corpus_new(&c, wm, WM_ACCOUNTS), WM_OK);
     assert_int_equal(wm_corpus_new(&plain, wm, 0), WM_OK);
@@ -450,7 +450,8 @@ static void test_key_file(void **state)
     const char *text0 =
         "libwm-key 2\nid 0000000000000000\nscheme kgw\nseeding lefthash\ncontext-width 1\ngamma 0.25\n"
         "delta 2\nsecret 000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f\n";
-    wm_params p = WM_PARAMS_DEFAULT;
+    wm_params p = WM_INIT(wm_params);
+    assert_int_equal(wm_params_init(&p, "kgw"), WM_OK);
     unsigned char seed[32];
     for (int i = 0; i < 32; i++) seed[i] = (unsigned char)i;
     wm_key *k0, *k1, *back;
@@ -467,7 +468,7 @@ static void test_key_file(void **state)
     memcpy(strstr(buf, "id ") + 3, id0, 16);
     wm_error err = { "" };
     assert_int_equal(wm__key_parse(&back, buf, strlen(buf), "k0", &err), WM_OK);
-    wm_params q;
+    wm_params q = WM_INIT(wm_params);
     assert_int_equal(wm_key_params(back, &q), WM_OK);
     assert_true(q.account_delta == 0);
     wm_key_free(back);

@@ -9,31 +9,32 @@ static void test_bad_params(void **state)
     (void)state;
     wm_key *k = NULL;
     const wm_params bad[] = {
-        { "kgw", WM_SEEDING_LEFTHASH, 1, 0.0, 2, 0 }, { "kgw", WM_SEEDING_LEFTHASH, 1, 1.0, 2, 0 },
-        { "kgw", WM_SEEDING_LEFTHASH, 1, -0.5, 2, 0 }, { "kgw", WM_SEEDING_LEFTHASH, 1, NAN, 2, 0 },
-        { "kgw", WM_SEEDING_LEFTHASH, 1, 0.25, 0, 0 }, { "kgw", WM_SEEDING_LEFTHASH, 1, 0.25, INFINITY, 0 },
-        { "kgw", WM_SEEDING_LEFTHASH, 1, 0.25, NAN, 0 }, { "kgw", WM_SEEDING_LEFTHASH, 17, 0.25, 2, 0 },
-        { "kgw", WM_SEEDING_MINHASH, 0, 0.25, 2, 0 }, { "kgw", (wm_seeding)7, 1, 0.25, 2, 0 },
-        { "nosuch", WM_SEEDING_LEFTHASH, 1, 0.25, 2, 0 }, { "KGW", WM_SEEDING_LEFTHASH, 1, 0.25, 2, 0 },
+        { .size = sizeof(wm_params), .scheme = "kgw", .seeding = WM_SEEDING_LEFTHASH, .context_width = 1, .gamma = 0.0, .delta = 2, .account_delta = 0 }, { .size = sizeof(wm_params), .scheme = "kgw", .seeding = WM_SEEDING_LEFTHASH, .context_width = 1, .gamma = 1.0, .delta = 2, .account_delta = 0 },
+        { .size = sizeof(wm_params), .scheme = "kgw", .seeding = WM_SEEDING_LEFTHASH, .context_width = 1, .gamma = -0.5, .delta = 2, .account_delta = 0 }, { .size = sizeof(wm_params), .scheme = "kgw", .seeding = WM_SEEDING_LEFTHASH, .context_width = 1, .gamma = NAN, .delta = 2, .account_delta = 0 },
+        { .size = sizeof(wm_params), .scheme = "kgw", .seeding = WM_SEEDING_LEFTHASH, .context_width = 1, .gamma = 0.25, .delta = 0, .account_delta = 0 }, { .size = sizeof(wm_params), .scheme = "kgw", .seeding = WM_SEEDING_LEFTHASH, .context_width = 1, .gamma = 0.25, .delta = INFINITY, .account_delta = 0 },
+        { .size = sizeof(wm_params), .scheme = "kgw", .seeding = WM_SEEDING_LEFTHASH, .context_width = 1, .gamma = 0.25, .delta = NAN, .account_delta = 0 }, { .size = sizeof(wm_params), .scheme = "kgw", .seeding = WM_SEEDING_LEFTHASH, .context_width = 17, .gamma = 0.25, .delta = 2, .account_delta = 0 },
+        { .size = sizeof(wm_params), .scheme = "kgw", .seeding = WM_SEEDING_MINHASH, .context_width = 0, .gamma = 0.25, .delta = 2, .account_delta = 0 }, { .size = sizeof(wm_params), .scheme = "kgw", .seeding = (wm_seeding)7, .context_width = 1, .gamma = 0.25, .delta = 2, .account_delta = 0 },
+        { .size = sizeof(wm_params), .scheme = "nosuch", .seeding = WM_SEEDING_LEFTHASH, .context_width = 1, .gamma = 0.25, .delta = 2, .account_delta = 0 }, { .size = sizeof(wm_params), .scheme = "KGW", .seeding = WM_SEEDING_LEFTHASH, .context_width = 1, .gamma = 0.25, .delta = 2, .account_delta = 0 },
         /* gumbel has no gamma or delta: a value there is a mistake, not ignored */
-        { "gumbel", WM_SEEDING_LEFTHASH, 4, 0.25, 0, 0 }, { "gumbel", WM_SEEDING_LEFTHASH, 4, 0, 2, 0 },
-        { "gumbel", WM_SEEDING_LEFTHASH, 17, 0, 0, 0 }, { "gumbel", WM_SEEDING_MINHASH, 0, 0, 0, 0 },
+        { .size = sizeof(wm_params), .scheme = "gumbel", .seeding = WM_SEEDING_LEFTHASH, .context_width = 4, .gamma = 0.25, .delta = 0, .account_delta = 0 }, { .size = sizeof(wm_params), .scheme = "gumbel", .seeding = WM_SEEDING_LEFTHASH, .context_width = 4, .gamma = 0, .delta = 2, .account_delta = 0 },
+        { .size = sizeof(wm_params), .scheme = "gumbel", .seeding = WM_SEEDING_LEFTHASH, .context_width = 17, .gamma = 0, .delta = 0, .account_delta = 0 }, { .size = sizeof(wm_params), .scheme = "gumbel", .seeding = WM_SEEDING_MINHASH, .context_width = 0, .gamma = 0, .delta = 0, .account_delta = 0 },
         /* the account layer: 0 or a usable bias, and kgw only */
-        { "kgw", WM_SEEDING_LEFTHASH, 1, 0.25, 2, 1e-5 }, { "kgw", WM_SEEDING_LEFTHASH, 1, 0.25, 2, -1 },
-        { "kgw", WM_SEEDING_LEFTHASH, 1, 0.25, 2, 65 }, { "kgw", WM_SEEDING_LEFTHASH, 1, 0.25, 2, NAN },
-        { "gumbel", WM_SEEDING_LEFTHASH, 4, 0, 0, 1 },
+        { .size = sizeof(wm_params), .scheme = "kgw", .seeding = WM_SEEDING_LEFTHASH, .context_width = 1, .gamma = 0.25, .delta = 2, .account_delta = 1e-5 }, { .size = sizeof(wm_params), .scheme = "kgw", .seeding = WM_SEEDING_LEFTHASH, .context_width = 1, .gamma = 0.25, .delta = 2, .account_delta = -1 },
+        { .size = sizeof(wm_params), .scheme = "kgw", .seeding = WM_SEEDING_LEFTHASH, .context_width = 1, .gamma = 0.25, .delta = 2, .account_delta = 65 }, { .size = sizeof(wm_params), .scheme = "kgw", .seeding = WM_SEEDING_LEFTHASH, .context_width = 1, .gamma = 0.25, .delta = 2, .account_delta = NAN },
+        { .size = sizeof(wm_params), .scheme = "gumbel", .seeding = WM_SEEDING_LEFTHASH, .context_width = 4, .gamma = 0, .delta = 0, .account_delta = 1 },
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         assert_int_equal(wm_key_generate(&k, &bad[i]), WM_ERR_PARAM);
         assert_null(k);
     }
-    wm_params p = WM_PARAMS_DEFAULT;
+    wm_params p = WM_INIT(wm_params);
+    assert_int_equal(wm_params_init(&p, "kgw"), WM_OK);
     assert_int_equal(wm_key_generate(NULL, &p), WM_ERR_ARG);
     assert_int_equal(wm_key_generate(&k, NULL), WM_ERR_ARG);
     /* Gamma is quantised to k / 65536 and reported as such. */
     p.gamma = 0.1;
     assert_int_equal(wm_key_generate(&k, &p), WM_OK);
-    wm_params q;
+    wm_params q = WM_INIT(wm_params);
     assert_int_equal(wm_key_params(k, &q), WM_OK);
     assert_true(q.gamma == 6554.0 / 65536);
     wm_watermark *wm;
@@ -80,8 +81,8 @@ static void test_bad_calls(void **state)
     assert_int_equal(wm_bias_logits_batch(wm, 2, NULL, cp, nc, rows, WM_DTYPE_F32, V, V - 1), WM_ERR_ARG);
     assert_int_equal(wm_bias_logits_batch(wm, 0, NULL, NULL, NULL, NULL, WM_DTYPE_F32, V, V), WM_OK);
     /* Detection. */
-    wm_score s;
-    wm_window w;
+    wm_score s = WM_INIT(wm_score);
+    wm_window w = WM_INIT(wm_window);
     assert_int_equal(wm_detect(wm, bad_ctx, 3, 0, 0, 0.01, &s), WM_ERR_TOKEN);
     assert_int_equal(wm_detect(wm, ctx, 3, 0, 0, 0.0, &s), WM_ERR_ARG);
     assert_int_equal(wm_detect(wm, ctx, 3, 0, 0, 1.0, &s), WM_ERR_ARG);
@@ -232,7 +233,7 @@ static void test_sampler(void **state)
     wm_token ctx[1] = { 9 }, a, b;
     struct { float t; uint32_t k; float p; } cfg[] = { { 0, 0, 1 }, { 1, 1, 1 }, { 1, 0, 0.5f } };
     for (int c = 0; c < 3; c++) {
-        wm_sampler_params sp = { cfg[c].t, cfg[c].k, cfg[c].p, 5, WM_ACCOUNT_NONE };
+        wm_sampler_params sp = { .size = sizeof(wm_sampler_params), .temperature = cfg[c].t, .top_k = cfg[c].k, .top_p = cfg[c].p, .seed = 5, .account = WM_ACCOUNT_NONE };
         wm_sampler *s;
         assert_int_equal(wm_sampler_new(&s, wm, &sp), WM_OK);
         memcpy(logits, base, V * sizeof *logits);
@@ -242,7 +243,7 @@ static void test_sampler(void **state)
     }
     /* top-k = 2 only ever draws 42 or 43; same seed, same sequence. */
     base[42] = base[43] = 10; /* stays top-2 after the +2 bias */
-    wm_sampler_params sp = { 1.0f, 2, 1.0f, 99, WM_ACCOUNT_NONE };
+    wm_sampler_params sp = { .size = sizeof(wm_sampler_params), .temperature = 1.0f, .top_k = 2, .top_p = 1.0f, .seed = 99, .account = WM_ACCOUNT_NONE };
     wm_sampler *s1, *s2;
     assert_int_equal(wm_sampler_new(&s1, wm, &sp), WM_OK);
     assert_int_equal(wm_sampler_new(&s2, wm, &sp), WM_OK);
@@ -263,7 +264,7 @@ static void test_sampler(void **state)
      * 4-token vocabulary, 40000 draws, 3 dof, p = 1e-4 critical 21.1. */
     wm_watermark *w4 = test_wm(0.25, 1, WM_SEEDING_LEFTHASH, 4);
     float l4[4], base4[4] = { 0.0f, 1.0f, -1.0f, 0.5f };
-    sp = (wm_sampler_params){ 1.0f, 0, 1.0f, 3, WM_ACCOUNT_NONE };
+    sp = (wm_sampler_params){ .size = sizeof(wm_sampler_params), .temperature = 1.0f, .top_k = 0, .top_p = 1.0f, .seed = 3, .account = WM_ACCOUNT_NONE };
     assert_int_equal(wm_sampler_new(&s1, w4, &sp), WM_OK);
     double cnt[4] = { 0 }, z = 0;
     for (int i = 0; i < 4; i++) z += exp(base4[i]);
@@ -295,7 +296,7 @@ static void test_dedup_prompt_corpus(void **state)
     wm__rng_seed(&r, 12);
     random_tokens(&r, t, 200, V);
     memcpy(t + 200, t, 200 * sizeof *t); /* the same text twice */
-    wm_score a, b, nd;
+    wm_score a = WM_INIT(wm_score), b = WM_INIT(wm_score), nd = WM_INIT(wm_score);
     assert_int_equal(wm_detect(wm, t, 200, 0, 0, 0.01, &a), WM_OK);
     assert_int_equal(wm_detect(wm, t, 400, 0, 0, 0.01, &b), WM_OK);
     assert_int_equal(wm_detect(wm, t, 400, 0, WM_NO_DEDUP, 0.01, &nd), WM_OK);
@@ -317,7 +318,7 @@ static void test_dedup_prompt_corpus(void **state)
     wm_corpus *c;
     assert_int_equal(wm_corpus_new(&c, wm, 0), WM_OK);
     assert_int_equal(wm_corpus_add(c, t, 200, 0), WM_OK);
-    wm_score cs;
+    wm_score cs = WM_INIT(wm_score);
     assert_int_equal(wm_corpus_score(c, 0.01, &cs), WM_OK);
     assert_int_equal(wm_detect(wm, t, 200, 0, 0, 0.01, &a), WM_OK);
     assert_true(cs.scored == a.scored && cs.statistic == a.statistic && cs.log10_p == a.log10_p);
@@ -375,15 +376,15 @@ static void test_prompt_copy(void **state)
             if (!dup) fps[nf++] = fp;
             if (i > 300 && !dup) want++;
         }
-        wm_score a, nd;
+        wm_score a = WM_INIT(wm_score), nd = WM_INIT(wm_score);
         assert_int_equal(wm_detect(wm, t, 600, 300, 0, 0.01, &a), WM_OK);
         assert_int_equal(a.scored, want);
         assert_true(a.scored < 60);
-        wm_window w;
+        wm_window w = WM_INIT(wm_window);
         assert_int_equal(wm_detect_window(wm, t, 600, 300, 0, 0.01, &w), WM_OK);
         assert_true(w.score.scored <= want);
         wm_corpus *c;
-        wm_score cs;
+        wm_score cs = WM_INIT(wm_score);
         assert_int_equal(wm_corpus_new(&c, wm, 0), WM_OK);
         assert_int_equal(wm_corpus_add(c, t, 600, 300), WM_OK);
         assert_int_equal(wm_corpus_score(c, 0.01, &cs), WM_OK);
@@ -415,12 +416,12 @@ static void test_corpus_parts(void **state)
     wm__rng_seed(&r, 4242);
     wm_token t[5000];
     for (size_t c = 0; c < sizeof cfg / sizeof cfg[0]; c++) {
-        wm_params prm = { cfg[c].scheme, cfg[c].s, cfg[c].h, 0, 0, 0.0 };
+        wm_params prm = { .size = sizeof(wm_params), .scheme = cfg[c].scheme, .seeding = cfg[c].s, .context_width = cfg[c].h, .gamma = 0, .delta = 0, .account_delta = 0.0 };
         if (!strcmp(cfg[c].scheme, "kgw")) prm.gamma = 0.25, prm.delta = 2;
         wm_watermark *wm = test_wm_params(&prm, V);
         random_tokens(&r, t, 5000, V);
         for (unsigned flags = 0; flags <= WM_NO_DEDUP; flags++) {
-            wm_score whole, parts;
+            wm_score whole = WM_INIT(wm_score), parts = WM_INIT(wm_score);
             assert_int_equal(wm_detect(wm, t, 5000, 0, flags, 0.01, &whole), WM_OK);
             wm_corpus *cp;
             assert_int_equal(wm_corpus_new(&cp, wm, flags), WM_OK);
@@ -462,8 +463,8 @@ static void test_flag_families(void **state)
     (void)state;
     wm_watermark *wm = test_wm(0.25, 1, WM_SEEDING_LEFTHASH, 100);
     wm_token t[20] = { 0 };
-    wm_score s;
-    wm_window w;
+    wm_score s = WM_INIT(wm_score);
+    wm_window w = WM_INIT(wm_window);
     wm_reader *r = NULL;
     wm_corpus *c = NULL;
     const unsigned foreign_to_reader[] = { WM_NO_DEDUP, WM_ENC_SPECIAL_AS_TEXT, WM_ENC_LOSSY };
@@ -492,8 +493,8 @@ static void test_hardening(void **state)
     wm_watermark *wm = test_wm(0.25, 1, WM_SEEDING_LEFTHASH, V);
     wm_token t[3000];
     for (size_t i = 0; i < 3000; i++) t[i] = 7; /* one repeated tuple */
-    wm_score s;
-    wm_window w;
+    wm_score s = WM_INIT(wm_score);
+    wm_window w = WM_INIT(wm_window);
     bool g;
     assert_int_equal(wm_is_green(wm, t, 1, 7, &g), WM_OK);
     assert_int_equal(wm_detect(wm, t, 3000, 0, WM_NO_DEDUP, 0.5, &s), WM_OK);
@@ -516,7 +517,8 @@ static void test_hardening(void **state)
     assert_int_equal(wm_corpus_new(&c, wm, WM_ACCOUNTS | WM_NO_DEDUP), WM_ERR_ARG);
     /* delta: below WM_DELTA_MIN is refused (1e-50 is float 0) */
     wm_key *k = NULL;
-    wm_params p = WM_PARAMS_DEFAULT;
+    wm_params p = WM_INIT(wm_params);
+    assert_int_equal(wm_params_init(&p, "kgw"), WM_OK);
     p.delta = 1e-50;
     assert_int_equal(wm_key_generate(&k, &p), WM_ERR_PARAM);
     p.delta = WM_DELTA_MIN / 2;
@@ -530,7 +532,7 @@ static void test_hardening(void **state)
     logits[321] = 50.0f;
     const float temps[] = { 1e-45f, 1e-38f, 1e-5f, 0.0f };
     for (size_t i = 0; i < 4; i++) {
-        wm_sampler_params sp = { temps[i], 0, 1.0f, 3, WM_ACCOUNT_NONE };
+        wm_sampler_params sp = { .size = sizeof(wm_sampler_params), .temperature = temps[i], .top_k = 0, .top_p = 1.0f, .seed = 3, .account = WM_ACCOUNT_NONE };
         wm_sampler *sm;
         assert_int_equal(wm_sampler_new(&sm, wm, &sp), WM_OK);
         for (int rep = 0; rep < 20; rep++) {
@@ -569,15 +571,15 @@ static void test_nonfinite_refused(void **state)
     (void)state;
     const double bad[] = { NAN, -NAN, INFINITY, -INFINITY };
     const uint32_t V = 100;
-    wm_params ap = { "kgw", WM_SEEDING_LEFTHASH, 1, 0.25, 2, 1.0 }; /* with an account layer */
+    wm_params ap = { .size = sizeof(wm_params), .scheme = "kgw", .seeding = WM_SEEDING_LEFTHASH, .context_width = 1, .gamma = 0.25, .delta = 2, .account_delta = 1.0 }; /* with an account layer */
     wm_watermark *wm = test_wm_params(&ap, V), *gw = test_wm_gumbel(1, WM_SEEDING_LEFTHASH, V);
     wm_token t[64], preds[64];
     for (int i = 0; i < 64; i++) t[i] = (wm_token)(i * 37 % V), preds[i] = (wm_token)(i * 11 % V);
     float wt[64];
     for (int i = 0; i < 64; i++) wt[i] = 0.5f;
     uint64_t acc[2] = { 5, 6 };
-    wm_account_score top[2];
-    wm_attribution at;
+    wm_account_score top[2] = { WM_INIT(wm_account_score) };
+    wm_attribution at = WM_INIT(wm_attribution);
     wm_corpus *c;
     wm_reader *rd, *rw;
     assert_int_equal(wm_corpus_new(&c, wm, WM_ACCOUNTS), WM_OK);
@@ -587,9 +589,9 @@ static void test_nonfinite_refused(void **state)
     assert_int_equal(wm_reader_new(&rw, wm, WM_READ_WEIGHTED), WM_OK);
     for (size_t b = 0; b < sizeof bad / sizeof bad[0]; b++) {
         double x = bad[b];
-        wm_score s;
-        wm_window w;
-        wm_audit au;
+        wm_score s = WM_INIT(wm_score);
+        wm_window w = WM_INIT(wm_window);
+        wm_audit au = WM_INIT(wm_audit);
         memset(&s, 0, sizeof s);
         assert_int_equal(wm_detect(wm, t, 64, 0, 0, x, &s), WM_ERR_ARG);
         assert_false(s.watermarked);
@@ -615,16 +617,18 @@ static void test_nonfinite_refused(void **state)
         assert_int_equal(out, -1);
         /* key parameters */
         wm_key *k = NULL;
-        wm_params p = WM_PARAMS_DEFAULT;
+        wm_params p = WM_INIT(wm_params);
+        assert_int_equal(wm_params_init(&p, "kgw"), WM_OK);
         p.gamma = x;
         assert_int_equal(wm_key_generate(&k, &p), WM_ERR_PARAM);
-        p = (wm_params)WM_PARAMS_DEFAULT;
+        assert_int_equal(wm_params_init(&p, "kgw"), WM_OK);
         p.delta = x;
         assert_int_equal(wm_key_generate(&k, &p), WM_ERR_PARAM);
-        p = (wm_params)WM_PARAMS_DEFAULT;
+        assert_int_equal(wm_params_init(&p, "kgw"), WM_OK);
         p.account_delta = x;
         assert_int_equal(wm_key_generate(&k, &p), WM_ERR_PARAM);
-        wm_params gp = WM_PARAMS_GUMBEL_DEFAULT;
+        wm_params gp = WM_INIT(wm_params);
+        assert_int_equal(wm_params_init(&gp, "gumbel"), WM_OK);
         gp.gamma = x; /* a parameter the scheme does not own must be 0, not NaN */
         assert_int_equal(wm_key_generate(&k, &gp), WM_ERR_PARAM);
         assert_null(k);
@@ -639,7 +643,7 @@ static void test_nonfinite_refused(void **state)
         assert_null(sm);
     }
     /* the weighted reader took nothing from the refused calls */
-    wm_score s;
+    wm_score s = WM_INIT(wm_score);
     assert_int_equal(wm_reader_score(rw, 0.01, &s, NULL), WM_OK);
     assert_int_equal(s.tokens, 0);
     /* and a key file never carries one */
@@ -700,7 +704,7 @@ static void *thread_main(void *arg)
 {
     thread_job *j = arg;
     const uint32_t V = 20000;
-    wm_sampler_params sp = { 0.8f, 50, 0.95f, j->seed, WM_ACCOUNT_NONE };
+    wm_sampler_params sp = { .size = sizeof(wm_sampler_params), .temperature = 0.8f, .top_k = 50, .top_p = 0.95f, .seed = j->seed, .account = WM_ACCOUNT_NONE };
     wm_sampler *s;
     float *l = malloc(V * sizeof *l);
     wm__rng r;

@@ -28,7 +28,7 @@ static void optional_stopping(const char *scheme)
         for (size_t d = 0; d < docs && !(a_done && f_done); d++) {
             random_tokens(&r, t, n, V);
             assert_int_equal(wm_corpus_add(c, t, n, 0), WM_OK);
-            wm_audit a;
+            wm_audit a = WM_INIT(wm_audit);
             assert_int_equal(wm_corpus_audit(c, alpha, 1e-6, &a), WM_OK);
             a_done |= a.log10_p <= log10(alpha);
             f_done |= a.fixed.log10_p <= log10(alpha);
@@ -75,7 +75,7 @@ static void test_known_answer(void **state)
     wm_corpus *c;
     assert_int_equal(wm_corpus_new(&c, wm, 0), WM_OK);
     assert_int_equal(wm_corpus_add(c, t, 400, 0), WM_OK);
-    wm_audit a;
+    wm_audit a = WM_INIT(wm_audit);
     assert_int_equal(wm_corpus_audit(c, 0.01, 1e-6, &a), WM_OK);
     double n = (double)a.fixed.scored, g = a.fixed.statistic, sum = 0;
     for (int j = 1; j <= 20; j++) {
@@ -105,7 +105,7 @@ static void test_power_and_projection(void **state)
     wm_token t[100];
     double projected = -1, at_look = 0;
     uint64_t reached = 0;
-    wm_audit a;
+    wm_audit a = WM_INIT(wm_audit);
     for (int d = 0; d < 400 && !reached; d++) {
         green_text(wm, &r, t, 100, V, 0.4);
         assert_int_equal(wm_corpus_add(c, t, 100, 0), WM_OK);
@@ -129,7 +129,7 @@ static void test_args(void **state)
     (void)state;
     wm_watermark *wm = test_wm(0.25, 1, WM_SEEDING_LEFTHASH, 10);
     wm_corpus *c, *nd;
-    wm_audit a;
+    wm_audit a = WM_INIT(wm_audit);
     assert_int_equal(wm_corpus_new(&c, wm, 0), WM_OK);
     assert_int_equal(wm_corpus_new(&nd, wm, WM_NO_DEDUP), WM_OK);
     assert_int_equal(wm_corpus_audit(NULL, 0.01, 1e-6, &a), WM_ERR_ARG);

@@ -175,8 +175,7 @@ static void test_rows(void **state)
         for (int t = WM_DTYPE_BF16; t <= WM_DTYPE_F16; t++)
             for (int seeding = 0; seeding < 2; seeding++) {
                 uint32_t V = Vs[vi], stride = V + 7;
-                wm_params p = { "kgw", seeding ? WM_SEEDING_MINHASH : WM_SEEDING_LEFTHASH, seeding ? 3 : 1,
-                                vi % 2 ? 0.5 : 0.25, 2.0, 1.5 };
+                wm_params p = { .size = sizeof(wm_params), .scheme = "kgw", .seeding = seeding ? WM_SEEDING_MINHASH : WM_SEEDING_LEFTHASH, .context_width = seeding ? 3 : 1, .gamma = vi % 2 ? 0.5 : 0.25, .delta = 2.0, .account_delta = 1.5 };
                 wm_watermark *wm = random_wm_params(&r, &p, V);
                 enum { B = 3 };
                 wm_token ctx[B][4];
@@ -221,9 +220,9 @@ static void test_kernel_params(void **state)
     (void)state;
     wm__rng r;
     wm__rng_seed(&r, 18);
-    wm_params p = { "kgw", WM_SEEDING_LEFTHASH, 2, 0.25, 2.0, 1.0 };
+    wm_params p = { .size = sizeof(wm_params), .scheme = "kgw", .seeding = WM_SEEDING_LEFTHASH, .context_width = 2, .gamma = 0.25, .delta = 2.0, .account_delta = 1.0 };
     wm_watermark *wm = random_wm_params(&r, &p, 500);
-    wm_kernel_params k;
+    wm_kernel_params k = WM_INIT(wm_kernel_params);
     assert_int_equal(wm_kernel_params_get(wm, &k), WM_OK);
     assert_int_equal(k.n_vocab, 500);
     assert_int_equal(k.context_width, 2);
@@ -245,7 +244,7 @@ static void test_kernel_params(void **state)
     int seen[4] = { 0 };
     for (int j = 0; j < WM_ACCOUNT_POSITIONS; j++) seen[sym[j] & 3]++, assert_true(sym[j] < 4);
     for (int a = 0; a < 4; a++) assert_true(seen[a] > 30); /* ~64 each */
-    wm_params q = { "kgw", WM_SEEDING_LEFTHASH, 1, 0.25, 2.0, 0 };
+    wm_params q = { .size = sizeof(wm_params), .scheme = "kgw", .seeding = WM_SEEDING_LEFTHASH, .context_width = 1, .gamma = 0.25, .delta = 2.0, .account_delta = 0 };
     wm_watermark *plain = random_wm_params(&r, &q, 500);
     assert_int_equal(wm_account_symbols(plain, 9, sym), WM_ERR_UNSUPPORTED);
     wm_watermark *g = test_wm_gumbel(4, WM_SEEDING_LEFTHASH, 500);

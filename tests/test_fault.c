@@ -171,10 +171,10 @@ static wm_watermark *wm_kgw2;  /* kgw h=2 with an account layer, V: readers */
 static wm_watermark *wm_gum;   /* gumbel minhash h=4, V_SMALL: embedding, detection */
 static wm_watermark *wm_gum2;  /* gumbel lefthash h=2, V: a corpus of a seed-once scheme */
 
-static const wm_params P_ACC = { "kgw", WM_SEEDING_LEFTHASH, 1, 0.25, 2.0, 2.0 };
-static const wm_params P_ACC2 = { "kgw", WM_SEEDING_LEFTHASH, 2, 0.25, 2.0, 2.0 };
-static const wm_params P_GUM = { "gumbel", WM_SEEDING_MINHASH, 4, 0, 0, 0 };
-static const wm_params P_GUM2 = { "gumbel", WM_SEEDING_LEFTHASH, 2, 0, 0, 0 };
+static const wm_params P_ACC = { .size = sizeof(wm_params), .scheme = "kgw", .seeding = WM_SEEDING_LEFTHASH, .context_width = 1, .gamma = 0.25, .delta = 2.0, .account_delta = 2.0 };
+static const wm_params P_ACC2 = { .size = sizeof(wm_params), .scheme = "kgw", .seeding = WM_SEEDING_LEFTHASH, .context_width = 2, .gamma = 0.25, .delta = 2.0, .account_delta = 2.0 };
+static const wm_params P_GUM = { .size = sizeof(wm_params), .scheme = "gumbel", .seeding = WM_SEEDING_MINHASH, .context_width = 4, .gamma = 0, .delta = 0, .account_delta = 0 };
+static const wm_params P_GUM2 = { .size = sizeof(wm_params), .scheme = "gumbel", .seeding = WM_SEEDING_LEFTHASH, .context_width = 2, .gamma = 0, .delta = 0, .account_delta = 0 };
 
 /* Documents.  BIG_PROMPT: a prompt of more distinct tuples than a
  * per-document set keeps between documents (64 Ki slots at load 0.8), so
@@ -266,7 +266,7 @@ static int setup(void **state)
     for (size_t i = 0; i < 2 * BIG_SEEDS; i++) seeds_w[i] = (float)(2 * wm__rng_uniform(&r) - 1);
 
     /* text an account's sampler wrote, for attribution */
-    wm_sampler_params sp = { 1.0f, 0, 1.0f, 5, ACCOUNT };
+    wm_sampler_params sp = { .size = sizeof(wm_sampler_params), .temperature = 1.0f, .top_k = 0, .top_p = 1.0f, .seed = 5, .account = ACCOUNT };
     wm_sampler *s;
     float *l = malloc(V_SMALL * sizeof *l);
     if (wm_sampler_new(&s, wm_acc, &sp)) return -1;
@@ -313,7 +313,7 @@ static wm_status seq_key(out *o)
 {
     wm_key *k = NULL, *k2 = NULL;
     wm_error err;
-    wm_params p;
+    wm_params p = WM_INIT(wm_params);
     char id[WM_KEY_ID_SIZE], copy[PATH_MAX + 16];
     uint32_t nv;
     unsigned char sha[32];
@@ -349,7 +349,7 @@ static wm_status seq_watermark(out *o)
     wm_watermark *wm = NULL;
     for (size_t i = 0; i < sizeof ps / sizeof ps[0]; i++) {
         char id[WM_KEY_ID_SIZE];
-        wm_params p;
+        wm_params p = WM_INIT(wm_params);
         bool sel, green = false;
         TRY(wm_key_from_seed(&k, ps[i], seed));
         TRY(wm_watermark_new(&wm, k, V_SMALL));
@@ -396,7 +396,7 @@ static wm_status seq_embed(out *o)
     TRY(wm_bias_candidates(wm_acc, 0, t, 5, 64, &cand[0].id, sizeof cand[0], &cand[0].logit, sizeof cand[0]));
     PUT(o, cand);
 
-    wm_sampler_params kp = { 0.9f, 40, 0.95f, 11, ACCOUNT }, gp = { 1.0f, 0, 1.0f, 13, WM_ACCOUNT_NONE };
+    wm_sampler_params kp = { .size = sizeof(wm_sampler_params), .temperature = 0.9f, .top_k = 40, .top_p = 0.95f, .seed = 11, .account = ACCOUNT }, gp = { .size = sizeof(wm_sampler_params), .temperature = 1.0f, .top_k = 0, .top_p = 1.0f, .seed = 13, .account = WM_ACCOUNT_NONE };
     TRY(wm_sampler_new(&s, wm_acc, &kp));
     TRY(wm_sampler_new(&g, wm_gum, &gp));
     for (int pass = 0; pass < 2; pass++) {
@@ -513,8 +513,8 @@ done:
 
 static wm_status seq_detect(out *o)
 {
-    wm_score s;
-    wm_window w;
+    wm_score s = WM_INIT(wm_score);
+    wm_window w = WM_INIT(wm_window);
     wm_status st;
     TRY(wm_detect(wm_kgw, green1, 3000, 100, 0, 1e-3, &s));
     put_score(o, &s);
@@ -548,8 +548,8 @@ static wm_status seq_corpus(out *o)
 {
     wm_corpus *a = NULL, *b = NULL, *g = NULL;
     wm_ctxset *f = NULL, *fc = NULL;
-    wm_score s;
-    wm_audit au;
+    wm_score s = WM_INIT(wm_score);
+    wm_audit au = WM_INIT(wm_audit);
     uint64_t size;
     wm_status st = WM_OK;
     KEEP(wm_corpus_new(&a, wm_kgw, WM_ACCOUNTS));
@@ -599,10 +599,10 @@ done:
 static wm_status seq_reader(out *o)
 {
     wm_reader *p = NULL, *w = NULL;
-    wm_score s;
+    wm_score s = WM_INIT(wm_score);
     uint64_t pos, ids[300];
-    wm_account_score top[5];
-    wm_attribution at;
+    wm_account_score top[5] = { WM_INIT(wm_account_score) };
+    wm_attribution at = WM_INIT(wm_attribution);
     wm_status st = WM_OK;
     for (int i = 0; i < 300; i++) ids[i] = (uint64_t)i + 1;
     KEEP(wm_reader_new(&p, wm_kgw2, WM_ACCOUNTS));
@@ -637,8 +637,8 @@ static wm_status seq_attribute(out *o)
 {
     wm_corpus *c = NULL;
     uint64_t *ids = malloc(1000 * sizeof *ids);
-    wm_account_score top[8];
-    wm_attribution at;
+    wm_account_score top[8] = { WM_INIT(wm_account_score) };
+    wm_attribution at = WM_INIT(wm_attribution);
     wm_status st;
     for (int i = 0; i < 1000; i++) ids[i] = (uint64_t)i * 3 + 3; /* 42 among them */
     TRY(wm_corpus_new(&c, wm_acc, WM_ACCOUNTS));
@@ -661,8 +661,8 @@ static wm_status seq_attribute_weighted(out *o)
 {
     wm_reader *w = NULL;
     uint64_t ids[100];
-    wm_account_score top[3];
-    wm_attribution at;
+    wm_account_score top[3] = { WM_INIT(wm_account_score) };
+    wm_attribution at = WM_INIT(wm_attribution);
     wm_status st;
     for (int i = 0; i < 100; i++) ids[i] = (uint64_t)i + 1;
     TRY(wm_reader_new(&w, wm_acc, WM_READ_WEIGHTED | WM_ACCOUNTS));

@@ -229,7 +229,7 @@ static void test_repeated_seed(void **state)
         scored++;
         stat += s;
     }
-    wm_score sc;
+    wm_score sc = WM_INIT(wm_score);
     assert_int_equal(wm_detect(wm, t, 400, 0, 0, 0.01, &sc), WM_OK);
     assert_int_equal(sc.scored, scored);
     assert_true(fabs(sc.statistic - stat) <= 1e-12 * stat);
@@ -257,7 +257,7 @@ static void test_false_positive_rate(void **state)
         double *p = malloc(n * sizeof *p);
         for (size_t d = 0; d < n; d++) {
             random_tokens(&r, t, 200, V);
-            wm_score s;
+            wm_score s = WM_INIT(wm_score);
             assert_int_equal(wm_detect(wm, t, 200, 0, 0, 0.01, &s), WM_OK);
             flagged += s.watermarked;
             p[d] = s.p_value;
@@ -295,7 +295,7 @@ static void test_power(void **state)
     wm__rng r;
     wm__rng_seed(&r, 31);
     for (uint32_t top_k = 0; top_k <= 40; top_k += 40) {
-        wm_sampler_params sp = { 1.0f, top_k, 1.0f, 5, WM_ACCOUNT_NONE };
+        wm_sampler_params sp = { .size = sizeof(wm_sampler_params), .temperature = 1.0f, .top_k = top_k, .top_p = 1.0f, .seed = 5, .account = WM_ACCOUNT_NONE };
         wm_sampler *s;
         assert_int_equal(wm_sampler_new(&s, wm, &sp), WM_OK);
         double worst = -INFINITY;
@@ -307,7 +307,7 @@ static void test_power(void **state)
                 synth_logits(&r, l, V);
                 assert_int_equal(wm_sampler_sample(s, t, i, l, V, true, &t[i]), WM_OK);
             }
-            wm_score sc;
+            wm_score sc = WM_INIT(wm_score);
             assert_int_equal(wm_detect(wm, t, 201, 1, 0, 1e-10, &sc), WM_OK);
             assert_true(sc.watermarked);
             worst = sc.log10_p > worst ? sc.log10_p : worst;
@@ -327,7 +327,7 @@ static void test_power(void **state)
             synth_logits(&r, l, V);
             assert_int_equal(wm_sampler_sample(s, t, i, l, V, i > 200, &t[i]), WM_OK);
         }
-        wm_window w;
+        wm_window w = WM_INIT(wm_window);
         assert_int_equal(wm_detect_window(wm, t, 401, 1, 0, 1e-6, &w), WM_OK);
         assert_true(w.score.watermarked && w.begin >= 150 && w.end > 350);
         wm_sampler_free(s);

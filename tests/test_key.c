@@ -41,7 +41,7 @@ static void test_round_trip(void **state)
     (void)state;
     char path[300];
     snprintf(path, sizeof path, "%s/a.wmkey", dir);
-    wm_params p = { "kgw", WM_SEEDING_MINHASH, 3, 0.125, 1.5, 0.0 };
+    wm_params p = { .size = sizeof(wm_params), .scheme = "kgw", .seeding = WM_SEEDING_MINHASH, .context_width = 3, .gamma = 0.125, .delta = 1.5, .account_delta = 0.0 };
     wm_key *k, *k2;
     wm_error err;
     assert_int_equal(wm_key_generate(&k, &p), WM_OK);
@@ -57,7 +57,7 @@ static void test_round_trip(void **state)
     assert_int_equal(wm_key_id(k, id1), WM_OK);
     assert_int_equal(wm_key_id(k2, id2), WM_OK);
     assert_string_equal(id1, id2);
-    wm_params q;
+    wm_params q = WM_INIT(wm_params);
     assert_int_equal(wm_key_params(k2, &q), WM_OK);
     assert_true(q.gamma == 0.125 && q.delta == 1.5 && q.context_width == 3 &&
                 q.seeding == WM_SEEDING_MINHASH && !strcmp(q.scheme, "kgw"));
@@ -104,7 +104,8 @@ static void test_permissions_and_io(void **state)
     (void)state;
     char path[300];
     snprintf(path, sizeof path, "%s/b.wmkey", dir);
-    wm_params p = WM_PARAMS_DEFAULT;
+    wm_params p = WM_INIT(wm_params);
+    assert_int_equal(wm_params_init(&p, "kgw"), WM_OK);
     wm_key *k;
     wm_error err;
     assert_int_equal(wm_key_generate(&k, &p), WM_OK);
@@ -128,7 +129,8 @@ static void test_permissions_and_io(void **state)
 static const char *valid_key(void)
 {
     static char text[1024];
-    wm_params p = WM_PARAMS_DEFAULT;
+    wm_params p = WM_INIT(wm_params);
+    assert_int_equal(wm_params_init(&p, "kgw"), WM_OK);
     wm_key *k;
     unsigned char seed[32] = { 9 };
     assert_int_equal(wm_key_from_seed(&k, &p, seed), WM_OK);
@@ -234,7 +236,8 @@ static void test_corrupt_files(void **state)
 static void test_gumbel_and_v1_files(void **state)
 {
     (void)state;
-    wm_params p = WM_PARAMS_GUMBEL_DEFAULT;
+    wm_params p = WM_INIT(wm_params);
+    assert_int_equal(wm_params_init(&p, "gumbel"), WM_OK);
     wm_key *k, *k2;
     wm_error err;
     assert_int_equal(wm_key_generate(&k, &p), WM_OK);
@@ -246,7 +249,7 @@ static void test_gumbel_and_v1_files(void **state)
     assert_non_null(strstr(text, "\nlibwm-key 2\n"));
     assert_non_null(strstr(text, "\nscheme gumbel\nseeding lefthash\ncontext-width 4\nsecret "));
     assert_int_equal(wm_key_load(&k2, path, &err), WM_OK);
-    wm_params q;
+    wm_params q = WM_INIT(wm_params);
     assert_int_equal(wm_key_params(k2, &q), WM_OK);
     assert_true(!strcmp(q.scheme, "gumbel") && q.context_width == 4 && q.gamma == 0 && q.delta == 0);
     char a[WM_KEY_ID_SIZE], b[WM_KEY_ID_SIZE];
@@ -337,7 +340,7 @@ static void test_locale_independent(void **state)
 {
     (void)state;
     /* every kgw parameter fractional, so each is written with a decimal point */
-    wm_params p = { "kgw", WM_SEEDING_LEFTHASH, 2, 0.125, 1.5, 0.75 };
+    wm_params p = { .size = sizeof(wm_params), .scheme = "kgw", .seeding = WM_SEEDING_LEFTHASH, .context_width = 2, .gamma = 0.125, .delta = 1.5, .account_delta = 0.75 };
     unsigned char seed[32] = { 7 };
     wm_key *k;
     assert_int_equal(wm_key_from_seed(&k, &p, seed), WM_OK);
@@ -392,7 +395,8 @@ static void test_locale_independent(void **state)
 static void test_err_on_every_failure(void **state)
 {
     (void)state;
-    wm_params p = WM_PARAMS_DEFAULT;
+    wm_params p = WM_INIT(wm_params);
+    assert_int_equal(wm_params_init(&p, "kgw"), WM_OK);
     unsigned char seed[32] = { 3 };
     wm_key *k, *k2 = (wm_key *)1;
     wm_error err;
@@ -474,6 +478,121 @@ static void test_err_on_every_failure(void **state)
     wm_key_free(k);
 }
 
+/* wm_params_init and wm_params_set: the defaults, and parameters by the key
+ * file's names under the key-file reader's rules. */
+static void test_params_by_name(void **state)
+{
+    (void)state;
+    wm_params p;
+    assert_int_equal(wm_params_init(NULL, "kgw"), WM_ERR_ARG);
+    assert_int_equal(wm_params_init(&p, "nosuch"), WM_ERR_PARAM);
+    assert_int_equal(wm_params_init(&p, NULL), WM_OK);
+    assert_true(p.size == sizeof p && !strcmp(p.scheme, "kgw") && p.seeding == WM_SEEDING_LEFTHASH);
+    assert_true(p.context_width == 1 && p.gamma == 0.25 && p.delta == 2.0 && p.account_delta == 0);
+    assert_int_equal(wm_params_init(&p, "gumbel"), WM_OK);
+    assert_true(!strcmp(p.scheme, "gumbel") && p.context_width == 4 && p.gamma == 0 && p.delta == 0);
+    assert_int_equal(wm_params_set(&p, "gamma", "0.25"), WM_ERR_PARAM); /* gumbel has none */
+    char name[] = "kgw";
+    assert_int_equal(wm_params_set(&p, "scheme", name), WM_OK);
+    assert_true(p.scheme != name && !strcmp(p.scheme, "kgw")); /* static: name may go away */
+    assert_int_equal(wm_params_init(&p, "kgw"), WM_OK);
+    static const struct { const char *name, *value; wm_status want; } cases[] = {
+        { "gamma", "0.125", WM_OK }, { "delta", "1.5", WM_OK }, { "account-delta", "0.75", WM_OK },
+        { "context-width", "3", WM_OK }, { "seeding", "minhash", WM_OK },
+        { "gamma", "0,5", WM_ERR_PARAM }, { "gamma", "1.5", WM_ERR_PARAM }, { "gamma", "0.25x", WM_ERR_PARAM },
+        { "gamma", "nan", WM_ERR_PARAM }, { "delta", "1e-50", WM_ERR_PARAM }, { "delta", "", WM_ERR_PARAM },
+        { "account-delta", "65", WM_ERR_PARAM }, { "context-width", "17", WM_ERR_PARAM },
+        { "context-width", "-1", WM_ERR_PARAM }, { "context-width", "03", WM_ERR_PARAM },
+        { "seeding", "MINHASH", WM_ERR_PARAM }, { "scheme", "KGW", WM_ERR_PARAM },
+        { "context_width", "1", WM_ERR_ARG }, { "bogus", "1", WM_ERR_ARG },
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        wm_params before = p;
+        wm_status st = wm_params_set(&p, cases[i].name, cases[i].value);
+        if (st != cases[i].want) fail_msg("%s '%s': %d, want %d", cases[i].name, cases[i].value, st, cases[i].want);
+        if (st && memcmp(&before, &p, sizeof p)) fail_msg("%s '%s' changed p on failure", cases[i].name, cases[i].value);
+    }
+    assert_true(p.gamma == 0.125 && p.delta == 1.5 && p.account_delta == 0.75 && p.context_width == 3 &&
+                p.seeding == WM_SEEDING_MINHASH);
+    assert_int_equal(wm_params_set(NULL, "gamma", "0.5"), WM_ERR_ARG);
+    assert_int_equal(wm_params_set(&p, NULL, "0.5"), WM_ERR_ARG);
+    assert_int_equal(wm_params_set(&p, "gamma", NULL), WM_ERR_ARG);
+    /* what was set by name is what a key stores */
+    wm_key *k;
+    wm_params q = WM_INIT(wm_params);
+    assert_int_equal(wm_key_generate(&k, &p), WM_OK);
+    assert_int_equal(wm_key_params(k, &q), WM_OK);
+    assert_true(q.gamma == 0.125 && q.delta == 1.5 && q.account_delta == 0.75 && q.context_width == 3);
+    wm_key_free(k);
+}
+
+/* A versioned struct of a size the library does not know is refused before
+ * anything is read or written (common.h, "Versioned structs"). */
+static void test_struct_sizes(void **state)
+{
+    (void)state;
+    /* i-th unknown size of T: none, one field fewer, one more */
+#define BAD_SIZE(T, i) ((i) == 0 ? 0 : (i) == 1 ? sizeof(T) - 8 : sizeof(T) + 8)
+    wm_params p;
+    assert_int_equal(wm_params_init(&p, "kgw"), WM_OK);
+    wm_key *k = NULL;
+    wm_watermark *wm = test_wm(0.25, 1, WM_SEEDING_LEFTHASH, 100);
+    wm_token t[30] = { 0 };
+    for (size_t i = 0; i < 3; i++) {
+        p.size = BAD_SIZE(wm_params, i);
+        assert_int_equal(wm_key_generate(&k, &p), WM_ERR_ARG);
+        assert_null(k);
+        assert_int_equal(wm_params_set(&p, "gamma", "0.5"), WM_ERR_ARG);
+        assert_int_equal(wm_watermark_params(wm, &p), WM_ERR_ARG);
+        assert_true(p.gamma == 0.25); /* nothing written */
+        wm_score s = { .size = BAD_SIZE(wm_score, i) };
+        assert_int_equal(wm_detect(wm, t, 30, 0, 0, 0.5, &s), WM_ERR_ARG);
+        assert_true(s.tokens == 0);
+        wm_window w = { .size = BAD_SIZE(wm_window, i) };
+        assert_int_equal(wm_detect_window(wm, t, 30, 0, 0, 0.5, &w), WM_ERR_ARG);
+        wm_kernel_params kp = { .size = BAD_SIZE(wm_kernel_params, i) };
+        assert_int_equal(wm_kernel_params_get(wm, &kp), WM_ERR_ARG);
+        assert_true(kp.n_vocab == 0);
+        wm_sampler_params sp = WM_SAMPLER_PARAMS_DEFAULT;
+        sp.size = BAD_SIZE(wm_sampler_params, i);
+        wm_sampler *smp = NULL;
+        assert_int_equal(wm_sampler_new(&smp, wm, &sp), WM_ERR_ARG);
+        assert_null(smp);
+    }
+    p.size = sizeof p;
+    /* the outputs of a corpus: score, audit, attribution and its array */
+    wm_corpus *c;
+    assert_int_equal(wm_corpus_new(&c, wm, 0), WM_OK);
+    wm_score s = { .size = 0 };
+    wm_audit a = { .size = 0 };
+    assert_int_equal(wm_corpus_score(c, 0.5, &s), WM_ERR_ARG);
+    assert_int_equal(wm_corpus_audit(c, 0.5, 0.5, &a), WM_ERR_ARG);
+    s.size = sizeof s;
+    a.size = sizeof a;
+    assert_int_equal(wm_corpus_score(c, 0.5, &s), WM_OK);
+    assert_int_equal(wm_corpus_audit(c, 0.5, 0.5, &a), WM_OK);
+    assert_true(a.fixed.size == sizeof a.fixed); /* a nested score: sized by the library */
+    wm_corpus_free(c);
+    wm_watermark_free(wm);
+    wm_params ap;
+    assert_int_equal(wm_params_init(&ap, "kgw"), WM_OK);
+    ap.account_delta = 1.0;
+    wm = test_wm_params(&ap, 100);
+    assert_int_equal(wm_corpus_new(&c, wm, WM_ACCOUNTS), WM_OK);
+    uint64_t ids[2] = { 1, 2 };
+    wm_account_score top[2] = { { .size = 0 } };
+    wm_attribution at = WM_INIT(wm_attribution);
+    assert_int_equal(wm_corpus_attribute(c, ids, 2, 0.5, top, 2, &at), WM_ERR_ARG);
+    top[0].size = sizeof top[0];
+    at.size = 0;
+    assert_int_equal(wm_corpus_attribute(c, ids, 2, 0.5, top, 2, &at), WM_ERR_ARG);
+    at.size = sizeof at;
+    assert_int_equal(wm_corpus_attribute(c, ids, 2, 0.5, top, 2, &at), WM_OK);
+    assert_true(top[1].size == sizeof top[1]);
+    wm_corpus_free(c);
+    wm_watermark_free(wm);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -483,6 +602,8 @@ int main(void)
         cmocka_unit_test(test_gumbel_and_v1_files),
         cmocka_unit_test_teardown(test_locale_independent, restore_c_locale),
         cmocka_unit_test(test_err_on_every_failure),
+        cmocka_unit_test(test_params_by_name),
+        cmocka_unit_test(test_struct_sizes),
     };
     return cmocka_run_group_tests_name("key", tests, setup, teardown);
 }

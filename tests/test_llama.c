@@ -58,7 +58,8 @@ static wm_watermark *make_wm_account(uint32_t h, uint32_t n_vocab, double accoun
 {
     unsigned char seed[32];
     for (int i = 0; i < 32; i++) seed[i] = (unsigned char)(3 * i + 1);
-    wm_params p = WM_PARAMS_DEFAULT;
+    wm_params p = WM_INIT(wm_params);
+    assert_int_equal(wm_params_init(&p, "kgw"), WM_OK);
     p.context_width = h;
     p.account_delta = account_delta;
     wm_key *key;
@@ -111,7 +112,7 @@ static run_result run_chain(const wm_watermark *wm, int watermark, uint32_t seed
     }
     llama_sampler_chain_add(chain, llama_sampler_init_dist(seed));
 
-    wm_params p;
+    wm_params p = WM_INIT(wm_params);
     assert_int_equal(wm_watermark_params(wm, &p), WM_OK);
     float *logits = malloc(V * sizeof *logits);
     llama_token_data *cand = malloc(V * sizeof *cand);
@@ -119,7 +120,7 @@ static run_result run_chain(const wm_watermark *wm, int watermark, uint32_t seed
     assert_non_null(logits);
     assert_non_null(cand);
     assert_non_null(seq);
-    run_result r = { 0 };
+    run_result r = { .score = WM_INIT(wm_score) };
     seq[0] = 1;
     for (size_t t = 0; t < n_steps; t++) {
         model_logits(t, seq[t], logits);
@@ -182,7 +183,8 @@ static void test_chain_gumbel(void **state)
     (void)state;
     unsigned char seed[32];
     for (int i = 0; i < 32; i++) seed[i] = (unsigned char)(5 * i + 2);
-    wm_params p = WM_PARAMS_GUMBEL_DEFAULT;
+    wm_params p = WM_INIT(wm_params);
+    assert_int_equal(wm_params_init(&p, "gumbel"), WM_OK);
     p.context_width = 1;
     wm_key *key;
     wm_watermark *wm;
@@ -230,7 +232,7 @@ static void test_chain_gumbel(void **state)
         }
         seq[t + 1] = tok;
     }
-    wm_score sc;
+    wm_score sc = WM_INIT(wm_score);
     assert_int_equal(wm_detect(wm, seq, n + 1, 0, 0, 1e-3, &sc), WM_OK);
     printf("# gumbel chain: %zu of %zu steps watermarked, scored %llu, log10 p %.1f\n", selected_steps, n,
            (unsigned long long)sc.scored, sc.log10_p);

@@ -21,7 +21,7 @@ static void null_uniform(double gamma, uint32_t h, wm_seeding scheme, size_t n_d
 {
     const uint32_t V = 50000;
     wm_watermark *wm = test_wm(gamma, h, scheme, V);
-    wm_params prm;
+    wm_params prm = WM_INIT(wm_params);
     assert_int_equal(wm_watermark_params(wm, &prm), WM_OK);
     wm__rng r;
     wm__rng_seed(&r, seed);
@@ -30,7 +30,7 @@ static void null_uniform(double gamma, uint32_t h, wm_seeding scheme, size_t n_d
     uint64_t scored = 0, green = 0;
     for (size_t d = 0; d < n_docs; d++) {
         random_tokens(&r, t, len, V);
-        wm_score s;
+        wm_score s = WM_INIT(wm_score);
         assert_int_equal(wm_detect(wm, t, len, 0, 0, 0.01, &s), WM_OK);
         p[d] = randomised_p(&s, prm.gamma, &r);
         scored += s.scored;
@@ -81,7 +81,7 @@ static void test_false_positive_rate(void **state)
     size_t flagged = 0;
     for (size_t d = 0; d < n_docs; d++) {
         random_tokens(&r, t, len, V);
-        wm_score s;
+        wm_score s = WM_INIT(wm_score);
         assert_int_equal(wm_detect(wm, t, len, 0, 0, alpha, &s), WM_OK);
         flagged += (size_t)s.watermarked;
         uint64_t g = (uint64_t)(s.scored * gamma);
@@ -126,7 +126,7 @@ static void test_power(void **state)
     (void)state;
     const uint32_t V = 32000;
     wm_watermark *wm = test_wm(0.25, 1, WM_SEEDING_LEFTHASH, V);
-    wm_sampler_params sp = { 1.0f, 0, 1.0f, 300, WM_ACCOUNT_NONE };
+    wm_sampler_params sp = { .size = sizeof(wm_sampler_params), .temperature = 1.0f, .top_k = 0, .top_p = 1.0f, .seed = 300, .account = WM_ACCOUNT_NONE };
     wm_sampler *s;
     assert_int_equal(wm_sampler_new(&s, wm, &sp), WM_OK);
     wm__rng r;
@@ -138,7 +138,7 @@ static void test_power(void **state)
     for (int d = 0; d < n_docs; d++) {
         t[0] = (wm_token)(wm__rng_next(&r) % V);
         generate(s, &r, t, 1, 200, l, V, 1, &h_sum);
-        wm_score sc;
+        wm_score sc = WM_INIT(wm_score);
         assert_int_equal(wm_detect(wm, t, 201, 1, 0, 1e-10, &sc), WM_OK); /* the 200 generated tokens */
         assert_true(sc.scored >= 190);
         if (sc.log10_p > worst) worst = sc.log10_p;
@@ -162,7 +162,7 @@ static void test_window(void **state)
     (void)state;
     const uint32_t V = 32000;
     wm_watermark *wm = test_wm(0.25, 1, WM_SEEDING_LEFTHASH, V);
-    wm_sampler_params sp = { 1.0f, 0, 1.0f, 400, WM_ACCOUNT_NONE };
+    wm_sampler_params sp = { .size = sizeof(wm_sampler_params), .temperature = 1.0f, .top_k = 0, .top_p = 1.0f, .seed = 400, .account = WM_ACCOUNT_NONE };
     wm_sampler *s;
     assert_int_equal(wm_sampler_new(&s, wm, &sp), WM_OK);
     wm__rng r;
@@ -172,8 +172,8 @@ static void test_window(void **state)
     random_tokens(&r, t, 400, V);
     generate(s, &r, t, 400, 200, l, V, 1, NULL);
     random_tokens(&r, t + 600, 400, V);
-    wm_window w;
-    wm_score whole;
+    wm_window w = WM_INIT(wm_window);
+    wm_score whole = WM_INIT(wm_score);
     assert_int_equal(wm_detect_window(wm, t, 1000, 0, 0, 1e-3, &w), WM_OK);
     assert_int_equal(wm_detect(wm, t, 1000, 0, 0, 1e-3, &whole), WM_OK);
     print_message("window [%zu, %zu) log10 p %.1f after %llu tests; whole text log10 p %.1f\n",

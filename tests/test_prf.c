@@ -23,7 +23,7 @@ static wm_watermark *v1_wm(double gamma, uint32_t h, wm_seeding seeding, const c
     char got[WM_KEY_ID_SIZE];
     assert_int_equal(wm_key_id(k, got), WM_OK);
     assert_string_equal(got, id);
-    wm_params p;
+    wm_params p = WM_INIT(wm_params);
     assert_int_equal(wm_key_params(k, &p), WM_OK);
     assert_string_equal(p.scheme, "kgw");
     wm_watermark *wm;

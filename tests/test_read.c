@@ -61,7 +61,7 @@ static void test_brute_force(void **state)
             assert_int_equal(wm_reader_add(rd, t, n, np, preds, NULL, k), WM_OK);
             brute(wm, t, n, np, preds, k, V, seen, &scored, &green, &positions);
         }
-        wm_score s;
+        wm_score s = WM_INIT(wm_score);
         uint64_t pos;
         assert_int_equal(wm_reader_score(rd, 0.01, &s, &pos), WM_OK);
         assert_int_equal(s.scored, scored);
@@ -108,7 +108,7 @@ static void test_null_copying_reader(void **state)
         wm_reader *rd;
         assert_int_equal(wm_reader_new(&rd, wm, 0), WM_OK);
         assert_int_equal(wm_reader_add(rd, t, n, 0, preds, NULL, k), WM_OK);
-        wm_score s;
+        wm_score s = WM_INIT(wm_score);
         assert_int_equal(wm_reader_score(rd, alpha, &s, NULL), WM_OK);
         flagged += s.watermarked;
         uint64_t g = (uint64_t)s.statistic;
@@ -159,7 +159,7 @@ static void test_power(void **state)
         }
         assert_int_equal(wm_reader_add(rd, t, n, 0, preds, NULL, k), WM_OK);
     }
-    wm_score s;
+    wm_score s = WM_INIT(wm_score);
     assert_int_equal(wm_reader_score(rd, 1e-6, &s, NULL), WM_OK);
     print_message("reader that learned the lists: %llu tuples, log10 p %.1f\n", (unsigned long long)s.scored,
                   s.log10_p);
@@ -174,7 +174,7 @@ static void test_args(void **state)
     wm_watermark *wm = test_wm(0.25, 1, WM_SEEDING_LEFTHASH, 10);
     wm_reader *rd;
     wm_token t[3] = { 1, 2, 3 }, bad[3] = { 1, 10, 3 }, preds[6] = { 0 };
-    wm_score s;
+    wm_score s = WM_INIT(wm_score);
     assert_int_equal(wm_reader_new(&rd, wm, 4), WM_ERR_ARG);
     assert_int_equal(wm_reader_new(&rd, wm, WM_ACCOUNTS), WM_ERR_UNSUPPORTED); /* no account layer */
     float wt[6] = { 0 };
@@ -319,7 +319,7 @@ static void test_weighted_brute_force(void **state)
             S += g ? W[id] : 0;
             w[m++] = W[id];
         }
-        wm_score s;
+        wm_score s = WM_INIT(wm_score);
         assert_int_equal(wm_reader_score(rd, 0.01, &s, NULL), WM_OK);
         assert_int_equal(s.scored, m);
         assert_true(fabs(s.statistic - S) < 1e-9);
@@ -355,7 +355,7 @@ static void test_weighted_null(void **state)
         wm_reader *rd;
         assert_int_equal(wm_reader_new(&rd, wm, WM_READ_WEIGHTED), WM_OK);
         assert_int_equal(wm_reader_add(rd, t, n, 0, preds, wt, k), WM_OK);
-        wm_score s;
+        wm_score s = WM_INIT(wm_score);
         assert_int_equal(wm_reader_score(rd, 0.5, &s, NULL), WM_OK);
         for (int a = 0; a < 2; a++) flagged[a] += s.log10_p < log10(alpha[a]);
         wm_reader_free(rd);
@@ -399,7 +399,7 @@ static void test_weighted_power(void **state)
         assert_int_equal(wm_reader_add(plain, t, n, 0, preds, NULL, k), WM_OK);
         assert_int_equal(wm_reader_add(wr, t, n, 0, preds, wt, k), WM_OK);
     }
-    wm_score a, b;
+    wm_score a = WM_INIT(wm_score), b = WM_INIT(wm_score);
     assert_int_equal(wm_reader_score(plain, 1e-6, &a, NULL), WM_OK);
     assert_int_equal(wm_reader_score(wr, 1e-6, &b, NULL), WM_OK);
     print_message("plain log10 p %.1f, weighted %.1f (z %.1f)\n", a.log10_p, b.log10_p, b.z);

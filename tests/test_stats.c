@@ -77,7 +77,7 @@ static void test_edges(void **state)
 static void test_score_underflow(void **state)
 {
     (void)state;
-    wm_score s;
+    wm_score s = WM_INIT(wm_score);
     wm_watermark *wm = test_wm(0.25, 1, WM_SEEDING_LEFTHASH, 100);
     wm__fill_score(wm, &s, 20000, 20000, 15000, 1e-3);
     wm_watermark_free(wm);

@@ -86,8 +86,8 @@ static void embed_and_detect(job *j, wm__rng *r, wm_token *t, float *l)
     mix(&j->d, cand, sizeof cand);
 
     /* a sampler of each scheme, owned by this thread, on the shared watermarks */
-    wm_sampler_params kp = { 0.8f, 50, 0.95f, (uint64_t)j->id, account };
-    wm_sampler_params gp = { 1.0f, 0, 1.0f, (uint64_t)j->id + 100, WM_ACCOUNT_NONE };
+    wm_sampler_params kp = { .size = sizeof(wm_sampler_params), .temperature = 0.8f, .top_k = 50, .top_p = 0.95f, .seed = (uint64_t)j->id, .account = account };
+    wm_sampler_params gp = { .size = sizeof(wm_sampler_params), .temperature = 1.0f, .top_k = 0, .top_p = 1.0f, .seed = (uint64_t)j->id + 100, .account = WM_ACCOUNT_NONE };
     wm_sampler *ks = NULL, *gs = NULL;
     CHECK(j, wm_sampler_new(&ks, kgw, &kp));
     CHECK(j, wm_sampler_new(&gs, gum, &gp));
@@ -96,8 +96,8 @@ static void embed_and_detect(job *j, wm__rng *r, wm_token *t, float *l)
         CHECK(j, wm_sampler_sample(ks, t, i, l, V, true, &t[i]));
     }
     mix(&j->d, t, STEPS * sizeof *t);
-    wm_score s;
-    wm_window w;
+    wm_score s = WM_INIT(wm_score);
+    wm_window w = WM_INIT(wm_window);
     CHECK(j, wm_detect(kgw, t, STEPS, 4, 0, 1e-3, &s));
     mix_score(&j->d, &s);
     CHECK(j, wm_detect_window(kgw, t, STEPS, 0, 0, 1e-3, &w));
@@ -165,10 +165,10 @@ static void embed_and_detect(job *j, wm__rng *r, wm_token *t, float *l)
 /* The corpus every thread reads. */
 static void read_shared(job *j)
 {
-    wm_score s;
-    wm_audit a;
-    wm_attribution at;
-    wm_account_score top[3];
+    wm_score s = WM_INIT(wm_score);
+    wm_audit a = WM_INIT(wm_audit);
+    wm_attribution at = WM_INIT(wm_attribution);
+    wm_account_score top[3] = { WM_INIT(wm_account_score) };
     uint64_t ids[64];
     for (int i = 0; i < 64; i++) ids[i] = (uint64_t)i + 1;
     CHECK(j, wm_corpus_score(shared_corpus, 1e-3, &s));
@@ -204,7 +204,7 @@ static void tokenize(job *j)
         wm_token folded[256];
         size_t m = n < 256 ? n : 256;
         for (size_t i = 0; i < m; i++) folded[i] = (wm_token)((uint32_t)ids[i] % V);
-        wm_score s;
+        wm_score s = WM_INIT(wm_score);
         CHECK(j, wm_detect(kgw, folded, m, 0, 0, 1e-3, &s));
         mix_score(&j->d, &s);
     }
@@ -296,8 +296,8 @@ static void test_concurrent_loads(void **state)
 static int setup(void **state)
 {
     (void)state;
-    wm_params kp = { "kgw", WM_SEEDING_MINHASH, 2, 0.25, 2.0, 2.0 };
-    wm_params gp = { "gumbel", WM_SEEDING_LEFTHASH, 2, 0, 0, 0 };
+    wm_params kp = { .size = sizeof(wm_params), .scheme = "kgw", .seeding = WM_SEEDING_MINHASH, .context_width = 2, .gamma = 0.25, .delta = 2.0, .account_delta = 2.0 };
+    wm_params gp = { .size = sizeof(wm_params), .scheme = "gumbel", .seeding = WM_SEEDING_LEFTHASH, .context_width = 2, .gamma = 0, .delta = 0, .account_delta = 0 };
     kgw = test_wm_params(&kp, V);
     gum = test_wm_params(&gp, V);
     snprintf(tok_path, sizeof tok_path, "%s/gpt2/tokenizer.json", fixtures);

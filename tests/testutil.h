@@ -44,13 +44,13 @@ static inline wm_watermark *test_wm_params(const wm_params *p, uint32_t n_vocab)
 /* kgw with delta 2. */
 static inline wm_watermark *test_wm(double gamma, uint32_t h, wm_seeding seeding, uint32_t n_vocab)
 {
-    wm_params p = { "kgw", seeding, h, gamma, 2.0, 0.0 };
+    wm_params p = { .size = sizeof(wm_params), .scheme = "kgw", .seeding = seeding, .context_width = h, .gamma = gamma, .delta = 2.0, .account_delta = 0.0 };
     return test_wm_params(&p, n_vocab);
 }
 
 static inline wm_watermark *test_wm_gumbel(uint32_t h, wm_seeding seeding, uint32_t n_vocab)
 {
-    wm_params p = { "gumbel", seeding, h, 0, 0, 0.0 };
+    wm_params p = { .size = sizeof(wm_params), .scheme = "gumbel", .seeding = seeding, .context_width = h, .gamma = 0, .delta = 0, .account_delta = 0.0 };
     return test_wm_params(&p, n_vocab);
 }
 
@@ -77,7 +77,7 @@ static inline wm_watermark *random_wm_params(wm__rng *r, const wm_params *p, uin
 static inline wm_watermark *random_wm(wm__rng *r, const char *scheme, uint32_t V)
 {
     int kgw = !strcmp(scheme, "kgw");
-    wm_params p = { scheme, WM_SEEDING_LEFTHASH, 1, kgw ? 0.25 : 0, kgw ? 2 : 0, 0.0 };
+    wm_params p = { .size = sizeof(wm_params), .scheme = scheme, .seeding = WM_SEEDING_LEFTHASH, .context_width = 1, .gamma = kgw ? 0.25 : 0, .delta = kgw ? 2 : 0, .account_delta = 0.0 };
     return random_wm_params(r, &p, V);
 }
 

@@ -86,6 +86,36 @@ typedef struct wm_error {
  *   0x00ff0000  encoding: WM_ENC_SPECIAL_AS_TEXT, WM_ENC_LOSSY (tokenizer.h)
  * Every call taking flags refuses any bit it does not document. */
 
+/* Versioned structs.  Every public struct the caller allocates (wm_params,
+ * wm_sampler_params, wm_score, wm_window, wm_audit, wm_account_score,
+ * wm_attribution, wm_kernel_params) begins with `size_t size`, which the
+ * caller sets to sizeof the struct as its header declares it, for inputs
+ * and outputs alike:
+ *
+ *     wm_score s = WM_INIT(wm_score);          // or s.size = sizeof s
+ *     wm_params p;
+ *     if (wm_params_init(&p, "kgw") != WM_OK) ...;  // sets size and defaults
+ *
+ * The library checks it before reading or writing anything else: a size it
+ * does not know is WM_ERR_ARG and nothing is written.  The rule: fields are
+ * only ever appended, so every layout is a prefix of the next; a later
+ * libwm keeps accepting each earlier size, reads only the fields an input
+ * of that size has (the others take their defaults) and writes only the
+ * fields an output of that size has.  This release knows one size per
+ * struct (the first versioned layout).  An array of outputs (wm_account_score
+ * top[k]) is described by top[0].size.  wm_error is frozen and has no size.
+ * A struct filled by the library (wm_window.score, wm_audit.fixed) has its
+ * size set by the library.
+ *
+ * Out-parameters.  Constructors take the new object's address first
+ * (wm_key_generate(&key, ...)); every other call takes its inputs first and
+ * its outputs last.  Outputs are marked OUT in the documentation: they are
+ * written only when the call returns WM_OK unless the function says
+ * otherwise (a constructor sets *out to NULL on failure whenever out is not
+ * NULL).  Pointers documented "may be NULL" are optional; every other
+ * NULL pointer is WM_ERR_ARG. */
+#define WM_INIT(type) { .size = sizeof(type) }
+
 /* Library version, e.g. "0.1.0".  Thread-safe. */
 WM_API const char *wm_version(void);
 /* The library's WM_VERSION_NUMBER, to compare with the header's at run

@@ -42,6 +42,7 @@ extern "C" {
 #endif
 
 typedef struct wm_score {
+    size_t size;           /* sizeof(wm_score): common.h, "Versioned structs" */
     uint64_t tokens;       /* tokens given */
     uint64_t scored;       /* tuples scored (N) */
     double statistic;      /* S: kgw: green tuples (an integer); gumbel: sum of -ln(1 - r) */
@@ -75,6 +76,7 @@ WM_API WM_NODISCARD wm_status wm_detect(const wm_watermark *wm, const wm_token *
  * after the search; unlike the reference WinMax z-score.  score.z, statistic
  * and scored describe the best window; [begin, end) are its token indices. */
 typedef struct wm_window {
+    size_t size;           /* sizeof(wm_window); score's size is set by the library */
     wm_score score;
     size_t begin, end;
     uint64_t n_tests;
@@ -141,6 +143,7 @@ WM_API WM_NODISCARD wm_status wm_corpus_score(const wm_corpus *c, double alpha, 
  * smaller log10 p than the fixed-n test on the same tuples (about
  * log10 20 plus half the log10 of the tuples; measured in the README). */
 typedef struct wm_audit {
+    size_t size;          /* sizeof(wm_audit); fixed's size is set by the library */
     wm_score fixed;       /* wm_corpus_score's test: exact only at a size fixed in advance */
     double log10_p;       /* anytime-valid (<= 0), never increases between looks */
     bool watermarked;     /* log10_p < log10 alpha */
@@ -182,6 +185,8 @@ WM_API WM_NODISCARD wm_status wm_corpus_audit(const wm_corpus *c, double alpha, 
  * corpora measured in the README), the p-values are Chernoff's bound on the
  * same law instead, never below the exact ones (wm_attribution.exact). */
 typedef struct wm_account_score {
+    size_t size;           /* top[0].size = sizeof(wm_account_score) describes the array;
+                              the library sets every written entry's */
     uint64_t account;
     double statistic;      /* S_u: tuples in the parts u's codeword names (a weighted
                               reader: their summed weights) */
@@ -191,6 +196,7 @@ typedef struct wm_account_score {
 } wm_account_score;
 
 typedef struct wm_attribution {
+    size_t size;           /* sizeof(wm_attribution): common.h, "Versioned structs" */
     uint64_t accounts;     /* n, the accounts searched */
     uint64_t tuples;       /* tuples tallied (a corpus's scored tuples, a reader's read ones) */
     uint64_t named;        /* accounts named at alpha, over the whole list */

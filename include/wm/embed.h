@@ -98,6 +98,7 @@ WM_API WM_NODISCARD wm_status wm_bias_candidates(const wm_watermark *wm, uint64_
  * The keys are secret: whoever holds them can strip or forge the
  * watermark.  Wipe every copy (sodium_memzero) when done. */
 typedef struct wm_kernel_params {
+    size_t size;                   /* sizeof(wm_kernel_params): common.h, "Versioned structs" */
     uint32_t n_vocab;
     uint32_t context_width;        /* h */
     wm_seeding seeding;
@@ -160,6 +161,7 @@ WM_API WM_NODISCARD wm_status wm_select(const wm_watermark *wm, wm_ctxset *used,
 /* ---- a complete watermarking sampler, for every scheme ------------------- */
 
 typedef struct wm_sampler_params {
+    size_t size;       /* sizeof(wm_sampler_params): common.h, "Versioned structs" */
     float temperature; /* below WM_TEMPERATURE_MIN (0 included): greedy (argmax,
                           lowest id on ties); 1/T would overflow or turn
                           weights into inf * 0 = NaN near 0 */
@@ -170,7 +172,10 @@ typedef struct wm_sampler_params {
 } wm_sampler_params;
 
 #define WM_TEMPERATURE_MIN 1e-4f
-#define WM_SAMPLER_PARAMS_DEFAULT { 1.0f, 0u, 1.0f, 0u, WM_ACCOUNT_NONE }
+/* Plain sampling at temperature 1, no truncation, RNG seed 0, no account. */
+#define WM_SAMPLER_PARAMS_DEFAULT                                                               \
+    { .size = sizeof(wm_sampler_params), .temperature = 1.0f, .top_k = 0u, .top_p = 1.0f, .seed = 0u, \
+      .account = WM_ACCOUNT_NONE }
 
 /* One sampler per sequence (it holds the RNG state, an O(n_vocab) scratch
  * buffer allocated here, never per step, and for a selecting scheme the

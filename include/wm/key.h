@@ -58,6 +58,7 @@ typedef enum wm_seeding {
 #define WM_DELTA_MIN (1.0 / 1024)
 
 typedef struct wm_params {
+    size_t size;            /* sizeof(wm_params): common.h, "Versioned structs" */
     const char *scheme;     /* "kgw" or "gumbel" (wm_scheme_name lists them); NULL: "kgw" */
     wm_seeding seeding;
     uint32_t context_width; /* h: tokens of left context, 0..WM_MAX_CONTEXT */
@@ -77,9 +78,27 @@ typedef struct wm_params {
 /* Account ids are the provider's 64-bit ids; 0 means "no account". */
 #define WM_ACCOUNT_NONE UINT64_C(0)
 
-/* The defaults chosen from the measurements in README.md. */
-#define WM_PARAMS_DEFAULT { "kgw", WM_SEEDING_LEFTHASH, 1u, 0.25, 2.0, 0.0 }
-#define WM_PARAMS_GUMBEL_DEFAULT { "gumbel", WM_SEEDING_LEFTHASH, 4u, 0.0, 0.0, 0.0 }
+/* *p (OUT) = the defaults of `scheme` (NULL: "kgw"), chosen from the
+ * measurements in README.md: kgw lefthash h = 1, gamma 0.25, delta 2, no
+ * account layer; gumbel lefthash h = 4.  p->size is set.
+ * @return WM_OK; WM_ERR_ARG for a NULL p; WM_ERR_PARAM for a scheme this
+ * libwm does not implement (wm_scheme_name lists them), *p then untouched.
+ * Thread-safe. */
+WM_API WM_NODISCARD wm_status wm_params_init(wm_params *p, const char *scheme);
+
+/* Set one parameter by the name the key file stores it under ("scheme",
+ * "seeding", "context-width", "gamma", "delta", "account-delta"), from its
+ * text as the key file writes it, parsed and checked by the key-file
+ * reader's own rules (numbers in the "C" locale whatever the caller's).
+ * "scheme" names a scheme and keeps the other fields: set it first, then
+ * the scheme's parameters (or wm_params_init).  A parameter the current
+ * scheme does not have is WM_ERR_PARAM (gumbel has no gamma); the whole
+ * set is checked again by wm_key_generate.  Nothing changes on failure.
+ * @return WM_OK; WM_ERR_ARG (NULL argument, p->size not a known size, an
+ * unknown name); WM_ERR_PARAM (a value the key file would refuse: not a
+ * number, outside its domain); WM_ERR_NOMEM or WM_ERR_UNSUPPORTED (the "C"
+ * locale cannot be had, as for wm_key_load).  Thread-safe for distinct p. */
+WM_API WM_NODISCARD wm_status wm_params_set(wm_params *p, const char *name, const char *value);
 
 /* Gamma quantisation: a key stores gamma as k / 65536 with k = round(gamma *
  * 65536), 1 <= k <= 65535.  Detection uses exactly that value.  A token's

@@ -261,7 +261,7 @@ int main(int argc, char **argv)
     unsigned long lineno = 0;
     while (!rc && getline(&line, &lcap, f) > 0) rc = read_line(&R, line, in, ++lineno);
     if (!rc && ferror(f)) rc = 2, fprintf(stderr, "wm-read: %s: read error\n", in);
-    wm_score sc;
+    wm_score sc = WM_INIT(wm_score);
     uint64_t positions;
     wm_status st;
     if (!rc && (st = wm_reader_score(R.rd, alpha, &sc, &positions))) rc = 2, fprintf(stderr, "wm-read: %s\n", wm_strerror(st));

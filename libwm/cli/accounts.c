@@ -54,8 +54,9 @@ int print_attribution(const wm_corpus *c, const char *key_id, const uint64_t *id
                       int json, int *found)
 {
     wm_account_score *top = calloc(k ? k : 1, sizeof *top);
-    wm_attribution a;
+    wm_attribution a = WM_INIT(wm_attribution);
     if (!top) return die("out of memory");
+    top[0].size = sizeof *top; /* describes the whole array (common.h) */
     wm_status st = wm_corpus_attribute(c, ids, n, alpha, top, k, &a);
     if (st) {
         free(top);

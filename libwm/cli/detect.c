@@ -352,7 +352,7 @@ static void json_num(const char *name, double v)
 /* One look of the sequential audit (key 0). */
 static int print_audit(detector *D, int final)
 {
-    wm_audit a;
+    wm_audit a = WM_INIT(wm_audit);
     if (wm_corpus_audit(D->corpus[0], D->alpha, D->target, &a)) return die("audit: invalid corpus state");
     const wm_score *f = &a.fixed;
     D->looks++;
@@ -399,8 +399,8 @@ static int detect_doc(detector *D, job *j)
                 return die("%s: %s", j->d.source, wm_strerror(st));
             continue;
         }
-        wm_score s;
-        wm_window w;
+        wm_score s = WM_INIT(wm_score);
+        wm_window w = WM_INIT(wm_window);
         if (D->window) st = wm_detect_window(D->wm[k], j->ids, j->n, j->n_prompt, D->flags, D->alpha, &w), s = w.score;
         else st = wm_detect(D->wm[k], j->ids, j->n, j->n_prompt, D->flags, D->alpha, &s);
         if (st) return die("%s: %s", j->d.source, st == WM_ERR_TOKEN ? "token id outside the key's vocabulary" : wm_strerror(st));
@@ -471,7 +471,7 @@ static int plain_part(detector *D, plain_sink *s, const char *name, const wm_tok
     if (!last || D->corpus_mode) return 0;
     double lp[MAX_KEYS];
     for (int k = 0; k < D->n_keys; k++) {
-        wm_score sc;
+        wm_score sc = WM_INIT(wm_score);
         if (wm_corpus_score(s->doc[k], D->alpha, &sc)) return die("%s: cannot score", name);
         print_score(D, name, k, &sc, NULL, 0);
         lp[k] = sc.log10_p;
@@ -632,7 +632,7 @@ static int setup_detector(detector *D, const detect_opts *o, wm_tokenizer **tok_
         if ((st = wm_key_load(&key, o->keys[k], &err))) return die("%s", status_text(st, &err));
         uint32_t nv;
         unsigned char ksha[32];
-        wm_params kp;
+        wm_params kp = WM_INIT(wm_params);
         if ((st = wm_key_id(key, D->id[k])) || (st = wm_key_tokenizer(key, &nv, ksha)) ||
             (st = wm_key_params(key, &kp))) {
             wm_key_free(key);
@@ -813,7 +813,7 @@ int cmd_detect(int argc, char **argv)
     } else if (!rc && D.corpus_mode) {
         double lp[MAX_KEYS];
         for (int k = 0; k < D.n_keys; k++) {
-            wm_score s;
+            wm_score s = WM_INIT(wm_score);
             if (wm_corpus_score(D.corpus[k], D.alpha, &s)) return die("corpus: cannot score");
             print_score(&D, "corpus", k, &s, NULL, 1);
             lp[k] = s.log10_p;

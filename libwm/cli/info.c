@@ -28,7 +28,7 @@ int cmd_info(int argc, char **argv)
     wm_error err = { "" };
     wm_status st = wm_key_load(&key, argv[optind], &err);
     if (st) return die("%s", status_text(st, &err));
-    wm_params p;
+    wm_params p = WM_INIT(wm_params);
     char id[WM_KEY_ID_SIZE], sha_hex[65] = "";
     uint32_t nv;
     unsigned char sha[32];

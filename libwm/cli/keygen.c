@@ -24,6 +24,41 @@ static const char usage_keygen[] =
     "                     detect then refuses another one unless --any-tokenizer\n";
 
 
+/* The options that are key-file parameters, by the names wm_params_set
+ * takes (the key file's), and what each expects, for messages. */
+static const struct { int opt; const char *name, *expects; } params_opts[] = {
+    { O_SEEDING, "seeding", "lefthash or minhash" },
+    { O_CTX, "context-width", "0..16" },
+    { O_GAMMA, "gamma", "a number in (0, 1)" },
+    { O_DELTA, "delta", "a number in [1/1024, 64] (smaller biases vanish in float rounding)" },
+    { O_ACCOUNT_DELTA, "account-delta", "a number in [1/1024, 64]" },
+};
+#define N_PARAM_OPTS (sizeof params_opts / sizeof params_opts[0])
+
+/* p = the scheme's defaults with the options given (val[i] for
+ * params_opts[i], NULL when absent), checked by the key-file rules. */
+static int keygen_params(wm_params *p, const char *scheme, const char *const val[N_PARAM_OPTS])
+{
+    if (wm_params_init(p, scheme) != WM_OK) {
+        char names[256] = "";
+        for (size_t i = 0; wm_scheme_name(i); i++)
+            snprintf(names + strlen(names), sizeof names - strlen(names), "%s%s", i ? ", " : "", wm_scheme_name(i));
+        return die("keygen: --scheme '%s': expected one of %s", scheme, names);
+    }
+    for (size_t i = 0; i < N_PARAM_OPTS; i++) {
+        if (!val[i]) continue;
+        wm_status st = wm_params_set(p, params_opts[i].name, val[i]);
+        if (st == WM_ERR_PARAM && i >= 2 && strcmp(scheme, "kgw") != 0)
+            return die("keygen: --gamma, --delta and --account-delta are kgw parameters; %s has none", scheme);
+        /* 0 is "no account layer" to the library; asked for, it is a mistake */
+        if (st == WM_OK && params_opts[i].opt == O_ACCOUNT_DELTA && p->account_delta == 0) st = WM_ERR_PARAM;
+        if (st == WM_ERR_PARAM)
+            return die("keygen: --%s '%s': expected %s", params_opts[i].name, val[i], params_opts[i].expects);
+        if (st) return die("keygen: --%s: %s", params_opts[i].name, wm_strerror(st));
+    }
+    return 0;
+}
+
 int cmd_keygen(int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -33,37 +68,14 @@ int cmd_keygen(int argc, char **argv)
         { "seeding", required_argument, 0, O_SEEDING },
         { "tokenizer", required_argument, 0, O_TOKENIZER }, { "output", required_argument, 0, 'o' },
         { "help", no_argument, 0, O_HELP }, { 0, 0, 0, 0 } };
-    wm_params p = WM_PARAMS_DEFAULT;
-    const char *out = NULL, *tok_path = NULL, *scheme = "kgw";
-    long h = -1;
-    int c, seeding = WM_SEEDING_LEFTHASH, kgw_opt = 0;
+    const char *out = NULL, *tok_path = NULL, *scheme = "kgw", *val[N_PARAM_OPTS] = { 0 };
+    int c;
     while ((c = getopt_long(argc, argv, "o:", opts, NULL)) != -1) {
+        for (size_t i = 0; i < N_PARAM_OPTS; i++)
+            if (c == params_opts[i].opt) val[i] = optarg;
         switch (c) {
-        case O_GAMMA:
-            if (!parse_double(optarg, &p.gamma) || !(p.gamma > 0 && p.gamma < 1))
-                return die("keygen: --gamma '%s': expected a number in (0, 1)", optarg);
-            kgw_opt = 1;
-            break;
-        case O_DELTA:
-            if (!parse_double(optarg, &p.delta) || !(p.delta >= WM_DELTA_MIN && p.delta <= 64))
-                return die("keygen: --delta '%s': expected a number in [1/1024, 64] (smaller biases vanish "
-                           "in float rounding)", optarg);
-            kgw_opt = 1;
-            break;
-        case O_ACCOUNT_DELTA:
-            if (!parse_double(optarg, &p.account_delta) || !(p.account_delta >= WM_DELTA_MIN && p.account_delta <= 64))
-                return die("keygen: --account-delta '%s': expected a number in [1/1024, 64]", optarg);
-            kgw_opt = 1;
-            break;
-        case O_CTX:
-            if (!parse_int(optarg, 0, WM_MAX_CONTEXT, &h)) return die("keygen: --context-width '%s': expected 0..16", optarg);
-            break;
+        case O_GAMMA: case O_DELTA: case O_ACCOUNT_DELTA: case O_CTX: case O_SEEDING: break;
         case O_SCHEME: scheme = optarg; break;
-        case O_SEEDING:
-            if (!strcmp(optarg, "lefthash")) seeding = WM_SEEDING_LEFTHASH;
-            else if (!strcmp(optarg, "minhash")) seeding = WM_SEEDING_MINHASH;
-            else return die("keygen: --seeding '%s': expected lefthash or minhash", optarg);
-            break;
         case O_TOKENIZER: tok_path = optarg; break;
         case 'o': out = optarg; break;
         case O_HELP: fputs(usage_keygen, stdout); return 0;
@@ -72,21 +84,9 @@ int cmd_keygen(int argc, char **argv)
     }
     if (!out) return die("keygen: -o KEYFILE is required (usage: see `wm keygen --help`)");
     if (optind != argc) return usage_error("keygen");
-    int known = 0;
-    for (size_t i = 0; wm_scheme_name(i); i++) known |= !strcmp(wm_scheme_name(i), scheme);
-    if (!known) {
-        char names[256] = "";
-        for (size_t i = 0; wm_scheme_name(i); i++)
-            snprintf(names + strlen(names), sizeof names - strlen(names), "%s%s", i ? ", " : "", wm_scheme_name(i));
-        return die("keygen: --scheme '%s': expected one of %s", scheme, names);
-    }
-    if (strcmp(scheme, "kgw") != 0) { /* the other schemes take no gamma or delta */
-        if (kgw_opt) return die("keygen: --gamma, --delta and --account-delta are kgw parameters; %s has none", scheme);
-        p = (wm_params)WM_PARAMS_GUMBEL_DEFAULT;
-        p.scheme = scheme;
-    }
-    p.seeding = (wm_seeding)seeding;
-    if (h >= 0) p.context_width = (uint32_t)h;
+    wm_params p;
+    int rc = keygen_params(&p, scheme, val);
+    if (rc) return rc;
     wm_key *key;
     wm_error err = { "" };
     wm_status st = wm_key_generate(&key, &p);

@@ -113,7 +113,7 @@ int cmd_read(int argc, char **argv)
     int rc = 0;
     for (int i = 0; !rc && i < (argc > optind ? argc - optind : 1); i++)
         rc = read_file(rd, argc > optind ? argv[optind + i] : "-", nv ? nv : vocab, weighted, &k, &b);
-    wm_score s;
+    wm_score s = WM_INIT(wm_score);
     uint64_t positions;
     if (!rc && (st = wm_reader_score(rd, alpha, &s, &positions))) rc = die("read: %s", wm_strerror(st));
     if (!rc && json)

@@ -120,7 +120,7 @@ static wm_status check_params(const wm_params *p, const wm__scheme **scheme, dou
 
 static wm_status key_alloc(wm_key **out, const wm_params *params)
 {
-    if (!out || !params) return WM_ERR_ARG;
+    if (!out || !params || !WM__SIZED(params, wm_params)) return WM_ERR_ARG;
     *out = NULL;
     if (sodium_init() < 0) return WM_ERR_CRYPTO;
     const wm__scheme *sc;
@@ -161,7 +161,7 @@ void wm_key_free(wm_key *key)
 
 wm_status wm_key_params(const wm_key *key, wm_params *out)
 {
-    if (!key || !out) return WM_ERR_ARG;
+    if (!key || !out || !WM__SIZED(out, wm_params)) return WM_ERR_ARG;
     wm__params_of(key->scheme, key->param, key->seeding, key->h, out);
     return WM_OK;
 }
@@ -186,6 +186,7 @@ wm_status wm_key_tokenizer(const wm_key *key, uint32_t *n_vocab, unsigned char s
 void wm__params_of(const wm__scheme *sc, const double *param, wm_seeding seeding, uint32_t h, wm_params *out)
 {
     memset(out, 0, sizeof *out);
+    out->size = sizeof *out;
     out->scheme = sc->name;
     out->seeding = seeding;
     out->context_width = h;
@@ -396,11 +397,29 @@ static int parse_hex32(const char *s, unsigned char out[32])
 }
 
 
+/* ---- values, shared by the key-file reader and wm_params_set ------------ */
+
+static int seeding_of(const char *v, wm_seeding *out)
+{
+    if (!strcmp(v, "lefthash")) *out = WM_SEEDING_LEFTHASH;
+    else if (!strcmp(v, "minhash")) *out = WM_SEEDING_MINHASH;
+    else return 0;
+    return 1;
+}
+
+/* A scheme parameter's text: *ok = 1 and *out set when it is a number in
+ * d's domain, as stored (`stored`: a key file holds quantised values) or
+ * once quantised (a wm_params, quantised by wm_key_generate). */
+static wm_status param_of(const wm__scheme_param *d, const char *v, int stored, double *out, int *ok)
+{
+    wm_status st = parse_double(v, out, ok);
+    if (st == WM_OK && *ok) *ok = d->valid(stored || !d->quantise ? *out : d->quantise(*out));
+    return st;
+}
+
 static wm_status parse_seeding(parser *ps, const char *field, const char *v, wm_key *k)
 {
-    if (!strcmp(v, "lefthash")) k->seeding = WM_SEEDING_LEFTHASH;
-    else if (!strcmp(v, "minhash")) k->seeding = WM_SEEDING_MINHASH;
-    else return perr(ps, "%s: expected lefthash or minhash", field);
+    if (!seeding_of(v, &k->seeding)) return perr(ps, "%s: expected lefthash or minhash", field);
     return WM_OK;
 }
 
@@ -448,11 +467,11 @@ static wm_status parse_body(parser *ps, wm_key *k, char *id_out)
         if ((st = expect(ps, d->name, v, sizeof v, d->optional, &present))) return st;
         if (!present) continue; /* an optional parameter left out is 0 */
         int ok;
-        if ((st = parse_double(v, &k->param[i], &ok))) {
+        if ((st = param_of(d, v, 1, &k->param[i], &ok))) {
             seterr(ps->err, "%s:%u: %s: %s", ps->name, ps->line, d->name, C_LOCALE_FAILED);
             return st;
         }
-        if (!ok || !d->valid(k->param[i]) || (d->optional && k->param[i] == 0)) {
+        if (!ok || (d->optional && k->param[i] == 0)) {
             seterr(ps->err, "%s:%u: %s: '%.60s' is not %s", ps->name, ps->line, d->name, v, d->domain);
             return WM_ERR_FORMAT;
         }
@@ -573,4 +592,60 @@ wm_status wm_key_load(wm_key **out, const char *path, wm_error *err)
     if (st == WM_OK) st = wm__key_parse(out, buf, len, path, err);
     wm__secure_free(buf);
     return st;
+}
+
+/* ---- parameters by name ---------------------------------------------------- */
+
+wm_status wm_params_init(wm_params *p, const char *scheme)
+{
+    if (!p) return WM_ERR_ARG;
+    const wm__scheme *sc = wm__scheme_find(scheme ? scheme : "kgw");
+    if (!sc) return WM_ERR_PARAM;
+    double dflt[WM__MAX_SCHEME_PARAMS];
+    for (unsigned i = 0; i < sc->n_params; i++) dflt[i] = sc->param[i].dflt;
+    wm__params_of(sc, dflt, WM_SEEDING_LEFTHASH, sc->default_h, p);
+    return WM_OK;
+}
+
+/* The parameter of p's scheme called name, NULL if it has none. */
+static const wm__scheme_param *scheme_param(const wm_params *p, const char *name)
+{
+    const wm__scheme *sc = wm__scheme_find(p->scheme ? p->scheme : "kgw");
+    for (unsigned i = 0; sc && i < sc->n_params; i++)
+        if (!strcmp(sc->param[i].name, name)) return &sc->param[i];
+    return NULL;
+}
+
+/* Is name one of any scheme's parameters (so that naming it for another
+ * scheme is a bad value for p, not an unknown name)? */
+static int any_scheme_param(const char *name)
+{
+    for (size_t i = 0; wm_scheme_name(i); i++) {
+        const wm__scheme *sc = wm__scheme_find(wm_scheme_name(i));
+        for (unsigned j = 0; j < sc->n_params; j++)
+            if (!strcmp(sc->param[j].name, name)) return 1;
+    }
+    return 0;
+}
+
+wm_status wm_params_set(wm_params *p, const char *name, const char *value)
+{
+    if (!p || !name || !value || !WM__SIZED(p, wm_params)) return WM_ERR_ARG;
+    if (!strcmp(name, "scheme")) {
+        const wm__scheme *sc = wm__scheme_find(value);
+        if (!sc) return WM_ERR_PARAM;
+        p->scheme = sc->name; /* static: the caller's string need not outlive p */
+        return WM_OK;
+    }
+    if (!strcmp(name, "seeding")) return seeding_of(value, &p->seeding) ? WM_OK : WM_ERR_PARAM;
+    if (!strcmp(name, "context-width")) return parse_u32(value, WM_MAX_CONTEXT, &p->context_width) ? WM_OK : WM_ERR_PARAM;
+    const wm__scheme_param *d = scheme_param(p, name);
+    if (!d) return any_scheme_param(name) ? WM_ERR_PARAM : WM_ERR_ARG;
+    double v;
+    int ok;
+    wm_status st = param_of(d, value, 0, &v, &ok);
+    if (st) return st;
+    if (!ok) return WM_ERR_PARAM;
+    memcpy((char *)p + d->offset, &v, sizeof v);
+    return WM_OK;
 }

@@ -46,7 +46,7 @@ wm_status wm_watermark_n_vocab(const wm_watermark *wm, uint32_t *out)
 
 wm_status wm_watermark_params(const wm_watermark *wm, wm_params *out)
 {
-    if (!wm || !out) return WM_ERR_ARG;
+    if (!wm || !out || !WM__SIZED(out, wm_params)) return WM_ERR_ARG;
     wm__params_of(wm->scheme, wm->param, wm->seeding, wm->h, out);
     return WM_OK;
 }

@@ -202,6 +202,16 @@ static double threshold(const null_law *nl, double lim)
     return hi;
 }
 
+int wm__attribute_args(const uint64_t *accounts, size_t n, double alpha, const wm_account_score *top, size_t k,
+                       const wm_attribution *out)
+{
+    if (!out || !WM__SIZED(out, wm_attribution) || (n && !accounts) || !wm__valid_alpha(alpha)) return 0;
+    if (k && (!top || !WM__SIZED(&top[0], wm_account_score))) return 0;
+    for (size_t i = 0; i < n; i++)
+        if (accounts[i] == WM_ACCOUNT_NONE) return 0;
+    return 1;
+}
+
 wm_status wm__attribute(const wm_watermark *wm, const double h[L][Q], const uint64_t *accounts, size_t n,
                         double alpha, wm_account_score *top, size_t k, wm_attribution *out)
 {
@@ -239,6 +249,7 @@ wm_status wm__attribute(const wm_watermark *wm, const double h[L][Q], const uint
     double log_n = log10((double)n);
     for (size_t i = 0; i < len; i++) {
         wm_account_score *t = &top[i];
+        t->size = sizeof *t;
         t->account = best[i].id;
         t->statistic = nl->base + best[i].d;
         t->log10_p = log_tail(nl, best[i].d) / M_LN10;
@@ -255,7 +266,7 @@ wm_status wm__attribute(const wm_watermark *wm, const double h[L][Q], const uint
         mean += m1;
         var += m2 - m1 * m1;
     }
-    *out = (wm_attribution){ .accounts = n, .named = n ? named : 0, .n_top = len, .null_mean = nl->base + mean,
+    *out = (wm_attribution){ .size = sizeof *out, .accounts = n, .named = n ? named : 0, .n_top = len, .null_mean = nl->base + mean,
                              .null_sd = sqrt(var), .exact = nl->tail != NULL };
 done:
     if (nl) wm__free(nl->tail);

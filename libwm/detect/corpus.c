@@ -244,7 +244,7 @@ wm_status wm_corpus_add_part(wm_corpus *c, const wm_token *t, size_t n, bool las
 
 wm_status wm_corpus_score(const wm_corpus *c, double alpha, wm_score *out)
 {
-    if (!c || !out || !wm__valid_alpha(alpha) || (c->flags & WM_CORPUS_MAP)) return WM_ERR_ARG;
+    if (!c || !out || !WM__SIZED(out, wm_score) || !wm__valid_alpha(alpha) || (c->flags & WM_CORPUS_MAP)) return WM_ERR_ARG;
     if (c->c.bad) return WM_ERR_LIMIT;
     wm__fill_score(c->wm, out, c->tokens, c->c.scored, counts_stat(&c->c), alpha);
     no_dedup_verdict(c->flags, out);
@@ -253,7 +253,8 @@ wm_status wm_corpus_score(const wm_corpus *c, double alpha, wm_score *out)
 
 wm_status wm_corpus_audit(const wm_corpus *c, double alpha, double target, wm_audit *out)
 {
-    if (!c || !out || !wm__valid_alpha(alpha) || !wm__valid_alpha(target) || (c->flags & (WM_NO_DEDUP | WM_CORPUS_MAP)))
+    if (!c || !out || !WM__SIZED(out, wm_audit) || !wm__valid_alpha(alpha) || !wm__valid_alpha(target) ||
+        (c->flags & (WM_NO_DEDUP | WM_CORPUS_MAP)))
         return WM_ERR_ARG;
     if (c->c.bad) return WM_ERR_LIMIT;
     wm_score s;
@@ -265,13 +266,12 @@ wm_status wm_corpus_audit(const wm_corpus *c, double alpha, double target, wm_au
 wm_status wm_corpus_attribute(const wm_corpus *c, const uint64_t *accounts, size_t n, double alpha,
                               wm_account_score *top, size_t k, wm_attribution *out)
 {
-    if (!c || !out || (n && !accounts) || (k && !top) || !wm__valid_alpha(alpha) || !(c->flags & WM_ACCOUNTS) ||
+    if (!c || !wm__attribute_args(accounts, n, alpha, top, k, out) || !(c->flags & WM_ACCOUNTS) ||
         (c->flags & WM_CORPUS_MAP))
         return WM_ERR_ARG;
-    for (size_t i = 0; i < n; i++)
-        if (accounts[i] == WM_ACCOUNT_NONE) return WM_ERR_ARG;
     if (n == 0) {
         memset(out, 0, sizeof *out);
+        out->size = sizeof *out;
         out->tuples = c->c.scored;
         return WM_OK;
     }

@@ -11,6 +11,7 @@ wm_status check_detect_args(const wm_watermark *wm, const wm_token *t, size_t n,
 wm_status wm_detect(const wm_watermark *wm, const wm_token *tokens, size_t n, size_t n_prompt,
                     unsigned flags, double alpha, wm_score *out)
 {
+    if (!out || !WM__SIZED(out, wm_score)) return WM_ERR_ARG;
     wm_status st = check_detect_args(wm, tokens, n, flags, alpha, out);
     if (st) return st;
     doc_sets ds;

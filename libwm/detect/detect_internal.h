@@ -70,6 +70,10 @@ void wm__audit_fill(const wm_watermark *wm, const wm_score *fixed, double log_e_
 /* attribute.c: attribution over an account tally (tally[j][a]: distinct
  * scored tuples at position j in part a, or their summed weights); sets
  * every field of out but tuples. */
+/* The arguments of wm_corpus_attribute and wm_reader_attribute, valid
+ * (sizes known, no account 0, alpha in (0,1))? */
+int wm__attribute_args(const uint64_t *accounts, size_t n, double alpha, const wm_account_score *top, size_t k,
+                       const wm_attribution *out);
 wm_status wm__attribute(const wm_watermark *wm, const double tally[WM_ACCOUNT_POSITIONS][WM_ACCOUNT_SYMBOLS],
                         const uint64_t *accounts, size_t n, double alpha, wm_account_score *top, size_t k,
                         wm_attribution *out);

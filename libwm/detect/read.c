@@ -172,6 +172,7 @@ static void weighted_score(const wm_reader *r, double alpha, wm_score *out)
         sw += r->w[i];
         sw2 += r->w[i] * r->w[i];
     }
+    out->size = sizeof *out;
     out->tokens = r->tokens;
     out->scored = r->n;
     out->statistic = s;
@@ -183,7 +184,7 @@ static void weighted_score(const wm_reader *r, double alpha, wm_score *out)
 
 wm_status wm_reader_score(const wm_reader *r, double alpha, wm_score *out, uint64_t *positions)
 {
-    if (!r || !out || !wm__valid_alpha(alpha)) return WM_ERR_ARG;
+    if (!r || !out || !WM__SIZED(out, wm_score) || !wm__valid_alpha(alpha)) return WM_ERR_ARG;
     if (!r->weighted && r->c.bad) return WM_ERR_LIMIT; /* no p-value from a wrong sum */
     if (r->weighted)
         weighted_score(r, alpha, out);
@@ -196,13 +197,11 @@ wm_status wm_reader_score(const wm_reader *r, double alpha, wm_score *out, uint6
 wm_status wm_reader_attribute(const wm_reader *r, const uint64_t *accounts, size_t n, double alpha,
                               wm_account_score *top, size_t k, wm_attribution *out)
 {
-    if (!r || !out || (n && !accounts) || (k && !top) || !wm__valid_alpha(alpha) || !r->accounts)
-        return WM_ERR_ARG;
-    for (size_t i = 0; i < n; i++)
-        if (accounts[i] == WM_ACCOUNT_NONE) return WM_ERR_ARG;
+    if (!r || !wm__attribute_args(accounts, n, alpha, top, k, out) || !r->accounts) return WM_ERR_ARG;
     uint64_t tuples = r->weighted ? r->n : r->c.scored;
     if (n == 0) {
         memset(out, 0, sizeof *out);
+        out->size = sizeof *out;
         out->tuples = tuples;
         return WM_OK;
     }

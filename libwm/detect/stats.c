@@ -234,6 +234,7 @@ wm_status wm_wbinom_log10_bound(const double *w, size_t n, double s, double p, d
 void wm__fill_score(const wm_watermark *wm, wm_score *out, uint64_t tokens, uint64_t scored, double stat,
                     double alpha)
 {
+    out->size = sizeof *out; /* also for a nested score (wm_window, wm_audit) */
     out->tokens = tokens;
     out->scored = scored;
     out->statistic = stat;

@@ -21,6 +21,7 @@ static void trail_visit(void *arg, double score, size_t i, uint64_t seed, wm_tok
 wm_status wm_detect_window(const wm_watermark *wm, const wm_token *tokens, size_t n,
                            size_t n_prompt, unsigned flags, double alpha, wm_window *out)
 {
+    if (!out || !WM__SIZED(out, wm_window)) return WM_ERR_ARG;
     wm_status st = check_detect_args(wm, tokens, n, flags, alpha, out);
     if (st) return st;
     if (n > UINT32_MAX) return WM_ERR_SIZE;
@@ -54,6 +55,7 @@ wm_status wm_detect_window(const wm_watermark *wm, const wm_token *tokens, size_
         L = next > N ? N : next;
     }
     memset(out, 0, sizeof *out);
+    out->size = sizeof *out;
     if (best_len == 0) {
         wm__fill_score(wm, &out->score, n, 0, 0, alpha);
     } else {

@@ -87,9 +87,9 @@ wm_status wm_bias_logits_batch(const wm_watermark *wm, size_t n_seq, const uint6
 
 wm_status wm_kernel_params_get(const wm_watermark *wm, wm_kernel_params *out)
 {
-    if (!wm || !out) return WM_ERR_ARG;
+    if (!wm || !out || !WM__SIZED(out, wm_kernel_params)) return WM_ERR_ARG;
     if (!wm->scheme->bias_row) return WM_ERR_UNSUPPORTED;
-    *out = (wm_kernel_params){ .n_vocab = wm->n_vocab, .context_width = wm->h, .seeding = wm->seeding,
+    *out = (wm_kernel_params){ .size = sizeof *out, .n_vocab = wm->n_vocab, .context_width = wm->h, .seeding = wm->seeding,
                                .field_bits = wm->bits, .threshold = wm->thresh, .delta = wm->delta,
                                .account_delta = wm->account_delta };
     memcpy(out->green_key, wm->kg, 16);

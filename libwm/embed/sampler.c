@@ -38,7 +38,7 @@ struct wm_sampler {
 
 wm_status wm_sampler_new(wm_sampler **out, const wm_watermark *wm, const wm_sampler_params *p)
 {
-    if (!out || !wm || !p) return WM_ERR_ARG;
+    if (!out || !wm || !p || !WM__SIZED(p, wm_sampler_params)) return WM_ERR_ARG;
     *out = NULL;
     if (!(p->temperature >= 0.0f && isfinite(p->temperature))) return WM_ERR_ARG;
     if (!(p->top_p > 0.0f && p->top_p <= 1.0f)) return WM_ERR_ARG;

@@ -167,7 +167,7 @@ wm_status wm_llama_sampler_new(struct llama_sampler **out, const wm_watermark *w
     if (!out || !wm || (n_prompt && !prompt)) return WM_ERR_ARG;
     for (size_t i = 0; i < n_prompt; i++)
         if (prompt[i] < 0) return WM_ERR_TOKEN;
-    wm_params p;
+    wm_params p = WM_INIT(wm_params);
     wm_status st = wm_watermark_params(wm, &p);
     if (st) return st;
     if (account != WM_ACCOUNT_NONE && !(p.account_delta > 0)) return WM_ERR_UNSUPPORTED;

@@ -124,6 +124,7 @@ static double log_e(const wm_watermark *wm, double eps, uint64_t n, double stat)
 const wm__scheme wm__scheme_gumbel = {
     .name = "gumbel",
     .n_params = 0,
+    .default_h = 4,
     .prepare = prepare,
     .select = select_token,
     .seed_once = 1,

@@ -36,12 +36,14 @@ typedef struct wm__scheme_param {
     int optional;                 /* 0 may be left out of a key file, and then is:
                                      keys made before the parameter existed keep
                                      their files and ids */
+    double dflt;                  /* wm_params_init's value */
 } wm__scheme_param;
 
 typedef struct wm__scheme {
     const char *name;
     unsigned n_params;
     wm__scheme_param param[WM__MAX_SCHEME_PARAMS];
+    uint32_t default_h;           /* wm_params_init's context width (lefthash) */
 
     /* Derive the scheme's sub-keys and tables into wm (wm->param is set). */
     void (*prepare)(struct wm_watermark *wm, const unsigned char secret[32]);

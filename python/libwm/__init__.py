@@ -40,39 +40,48 @@ _ENC_SPECIAL_AS_TEXT, _ENC_LOSSY = 0x010000, 0x020000
 _c_token_p = ctypes.POINTER(ctypes.c_int32)
 
 
-class _Params(ctypes.Structure):
-    _fields_ = [("scheme", ctypes.c_char_p), ("seeding", ctypes.c_int),
+class _Versioned(ctypes.Structure):
+    """A versioned C struct (include/wm/common.h, "Versioned structs"): its
+    first field, size, is set to the layout declared here, which the library
+    checks (and _check_layout below checks against the library's own)."""
+
+    def __init__(self, *args, **kw):
+        super().__init__(ctypes.sizeof(self), *args, **kw)
+
+
+class _Params(_Versioned):
+    _fields_ = [("size", ctypes.c_size_t), ("scheme", ctypes.c_char_p), ("seeding", ctypes.c_int),
                 ("context_width", ctypes.c_uint32), ("gamma", ctypes.c_double),
                 ("delta", ctypes.c_double), ("account_delta", ctypes.c_double)]
 
 
-class _Score(ctypes.Structure):
-    _fields_ = [("tokens", ctypes.c_uint64), ("scored", ctypes.c_uint64),
+class _Score(_Versioned):
+    _fields_ = [("size", ctypes.c_size_t), ("tokens", ctypes.c_uint64), ("scored", ctypes.c_uint64),
                 ("statistic", ctypes.c_double), ("z", ctypes.c_double),
                 ("p_value", ctypes.c_double), ("log10_p", ctypes.c_double),
                 ("watermarked", ctypes.c_bool)]
 
 
-class _Audit(ctypes.Structure):
-    _fields_ = [("fixed", _Score), ("log10_p", ctypes.c_double), ("watermarked", ctypes.c_bool),
+class _Audit(_Versioned):
+    _fields_ = [("size", ctypes.c_size_t), ("fixed", _Score), ("log10_p", ctypes.c_double), ("watermarked", ctypes.c_bool),
                 ("excess", ctypes.c_double), ("excess_lo", ctypes.c_double), ("excess_hi", ctypes.c_double),
                 ("more_tuples", ctypes.c_double), ("more_tokens", ctypes.c_double),
                 ("more_tokens_fixed", ctypes.c_double)]
 
 
-class _AccountScore(ctypes.Structure):
-    _fields_ = [("account", ctypes.c_uint64), ("statistic", ctypes.c_double), ("log10_p", ctypes.c_double),
+class _AccountScore(_Versioned):
+    _fields_ = [("size", ctypes.c_size_t), ("account", ctypes.c_uint64), ("statistic", ctypes.c_double), ("log10_p", ctypes.c_double),
                 ("log10_p_family", ctypes.c_double), ("named", ctypes.c_bool)]
 
 
-class _Attribution(ctypes.Structure):
-    _fields_ = [("accounts", ctypes.c_uint64), ("tuples", ctypes.c_uint64), ("named", ctypes.c_uint64),
+class _Attribution(_Versioned):
+    _fields_ = [("size", ctypes.c_size_t), ("accounts", ctypes.c_uint64), ("tuples", ctypes.c_uint64), ("named", ctypes.c_uint64),
                 ("n_top", ctypes.c_size_t), ("null_mean", ctypes.c_double), ("null_sd", ctypes.c_double),
                 ("exact", ctypes.c_bool)]
 
 
-class _KernelParams(ctypes.Structure):
-    _fields_ = [("n_vocab", ctypes.c_uint32), ("context_width", ctypes.c_uint32), ("seeding", ctypes.c_int),
+class _KernelParams(_Versioned):
+    _fields_ = [("size", ctypes.c_size_t), ("n_vocab", ctypes.c_uint32), ("context_width", ctypes.c_uint32), ("seeding", ctypes.c_int),
                 ("field_bits", ctypes.c_uint32), ("threshold", ctypes.c_uint32), ("delta", ctypes.c_float),
                 ("account_delta", ctypes.c_float), ("green_key", ctypes.c_uint8 * 16),
                 ("minhash_key", ctypes.c_uint8 * 16), ("account_key", ctypes.c_uint8 * 16)]
@@ -103,6 +112,7 @@ def _load_library():
         "wm_status_name": (ctypes.c_char_p, [I]),
         "wm_version": (ctypes.c_char_p, []),
         "wm_version_number": (ctypes.c_uint, []),
+        "wm_params_init": (S, [ctypes.POINTER(_Params), ctypes.c_char_p]),
         "wm_key_generate": (S, [PP, ctypes.POINTER(_Params)]),
         "wm_key_from_seed": (S, [PP, ctypes.POINTER(_Params), ctypes.c_char_p]),
         "wm_key_save": (S, [P, ctypes.c_char_p, ctypes.POINTER(_Error)]),
@@ -302,12 +312,15 @@ class Key:
 def _make_params(scheme, gamma, delta, context_width, seeding, account_delta):
     if seeding not in SEEDINGS:
         raise ValueError(f"seeding must be one of {sorted(SEEDINGS)}, not {seeding!r}")
-    kgw = scheme == "kgw"
-    if context_width is None:
-        context_width = 1 if kgw else 4
-    gamma = (0.25 if kgw else 0.0) if gamma is None else gamma
-    delta = (2.0 if kgw else 0.0) if delta is None else delta
-    return _Params(str(scheme).encode(), SEEDINGS[seeding], context_width, gamma, delta, account_delta)
+    p = _Params()
+    scheme = str(scheme).encode()
+    _check(_lib.wm_params_init(ctypes.byref(p), scheme))  # the scheme's defaults, from the C library
+    p.seeding = SEEDINGS[seeding]
+    for name, value in (("context_width", context_width), ("gamma", gamma), ("delta", delta),
+                        ("account_delta", account_delta)):
+        if value is not None:
+            setattr(p, name, value)
+    return p
 
 
 def _params_dict(p):
@@ -804,6 +817,7 @@ def _attribute(fn, handle, accounts, alpha, top):
     ids = np.ascontiguousarray(np.asarray(accounts, dtype=np.uint64).reshape(-1))
     k = max(0, min(int(top), ids.size))
     out, summary = (_AccountScore * max(k, 1))(), _Attribution()
+    out[0].size = ctypes.sizeof(_AccountScore)  # describes the array (common.h); arrays skip __init__
     _check(fn(handle, ids.ctypes.data_as(ctypes.POINTER(ctypes.c_uint64)), ids.size, alpha, out, k,
               ctypes.byref(summary)))
     return dict(accounts=summary.accounts, tuples=summary.tuples, named=summary.named,
