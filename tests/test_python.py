@@ -86,6 +86,24 @@ def _generate(wm, n, watermark, temperature=1.5):
     return ids[4:]
 
 
+@check("layout: the ctypes structs match the C library's wm_abi_field table; a wrong field fails the import")
+def _():
+    import shutil
+    libwm._check_layout(libwm._lib, libwm._STRUCTS)  # what the import did, again: passes
+    for old, new, named in (('("z", ctypes.c_double)', '("z", ctypes.c_float)', "wm_score.z"),
+                            ('("n_top", ctypes.c_size_t), ', '', "wm_attribution.n_top")):
+        pkg = os.path.join(tempfile.mkdtemp(prefix="wm-layout-", dir=tmp), "libwm")
+        shutil.copytree(os.path.dirname(libwm.__file__), pkg, ignore=shutil.ignore_patterns("_config.py"))
+        init = os.path.join(pkg, "__init__.py")
+        src = open(init).read()
+        assert src.count(old) == 1, old
+        open(init, "w").write(src.replace(old, new))
+        r = subprocess.run([sys.executable, "-c", "import libwm"], cwd=os.path.dirname(pkg), capture_output=True,
+                           env=dict(os.environ, PYTHONPATH=os.path.dirname(pkg)))
+        err = r.stderr.decode()
+        assert r.returncode != 0 and "ImportError" in err and named in err, (named, r.returncode, err[-600:])
+
+
 @check("keys: save is 0600 and never overwrites; params and id match `wm info`")
 def _():
     assert stat.S_IMODE(os.stat(K1).st_mode) == 0o600

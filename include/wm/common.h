@@ -116,6 +116,18 @@ typedef struct wm_error {
  * NULL pointer is WM_ERR_ARG. */
 #define WM_INIT(type) { .size = sizeof(type) }
 
+/* The layout of the public structs as this library was compiled, for
+ * bindings that re-declare them (python/libwm checks its ctypes structs
+ * against it at import): entry i (0 <= i < wm_abi_n_fields()) is one field,
+ * *structure ("wm_score") and *field ("log10_p") static strings, *offset
+ * and *size in bytes (OUT, all four); an entry whose *field is "" gives the
+ * whole struct's size (offset 0).  Every versioned struct and wm_error is
+ * listed.  @return WM_OK; WM_ERR_ARG for i >= wm_abi_n_fields() or a NULL
+ * pointer, the outputs untouched.  Thread-safe. */
+WM_API size_t wm_abi_n_fields(void);
+WM_API WM_NODISCARD wm_status wm_abi_field(size_t i, const char **structure, const char **field, size_t *offset,
+                                           size_t *size);
+
 /* Library version, e.g. "0.1.0".  Thread-safe. */
 WM_API const char *wm_version(void);
 /* The library's WM_VERSION_NUMBER, to compare with the header's at run

@@ -108,6 +108,9 @@ def _load_library():
     P, S, I, U32, SZ = ctypes.c_void_p, ctypes.c_int, ctypes.c_int, ctypes.c_uint32, ctypes.c_size_t
     PP = ctypes.POINTER(ctypes.c_void_p)
     sigs = {
+        "wm_abi_n_fields": (SZ, []),
+        "wm_abi_field": (S, [SZ, ctypes.POINTER(ctypes.c_char_p), ctypes.POINTER(ctypes.c_char_p),
+                             ctypes.POINTER(SZ), ctypes.POINTER(SZ)]),
         "wm_strerror": (ctypes.c_char_p, [I]),
         "wm_status_name": (ctypes.c_char_p, [I]),
         "wm_version": (ctypes.c_char_p, []),
@@ -168,7 +171,39 @@ def _load_library():
     return lib
 
 
+# The C structs this binding re-declares, by their C names.
+_STRUCTS = {"wm_error": _Error, "wm_params": _Params, "wm_score": _Score, "wm_audit": _Audit,
+            "wm_account_score": _AccountScore, "wm_attribution": _Attribution, "wm_kernel_params": _KernelParams}
+
+
+def _check_layout(lib, structs):
+    """ImportError unless every struct in `structs` (C name: ctypes class) has
+    exactly the fields, offsets, sizes and total size the library reports
+    (wm_abi_field): a binding out of step with the library must not load."""
+    c = {}
+    for i in range(lib.wm_abi_n_fields()):
+        s, f, off, size = ctypes.c_char_p(), ctypes.c_char_p(), ctypes.c_size_t(), ctypes.c_size_t()
+        if lib.wm_abi_field(i, ctypes.byref(s), ctypes.byref(f), ctypes.byref(off), ctypes.byref(size)) != 0:
+            raise ImportError(f"libwm: wm_abi_field({i}) failed")
+        c.setdefault(s.value.decode(), {})[f.value.decode()] = (off.value, size.value)
+    problems = []
+    for name, cls in structs.items():
+        if name not in c:
+            problems.append(f"{name}: not in the C library's layout table")
+            continue
+        mine = {f: (getattr(cls, f).offset, getattr(cls, f).size) for f, *_ in cls._fields_}
+        mine[""] = (0, ctypes.sizeof(cls))
+        for f in sorted(set(mine) | set(c[name])):
+            what = f"{name}.{f}" if f else f"sizeof({name})"
+            if mine.get(f) != c[name].get(f):
+                problems.append(f"{what}: Python (offset, size) {mine.get(f)}, C {c[name].get(f)}")
+    if problems:
+        raise ImportError("libwm: the Python binding's struct declarations do not match the C library it loaded "
+                          "(reinstall both from one source tree):\n  " + "\n  ".join(problems))
+
+
 _lib = _load_library()
+_check_layout(_lib, _STRUCTS)
 __version__ = _lib.wm_version().decode()
 if _config is not None and __version__ != _config.VERSION:
     raise ImportError(f"libwm: this Python package is version {_config.VERSION} but the C library it loaded is "
