@@ -7,7 +7,10 @@
  * key.h     keys, key files, the shared read-only wm_watermark
  * embed.h   biasing logits in a decode loop; a complete sampler
  * detect.h  per-text, windowed and whole-corpus detection; binomial tails
- * tokenizer.h  Hugging Face byte-level BPE tokenizer.json, id-exact */
+ * tokenizer.h  Hugging Face byte-level BPE tokenizer.json, id-exact
+ *
+ * Not included: wm/advanced.h (secret sub-keys for GPU kernels; include it
+ * explicitly) and wm/llama.h (needs <llama.h>). */
 #ifndef WM_H
 #define WM_H
 #include "wm/common.h"

@@ -4,6 +4,7 @@
 #define WM_INTERNAL_H
 
 #include "wm.h"
+#include "wm/advanced.h" /* the library implements these too */
 #include "core/alloc.h"
 #include "schemes/scheme.h"
 

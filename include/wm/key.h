@@ -189,18 +189,23 @@ WM_API WM_NODISCARD wm_status wm_watermark_key_id(const wm_watermark *wm, char o
  * by biasing logits (wm_bias_logits and friends: kgw). */
 WM_API WM_NODISCARD wm_status wm_watermark_selects(const wm_watermark *wm, bool *out);
 
-/* Is `token` green after the context ctx[0..n_ctx-1] (oldest first; only the
- * last h tokens matter)?  O(1).  n_ctx < h: *green = false and WM_OK, since
- * such positions are neither biased nor scored.  Schemes without a green
- * list: WM_ERR_UNSUPPORTED.  Thread-safe. */
-WM_API WM_NODISCARD wm_status wm_is_green(const wm_watermark *wm, const wm_token *ctx, size_t n_ctx,
-                                          wm_token token, bool *green);
+/* ---- context sets ------------------------------------------------------- */
 
-/* What `token` after ctx adds to the scheme's test statistic when it is
- * scored (kgw: 1 if green, else 0; gumbel: -ln(1 - r) with r quantised as
- * detect.h says).  n_ctx < h: *score = 0 and WM_OK.  O(1).  Thread-safe. */
-WM_API WM_NODISCARD wm_status wm_tuple_score(const wm_watermark *wm, const wm_token *ctx, size_t n_ctx,
-                                             wm_token token, double *score);
+/* A set of contexts (their seeds), e.g. from the watermarked outputs a suspect
+ * model may have trained on.  8 bytes per distinct context at load >= 0.5.
+ * Not thread-safe while being filled; read-only use afterwards is. */
+typedef struct wm_ctxset wm_ctxset;
+
+WM_API WM_NODISCARD wm_status wm_ctxset_new(wm_ctxset **out, const wm_watermark *wm);
+WM_API WM_NODISCARD wm_status wm_ctxset_add(wm_ctxset *set, const wm_token *tokens, size_t n);
+/* A copy of src (same watermark) into *out.  WM_ERR_NOMEM. */
+WM_API WM_NODISCARD wm_status wm_ctxset_copy(wm_ctxset **out, const wm_ctxset *src);
+/* Empty the set, keeping its memory (e.g. wm_select's `used` at each new
+ * sequence). */
+WM_API WM_NODISCARD wm_status wm_ctxset_clear(wm_ctxset *set);
+/* Number of distinct contexts, into *out. */
+WM_API WM_NODISCARD wm_status wm_ctxset_size(const wm_ctxset *set, uint64_t *out);
+WM_API void wm_ctxset_free(wm_ctxset *set);
 
 #ifdef __cplusplus
 }
