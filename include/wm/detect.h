@@ -65,6 +65,9 @@ typedef struct wm_score {
  * Fewer than h + 1 tokens gives N = 0, p = 1, WM_OK.  alpha in (0,1); any
  * other alpha, NaN and infinities included, is WM_ERR_ARG (as for every
  * alpha and target below).  Allocates O(n) temporary memory.  Thread-safe. */
+/* @return WM_OK; WM_ERR_ARG (NULL wm or out, out->size unknown, tokens NULL with n > 0, a flag
+ * other than WM_NO_DEDUP, alpha outside (0,1)); WM_ERR_TOKEN (a token outside the vocabulary);
+ * WM_ERR_NOMEM.  OUT: *out. */
 WM_API WM_NODISCARD wm_status wm_detect(const wm_watermark *wm, const wm_token *tokens, size_t n,
                            size_t n_prompt, unsigned flags, double alpha, wm_score *out);
 
@@ -83,6 +86,8 @@ typedef struct wm_window {
 } wm_window;
 
 /* Arguments and errors as wm_detect's (alpha outside (0,1) or NaN: WM_ERR_ARG). */
+/* @return WM_OK; WM_ERR_ARG (as wm_detect); WM_ERR_TOKEN; WM_ERR_SIZE (n > UINT32_MAX);
+ * WM_ERR_NOMEM.  OUT: *out.  Thread-safe. */
 WM_API WM_NODISCARD wm_status wm_detect_window(const wm_watermark *wm, const wm_token *tokens, size_t n,
                                   size_t n_prompt, unsigned flags, double alpha,
                                   wm_window *out);
@@ -90,6 +95,8 @@ WM_API WM_NODISCARD wm_status wm_detect_window(const wm_watermark *wm, const wm_
 /* What `token` after ctx adds to the scheme's test statistic when it is
  * scored (kgw: 1 if green, else 0; gumbel: -ln(1 - r) with r quantised as
  * detect.h says).  n_ctx < h: *score = 0 and WM_OK.  O(1).  Thread-safe. */
+/* @return WM_OK; WM_ERR_ARG (NULL wm or score, NULL ctx with n_ctx > 0); WM_ERR_TOKEN (a context
+ * token or token outside the vocabulary).  OUT: *score. */
 WM_API WM_NODISCARD wm_status wm_tuple_score(const wm_watermark *wm, const wm_token *ctx, size_t n_ctx,
                                              wm_token token, double *score);
 
@@ -102,10 +109,16 @@ WM_API WM_NODISCARD wm_status wm_tuple_score(const wm_watermark *wm, const wm_to
  * per corpus; borrows wm (and the filter), which must outlive it. */
 typedef struct wm_corpus wm_corpus;
 
+/* @return WM_OK; WM_ERR_ARG (NULL out or wm, a bit outside WM_NO_DEDUP | WM_ACCOUNTS, both
+ * together); WM_ERR_UNSUPPORTED (WM_ACCOUNTS with a key without an account layer); WM_ERR_NOMEM;
+ * *out NULL on failure.  OUT: *out, owned by the caller (wm_corpus_free). */
 WM_API WM_NODISCARD wm_status wm_corpus_new(wm_corpus **out, const wm_watermark *wm, unsigned flags);
 /* Score only tuples whose context is in `filter` (NULL: all).  Call before the
  * first wm_corpus_add. */
 WM_API WM_NODISCARD wm_status wm_corpus_set_filter(wm_corpus *c, const wm_ctxset *filter);
+/* @return WM_OK; WM_ERR_ARG (NULL c, NULL tokens with n > 0, a document open by
+ * wm_corpus_add_part); WM_ERR_TOKEN (a token outside the vocabulary: nothing is added);
+ * WM_ERR_NOMEM. */
 WM_API WM_NODISCARD wm_status wm_corpus_add(wm_corpus *c, const wm_token *tokens, size_t n,
                                size_t n_prompt);
 /* One document in parts, e.g. a large file tokenized by wm_encode_stream:
@@ -114,6 +127,8 @@ WM_API WM_NODISCARD wm_status wm_corpus_add(wm_corpus *c, const wm_token *tokens
  * ends the document (it may come with n = 0).  The document's last h
  * tokens are kept between parts.  wm_corpus_add while a document is open
  * is WM_ERR_ARG. */
+/* @return WM_OK; WM_ERR_ARG (NULL c, NULL tokens with n > 0); WM_ERR_TOKEN (nothing is added);
+ * WM_ERR_NOMEM. */
 WM_API WM_NODISCARD wm_status wm_corpus_add_part(wm_corpus *c, const wm_token *tokens, size_t n, bool last);
 /* The test over everything added.  alpha in (0,1), else (NaN, infinities)
  * WM_ERR_ARG. */
@@ -267,6 +282,9 @@ typedef struct wm_reader wm_reader;
  * corpus-wide dedup set (10 to 16 bytes per distinct tuple read; weighted:
  * about 30) and one document's seeds.  One thread at a time per reader;
  * borrows wm. */
+/* @return WM_OK; WM_ERR_ARG (NULL out or wm, a bit outside WM_READ_WEIGHTED | WM_ACCOUNTS);
+ * WM_ERR_UNSUPPORTED (as above); WM_ERR_NOMEM; *out NULL on failure.  OUT: *out, owned by the
+ * caller (wm_reader_free). */
 WM_API WM_NODISCARD wm_status wm_reader_new(wm_reader **out, const wm_watermark *wm, unsigned flags);
 /* One document t[0..n) of watermarked text, n_prompt leading tokens of
  * prompt, and the suspect's predictions: row i of preds (k ids, any order,
@@ -277,6 +295,9 @@ WM_API WM_NODISCARD wm_status wm_reader_new(wm_reader **out, const wm_watermark 
  * (weighted: their weights add).  weights: NULL for a plain reader; for a
  * weighted one, n * k finite floats laid out as preds (else, a NaN or
  * infinite weight included, WM_ERR_ARG, and nothing is added). */
+/* @return WM_OK; WM_ERR_ARG (NULL r, t or preds with n > 0, k = 0, weights given to a plain reader
+ * or missing for a weighted one, a bad weight); WM_ERR_TOKEN; WM_ERR_NOMEM; on failure nothing is
+ * added. */
 WM_API WM_NODISCARD wm_status wm_reader_add(wm_reader *r, const wm_token *t, size_t n, size_t n_prompt,
                                             const wm_token *preds, const float *weights, size_t k);
 /* The test over all tuples read so far (wm_score as in wm_detect;

@@ -39,6 +39,9 @@ extern "C" {
  * -inf stays -inf and NaN stays NaN (adding is all that happens); the
  * sampler below does check.  Cost: one SipHash per 128/b tokens plus one add
  * per logit. */
+/* @return WM_OK; WM_ERR_ARG (NULL wm or logits, NULL ctx with n_ctx > 0); WM_ERR_SIZE (n_logits <
+ * n_vocab); WM_ERR_TOKEN (a context token outside the vocabulary); WM_ERR_UNSUPPORTED (a selecting
+ * scheme, or an account the key cannot embed); on failure nothing changes. */
 WM_API WM_NODISCARD wm_status wm_bias_logits(const wm_watermark *wm, uint64_t account, const wm_token *ctx,
                                              size_t n_ctx, float *logits, size_t n_logits);
 
@@ -60,6 +63,9 @@ typedef enum wm_dtype {
  * row (each rounded to the row's type, to nearest even, as PyTorch rounds
  * x + y), so the same tokens change by the same deltas, to the type's
  * precision.  NaN stays NaN, +-inf stays +-inf.  No allocation. */
+/* @return WM_OK; WM_ERR_ARG (NULL arrays with n_seq > 0, an unknown dtype, row_stride < n_logits);
+ * WM_ERR_SIZE (n_logits < n_vocab); WM_ERR_TOKEN; WM_ERR_UNSUPPORTED (as wm_bias_logits); on
+ * failure no row changes.  row_stride is in elements of dtype. */
 WM_API WM_NODISCARD wm_status wm_bias_logits_batch(const wm_watermark *wm, size_t n_seq, const uint64_t *accounts,
                                                    const wm_token *const *ctx, const size_t *n_ctx, void *logits,
                                                    wm_dtype dtype, size_t n_logits, size_t row_stride);
@@ -70,6 +76,9 @@ WM_API WM_NODISCARD wm_status wm_bias_logits_batch(const wm_watermark *wm, size_
  * structs such as llama.cpp's llama_token_data is used in place.  Ids >=
  * n_vocab (padding) are never green; a negative id is WM_ERR_TOKEN and
  * nothing is changed. */
+/* @return WM_OK; WM_ERR_ARG (NULL wm, NULL ids or logits with n > 0); WM_ERR_TOKEN (a negative id
+ * or context token outside the vocabulary); WM_ERR_UNSUPPORTED (as wm_bias_logits); on failure
+ * nothing changes.  Strides in bytes. */
 WM_API WM_NODISCARD wm_status wm_bias_candidates(const wm_watermark *wm, uint64_t account, const wm_token *ctx,
                                                  size_t n_ctx, size_t n, const wm_token *ids, size_t ids_stride,
                                                  float *logits, size_t logits_stride);
@@ -80,6 +89,8 @@ WM_API WM_NODISCARD wm_status wm_bias_candidates(const wm_watermark *wm, uint64_
  * last h tokens matter)?  O(1).  n_ctx < h: *green = false and WM_OK, since
  * such positions are neither biased nor scored.  Schemes without a green
  * list: WM_ERR_UNSUPPORTED.  Thread-safe. */
+/* @return WM_OK; WM_ERR_ARG (NULL wm or green, NULL ctx with n_ctx > 0); WM_ERR_TOKEN (a context
+ * token outside the vocabulary); WM_ERR_UNSUPPORTED (no green list).  OUT: *green. */
 WM_API WM_NODISCARD wm_status wm_is_green(const wm_watermark *wm, const wm_token *ctx, size_t n_ctx,
                                           wm_token token, bool *green);
 

@@ -116,10 +116,14 @@ typedef struct wm_key wm_key;
  * WM_ERR_PARAM for any outside its domain above, a NaN or infinite gamma,
  * delta or account_delta included.
  * *out is owned by the caller; free with wm_key_free.  Thread-safe. */
+/* @return WM_OK; WM_ERR_ARG (NULL out or params, params->size unknown); WM_ERR_PARAM;
+ * WM_ERR_CRYPTO (libsodium cannot start); WM_ERR_NOMEM; *out NULL on failure.  OUT: *out. */
 WM_API WM_NODISCARD wm_status wm_key_generate(wm_key **out, const wm_params *params);
 
 /* Deterministic key from a 32-byte seed.  For tests and reproducible demos
  * only: whoever knows the seed can compute every green list. */
+/* @return as wm_key_generate's (WM_ERR_ARG also for a NULL seed).  OUT: *out, owned by the caller
+ * (wm_key_free).  Thread-safe. */
 WM_API WM_NODISCARD wm_status wm_key_from_seed(wm_key **out, const wm_params *params,
                                   const unsigned char seed[32]);
 
@@ -178,6 +182,9 @@ typedef struct wm_watermark wm_watermark;
  * keeps the key's id, with wm_key_id's errors.  The
  * key may be freed afterwards.  The result is immutable: one object can be
  * shared by any number of threads without locking. */
+/* @return WM_OK; WM_ERR_ARG (NULL out or key); WM_ERR_SIZE (n_vocab 0, above INT32_MAX, or not the
+ * key's); WM_ERR_CRYPTO; WM_ERR_NOMEM; WM_ERR_UNSUPPORTED (wm_key_id's); *out NULL on failure.
+ * OUT: *out, owned by the caller (wm_watermark_free).  Thread-safe. */
 WM_API WM_NODISCARD wm_status wm_watermark_new(wm_watermark **out, const wm_key *key,
                                   uint32_t n_vocab);
 WM_API void wm_watermark_free(wm_watermark *wm);
@@ -196,7 +203,11 @@ WM_API WM_NODISCARD wm_status wm_watermark_selects(const wm_watermark *wm, bool 
  * Not thread-safe while being filled; read-only use afterwards is. */
 typedef struct wm_ctxset wm_ctxset;
 
+/* @return WM_OK; WM_ERR_ARG (NULL out or wm); WM_ERR_NOMEM.  OUT: *out, owned by the caller
+ * (wm_ctxset_free); it borrows wm. */
 WM_API WM_NODISCARD wm_status wm_ctxset_new(wm_ctxset **out, const wm_watermark *wm);
+/* @return WM_OK; WM_ERR_ARG (NULL set, NULL tokens with n > 0); WM_ERR_TOKEN (nothing is added);
+ * WM_ERR_NOMEM.  Adds the contexts of tokens[0..n). */
 WM_API WM_NODISCARD wm_status wm_ctxset_add(wm_ctxset *set, const wm_token *tokens, size_t n);
 /* A copy of src (same watermark) into *out.  WM_ERR_NOMEM. */
 WM_API WM_NODISCARD wm_status wm_ctxset_copy(wm_ctxset **out, const wm_ctxset *src);

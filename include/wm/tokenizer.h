@@ -52,6 +52,8 @@ WM_API WM_NODISCARD wm_status wm_tokenizer_sha256(const wm_tokenizer *tok, unsig
 /* Encoding state for one thread: word cache, regex scratch, output buffer.
  * Borrows tok, which must outlive it. */
 typedef struct wm_encoder wm_encoder;
+/* @return WM_OK; WM_ERR_ARG (NULL out or tok); WM_ERR_NOMEM; *out NULL on failure.  OUT: *out,
+ * owned by the caller (wm_encoder_free).  Thread-safe (one encoder per thread afterwards). */
 WM_API WM_NODISCARD wm_status wm_encoder_new(wm_encoder **out, const wm_tokenizer *tok);
 WM_API void wm_encoder_free(wm_encoder *enc);
 
@@ -102,6 +104,9 @@ WM_API WM_NODISCARD wm_status wm_encode_stream(wm_encoder *enc, const char *part
  * decoder: there byte tokens that do not form UTF-8 by themselves give
  * U+FFFD, so decode a whole sequence, not id by id.  An id outside the
  * vocabulary is WM_ERR_TOKEN. */
+/* @return WM_OK; WM_ERR_ARG (NULL enc, text or len, NULL ids with n > 0); WM_ERR_TOKEN;
+ * WM_ERR_NOMEM; WM_ERR_LIMIT (a decoder's regex gave up).  OUT: *text, *len.  Not thread-safe per
+ * encoder. */
 WM_API WM_NODISCARD wm_status wm_decode(wm_encoder *enc, const wm_token *ids, size_t n, const char **text,
                            size_t *len);
 
