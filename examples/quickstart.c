@@ -46,9 +46,9 @@ int main(void)
     /* 1. A fresh secret key with the default parameters (kgw: gamma 0.25,
      *    delta 2, one token of context).  A provider saves it once with
      *    wm_key_save (or `wm keygen`) and loads it with wm_key_load. */
-    wm_params params = WM_PARAMS_DEFAULT;
+    wm_params params; /* versioned: wm_params_init sets its size and the defaults */
     wm_key *key;
-    if (wm_key_generate(&key, &params) != WM_OK) return 1;
+    if (wm_params_init(&params, "kgw") != WM_OK || wm_key_generate(&key, &params) != WM_OK) return 1;
 
     /* 2. Bind it to the model's vocabulary: an immutable object that any
      *    number of threads may share. */
@@ -70,7 +70,7 @@ int main(void)
 
     /* 4. Detect: an exact one-sided test on the token ids (one prompt
      *    token, no flags, verdict at alpha = 1e-3). */
-    wm_score s;
+    wm_score s = WM_INIT(wm_score); /* versioned: the size leads */
     st = wm_detect(wm, text, 1 + LEN, 1, 0, 1e-3, &s);
     if (st != WM_OK) return fprintf(stderr, "detect: %s\n", wm_strerror(st)), 1;
     printf("scored %llu tuples, %.0f green, z %.2f, log10 p %.1f: %s\n",

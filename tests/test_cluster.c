@@ -23,6 +23,10 @@ typedef struct results {
 static void results_of(const wm_corpus *c, const uint64_t *acc, int accounts, results *r)
 {
     memset(r, 0, sizeof *r);
+    r->s.size = sizeof r->s;
+    r->a.size = sizeof r->a;
+    r->at.size = sizeof r->at;
+    for (size_t i = 0; i < N_ACC; i++) r->top[i].size = sizeof r->top[i];
     assert_int_equal(wm_corpus_score(c, 1e-3, &r->s), WM_OK);
     assert_int_equal(wm_corpus_audit(c, 1e-3, 1e-6, &r->a), WM_OK);
     if (accounts) {
@@ -171,7 +175,7 @@ static void split_run(const wm_watermark *wm, const wm_ctxset *filter, unsigned 
         wm_corpus_totals t;
         assert_int_equal(wm_corpus_totals_get(m, &t), WM_OK);
         tokens += t.tokens;
-        wm_score s;
+        wm_score s = WM_INIT(wm_score);
         assert_int_equal(wm_corpus_score(m, 0.5, &s), WM_ERR_ARG); /* a map corpus is no test */
         wm_corpus_free(m);
     }
@@ -261,7 +265,7 @@ static void test_split_equal(void **state)
     for (size_t ci = 0; ci < sizeof cases / sizeof *cases; ci++) {
         const split_case *k = &cases[ci];
         int kgw = !strcmp(k->scheme, "kgw");
-        wm_params p = { k->scheme, WM_SEEDING_LEFTHASH, k->h, kgw ? 0.25 : 0, kgw ? 2 : 0, k->accounts ? 1.0 : 0 };
+        wm_params p = { .size = sizeof(wm_params), .scheme = k->scheme, .seeding = WM_SEEDING_LEFTHASH, .context_width = k->h, .gamma = kgw ? 0.25 : 0, .delta = kgw ? 2 : 0, .account_delta = k->accounts ? 1.0 : 0 };
         wm_watermark *wm = test_wm_params(&p, k->V);
         docs d = make_docs(&r, wm, 150, k->V, k->h);
         wm_ctxset *f = NULL;
@@ -354,7 +358,7 @@ static void test_fixed(void **state)
 static void test_merge_refusals(void **state)
 {
     (void)state;
-    wm_params p = { "kgw", WM_SEEDING_LEFTHASH, 1, 0.25, 2, 1.0 };
+    wm_params p = { .size = sizeof(wm_params), .scheme = "kgw", .seeding = WM_SEEDING_LEFTHASH, .context_width = 1, .gamma = 0.25, .delta = 2, .account_delta = 1.0 };
     wm_watermark *wm = test_wm_params(&p, 100);
     wm_corpus *c;
     uint64_t tally[WM_ACCOUNT_POSITIONS * WM_ACCOUNT_SYMBOLS] = { 0 };
@@ -419,7 +423,7 @@ static void test_checkpoint(void **state)
     uint64_t acc[N_ACC];
     for (size_t i = 0; i < N_ACC; i++) acc[i] = 1 + i;
     for (int g = 0; g < 2; g++) {
-        wm_params p = { g ? "gumbel" : "kgw", WM_SEEDING_LEFTHASH, 2, g ? 0 : 0.25, g ? 0 : 2, g ? 0 : 1.0 };
+        wm_params p = { .size = sizeof(wm_params), .scheme = g ? "gumbel" : "kgw", .seeding = WM_SEEDING_LEFTHASH, .context_width = 2, .gamma = g ? 0 : 0.25, .delta = g ? 0 : 2, .account_delta = g ? 0 : 1.0 };
         unsigned flags = g ? 0 : WM_ACCOUNTS;
         wm_watermark *wm = test_wm_params(&p, 30);
         docs d = make_docs(&r, wm, 80, 30, 2);

@@ -118,7 +118,7 @@ WM_API WM_NODISCARD wm_status wm_corpus_merge(wm_corpus *c, const wm_corpus_delt
  * flags and a BLAKE2b digest of the filter's contexts, the totals, the
  * tally, the fingerprints, the caller's bytes, and a BLAKE2b-256 checksum
  * of all of it.  8 bytes per distinct tuple.  WM_ERR_ARG: a document open,
- * or a WM_CORPUS_MAP corpus; WM_ERR_IO with errno's text in err. */
+ * or a WM_CORPUS_MAP corpus; WM_ERR_IO with errno's text in err; WM_ERR_NOMEM. */
 #define WM_CHECKPOINT_META 65536
 WM_API WM_NODISCARD wm_status wm_corpus_save(const wm_corpus *c, const char *path, const void *meta,
                                              size_t meta_len, wm_error *err);

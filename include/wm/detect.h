@@ -67,6 +67,7 @@ typedef struct wm_score {
  * alpha and target below).  Allocates O(n) temporary memory.  Thread-safe. */
 /* @return WM_OK; WM_ERR_ARG (NULL wm or out, out->size unknown, tokens NULL with n > 0, a flag
  * other than WM_NO_DEDUP, alpha outside (0,1)); WM_ERR_TOKEN (a token outside the vocabulary);
+ * WM_ERR_LIMIT (a gumbel score outside the exact sum's range: no p-value from a wrong sum);
  * WM_ERR_NOMEM.  OUT: *out. */
 WM_API WM_NODISCARD wm_status wm_detect(const wm_watermark *wm, const wm_token *tokens, size_t n,
                            size_t n_prompt, unsigned flags, double alpha, wm_score *out);
@@ -132,6 +133,9 @@ WM_API WM_NODISCARD wm_status wm_corpus_add(wm_corpus *c, const wm_token *tokens
 WM_API WM_NODISCARD wm_status wm_corpus_add_part(wm_corpus *c, const wm_token *tokens, size_t n, bool last);
 /* The test over everything added.  alpha in (0,1), else (NaN, infinities)
  * WM_ERR_ARG. */
+/* @return WM_OK; WM_ERR_ARG (NULL c or out, out->size unknown, alpha outside (0,1), a
+ * WM_CORPUS_MAP corpus); WM_ERR_LIMIT (the exact gumbel sum overflowed or met an
+ * unrepresentable score).  Pure; thread-safe with other readers of c.  OUT: *out. */
 WM_API WM_NODISCARD wm_status wm_corpus_score(const wm_corpus *c, double alpha, wm_score *out);
 /* ---- sequential audit ------------------------------------------------------
  *
@@ -166,6 +170,8 @@ typedef struct wm_audit {
  * (NaN, infinities) WM_ERR_ARG; a corpus
  * made with WM_NO_DEDUP is WM_ERR_ARG (its tuples are not independent).
  * Pure; thread-safe with other readers of c. */
+/* @return WM_OK; WM_ERR_ARG (as above, out->size unknown, a WM_CORPUS_MAP corpus);
+ * WM_ERR_LIMIT (as wm_corpus_score).  OUT: *out. */
 WM_API WM_NODISCARD wm_status wm_corpus_audit(const wm_corpus *c, double alpha, double target, wm_audit *out);
 /* ---- attribution: which accounts fed the corpus ----------------------------
  *
@@ -307,6 +313,9 @@ WM_API WM_NODISCARD wm_status wm_reader_add(wm_reader *r, const wm_token *t, siz
  * positions (may be NULL): the positions read.  Weighted: O(tuples) time
  * per iteration of the bound's minimiser (about 20).  alpha in (0,1), else
  * (NaN, infinities) WM_ERR_ARG. */
+/* @return WM_OK; WM_ERR_ARG (NULL r or out, out->size unknown, alpha outside (0,1));
+ * WM_ERR_LIMIT (plain gumbel reading: the exact sum overflowed).  Pure; thread-safe with
+ * other readers of r.  OUT: *out, *positions. */
 WM_API WM_NODISCARD wm_status wm_reader_score(const wm_reader *r, double alpha, wm_score *out,
                                               uint64_t *positions);
 /* Attribution from reading (a reader made with WM_ACCOUNTS): as

@@ -935,7 +935,7 @@ static int look(audit *A, int final)
 {
     A->looks++;
     if (A->mode == M_ANSWERS) {
-        wm_audit a;
+        wm_audit a = WM_INIT(wm_audit);
         if (wm_corpus_audit(A->corpus, A->alpha, A->target, &a)) return die("audit: invalid corpus state");
         A->last_log10_p = a.log10_p;
         A->last_fixed_log10_p = a.fixed.log10_p;
@@ -957,7 +957,7 @@ static int look(audit *A, int final)
             printf("}\n");
         }
     } else {
-        wm_score s;
+        wm_score s = WM_INIT(wm_score);
         uint64_t positions;
         if (wm_reader_score(A->reader, A->alpha, &s, &positions)) return die("audit: invalid reader state");
         A->last_log10_p = s.log10_p;
