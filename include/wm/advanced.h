@@ -50,19 +50,23 @@ typedef struct wm_kernel_params {
     unsigned char account_key[16]; /* secret; used by the account layer only */
 } wm_kernel_params;
 
-/* Fills *out (OUT).  @return WM_ERR_UNSUPPORTED for a selecting scheme. */
+/* Fills *out with the watermark's kernel parameters, secret keys included.
+ * @return WM_OK; WM_ERR_ARG (NULL wm or out, out->size unknown); WM_ERR_UNSUPPORTED (a selecting
+ * scheme).  OUT: *out.  Thread-safe. */
 WM_API WM_NODISCARD wm_status wm_kernel_params_get(const wm_watermark *wm, wm_kernel_params *out);
 
-/* The seed after ctx (the last h of n_ctx tokens) into *seed (OUT), and
- * *has_seed (OUT) false when n_ctx < h (nothing is biased there).
- * @return WM_ERR_TOKEN for a context token outside the vocabulary. */
+/* The seed after ctx (the last h of n_ctx tokens) into *seed, and
+ * *has_seed false when n_ctx < h (nothing is biased there).
+ * @return WM_OK; WM_ERR_ARG (NULL wm, seed or has_seed, NULL ctx with n_ctx > 0); WM_ERR_TOKEN (a
+ * context token outside the vocabulary).  OUT: *seed, *has_seed.  Thread-safe. */
 WM_API WM_NODISCARD wm_status wm_context_seed(const wm_watermark *wm, const wm_token *ctx, size_t n_ctx,
                                               uint64_t *seed, bool *has_seed);
 
-/* Account `account`'s codeword: symbols[j] in 0..3 (OUT) is the part it
+/* Account `account`'s codeword: symbols[j] in 0..3 is the part it
  * names at position j.  Not secret on its own, but together with the
  * account key it is what lets anyone embed that account.
- * @return WM_ERR_UNSUPPORTED for a key without an account layer. */
+ * @return WM_OK; WM_ERR_ARG (NULL wm or symbols); WM_ERR_UNSUPPORTED (a key without an account
+ * layer).  OUT: symbols.  Thread-safe. */
 WM_API WM_NODISCARD wm_status wm_account_symbols(const wm_watermark *wm, uint64_t account,
                                                  uint8_t symbols[WM_ACCOUNT_POSITIONS]);
 

@@ -1,6 +1,6 @@
 /* libwm: corpus detection past one machine, and corpus state that survives
- * a crash.  An advanced interface, part of <wm.h>; docs/CLUSTER.md shows it
- * at work (python/libwm/dask.py).
+ * a crash.  An advanced interface, part of <wm.h>; tests/test_cluster.c
+ * shows it at work (map, reduce, merge; checkpoints).
  *
  * Why a corpus splits exactly.  Every admission rule of wm_corpus_add but
  * one is per document or read-only: the prompt rule and the seed-once rule
@@ -53,8 +53,9 @@ typedef struct wm_corpus_record {
 
 /* The index the next document added gets in its records (map corpora; by
  * default 0, then one more per document ended).  WM_ERR_ARG for a corpus
- * that is not WM_CORPUS_MAP or has a document open.  Not thread-safe
- * (one thread per corpus). */
+ * that is not WM_CORPUS_MAP or has a document open.  Not thread-safe:
+ * one thread at a time per corpus. */
+/* @return WM_OK; WM_ERR_ARG. */
 WM_API WM_NODISCARD wm_status wm_corpus_set_next_doc(wm_corpus *c, uint64_t doc);
 
 /* OUT *records, *n: the records of the documents added since the last
@@ -63,8 +64,11 @@ WM_API WM_NODISCARD wm_status wm_corpus_set_next_doc(wm_corpus *c, uint64_t doc)
  * could not be kept for lack of memory made that add fail with
  * WM_ERR_NOMEM, and every later add too: a map corpus never hands out a
  * short list.  WM_ERR_ARG for a corpus that is not WM_CORPUS_MAP. */
+/* @return WM_OK; WM_ERR_ARG (NULL argument, not a map corpus).  OUT: *records, *n.  Thread-safe
+ * with other readers of c. */
 WM_API WM_NODISCARD wm_status wm_corpus_records(const wm_corpus *c, const wm_corpus_record **records, size_t *n);
 /* Forget the records handed out (memory kept).  WM_ERR_ARG as above. */
+/* @return WM_OK; WM_ERR_ARG.  Not thread-safe: one thread at a time per corpus. */
 WM_API WM_NODISCARD wm_status wm_corpus_records_clear(wm_corpus *c);
 
 /* A statistic, exactly: hi * 2^64 + lo units of 2^-84. */
@@ -80,6 +84,7 @@ typedef struct wm_corpus_delta {
  * n > 0, doc decreasing, a score that is not a non-negative multiple of
  * 2^-84 below 32, i.e. no score of any scheme), WM_ERR_LIMIT (a sum past
  * 2^128 units).  Pure; thread-safe. */
+/* @return WM_OK or one of the errors above.  OUT: out, *n_out. */
 WM_API WM_NODISCARD wm_status wm_corpus_deltas(const double *score, const uint64_t *doc, size_t n,
                                                wm_corpus_delta *out, size_t *n_out);
 
@@ -89,6 +94,7 @@ typedef struct wm_corpus_totals {
     uint64_t docs, tokens, scored;
     uint64_t stat_hi, stat_lo;
 } wm_corpus_totals;
+/* @return WM_OK; WM_ERR_ARG (NULL c or out).  OUT: *out.  Thread-safe with other readers of c. */
 WM_API WM_NODISCARD wm_status wm_corpus_totals_get(const wm_corpus *c, wm_corpus_totals *out);
 
 /* Restore totals into c, a corpus made with the same watermark and flags
@@ -103,7 +109,9 @@ WM_API WM_NODISCARD wm_status wm_corpus_totals_get(const wm_corpus *c, wm_corpus
  * end is a look of the audit, as in wm_corpus_add; documents without a
  * delta repeat the look before them, so need none.  May be called again
  * for later documents.  Nothing changes on an error: WM_ERR_ARG (the
- * conditions above), WM_ERR_LIMIT (a sum overflows).  Not thread-safe. */
+ * conditions above), WM_ERR_LIMIT (a sum overflows).  Not thread-safe:
+ * one thread at a time per corpus. */
+/* @return WM_OK or one of the errors above. */
 WM_API WM_NODISCARD wm_status wm_corpus_merge(wm_corpus *c, const wm_corpus_delta *d, size_t n, uint64_t tokens,
                                               uint64_t docs, const uint64_t *tally);
 
@@ -120,6 +128,9 @@ WM_API WM_NODISCARD wm_status wm_corpus_merge(wm_corpus *c, const wm_corpus_delt
  * of all of it.  8 bytes per distinct tuple.  WM_ERR_ARG: a document open,
  * or a WM_CORPUS_MAP corpus; WM_ERR_IO with errno's text in err; WM_ERR_NOMEM. */
 #define WM_CHECKPOINT_META 65536
+/* @return WM_OK or one of the errors above, err filled.  Thread-safe with other readers of c.
+ * Two saves to one path at once, from threads or processes, share path.tmp and may leave a
+ * broken checkpoint behind (wm_corpus_load refuses it): one writer per path. */
 WM_API WM_NODISCARD wm_status wm_corpus_save(const wm_corpus *c, const char *path, const void *meta,
                                              size_t meta_len, wm_error *err);
 /* Load `path` into c, a fresh corpus (nothing added or merged) with the
@@ -129,6 +140,8 @@ WM_API WM_NODISCARD wm_status wm_corpus_save(const wm_corpus *c, const char *pat
  * WM_ERR_FORMAT (not a checkpoint, another version, truncated),
  * WM_ERR_CORRUPT (checksum), WM_ERR_ARG (another key, vocabulary, flags
  * or filter, or meta_cap too small), WM_ERR_IO, WM_ERR_NOMEM. */
+/* @return WM_OK or one of the errors above, err filled.  OUT: meta, *meta_len.  Not thread-safe:
+ * one thread at a time per corpus. */
 WM_API WM_NODISCARD wm_status wm_corpus_load(wm_corpus *c, const char *path, void *meta, size_t meta_cap,
                                              size_t *meta_len, wm_error *err);
 

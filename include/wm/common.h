@@ -59,11 +59,13 @@ typedef enum wm_status {
 } wm_status;
 
 /* Short, static, English description of a status.  Thread-safe. */
+/* @return a static string, never NULL ("unknown status" for a value that is not one). */
 WM_API const char *wm_strerror(wm_status status);
 
 /* The status's name without the WM_ prefix ("ERR_ARG"), NULL for a value
  * that is not a status: how bindings build their constants from the same
  * table.  Thread-safe. */
+/* @return a static string, or NULL. */
 WM_API const char *wm_status_name(wm_status status);
 
 /* Details of a failure in a parsing call ("k.wmkey:4: gamma: ...").  Calls
@@ -113,7 +115,30 @@ typedef struct wm_error {
  * written only when the call returns WM_OK unless the function says
  * otherwise (a constructor sets *out to NULL on failure whenever out is not
  * NULL).  Pointers documented "may be NULL" are optional; every other
- * NULL pointer is WM_ERR_ARG. */
+ * NULL pointer is WM_ERR_ARG.  An out-parameter is any pointer whose
+ * pointee the call may write (T *, T **, T x[N] without const), bar
+ * wm_error *err and the handle a call works on (wm_corpus *c); one it
+ * also reads is marked IN/OUT (logits biased in place).  A pointer handed
+ * out says who owns it: "owned by the caller" (free it with the named
+ * call), "static", or "points into" / "belongs to" an object (valid until
+ * the call named).
+ *
+ * Thread safety.  Each function says which of these holds:
+ *   "Thread-safe."  Any number of threads may call it at once, on the same
+ *       arguments too (it reads only immutable objects: a wm_watermark, a
+ *       wm_tokenizer, or none).  Process-wide state it needs (libsodium,
+ *       the "C" locale object, the tokenizer's Unicode tables, the CPU
+ *       features) is set up once, under a lock or atomically.
+ *   "Thread-safe for distinct X."  Concurrent calls are fine as long as
+ *       each has its own X.
+ *   "Thread-safe with other readers of X."  It only reads X: it may run
+ *       with other calls that only read X, never with one that changes it.
+ *   "Not thread-safe: one thread at a time per X."  It changes X: no other
+ *       call on the same X may run meanwhile (distinct X are independent).
+ *   "Not thread-safe: no other thread may use X."  It frees X.
+ * tests/check_errors.py refuses a public function without one of these,
+ * without @return (when it returns a value) or with an unmarked
+ * out-parameter. */
 #define WM_INIT(type) { .size = sizeof(type) }
 
 /* The layout of the public structs as this library was compiled, for
@@ -124,14 +149,19 @@ typedef struct wm_error {
  * whole struct's size (offset 0).  Every versioned struct and wm_error is
  * listed.  @return WM_OK; WM_ERR_ARG for i >= wm_abi_n_fields() or a NULL
  * pointer, the outputs untouched.  Thread-safe. */
+/* @return the number of entries.  Thread-safe. */
 WM_API size_t wm_abi_n_fields(void);
+/* wm_abi_field: @return as above; *structure and *field are static strings.  OUT: *structure,
+ * *field, *offset, *size.  Thread-safe. */
 WM_API WM_NODISCARD wm_status wm_abi_field(size_t i, const char **structure, const char **field, size_t *offset,
                                            size_t *size);
 
 /* Library version, e.g. "0.1.0".  Thread-safe. */
+/* @return a static string. */
 WM_API const char *wm_version(void);
 /* The library's WM_VERSION_NUMBER, to compare with the header's at run
  * time.  Thread-safe. */
+/* @return WM_VERSION_NUMBER as the library was built. */
 WM_API unsigned wm_version_number(void);
 
 #ifdef __cplusplus

@@ -112,14 +112,16 @@ typedef struct wm_corpus wm_corpus;
 
 /* @return WM_OK; WM_ERR_ARG (NULL out or wm, a bit outside WM_NO_DEDUP | WM_ACCOUNTS, both
  * together); WM_ERR_UNSUPPORTED (WM_ACCOUNTS with a key without an account layer); WM_ERR_NOMEM;
- * *out NULL on failure.  OUT: *out, owned by the caller (wm_corpus_free). */
+ * *out NULL on failure.  OUT: *out, owned by the caller (wm_corpus_free).  Thread-safe. */
 WM_API WM_NODISCARD wm_status wm_corpus_new(wm_corpus **out, const wm_watermark *wm, unsigned flags);
 /* Score only tuples whose context is in `filter` (NULL: all).  Call before the
  * first wm_corpus_add. */
+/* @return WM_OK; WM_ERR_ARG (NULL c, a document already added, a filter of another watermark).
+ * Not thread-safe: one thread at a time per corpus. */
 WM_API WM_NODISCARD wm_status wm_corpus_set_filter(wm_corpus *c, const wm_ctxset *filter);
 /* @return WM_OK; WM_ERR_ARG (NULL c, NULL tokens with n > 0, a document open by
  * wm_corpus_add_part); WM_ERR_TOKEN (a token outside the vocabulary: nothing is added);
- * WM_ERR_NOMEM. */
+ * WM_ERR_NOMEM.  Not thread-safe: one thread at a time per corpus. */
 WM_API WM_NODISCARD wm_status wm_corpus_add(wm_corpus *c, const wm_token *tokens, size_t n,
                                size_t n_prompt);
 /* One document in parts, e.g. a large file tokenized by wm_encode_stream:
@@ -129,7 +131,7 @@ WM_API WM_NODISCARD wm_status wm_corpus_add(wm_corpus *c, const wm_token *tokens
  * tokens are kept between parts.  wm_corpus_add while a document is open
  * is WM_ERR_ARG. */
 /* @return WM_OK; WM_ERR_ARG (NULL c, NULL tokens with n > 0); WM_ERR_TOKEN (nothing is added);
- * WM_ERR_NOMEM. */
+ * WM_ERR_NOMEM.  Not thread-safe: one thread at a time per corpus. */
 WM_API WM_NODISCARD wm_status wm_corpus_add_part(wm_corpus *c, const wm_token *tokens, size_t n, bool last);
 /* The test over everything added.  alpha in (0,1), else (NaN, infinities)
  * WM_ERR_ARG. */
@@ -150,7 +152,8 @@ WM_API WM_NODISCARD wm_status wm_corpus_score(const wm_corpus *c, double alpha, 
  * document; p = 1 / its largest value so far, and by Ville's inequality
  * P(p ever <= alpha) <= alpha whatever the stopping rule.  The price: a
  * smaller log10 p than the fixed-n test on the same tuples (about
- * log10 20 plus half the log10 of the tuples; measured in the README). */
+ * log10 20 plus half the log10 of the tuples; measured in
+ * docs/RESULTS.md#radioactivity-power-reading-mode-the-weighted-test-and-the-sequential-audit). */
 typedef struct wm_audit {
     size_t size;          /* sizeof(wm_audit); fixed's size is set by the library */
     wm_score fixed;       /* wm_corpus_score's test: exact only at a size fixed in advance */
@@ -193,7 +196,8 @@ WM_API WM_NODISCARD wm_status wm_corpus_audit(const wm_corpus *c, double alpha, 
  * accounts searched the family-wise p is n p_u (Bonferroni): P(any account
  * that contributed nothing is named) <= alpha.  When the tally's spread
  * makes the convolution too large (over 2^20 values, far beyond the
- * corpora measured in the README), the p-values are Chernoff's bound on the
+ * corpora of docs/ATTRIBUTION.md#measured-which-accounts-fed-the-student-examplesneuralattributepy),
+ * the p-values are Chernoff's bound on the
  * same law instead, never below the exact ones (wm_attribution.exact). */
 typedef struct wm_account_score {
     size_t size;           /* top[0].size = sizeof(wm_account_score) describes the array;
@@ -224,15 +228,18 @@ typedef struct wm_attribution {
  * (0,1) or NaN, a corpus
  * without WM_ACCOUNTS, an id 0), WM_ERR_UNSUPPORTED (the key has no account
  * layer), WM_ERR_NOMEM.  Cost: the null law once (up to about a second at
- * the exact limit, milliseconds for the README's corpora), then four PRF
+ * the exact limit, milliseconds for the corpora of docs/ATTRIBUTION.md), then four PRF
  * calls and 64 lookups per account; memory up to 8 MB for the law, 16 bytes per top
  * entry, nothing per account.  Pure; thread-safe with other readers of c. */
+/* @return WM_OK or one of the errors above.  OUT: top, *out (top's first out->n_top entries). */
 WM_API WM_NODISCARD wm_status wm_corpus_attribute(const wm_corpus *c, const uint64_t *accounts, size_t n,
                                                   double alpha, wm_account_score *top, size_t k,
                                                   wm_attribution *out);
 
 /* Bytes held by the corpus (tables included). */
+/* @return WM_OK; WM_ERR_ARG (NULL c or out).  OUT: *out.  Thread-safe with other readers of c. */
 WM_API WM_NODISCARD wm_status wm_corpus_memory(const wm_corpus *c, size_t *out);
+/* NULL is a no-op.  Not thread-safe: no other thread may use c. */
 WM_API void wm_corpus_free(wm_corpus *c);
 
 /* ---- reading mode (open-weight suspects) ---------------------------------
@@ -260,7 +267,8 @@ WM_API void wm_corpus_free(wm_corpus *c);
  * seed t that document B reads, while B's prediction at t depends on s's
  * list.  Its effect on the count is second order and is not bounded here;
  * the suite measures the null on the strongest clean reader there is (the
- * unwatermarked model that generated the text) and the README reports it.
+ * unwatermarked model that generated the text), reported in
+ * docs/RESULTS.md#radioactivity-power-reading-mode-the-weighted-test-and-the-sequential-audit.
  * The other detection rules apply: answer positions only (i >= n_prompt,
  * and i > n_prompt when there is a prompt and h >= 1). */
 typedef struct wm_reader wm_reader;
@@ -290,7 +298,7 @@ typedef struct wm_reader wm_reader;
  * borrows wm. */
 /* @return WM_OK; WM_ERR_ARG (NULL out or wm, a bit outside WM_READ_WEIGHTED | WM_ACCOUNTS);
  * WM_ERR_UNSUPPORTED (as above); WM_ERR_NOMEM; *out NULL on failure.  OUT: *out, owned by the
- * caller (wm_reader_free). */
+ * caller (wm_reader_free).  Thread-safe. */
 WM_API WM_NODISCARD wm_status wm_reader_new(wm_reader **out, const wm_watermark *wm, unsigned flags);
 /* One document t[0..n) of watermarked text, n_prompt leading tokens of
  * prompt, and the suspect's predictions: row i of preds (k ids, any order,
@@ -303,7 +311,7 @@ WM_API WM_NODISCARD wm_status wm_reader_new(wm_reader **out, const wm_watermark 
  * infinite weight included, WM_ERR_ARG, and nothing is added). */
 /* @return WM_OK; WM_ERR_ARG (NULL r, t or preds with n > 0, k = 0, weights given to a plain reader
  * or missing for a weighted one, a bad weight); WM_ERR_TOKEN; WM_ERR_NOMEM; on failure nothing is
- * added. */
+ * added.  Not thread-safe: one thread at a time per reader. */
 WM_API WM_NODISCARD wm_status wm_reader_add(wm_reader *r, const wm_token *t, size_t n, size_t n_prompt,
                                             const wm_token *preds, const float *weights, size_t k);
 /* The test over all tuples read so far (wm_score as in wm_detect;
@@ -329,9 +337,12 @@ WM_API WM_NODISCARD wm_status wm_reader_score(const wm_reader *r, double alpha, 
  * text generated for u tells of u's codeword, and a suspect that continues
  * it in context could point at u without having trained on it.  Errors as
  * wm_corpus_attribute (a reader without WM_ACCOUNTS: WM_ERR_ARG). */
+/* @return WM_OK; WM_ERR_ARG; WM_ERR_UNSUPPORTED; WM_ERR_NOMEM, as wm_corpus_attribute.  OUT:
+ * top, *out.  Thread-safe with other readers of r. */
 WM_API WM_NODISCARD wm_status wm_reader_attribute(const wm_reader *r, const uint64_t *accounts, size_t n,
                                                   double alpha, wm_account_score *top, size_t k,
                                                   wm_attribution *out);
+/* NULL is a no-op.  Not thread-safe: no other thread may use r. */
 WM_API void wm_reader_free(wm_reader *r);
 
 /* ---- statistics ---------------------------------------------------------- */
@@ -341,6 +352,7 @@ WM_API void wm_reader_free(wm_reader *r);
  * -inf unless the probability is exactly 0 (k > n, or p = 0 < k).  NaN (the
  * refusal: it compares false with every threshold) for p NaN, infinite or
  * outside [0, 1].  Pure. */
+/* @return the log10 tail, or NaN.  Thread-safe. */
 WM_API double wm_binom_log10_sf(uint64_t n, uint64_t k, double p);
 
 /* Upper bound on log10 P(sum w_i X_i >= s), X_i independent Bernoulli(p),
@@ -350,6 +362,7 @@ WM_API double wm_binom_log10_sf(uint64_t n, uint64_t k, double p);
  * with *out NaN (when out is not NULL), for out NULL, w NULL with n > 0, a
  * weight or s NaN or infinite, or p NaN or outside (0, 1): no p-value is
  * made up for them.  Pure. */
+/* @return WM_OK; WM_ERR_ARG.  OUT: *out.  Thread-safe. */
 WM_API WM_NODISCARD wm_status wm_wbinom_log10_bound(const double *w, size_t n, double s, double p,
                                                     double *out);
 
@@ -358,6 +371,7 @@ WM_API WM_NODISCARD wm_status wm_wbinom_log10_bound(const double *w, size_t n, d
  * Loader's saddle-point Poisson pmf, relative accuracy ~1e-12 in the log,
  * never -inf.  x <= 0 gives 0.  NaN (the refusal, as wm_binom_log10_sf's)
  * for a <= 0, or a or x NaN or infinite.  Pure. */
+/* @return the log10 tail, or NaN.  Thread-safe. */
 WM_API double wm_gamma_log10_sf(double a, double x);
 
 #ifdef __cplusplus

@@ -28,7 +28,8 @@ extern "C" {
  * (schemes/account.c has the construction, detect.h's "Attribution" the
  * test).  Every account shares the green list, so the base test sees all
  * accounts' text alike; the extra bias costs quality like a second green
- * list of gamma 1/4 and strength account_delta (README, "Accounts").  An
+ * list of gamma 1/4 and strength account_delta (measured in
+ * docs/ATTRIBUTION.md#measured-which-accounts-fed-the-student-examplesneuralattributepy).  An
  * account other than 0 with a key without an account layer, or with a
  * selecting scheme, is WM_ERR_UNSUPPORTED: nothing would be embedded, and
  * silently so. */
@@ -41,7 +42,8 @@ extern "C" {
  * per logit. */
 /* @return WM_OK; WM_ERR_ARG (NULL wm or logits, NULL ctx with n_ctx > 0); WM_ERR_SIZE (n_logits <
  * n_vocab); WM_ERR_TOKEN (a context token outside the vocabulary); WM_ERR_UNSUPPORTED (a selecting
- * scheme, or an account the key cannot embed); on failure nothing changes. */
+ * scheme, or an account the key cannot embed); on failure nothing changes.
+ * IN/OUT: logits.  Thread-safe for distinct logits buffers. */
 WM_API WM_NODISCARD wm_status wm_bias_logits(const wm_watermark *wm, uint64_t account, const wm_token *ctx,
                                              size_t n_ctx, float *logits, size_t n_logits);
 
@@ -65,7 +67,8 @@ typedef enum wm_dtype {
  * precision.  NaN stays NaN, +-inf stays +-inf.  No allocation. */
 /* @return WM_OK; WM_ERR_ARG (NULL arrays with n_seq > 0, an unknown dtype, row_stride < n_logits);
  * WM_ERR_SIZE (n_logits < n_vocab); WM_ERR_TOKEN; WM_ERR_UNSUPPORTED (as wm_bias_logits); on
- * failure no row changes.  row_stride is in elements of dtype. */
+ * failure no row changes.  row_stride is in elements of dtype.
+ * IN/OUT: logits.  Thread-safe for distinct logits buffers. */
 WM_API WM_NODISCARD wm_status wm_bias_logits_batch(const wm_watermark *wm, size_t n_seq, const uint64_t *accounts,
                                                    const wm_token *const *ctx, const size_t *n_ctx, void *logits,
                                                    wm_dtype dtype, size_t n_logits, size_t row_stride);
@@ -78,7 +81,7 @@ WM_API WM_NODISCARD wm_status wm_bias_logits_batch(const wm_watermark *wm, size_
  * nothing is changed. */
 /* @return WM_OK; WM_ERR_ARG (NULL wm, NULL ids or logits with n > 0); WM_ERR_TOKEN (a negative id
  * or context token outside the vocabulary); WM_ERR_UNSUPPORTED (as wm_bias_logits); on failure
- * nothing changes.  Strides in bytes. */
+ * nothing changes.  Strides in bytes.  IN/OUT: logits.  Thread-safe for distinct logits buffers. */
 WM_API WM_NODISCARD wm_status wm_bias_candidates(const wm_watermark *wm, uint64_t account, const wm_token *ctx,
                                                  size_t n_ctx, size_t n, const wm_token *ids, size_t ids_stride,
                                                  float *logits, size_t logits_stride);
@@ -120,6 +123,8 @@ WM_API WM_NODISCARD wm_status wm_is_green(const wm_watermark *wm, const wm_token
  * for a negative id or one >= n_vocab with weight > 0, WM_ERR_LOGITS for a
  * NaN, infinite or negative weight or none > 0, WM_ERR_NOMEM when `used`
  * cannot grow (its only allocation).  Thread-safe for distinct `used`. */
+/* @return WM_OK or one of the errors above; on failure *out and `used` are unchanged and
+ * *selected is false.  OUT: *out, *selected. */
 WM_API WM_NODISCARD wm_status wm_select(const wm_watermark *wm, wm_ctxset *used, const wm_token *ctx,
                                         size_t n_ctx, size_t n, const wm_token *ids, size_t ids_stride,
                                         const float *weights, size_t weights_stride, wm_token *out,
@@ -154,14 +159,19 @@ typedef struct wm_sampler wm_sampler;
 /* WM_ERR_ARG for a temperature that is negative, NaN or infinite, or a
  * top_p outside (0, 1] (NaN included); WM_ERR_UNSUPPORTED for an account
  * the key cannot embed; WM_ERR_NOMEM. */
+/* @return WM_OK; WM_ERR_ARG; WM_ERR_UNSUPPORTED; WM_ERR_NOMEM; *out NULL on failure.  OUT: *out,
+ * owned by the caller (wm_sampler_free); it borrows wm.  Thread-safe. */
 WM_API WM_NODISCARD wm_status wm_sampler_new(wm_sampler **out, const wm_watermark *wm,
                                 const wm_sampler_params *params);
+/* NULL is a no-op.  Not thread-safe: no other thread may use s. */
 WM_API void wm_sampler_free(wm_sampler *s);
 
 /* Forget the sequence's used seeds (selecting schemes), reseed the RNG
  * with `seed` and take `account` for the next sequence: the sampler is as
  * new.  An account the key cannot embed is WM_ERR_UNSUPPORTED (as for
  * wm_sampler_new) and changes nothing. */
+/* @return WM_OK; WM_ERR_ARG (NULL s); WM_ERR_UNSUPPORTED.  Not thread-safe: one thread at a time
+ * per sampler. */
 WM_API WM_NODISCARD wm_status wm_sampler_reset(wm_sampler *s, uint64_t seed, uint64_t account);
 
 /* One decode step.  kgw: bias logits in place (as wm_bias_logits), then
@@ -174,6 +184,11 @@ WM_API WM_NODISCARD wm_status wm_sampler_reset(wm_sampler *s, uint64_t seed, uin
  * Returns WM_ERR_LOGITS (and draws nothing) if a logit is NaN or +inf or
  * none is finite.  With `watermark` false the same sampler draws without
  * the watermark (for controls and A/B tests). */
+/* @return WM_OK; WM_ERR_ARG (NULL s, logits or out, NULL ctx with n_ctx > 0); WM_ERR_SIZE
+ * (n_logits < n_vocab); WM_ERR_TOKEN (a context token outside the vocabulary); WM_ERR_LOGITS;
+ * WM_ERR_UNSUPPORTED (as wm_bias_logits); WM_ERR_NOMEM (a selecting scheme's used seeds cannot
+ * grow).  IN/OUT: logits (biased in place for kgw).  OUT: *out.  Not thread-safe: one thread at
+ * a time per sampler. */
 WM_API WM_NODISCARD wm_status wm_sampler_sample(wm_sampler *s, const wm_token *ctx, size_t n_ctx,
                                    float *logits, size_t n_logits, bool watermark,
                                    wm_token *out);

@@ -14,7 +14,7 @@
 extern "C" {
 #endif
 
-/* A watermark is two independent choices (see README, "Schemes"):
+/* A watermark is two independent choices (docs/DESIGN.md#which-scheme-and-which-parameters):
  *
  * The SEEDING RULE: which seed the h = context_width tokens before position
  * i give position i.  The seed is also detection's unit of deduplication.
@@ -79,11 +79,12 @@ typedef struct wm_params {
 #define WM_ACCOUNT_NONE UINT64_C(0)
 
 /* *p (OUT) = the defaults of `scheme` (NULL: "kgw"), chosen from the
- * measurements in README.md: kgw lefthash h = 1, gamma 0.25, delta 2, no
+ * measurements in docs/RESULTS.md#choosing-the-defaults: kgw lefthash h = 1, gamma 0.25, delta 2, no
  * account layer; gumbel lefthash h = 4.  p->size is set.
  * @return WM_OK; WM_ERR_ARG for a NULL p; WM_ERR_PARAM for a scheme this
  * libwm does not implement (wm_scheme_name lists them), *p then untouched.
  * Thread-safe. */
+/* OUT: *p. */
 WM_API WM_NODISCARD wm_status wm_params_init(wm_params *p, const char *scheme);
 
 /* Set one parameter by the name the key file stores it under ("scheme",
@@ -98,6 +99,7 @@ WM_API WM_NODISCARD wm_status wm_params_init(wm_params *p, const char *scheme);
  * unknown name); WM_ERR_PARAM (a value the key file would refuse: not a
  * number, outside its domain); WM_ERR_NOMEM or WM_ERR_UNSUPPORTED (the "C"
  * locale cannot be had, as for wm_key_load).  Thread-safe for distinct p. */
+/* IN/OUT: *p. */
 WM_API WM_NODISCARD wm_status wm_params_set(wm_params *p, const char *name, const char *value);
 
 /* Gamma quantisation: a key stores gamma as k / 65536 with k = round(gamma *
@@ -108,6 +110,7 @@ WM_API WM_NODISCARD wm_status wm_params_set(wm_params *p, const char *name, cons
 
 /* Name of the i-th scheme this library implements (i = 0, 1, ...), NULL past
  * the last: for listing them.  The returned string is static.  Thread-safe. */
+/* @return a static string, or NULL past the last. */
 WM_API const char *wm_scheme_name(size_t i);
 
 typedef struct wm_key wm_key;
@@ -137,6 +140,8 @@ WM_API WM_NODISCARD wm_status wm_key_from_seed(wm_key **out, const wm_params *pa
  * path), WM_ERR_EXISTS, WM_ERR_IO, WM_ERR_NOMEM (also when the "C" locale
  * cannot be made for want of memory), WM_ERR_UNSUPPORTED (the system
  * refuses that locale). */
+/* @return WM_OK or one of the codes above, err filled.  Thread-safe with other readers of key.
+ * Two saves to one path: one gets WM_ERR_EXISTS (O_EXCL). */
 WM_API WM_NODISCARD wm_status wm_key_save(const wm_key *key, const char *path, wm_error *err);
 
 /* Read a key file.  Strict: unknown or repeated fields, bad values, a file
@@ -147,10 +152,14 @@ WM_API WM_NODISCARD wm_status wm_key_save(const wm_key *key, const char *path, w
  * WM_ERR_IO, WM_ERR_PERM, WM_ERR_FORMAT, WM_ERR_CORRUPT, WM_ERR_CRYPTO,
  * WM_ERR_NOMEM and WM_ERR_UNSUPPORTED (as for wm_key_save); *out is then
  * NULL.  Secret bytes are kept in guarded memory and wiped on free. */
+/* @return WM_OK or one of the codes above, err filled.  OUT: *out, owned by the caller
+ * (wm_key_free).  Thread-safe. */
 WM_API WM_NODISCARD wm_status wm_key_load(wm_key **out, const char *path, wm_error *err);
 
 /* Parameters as used by detection (gamma is the exact quantised value;
  * out->scheme points to a static string). */
+/* @return WM_OK; WM_ERR_ARG (NULL key or out, out->size unknown).  OUT: *out.  Thread-safe with
+ * other readers of key. */
 WM_API WM_NODISCARD wm_status wm_key_params(const wm_key *key, wm_params *out);
 
 /* Public key id: 16 hex digits + NUL.  A keyed BLAKE2b fingerprint of the
@@ -159,18 +168,25 @@ WM_API WM_NODISCARD wm_status wm_key_params(const wm_key *key, wm_params *out);
  * about the secret.  WM_ERR_NOMEM or WM_ERR_UNSUPPORTED when that locale
  * cannot be had. */
 #define WM_KEY_ID_SIZE 17
+/* @return WM_OK; WM_ERR_ARG (NULL key or out); WM_ERR_NOMEM; WM_ERR_UNSUPPORTED.  OUT: out.
+ * Thread-safe with other readers of key. */
 WM_API WM_NODISCARD wm_status wm_key_id(const wm_key *key, char out[WM_KEY_ID_SIZE]);
 
 /* Record the tokenizer the key is meant for (vocabulary size and SHA-256 of
  * its tokenizer.json), so detection can refuse a different one.  Call before
  * wm_key_save.  n_vocab 0 clears it. */
+/* @return WM_OK; WM_ERR_ARG (NULL key, NULL sha256 with n_vocab > 0).  Not thread-safe: one
+ * thread at a time per key. */
 WM_API WM_NODISCARD wm_status wm_key_set_tokenizer(wm_key *key, uint32_t n_vocab,
                                       const unsigned char sha256[32]);
 /* *n_vocab = 0 when none is recorded; sha256 may be NULL. */
+/* @return WM_OK; WM_ERR_ARG (NULL key or n_vocab).  OUT: *n_vocab, sha256.  Thread-safe with
+ * other readers of key. */
 WM_API WM_NODISCARD wm_status wm_key_tokenizer(const wm_key *key, uint32_t *n_vocab,
                                   unsigned char sha256[32]);
 
 /* Wipes and frees.  NULL is a no-op. */
+/* Not thread-safe: no other thread may use key. */
 WM_API void wm_key_free(wm_key *key);
 
 /* ---- the watermark object ---------------------------------------------- */
@@ -184,16 +200,22 @@ typedef struct wm_watermark wm_watermark;
  * shared by any number of threads without locking. */
 /* @return WM_OK; WM_ERR_ARG (NULL out or key); WM_ERR_SIZE (n_vocab 0, above INT32_MAX, or not the
  * key's); WM_ERR_CRYPTO; WM_ERR_NOMEM; WM_ERR_UNSUPPORTED (wm_key_id's); *out NULL on failure.
- * OUT: *out, owned by the caller (wm_watermark_free).  Thread-safe. */
+ * OUT: *out, owned by the caller (wm_watermark_free).  Thread-safe with other readers of key. */
 WM_API WM_NODISCARD wm_status wm_watermark_new(wm_watermark **out, const wm_key *key,
                                   uint32_t n_vocab);
+/* Wipes and frees.  NULL is a no-op.  Not thread-safe: no other thread may use wm. */
 WM_API void wm_watermark_free(wm_watermark *wm);
 
+/* @return WM_OK; WM_ERR_ARG (NULL wm or out).  OUT: *out.  Thread-safe. */
 WM_API WM_NODISCARD wm_status wm_watermark_n_vocab(const wm_watermark *wm, uint32_t *out);
+/* @return WM_OK; WM_ERR_ARG (NULL wm or out, out->size unknown).  OUT: *out (out->scheme
+ * static).  Thread-safe. */
 WM_API WM_NODISCARD wm_status wm_watermark_params(const wm_watermark *wm, wm_params *out);
+/* @return WM_OK; WM_ERR_ARG (NULL wm or out).  OUT: out.  Thread-safe. */
 WM_API WM_NODISCARD wm_status wm_watermark_key_id(const wm_watermark *wm, char out[WM_KEY_ID_SIZE]);
 /* true: the scheme embeds by choosing the token (wm_select: gumbel); false:
  * by biasing logits (wm_bias_logits and friends: kgw). */
+/* @return WM_OK; WM_ERR_ARG (NULL wm or out).  OUT: *out.  Thread-safe. */
 WM_API WM_NODISCARD wm_status wm_watermark_selects(const wm_watermark *wm, bool *out);
 
 /* ---- context sets ------------------------------------------------------- */
@@ -204,18 +226,25 @@ WM_API WM_NODISCARD wm_status wm_watermark_selects(const wm_watermark *wm, bool 
 typedef struct wm_ctxset wm_ctxset;
 
 /* @return WM_OK; WM_ERR_ARG (NULL out or wm); WM_ERR_NOMEM.  OUT: *out, owned by the caller
- * (wm_ctxset_free); it borrows wm. */
+ * (wm_ctxset_free); it borrows wm.  Thread-safe. */
 WM_API WM_NODISCARD wm_status wm_ctxset_new(wm_ctxset **out, const wm_watermark *wm);
 /* @return WM_OK; WM_ERR_ARG (NULL set, NULL tokens with n > 0); WM_ERR_TOKEN (nothing is added);
- * WM_ERR_NOMEM.  Adds the contexts of tokens[0..n). */
+ * WM_ERR_NOMEM.  Adds the contexts of tokens[0..n).
+ * Not thread-safe: one thread at a time per set. */
 WM_API WM_NODISCARD wm_status wm_ctxset_add(wm_ctxset *set, const wm_token *tokens, size_t n);
 /* A copy of src (same watermark) into *out.  WM_ERR_NOMEM. */
+/* @return WM_OK; WM_ERR_ARG (NULL out or src); WM_ERR_NOMEM; *out NULL on failure.  OUT: *out,
+ * owned by the caller (wm_ctxset_free).  Thread-safe with other readers of src. */
 WM_API WM_NODISCARD wm_status wm_ctxset_copy(wm_ctxset **out, const wm_ctxset *src);
 /* Empty the set, keeping its memory (e.g. wm_select's `used` at each new
  * sequence). */
+/* @return WM_OK; WM_ERR_ARG (NULL set).  Not thread-safe: one thread at a time per set. */
 WM_API WM_NODISCARD wm_status wm_ctxset_clear(wm_ctxset *set);
 /* Number of distinct contexts, into *out. */
+/* @return WM_OK; WM_ERR_ARG (NULL set or out).  OUT: *out.  Thread-safe with other readers of
+ * set. */
 WM_API WM_NODISCARD wm_status wm_ctxset_size(const wm_ctxset *set, uint64_t *out);
+/* NULL is a no-op.  Not thread-safe: no other thread may use set. */
 WM_API void wm_ctxset_free(wm_ctxset *set);
 
 #ifdef __cplusplus

@@ -58,6 +58,8 @@ extern "C" {
  * wm, NULL prompt with n_prompt > 0), WM_ERR_TOKEN (negative prompt token),
  * WM_ERR_UNSUPPORTED (an account with a key without an account layer),
  * WM_ERR_NOMEM; *out is then NULL. */
+/* @return WM_OK or one of the errors above.  OUT: *out, owned by the caller (llama_sampler_free)
+ * until added to a chain, which then owns it.  Thread-safe. */
 WM_API WM_NODISCARD wm_status wm_llama_sampler_new(struct llama_sampler **out, const wm_watermark *wm,
                                                    uint64_t account, const llama_token *prompt, size_t n_prompt);
 
@@ -67,8 +69,8 @@ WM_API WM_NODISCARD wm_status wm_llama_sampler_new(struct llama_sampler **out, c
  * emit an unwatermarked token checks this after every draw and fails the
  * request instead of using the token.  A clone inherits the status.
  * @return WM_OK; WM_ERR_ARG if smpl or out is NULL or smpl is not a libwm
- * sampler (for example another sampler of the same chain).  Same thread
- * rules as the sampler itself. */
+ * sampler (for example another sampler of the same chain).  Not
+ * thread-safe: one thread at a time per sampler.  OUT: *out. */
 WM_API WM_NODISCARD wm_status wm_llama_sampler_status(const struct llama_sampler *smpl, wm_status *out);
 
 /* @return the number of failures of every libwm sampler's apply or reset

@@ -20,7 +20,8 @@
  *
  * Regexes: the files carry Oniguruma syntax; they are compiled with PCRE2 in
  * UTF + UCP mode, which reads every construct these files use (\p{..},
- * (?i:..), (?!..), {m,n}) the same way.  See README for the differences. */
+ * (?i:..), (?!..), {m,n}) the same way, \s aside: docs/TOKENIZERS.md#what-is-supported
+ * says how it is rewritten. */
 #ifndef WM_TOKENIZER_H
 #define WM_TOKENIZER_H
 
@@ -37,24 +38,33 @@ typedef struct wm_tokenizer wm_tokenizer;
  * path ("tok.json: model.merges[17]: ...").  err (may be NULL) is filled
  * on every failure: WM_ERR_ARG (NULL out or path), WM_ERR_IO, WM_ERR_FORMAT,
  * WM_ERR_NOMEM, WM_ERR_CRYPTO, WM_ERR_UNSUPPORTED; *out is then NULL. */
+/* @return WM_OK or one of the codes above, err filled.  OUT: *out, owned by the caller
+ * (wm_tokenizer_free).  Thread-safe.  The process-wide tables it needs (byte map, Unicode patch
+ * for PCRE2) are built once under a lock. */
 WM_API WM_NODISCARD wm_status wm_tokenizer_load(wm_tokenizer **out, const char *path, wm_error *err);
 /* The same from memory; `name` is used in messages.  err as for
  * wm_tokenizer_load (WM_ERR_ARG: NULL out, or NULL json with len > 0). */
+/* @return as wm_tokenizer_load's.  OUT: *out, owned by the caller (wm_tokenizer_free).
+ * Thread-safe. */
 WM_API WM_NODISCARD wm_status wm_tokenizer_parse(wm_tokenizer **out, const char *json, size_t len,
                                     const char *name, wm_error *err);
+/* NULL is a no-op.  Not thread-safe: no other thread may use tok (nor an encoder of it). */
 WM_API void wm_tokenizer_free(wm_tokenizer *tok);
 
 /* Number of ids: 1 + the largest id in the vocabulary or added tokens. */
+/* @return WM_OK; WM_ERR_ARG (NULL tok or out).  OUT: *out.  Thread-safe. */
 WM_API WM_NODISCARD wm_status wm_tokenizer_n_vocab(const wm_tokenizer *tok, uint32_t *out);
 /* SHA-256 of the tokenizer.json bytes, to bind keys to a tokenizer. */
+/* @return WM_OK; WM_ERR_ARG (NULL tok or out).  OUT: out.  Thread-safe. */
 WM_API WM_NODISCARD wm_status wm_tokenizer_sha256(const wm_tokenizer *tok, unsigned char out[32]);
 
 /* Encoding state for one thread: word cache, regex scratch, output buffer.
  * Borrows tok, which must outlive it. */
 typedef struct wm_encoder wm_encoder;
 /* @return WM_OK; WM_ERR_ARG (NULL out or tok); WM_ERR_NOMEM; *out NULL on failure.  OUT: *out,
- * owned by the caller (wm_encoder_free).  Thread-safe (one encoder per thread afterwards). */
+ * owned by the caller (wm_encoder_free).  Thread-safe.  Each encoder serves one thread at a time. */
 WM_API WM_NODISCARD wm_status wm_encoder_new(wm_encoder **out, const wm_tokenizer *tok);
+/* NULL is a no-op.  Not thread-safe: no other thread may use enc. */
 WM_API void wm_encoder_free(wm_encoder *enc);
 
 /* Flags for wm_encode and wm_encode_stream, the encoding family (common.h,
@@ -72,7 +82,9 @@ WM_API void wm_encoder_free(wm_encoder *enc);
  * text is never silently dropped.  err (may be NULL) is filled on every
  * failure: WM_ERR_ARG (NULL enc, ids or n_ids, NULL text with len > 0, an
  * unknown flag), WM_ERR_FORMAT, WM_ERR_LIMIT, WM_ERR_NOMEM.  Not
- * thread-safe per encoder. */
+ * thread-safe: one thread at a time per encoder. */
+/* @return WM_OK or one of the codes above, err filled.  OUT: *ids, *n_ids (*ids points into the
+ * encoder). */
 WM_API WM_NODISCARD wm_status wm_encode(wm_encoder *enc, const char *text, size_t len, unsigned flags,
                            const wm_token **ids, size_t *n_ids, wm_error *err);
 
@@ -93,7 +105,9 @@ WM_API WM_NODISCARD wm_status wm_encode(wm_encoder *enc, const char *text, size_
  * Errors name byte offsets in the whole text and end the stream; so does a
  * call to wm_encode.  err (may be NULL) is filled on every failure, as for
  * wm_encode (WM_ERR_ARG also for flags that differ from the stream's).  Not
- * thread-safe per encoder. */
+ * thread-safe: one thread at a time per encoder. */
+/* @return WM_OK or one of the codes above, err filled.  OUT: *ids, *n_ids (*ids points into the
+ * encoder). */
 WM_API WM_NODISCARD wm_status wm_encode_stream(wm_encoder *enc, const char *part, size_t len, unsigned flags, bool final,
                                   const wm_token **ids, size_t *n_ids, wm_error *err);
 
@@ -105,8 +119,8 @@ WM_API WM_NODISCARD wm_status wm_encode_stream(wm_encoder *enc, const char *part
  * U+FFFD, so decode a whole sequence, not id by id.  An id outside the
  * vocabulary is WM_ERR_TOKEN. */
 /* @return WM_OK; WM_ERR_ARG (NULL enc, text or len, NULL ids with n > 0); WM_ERR_TOKEN;
- * WM_ERR_NOMEM; WM_ERR_LIMIT (a decoder's regex gave up).  OUT: *text, *len.  Not thread-safe per
- * encoder. */
+ * WM_ERR_NOMEM; WM_ERR_LIMIT (a decoder's regex gave up).  OUT: *text, *len (*text points into
+ * the encoder).  Not thread-safe: one thread at a time per encoder. */
 WM_API WM_NODISCARD wm_status wm_decode(wm_encoder *enc, const wm_token *ids, size_t n, const char **text,
                            size_t *len);
 

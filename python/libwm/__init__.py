@@ -6,7 +6,7 @@
     # detection, same fields as `wm detect --json`
     libwm.detect(wm, "some text", tokenizer=libwm.Tokenizer("tokenizer.json"))
 
-Engines (README, "Integrations"): libwm.hf (Hugging Face transformers),
+Engines (docs/integrations/README.md): libwm.hf (Hugging Face transformers),
 libwm.vllm (vLLM's V1 runner and Model Runner V2), libwm.sglang.
 
 Buffers: logits on the CPU (numpy float32/float16, torch float32, bfloat16,

@@ -1,6 +1,6 @@
 """SGLang: LibwmSGLangProcessor, a CustomLogitProcessor (SGLang's
 python/sglang/srt/sampling/custom_logit_processor.py, at the commit named in
-the README).
+docs/integrations/sglang.md).
 
 SGLang runs a custom processor only when the server starts with
 --enable-custom-logit-processor, and takes the processor from each request:

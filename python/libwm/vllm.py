@@ -44,7 +44,7 @@ rather than served watermarked text it believes is clean.  A request that
 reaches the runner without passing validate_params (an engine version that
 skips it, a frontend started with other variables than the engine) is
 watermarked as if the argument were absent.  Read against vLLM's source at
-the commits named in the README."""
+the commits named in docs/integrations/vllm.md."""
 import numpy as np
 
 from . import _serving
