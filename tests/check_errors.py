@@ -118,7 +118,7 @@ def reachable(defs):
 
 
 # The sentences common.h ("Thread safety") allows, and nothing vaguer.
-THREAD = re.compile(r"\b[Tt]hread-safe(?: for distinct [^.]+| with other readers of [^.]+)?\."
+THREAD = re.compile(r"(?<![Nn]ot )\b[Tt]hread-safe(?: for distinct [^.]+| with other readers of [^.]+)?\."
                     r"|\b[Nn]ot thread-safe: (?:one thread at a time per|no other thread may use) [^.]+\.")
 OWNED = re.compile(r"owned by the caller|\bstatic\b|belongs to|point(?:s|ing)? into|\bborrows\b")
 OUT_LIST = re.compile(r"\bOUT:\s*(\*?\w+(?:\[[^\]]*\])?(?:\s*,\s*\*?\w+(?:\[[^\]]*\])?)*)")

@@ -125,8 +125,8 @@ typedef struct wm_error {
  *
  * Thread safety.  Each function says which of these holds:
  *   "Thread-safe."  Any number of threads may call it at once, on the same
- *       arguments too (it reads only immutable objects: a wm_watermark, a
- *       wm_tokenizer, or none).  Process-wide state it needs (libsodium,
+ *       objects and inputs too, each with its own outputs (it reads only
+ *       immutable objects: a wm_watermark, a wm_tokenizer, or none).  Process-wide state it needs (libsodium,
  *       the "C" locale object, the tokenizer's Unicode tables, the CPU
  *       features) is set up once, under a lock or atomically.
  *   "Thread-safe for distinct X."  Concurrent calls are fine as long as
