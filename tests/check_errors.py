@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Do the headers document every error code the library can return?
+"""Do the headers hold the whole contract, error codes first?
 
 For each public function returning wm_status, the codes its documentation
 names (every WM_ERR_* in the comment block before its declaration, and those
