@@ -337,8 +337,8 @@ WM_API WM_NODISCARD wm_status wm_reader_score(const wm_reader *r, double alpha, 
  * text generated for u tells of u's codeword, and a suspect that continues
  * it in context could point at u without having trained on it.  Errors as
  * wm_corpus_attribute (a reader without WM_ACCOUNTS: WM_ERR_ARG). */
-/* @return WM_OK; WM_ERR_ARG; WM_ERR_UNSUPPORTED; WM_ERR_NOMEM, as wm_corpus_attribute.  OUT:
- * top, *out.  Thread-safe with other readers of r. */
+/* @return WM_OK; WM_ERR_ARG (as wm_corpus_attribute, or a reader without WM_ACCOUNTS);
+ * WM_ERR_NOMEM.  OUT: top, *out.  Thread-safe with other readers of r. */
 WM_API WM_NODISCARD wm_status wm_reader_attribute(const wm_reader *r, const uint64_t *accounts, size_t n,
                                                   double alpha, wm_account_score *top, size_t k,
                                                   wm_attribution *out);
