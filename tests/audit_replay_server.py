@@ -304,6 +304,16 @@ def main():
     with open(tmp, "w") as f:
         f.write(str(srv.server_address[1]))
     os.rename(tmp, a.port_file)
+    # A test that dies (an exception, SIGKILL) must not leave its servers running: an
+    # orphan keeps the test's stdout open and meson waits on it until its timeout.
+    parent = os.getppid()
+
+    def orphaned():
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        os._exit(0)
+
+    threading.Thread(target=orphaned, daemon=True).start()
     try:
         srv.serve_forever()
     except KeyboardInterrupt:
