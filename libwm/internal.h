@@ -51,29 +51,24 @@ void wm__params_of(const wm__scheme *sc, const double *param, wm_seeding seeding
 /* schemes/gumbel.c: -ln(1 - u / 2^bits), a tuple's floor-quantised score. */
 double wm__gumbel_score(uint32_t u, unsigned bits);
 
+/* A watermark: one guarded block (wm__secure_malloc), this struct and then
+ * the scheme's and the account layer's states (core/watermark.c), read-only
+ * once prepared.  Nothing here belongs to one scheme: a scheme's sub-keys
+ * and tables are in its state, which only its own file reads. */
 struct wm_watermark {
     const wm__scheme *scheme;
+    const wm__account_layer *account; /* the scheme's account layer when on, else NULL */
+    const void *scheme_state;         /* scheme->state_bytes */
+    const void *account_state;        /* account->state_bytes; NULL without a layer */
     double param[WM__MAX_SCHEME_PARAMS];
     wm_seeding seeding;
     uint32_t h;
     uint32_t n_vocab;
     unsigned char km[16];    /* minhash token-hash key (derived; seeding) */
-    unsigned char kg[16];    /* the scheme's PRF key (derived per scheme) */
-    /* kgw: the green list (schemes/kgw.c) */
-    uint32_t gamma_k;        /* gamma = gamma_k / 65536 */
-    unsigned bits;           /* field width b: 1, 2, 4, 8 or 16 */
-    uint32_t thresh;         /* green iff field < thresh; thresh / 2^b = gamma */
-    unsigned tok_per_block;  /* 128 / bits */
-    float delta;
-    /* kgw's account layer (schemes/account.c) */
-    unsigned char ka[16];    /* positions and parts */
-    unsigned char kc[16];    /* codewords */
-    float account_delta;     /* 0: no account layer */
     char key_id[WM_KEY_ID_SIZE];
     wm_fill_fn fill;         /* best available implementations */
     wm_prf_many_fn prf_many;
     wm_apply_fn apply;
-    wm_bias_row_fn bias_row; /* fused fill + apply, or NULL */
     wm_widen_fn widen;       /* 16-bit logits to binary32 and back */
     wm_narrow_fn narrow;
 };
@@ -115,20 +110,21 @@ static inline uint32_t wm__field(const unsigned char *block, unsigned f, unsigne
     }
 }
 
-/* The PRF output block `j` for one seed, by the scalar reference. */
-static inline void wm__prf_block(const struct wm_watermark *wm, uint64_t seed, uint64_t j,
-                                 unsigned char out[WM_BLOCK_BYTES])
-{
-    wm__fill_scalar(wm->kg, seed, j, 1, out);
-}
-/* schemes/kgw.c: add delta to the tokens whose b-bit field of
- * PRF_key(seed, .), XORed with the byte `mask`, is below thresh: a whole
- * row, or n candidates (padding ids never); kgw's green list and the
- * account layer's parts are both this. */
-void wm__bias_fields_row(const struct wm_watermark *wm, const unsigned char key[16], uint64_t seed, unsigned bits,
-                         unsigned char mask, uint32_t thresh, float delta, void *logits, wm_dtype dtype);
-void wm__bias_fields_candidates(const struct wm_watermark *wm, const unsigned char key[16], uint64_t seed,
-                                unsigned bits, unsigned char mask, uint32_t thresh, float delta, size_t n,
+/* schemes/fields.c: a keyed field list, the tokens whose b-bit field of
+ * PRF_key(seed, .), XORed with the byte `mask`, is below thresh; adding
+ * delta to them in a whole row, or in n candidates (padding ids never).
+ * kgw's green list and the account layer's parts are both one. */
+typedef struct wm__fields {
+    const unsigned char *key; /* 16 bytes */
+    unsigned bits;            /* 1, 2, 4, 8 or 16 */
+    unsigned char mask;
+    uint32_t thresh;
+    float delta;
+    wm_bias_row_fn fused;     /* fill + apply of these fields (mask 0), or NULL */
+} wm__fields;
+void wm__bias_fields_row(const struct wm_watermark *wm, const wm__fields *f, uint64_t seed, void *logits,
+                         wm_dtype dtype);
+void wm__bias_fields_candidates(const struct wm_watermark *wm, const wm__fields *f, uint64_t seed, size_t n,
                                 const wm_token *ids, size_t ids_stride, float *logits, size_t logits_stride);
 
 /* embed/dtype_*.c: n logits of a 16-bit dtype to binary32 exactly, and back
@@ -141,19 +137,11 @@ wm_narrow_fn wm__narrow_avx512(void);
 wm_widen_fn wm__widen_avx2(void); /* NULL without AVX2 + F16C */
 wm_narrow_fn wm__narrow_avx2(void);
 
-/* schemes/account.c: the account layer (see there). */
-#define WM__CODE_BYTES (WM_ACCOUNT_POSITIONS / 4) /* a codeword: 2 bits a position */
-void wm__account_prepare(struct wm_watermark *wm, const unsigned char secret[32]);
+/* schemes/account.c: the account layer's methods (wm->account), exported
+ * for its tests; the library calls them through the table. */
 void wm__account_code(const struct wm_watermark *wm, uint64_t account, unsigned char code[WM__CODE_BYTES]);
-static inline unsigned wm__account_symbol(const unsigned char *code, unsigned j)
-{
-    return (code[j >> 2] >> (2 * (j & 3))) & 3u;
-}
 unsigned wm__account_pos(const struct wm_watermark *wm, uint64_t seed);
 unsigned wm__account_part(const struct wm_watermark *wm, uint64_t seed, wm_token t);
-void wm__account_bias_row(const struct wm_watermark *wm, uint64_t seed, unsigned c, void *logits, wm_dtype dtype);
-void wm__account_bias_candidates(const struct wm_watermark *wm, uint64_t seed, unsigned c, size_t n,
-                                 const wm_token *ids, size_t ids_stride, float *logits, size_t logits_stride);
 
 uint64_t wm__minhash_value(const struct wm_watermark *wm, wm_token t);
 /* Seed of the context ctx[0..h-1] (exactly h tokens, oldest first). */

@@ -124,11 +124,13 @@ static void reference_row(const wm_watermark *wm, uint64_t account, wm_token pre
     wm__account_code(wm, account, code);
     uint64_t seed = wm__seed(wm, &prev);
     unsigned c = wm__account_symbol(code, wm__account_pos(wm, seed));
+    wm_kernel_params k = WM_INIT(wm_kernel_params); /* the deltas as the watermark holds them */
+    assert_int_equal(wm_kernel_params_get(wm, &k), WM_OK);
     for (uint32_t v = 0; v < V; v++) {
         bool g;
         assert_int_equal(wm_is_green(wm, &prev, 1, (wm_token)v, &g), WM_OK);
-        out[v] = in[v] + (g ? wm->delta : 0.0f);
-        if (account) out[v] += wm__account_part(wm, seed, (wm_token)v) == c ? wm->account_delta : 0.0f;
+        out[v] = in[v] + (g ? k.delta : 0.0f);
+        if (account) out[v] += wm__account_part(wm, seed, (wm_token)v) == c ? k.account_delta : 0.0f;
     }
 }
 

@@ -93,7 +93,7 @@ static double params_field(const wm_params *p, size_t offset)
  * field of wm_params the scheme does not own must be 0. */
 static wm_status check_params(const wm_params *p, const wm__scheme **scheme, double param[])
 {
-    const wm__scheme *sc = wm__scheme_find(p->scheme ? p->scheme : "kgw");
+    const wm__scheme *sc = wm__scheme_find(p->scheme ? p->scheme : WM__DEFAULT_SCHEME);
     if (!sc) return WM_ERR_PARAM;
     if (p->context_width > WM_MAX_CONTEXT) return WM_ERR_PARAM;
     if (p->seeding != WM_SEEDING_LEFTHASH && p->seeding != WM_SEEDING_MINHASH) return WM_ERR_PARAM;
@@ -430,7 +430,7 @@ static wm_status parse_scheme(parser *ps, wm_key *k)
     wm_status st;
     if ((st = expect(ps, "scheme", v, sizeof v, 0, NULL))) return st;
     if (k->format == 1) {
-        k->scheme = wm__scheme_find("kgw");
+        k->scheme = wm__scheme_find(WM__DEFAULT_SCHEME);
         return parse_seeding(ps, "scheme", v, k);
     }
     if (!(k->scheme = wm__scheme_find(v))) {
@@ -599,7 +599,7 @@ wm_status wm_key_load(wm_key **out, const char *path, wm_error *err)
 wm_status wm_params_init(wm_params *p, const char *scheme)
 {
     if (!p) return WM_ERR_ARG;
-    const wm__scheme *sc = wm__scheme_find(scheme ? scheme : "kgw");
+    const wm__scheme *sc = wm__scheme_find(scheme ? scheme : WM__DEFAULT_SCHEME);
     if (!sc) return WM_ERR_PARAM;
     double dflt[WM__MAX_SCHEME_PARAMS];
     for (unsigned i = 0; i < sc->n_params; i++) dflt[i] = sc->param[i].dflt;
@@ -610,7 +610,7 @@ wm_status wm_params_init(wm_params *p, const char *scheme)
 /* The parameter of p's scheme called name, NULL if it has none. */
 static const wm__scheme_param *scheme_param(const wm_params *p, const char *name)
 {
-    const wm__scheme *sc = wm__scheme_find(p->scheme ? p->scheme : "kgw");
+    const wm__scheme *sc = wm__scheme_find(p->scheme ? p->scheme : WM__DEFAULT_SCHEME);
     for (unsigned i = 0; sc && i < sc->n_params; i++)
         if (!strcmp(sc->param[i].name, name)) return &sc->param[i];
     return NULL;

@@ -134,7 +134,7 @@ static wm_status null_law_init(null_law *nl, const double h[L][Q])
     return nl->integral && nl->range <= (double)EXACT_RANGE ? convolve(nl) : WM_OK;
 }
 
-/* Accounts per PRF batch: four blocks (one codeword) each, SIMD across them. */
+/* Accounts whose codewords are made at once (the layer batches the PRF). */
 #define BATCH 8
 
 typedef struct ranked { uint64_t id; double d; } ranked;
@@ -233,10 +233,8 @@ wm_status wm__attribute(const wm_watermark *wm, const double h[L][Q], const uint
     size_t len = 0;
     for (size_t i = 0; i < n; i += BATCH) {
         size_t m = n - i < BATCH ? n - i : BATCH;
-        uint64_t seed[4 * BATCH], j[4 * BATCH];
         unsigned char code[BATCH * WM__CODE_BYTES];
-        for (size_t a = 0; a < 4 * m; a++) seed[a] = accounts[i + a / 4], j[a] = a % 4;
-        wm->prf_many(wm->kc, seed, j, 4 * m, code);
+        wm->account->codes(wm, accounts + i, m, code);
         for (size_t a = 0; a < m; a++) {
             const unsigned char *c = code + a * WM__CODE_BYTES;
             double d = 0;

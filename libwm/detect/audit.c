@@ -79,7 +79,7 @@ void wm__audit_fill(const wm_watermark *wm, const wm_score *fixed, double log_e_
     double m = n > 0 ? stat / n : mean;
     out->excess = m - mean;
     out->excess_lo = out->excess_hi = NAN;
-    if (wm->scheme->binary && n > 0) {
+    if (wm__has(wm->scheme, WM__CAP_BINARY) && n > 0) {
         out->excess_lo = cs_end(stat, n, lim, m, 0) - mean;
         out->excess_hi = cs_end(stat, n, lim, m, 1) - mean;
     }

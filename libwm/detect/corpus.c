@@ -118,12 +118,12 @@ wm_status wm_corpus_new(wm_corpus **out, const wm_watermark *wm, unsigned flags)
     if (!out || !wm || (flags & ~(WM_NO_DEDUP | WM_ACCOUNTS | WM_CORPUS_MAP)) ||
         ((flags & WM_NO_DEDUP) && (flags & (WM_ACCOUNTS | WM_CORPUS_MAP))))
         return WM_ERR_ARG;
-    if ((flags & WM_ACCOUNTS) && !(wm->account_delta > 0)) return WM_ERR_UNSUPPORTED;
+    if ((flags & WM_ACCOUNTS) && !wm->account) return WM_ERR_UNSUPPORTED;
     *out = NULL;
     wm_corpus *c = wm__calloc(1, sizeof *c);
     if (!c) return WM_ERR_NOMEM;
     if ((!(flags & WM_NO_DEDUP) && wm__u64set_init(&c->seen, 0)) || wm__u64set_init(&c->prompt, 0) ||
-        (wm->scheme->seed_once && wm__u64set_init(&c->seeds, 0))) {
+        (wm__has(wm->scheme, WM__CAP_SEED_ONCE) && wm__u64set_init(&c->seeds, 0))) {
         wm__u64set_free(&c->seen);
         wm__u64set_free(&c->prompt);
         wm__free(c);
@@ -131,7 +131,7 @@ wm_status wm_corpus_new(wm_corpus **out, const wm_watermark *wm, unsigned flags)
     }
     c->sets.seen = &c->seen;
     c->sets.prompt = &c->prompt;
-    c->sets.seeds = wm->scheme->seed_once ? &c->seeds : NULL;
+    c->sets.seeds = wm__has(wm->scheme, WM__CAP_SEED_ONCE) ? &c->seeds : NULL;
     c->wm = wm;
     c->flags = flags;
     *out = c;
@@ -193,7 +193,7 @@ static void corpus_visit(void *arg, double score, size_t i, uint64_t seed, wm_to
     count_visit(&c->c, score, i, seed, tok);
     uint32_t cell = WM_CELL_NONE;
     if (c->flags & WM_ACCOUNTS) {
-        unsigned pos = wm__account_pos(c->wm, seed), part = wm__account_part(c->wm, seed, tok);
+        unsigned pos = c->wm->account->pos(c->wm, seed), part = c->wm->account->part(c->wm, seed, tok);
         c->tally[pos][part]++;
         cell = pos * WM_ACCOUNT_SYMBOLS + part;
     }

@@ -29,8 +29,8 @@ wm_status wm_reader_new(wm_reader **out, const wm_watermark *wm, unsigned flags)
 {
     if (!out || !wm || (flags & ~(WM_READ_WEIGHTED | WM_ACCOUNTS))) return WM_ERR_ARG;
     *out = NULL;
-    if ((flags & WM_READ_WEIGHTED) && !wm->scheme->binary) return WM_ERR_UNSUPPORTED;
-    if ((flags & WM_ACCOUNTS) && !(wm->account_delta > 0)) return WM_ERR_UNSUPPORTED;
+    if ((flags & WM_READ_WEIGHTED) && !wm__has(wm->scheme, WM__CAP_BINARY)) return WM_ERR_UNSUPPORTED;
+    if ((flags & WM_ACCOUNTS) && !wm->account) return WM_ERR_UNSUPPORTED;
     wm_reader *r = wm__calloc(1, sizeof *r);
     if (!r) return WM_ERR_NOMEM;
     wm_status st = flags & WM_READ_WEIGHTED ? wm__u64map_init(&r->seen, 0) : wm__u64set_init(&r->seen, 0);
@@ -105,7 +105,7 @@ static int read_row(wm_reader *r, pending *b, uint64_t seed, const wm_token *row
         }
         if (!ins) continue;
         if (r->accounts) {
-            unsigned pos = wm__account_pos(r->wm, seed), part = wm__account_part(r->wm, seed, row[j]);
+            unsigned pos = r->wm->account->pos(r->wm, seed), part = r->wm->account->part(r->wm, seed, row[j]);
             if (wrow) r->cell[at] = (uint16_t)(pos * WM_ACCOUNT_SYMBOLS + part);
             else r->tally[pos][part] += 1;
         }

@@ -106,7 +106,7 @@ wm_status doc_sets_init(doc_sets *d, const wm_watermark *wm, unsigned flags, siz
      * touched all over by the hashing. */
     size_t cap = (size_t)1 << 16;
     wm_status st = WM_OK;
-    if (wm->scheme->seed_once) {
+    if (wm__has(wm->scheme, WM__CAP_SEED_ONCE)) {
         if ((st = wm__u64set_init(&d->seeds, n < cap ? n : cap))) return st;
         d->sets.seeds = &d->seeds;
     }

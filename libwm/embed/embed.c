@@ -31,28 +31,28 @@ static wm_status context_of(const wm_watermark *wm, const wm_token *ctx, size_t 
 /* Can wm embed `account`?  0 always; any other needs an account layer. */
 static wm_status check_account(const wm_watermark *wm, uint64_t account)
 {
-    return account == WM_ACCOUNT_NONE || wm->account_delta > 0 ? WM_OK : WM_ERR_UNSUPPORTED;
+    return account == WM_ACCOUNT_NONE || wm->account ? WM_OK : WM_ERR_UNSUPPORTED;
 }
 
 /* The symbol account's codeword has at seed's position. */
 static unsigned symbol_at(const wm_watermark *wm, uint64_t account, uint64_t seed)
 {
     unsigned char code[WM__CODE_BYTES];
-    wm__account_code(wm, account, code);
-    return wm__account_symbol(code, wm__account_pos(wm, seed));
+    wm->account->codes(wm, &account, 1, code);
+    return wm__account_symbol(code, wm->account->pos(wm, seed));
 }
 
 static void bias_row(const wm_watermark *wm, uint64_t account, uint64_t seed, void *logits, wm_dtype dtype)
 {
     wm->scheme->bias_row(wm, seed, logits, dtype);
-    if (account != WM_ACCOUNT_NONE) wm__account_bias_row(wm, seed, symbol_at(wm, account, seed), logits, dtype);
+    if (account != WM_ACCOUNT_NONE) wm->account->bias_row(wm, seed, symbol_at(wm, account, seed), logits, dtype);
 }
 
 wm_status wm_bias_logits(const wm_watermark *wm, uint64_t account, const wm_token *ctx, size_t n_ctx,
                          float *logits, size_t n_logits)
 {
     if (!wm || !logits) return WM_ERR_ARG;
-    if (!wm->scheme->bias_row) return WM_ERR_UNSUPPORTED;
+    if (!wm__has(wm->scheme, WM__CAP_BIASES)) return WM_ERR_UNSUPPORTED;
     if (n_logits < wm->n_vocab) return WM_ERR_SIZE;
     const wm_token *c;
     wm_status st = check_account(wm, account);
@@ -67,7 +67,7 @@ wm_status wm_bias_logits_batch(const wm_watermark *wm, size_t n_seq, const uint6
 {
     if (!wm || (n_seq && (!ctx || !n_ctx || !logits))) return WM_ERR_ARG;
     if (dtype != WM_DTYPE_F32 && dtype != WM_DTYPE_BF16 && dtype != WM_DTYPE_F16) return WM_ERR_ARG;
-    if (!wm->scheme->bias_row) return WM_ERR_UNSUPPORTED;
+    if (!wm__has(wm->scheme, WM__CAP_BIASES)) return WM_ERR_UNSUPPORTED;
     if (n_logits < wm->n_vocab) return WM_ERR_SIZE;
     if (row_stride < n_logits) return WM_ERR_ARG;
     const wm_token *c;
@@ -88,13 +88,11 @@ wm_status wm_bias_logits_batch(const wm_watermark *wm, size_t n_seq, const uint6
 wm_status wm_kernel_params_get(const wm_watermark *wm, wm_kernel_params *out)
 {
     if (!wm || !out || !WM__SIZED(out, wm_kernel_params)) return WM_ERR_ARG;
-    if (!wm->scheme->bias_row) return WM_ERR_UNSUPPORTED;
-    *out = (wm_kernel_params){ .size = sizeof *out, .n_vocab = wm->n_vocab, .context_width = wm->h, .seeding = wm->seeding,
-                               .field_bits = wm->bits, .threshold = wm->thresh, .delta = wm->delta,
-                               .account_delta = wm->account_delta };
-    memcpy(out->green_key, wm->kg, 16);
+    if (!wm->scheme->kernel_params) return WM_ERR_UNSUPPORTED;
+    *out = (wm_kernel_params){ .size = sizeof *out, .n_vocab = wm->n_vocab, .context_width = wm->h, .seeding = wm->seeding };
     memcpy(out->minhash_key, wm->km, 16);
-    memcpy(out->account_key, wm->ka, 16);
+    wm->scheme->kernel_params(wm, out);
+    if (wm->account) wm->account->kernel_params(wm, out);
     return WM_OK;
 }
 
@@ -113,9 +111,9 @@ wm_status wm_context_seed(const wm_watermark *wm, const wm_token *ctx, size_t n_
 wm_status wm_account_symbols(const wm_watermark *wm, uint64_t account, uint8_t symbols[WM_ACCOUNT_POSITIONS])
 {
     if (!wm || !symbols) return WM_ERR_ARG;
-    if (!(wm->account_delta > 0)) return WM_ERR_UNSUPPORTED;
+    if (!wm->account) return WM_ERR_UNSUPPORTED;
     unsigned char code[WM__CODE_BYTES];
-    wm__account_code(wm, account, code);
+    wm->account->codes(wm, &account, 1, code);
     for (unsigned j = 0; j < WM_ACCOUNT_POSITIONS; j++) symbols[j] = (uint8_t)wm__account_symbol(code, j);
     return WM_OK;
 }
@@ -124,15 +122,15 @@ wm_status wm_bias_candidates(const wm_watermark *wm, uint64_t account, const wm_
                              size_t n, const wm_token *ids, size_t ids_stride, float *logits, size_t logits_stride)
 {
     if (!wm || (n && (!ids || !logits))) return WM_ERR_ARG;
-    if (!wm->scheme->bias_candidates) return WM_ERR_UNSUPPORTED;
+    if (!wm__has(wm->scheme, WM__CAP_BIASES)) return WM_ERR_UNSUPPORTED;
     wm_status st = check_account(wm, account);
     const wm_token *c;
     if (st || (st = check_ids(n, ids, ids_stride)) || (st = context_of(wm, ctx, n_ctx, &c)) || !c) return st;
     uint64_t seed = wm__seed(wm, c);
     wm->scheme->bias_candidates(wm, seed, n, ids, ids_stride, logits, logits_stride);
     if (account != WM_ACCOUNT_NONE)
-        wm__account_bias_candidates(wm, seed, symbol_at(wm, account, seed), n, ids, ids_stride, logits,
-                                    logits_stride);
+        wm->account->bias_candidates(wm, seed, symbol_at(wm, account, seed), n, ids, ids_stride, logits,
+                                     logits_stride);
     return WM_OK;
 }
 
@@ -142,7 +140,7 @@ wm_status wm_select(const wm_watermark *wm, wm_ctxset *used, const wm_token *ctx
 {
     if (!wm || !out || !selected || (n && (!ids || !weights))) return WM_ERR_ARG;
     *selected = false;
-    if (!wm->scheme->select) return WM_ERR_UNSUPPORTED;
+    if (!wm__has(wm->scheme, WM__CAP_SELECTS)) return WM_ERR_UNSUPPORTED;
     if (used && wm__ctxset_wm(used) != wm) return WM_ERR_ARG;
     wm_status st = check_ids(n, ids, ids_stride);
     if (st) return st;

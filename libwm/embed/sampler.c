@@ -42,7 +42,7 @@ wm_status wm_sampler_new(wm_sampler **out, const wm_watermark *wm, const wm_samp
     *out = NULL;
     if (!(p->temperature >= 0.0f && isfinite(p->temperature))) return WM_ERR_ARG;
     if (!(p->top_p > 0.0f && p->top_p <= 1.0f)) return WM_ERR_ARG;
-    if (p->account != WM_ACCOUNT_NONE && !(wm->account_delta > 0)) return WM_ERR_UNSUPPORTED;
+    if (p->account != WM_ACCOUNT_NONE && !wm->account) return WM_ERR_UNSUPPORTED;
     wm_sampler *s = wm__calloc(1, sizeof *s);
     if (!s) return WM_ERR_NOMEM;
     size_t V = wm->n_vocab;
@@ -50,8 +50,8 @@ wm_status wm_sampler_new(wm_sampler **out, const wm_watermark *wm, const wm_samp
     s->w = wm__malloc((V + 16) * sizeof *s->w);
     s->dense = wm__malloc(V * sizeof *s->dense);
     s->chunk = wm__malloc((V / WM_SOFTMAX_CHUNK + 1) * sizeof *s->chunk);
-    s->all = wm->scheme->select ? wm__malloc(V * sizeof *s->all) : NULL;
-    if (!s->idx || !s->w || !s->dense || !s->chunk || (wm->scheme->select && (!s->all || wm_ctxset_new(&s->used, wm)))) {
+    s->all = wm__has(wm->scheme, WM__CAP_SELECTS) ? wm__malloc(V * sizeof *s->all) : NULL;
+    if (!s->idx || !s->w || !s->dense || !s->chunk || (wm__has(wm->scheme, WM__CAP_SELECTS) && (!s->all || wm_ctxset_new(&s->used, wm)))) {
         wm_sampler_free(s);
         return WM_ERR_NOMEM;
     }
@@ -67,7 +67,7 @@ wm_status wm_sampler_new(wm_sampler **out, const wm_watermark *wm, const wm_samp
 wm_status wm_sampler_reset(wm_sampler *s, uint64_t seed, uint64_t account)
 {
     if (!s) return WM_ERR_ARG;
-    if (account != WM_ACCOUNT_NONE && !(s->wm->account_delta > 0)) return WM_ERR_UNSUPPORTED;
+    if (account != WM_ACCOUNT_NONE && !s->wm->account) return WM_ERR_UNSUPPORTED;
     s->p.account = account;
     if (s->used) {
         wm_status st = wm_ctxset_clear(s->used);
@@ -234,7 +234,7 @@ wm_status wm_sampler_sample(wm_sampler *s, const wm_token *ctx, size_t n_ctx, fl
     if (n_logits < V) return WM_ERR_SIZE;
     float max;
     if (s->maxcheck(logits, V, &max) || max == -INFINITY) return WM_ERR_LOGITS;
-    if (watermark && wm->scheme->bias_row) {
+    if (watermark && wm__has(wm->scheme, WM__CAP_BIASES)) {
         wm_status st = wm_bias_logits(wm, s->p.account, ctx, n_ctx, logits, n_logits);
         if (st) return st;
         if (s->maxcheck(logits, V, &max)) return WM_ERR_LOGITS;
@@ -272,7 +272,7 @@ wm_status wm_sampler_sample(wm_sampler *s, const wm_token *ctx, size_t n_ctx, fl
         m = top_p_select(s, logits, max, inv_t, m, s->p.top_p * total);
     }
     int truncated = top_k || top_p;
-    if (watermark && wm->scheme->select) {
+    if (watermark && wm__has(wm->scheme, WM__CAP_SELECTS)) {
         bool selected;
         wm_status st = truncated ? wm_select(wm, s->used, ctx, n_ctx, m, s->idx, sizeof *s->idx, s->w, sizeof *s->w,
                                              out, &selected)

@@ -33,9 +33,18 @@
 #define U_BITS 32
 #define TOK_PER_BLOCK (128 / U_BITS)
 
-static void prepare(struct wm_watermark *wm, const unsigned char secret[32])
+/* The scheme's state (wm->scheme_state): its PRF key. */
+typedef struct gumbel_state {
+    unsigned char kg[16];
+} gumbel_state;
+
+static const unsigned char *key_of(const wm_watermark *wm) { return ((const gumbel_state *)wm->scheme_state)->kg; }
+
+static void prepare(const wm_watermark *wm, void *state, const unsigned char secret[32])
 {
-    crypto_kdf_derive_from_key(wm->kg, sizeof wm->kg, 3, "libwm-gl", secret);
+    (void)wm;
+    gumbel_state *g = state;
+    crypto_kdf_derive_from_key(g->kg, sizeof g->kg, 3, "libwm-gl", secret);
 }
 
 static uint32_t field32(const unsigned char *block, uint32_t token)
@@ -77,7 +86,7 @@ static size_t select_token(const wm_watermark *wm, uint64_t seed, size_t n, cons
             if (m == WM_SCORE_BATCH) break;
             j[m++] = jb;
         }
-        wm->prf_many(wm->kg, seeds, j, m, blk);
+        wm->prf_many(key_of(wm), seeds, j, m, blk);
         for (size_t lane = 0, c = i; c < end; c++) {
             wm_token t;
             float wt;
@@ -102,7 +111,7 @@ static void score_many(const wm_watermark *wm, const uint64_t *seed, const wm_to
     unsigned char blk[WM_SCORE_BATCH * WM_BLOCK_BYTES];
     if (n == 0 || n > WM_SCORE_BATCH) return;
     for (size_t i = 0; i < n; i++) j[i] = (uint32_t)tok[i] / TOK_PER_BLOCK;
-    wm->prf_many(wm->kg, seed, j, n, blk);
+    wm->prf_many(key_of(wm), seed, j, n, blk);
     for (size_t i = 0; i < n; i++)
         out[i] = wm__gumbel_score(field32(blk + i * WM_BLOCK_BYTES, (uint32_t)tok[i]), U_BITS);
 }
@@ -122,12 +131,15 @@ static double log_e(const wm_watermark *wm, double eps, uint64_t n, double stat)
 }
 
 const wm__scheme wm__scheme_gumbel = {
+    .version = WM__SCHEME_VERSION,
+    .size = sizeof(wm__scheme),
     .name = "gumbel",
+    .caps = WM__CAP_SELECTS | WM__CAP_SEED_ONCE,
     .n_params = 0,
     .default_h = 4,
+    .state_bytes = sizeof(gumbel_state),
     .prepare = prepare,
     .select = select_token,
-    .seed_once = 1,
     .score_many = score_many,
     .log_sf = log_sf,
     .log_e = log_e,

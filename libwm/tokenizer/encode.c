@@ -130,27 +130,6 @@ wm_status tok_encode_segment(wm_encoder *e, const unsigned char *s, size_t n, in
     return tok_finish_pieces(e, base, e->pieces.p, e->pieces.len, t->n_pre);
 }
 
-/* Steps `from` on (regex splits only: prefix spaces never come here after
- * streaming started), then BPE, for n pieces of `base`. */
-wm_status tok_finish_pieces(wm_encoder *e, const unsigned char *base, const span *sp, size_t n, int from)
-{
-    const wm_tokenizer *t = e->tok;
-    wm_status st;
-    if (from < t->n_pre) {
-        e->sub.len = 0;
-        if (!reserve(&e->sub, n, sizeof(span))) return WM_ERR_NOMEM;
-        memcpy(e->sub.p, sp, n * sizeof *sp);
-        e->sub.len = n;
-        for (int i = from; i < t->n_pre; i++)
-            if (t->pre[i].re && (st = tok_split_step(e, &t->pre[i], base, &e->sub, &e->subnext, -1))) return st;
-        sp = e->sub.p;
-        n = e->sub.len;
-    }
-    for (size_t i = 0; i < n; i++)
-        if ((st = tok_bpe_word(e, base + sp[i].off, sp[i].len))) return st;
-    return WM_OK;
-}
-
 const added_token *tok_added_at(const wm_tokenizer *t, const unsigned char *s, size_t left,
                                    int normalized, int special_as_text)
 {

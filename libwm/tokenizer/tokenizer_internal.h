@@ -225,6 +225,9 @@ int tok_next_match(wm_encoder *e, const pre_step *s, const unsigned char *base, 
 wm_status tok_split_step(wm_encoder *e, const pre_step *s, const unsigned char *base, buf *inb, buf *outb, int stream);
 wm_status tok_prefix_spaces(wm_encoder *e, const unsigned char **base);
 wm_status tok_metaspace(wm_encoder *e, const pre_step *s, const unsigned char **base);
+/* Steps `from` on, then BPE, for n pieces of `base` (encode.c and stream.c
+ * hand pieces here; the split steps stream their own through it). */
+wm_status tok_finish_pieces(wm_encoder *e, const unsigned char *base, const span *sp, size_t n, int from);
 /* bpe.c */
 wm_status tok_bpe_word(wm_encoder *e, const unsigned char *w, size_t n);
 /* normalize.c: every non-overlapping match of re in [s, s+n) replaced by
@@ -234,7 +237,6 @@ wm_status tok_replace_all(wm_encoder *e, const pcre2_code *re, const unsigned ch
 /* encode.c */
 /* first: the segment starts the input (see seg_first) */
 wm_status tok_encode_segment(wm_encoder *e, const unsigned char *s, size_t n, int first);
-wm_status tok_finish_pieces(wm_encoder *e, const unsigned char *base, const span *sp, size_t n, int from);
 const added_token *tok_added_at(const wm_tokenizer *t, const unsigned char *s, size_t left, int normalized,
                                 int special_as_text);
 

@@ -1,0 +1,77 @@
+/* Keyed field lists (internal.h, wm__fields): the tokens v whose b-bit
+ * field (v mod 128/b) of PRF_key(seed, v div 128/b), XORed with the byte
+ * pattern `mask`, is below thresh get delta.  kgw's green list is
+ * (kg, bits, 0, thresh) (schemes/kgw.c); the account layer's part c is
+ * (ka, 2, c * 0x55, 1) (schemes/account.c).  Both schemes' files use this
+ * one, and this one neither. */
+#include "internal.h"
+
+/* PRF output generated per pass: small enough for the stack and L1, large
+ * enough that the per-call overhead vanishes. */
+#define CHUNK_BLOCKS 64
+
+void wm__bias_fields_row(const wm_watermark *wm, const wm__fields *f, uint64_t seed, void *logits, wm_dtype dtype)
+{
+    const unsigned char *key = f->key;
+    const unsigned bits = f->bits;
+    const unsigned char mask = f->mask;
+    const uint32_t thresh = f->thresh;
+    const float delta = f->delta;
+    unsigned char buf[CHUNK_BLOCKS * WM_BLOCK_BYTES];
+    float wide[CHUNK_BLOCKS * 128]; /* a 16-bit chunk widened: up to 128 tokens a block */
+    size_t tpb = 128 / bits, n_blocks = (wm->n_vocab + tpb - 1) / tpb, esize = dtype == WM_DTYPE_F32 ? 4 : 2;
+    /* 16-bit rows of a list with a fused kernel (kgw's green list) go
+     * through it a chunk at a time; float32 rows take it whole (kgw.c). */
+    int fused = dtype != WM_DTYPE_F32 && f->fused;
+    for (size_t j = 0; j < n_blocks; j += CHUNK_BLOCKS) {
+        size_t m = n_blocks - j < CHUNK_BLOCKS ? n_blocks - j : CHUNK_BLOCKS;
+        size_t v0 = j * tpb, n_tok = m * tpb;
+        if (n_tok > wm->n_vocab - v0) n_tok = wm->n_vocab - v0;
+        char *row = (char *)logits + v0 * esize;
+        if (!fused) {
+            wm->fill(key, seed, j, m, buf);
+            for (size_t i = 0; mask && i < m * WM_BLOCK_BYTES; i++) buf[i] ^= mask;
+        }
+        if (dtype == WM_DTYPE_F32) {
+            wm->apply(buf, n_tok, bits, thresh, delta, (float *)row);
+            continue;
+        }
+        wm->widen(row, dtype, n_tok, wide);
+        if (fused) /* the AVX-512 kernel hashes this chunk while applying it */
+            f->fused(key, seed, j, n_tok, bits, thresh, delta, wide);
+        else
+            wm->apply(buf, n_tok, bits, thresh, delta, wide);
+        wm->narrow(wide, n_tok, dtype, row);
+    }
+}
+
+void wm__bias_fields_candidates(const wm_watermark *wm, const wm__fields *f, uint64_t seed, size_t n,
+                                const wm_token *ids, size_t ids_stride, float *logits, size_t logits_stride)
+{
+    const unsigned char *key = f->key;
+    const unsigned bits = f->bits;
+    const unsigned char mask = f->mask;
+    const char *ip = (const char *)ids;
+    char *lp = (char *)logits;
+    const unsigned tpb = 128 / bits;
+    uint64_t have = UINT64_MAX;
+    unsigned char block[WM_BLOCK_BYTES];
+    for (size_t i = 0; i < n; i++) {
+        wm_token t;
+        memcpy(&t, ip + i * ids_stride, sizeof t);
+        if ((uint32_t)t >= wm->n_vocab) continue; /* padding is in no list */
+        uint64_t j = (uint32_t)t / tpb;
+        if (j != have) { /* candidates often share a block after sorting */
+            wm__fill_scalar(key, seed, j, 1, block);
+            for (size_t b = 0; mask && b < WM_BLOCK_BYTES; b++) block[b] ^= mask;
+            have = j;
+        }
+        /* A select, not a branch: membership is a coin flip per candidate, and
+         * a mispredicted branch costs more than the PRF when candidates share
+         * blocks (a whole unsorted vocabulary, as llama.cpp passes it). */
+        float x;
+        memcpy(&x, lp + i * logits_stride, sizeof x);
+        x = wm__field(block, (uint32_t)t % tpb, bits) < f->thresh ? x + f->delta : x;
+        memcpy(lp + i * logits_stride, &x, sizeof x);
+    }
+}
