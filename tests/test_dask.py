@@ -181,6 +181,12 @@ def main():
                 mk, docs, filter, accounts, want = data[name]
                 assert on_cluster(client, mk, docs, filter, accounts, 7, 5, rounds=3) == want, name
 
+        @check("no documents, and only empty ones: one machine's (empty) results")
+        def _():
+            mk, _, _, accounts, _ = data["kgw h=2 accounts"]
+            for docs in ([], [([], 0), ([5], 1), ([], 0)]):
+                assert on_cluster(client, mk, docs, None, accounts, 3, 2) == one_machine(mk(), docs, None, accounts)
+
         @check("negative control: keeping the largest document index differs from one machine")
         def _():
             for name, (mk, docs, filter, accounts, want) in data.items():
