@@ -50,11 +50,10 @@ def main():
     for workers in (1, 2):
         with LocalCluster(n_workers=workers, processes=True, threads_per_worker=1, dashboard_address=None) as cl, \
                 Client(cl) as client:
-            doc_lists = [d.tolist() for d in docs]
             best, stats = None, {}
             for _ in range(o.repeats):
                 t = time.perf_counter()
-                job = ldask.run(client, mk, doc_lists, chunks=4 * workers, shards=4 * workers)
+                job = ldask.run(client, mk, docs, chunks=4 * workers, shards=4 * workers)
                 got = job.corpus(wm).score()
                 el = time.perf_counter() - t
                 if got["log10_p"].hex() != want:

@@ -73,10 +73,11 @@ def _cached(ident, make):
 
 
 def _document(d):
-    """A document: token ids, or (token ids, n_prompt)."""
-    if isinstance(d, tuple):
-        return list(d[0]), int(d[1])
-    return list(d), 0
+    """A document: token ids, or (token ids, n_prompt).  numpy arrays travel
+    as they are (a few bytes a token in the task graph; int32 ones reach the
+    C library without a copy), anything else as a list."""
+    ids, n_prompt = d if isinstance(d, tuple) else (d, 0)
+    return (ids if hasattr(ids, "__array_interface__") else list(ids)), int(n_prompt)
 
 
 def _map(make_watermark, chunk, filter, accounts, round=0, rounds=1):
