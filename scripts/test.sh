@@ -9,7 +9,7 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 . scripts/setup.sh
-wm_install_packages python3-numpy python3-torch libopenblas0-pthread cmake g++ git curl locales || { echo "setup failed"; echo "0 passed, 1 failed"; exit 1; }
+wm_install_packages python3-numpy python3-distributed python3-pandas python3-torch libopenblas0-pthread cmake g++ git curl locales || { echo "setup failed"; echo "0 passed, 1 failed"; exit 1; }
 # tests/test_key.c saves and loads keys under de_DE.UTF-8 (a decimal comma)
 # and fails without it; Debian's locales package ships it ungenerated.
 if ! locale -a 2>/dev/null | grep -qix 'de_DE\.utf-\?8'; then

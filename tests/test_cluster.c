@@ -172,7 +172,7 @@ static void split_run(const wm_watermark *wm, const wm_ctxset *filter, unsigned 
         }
         if (nr) memcpy(all + n, rec, nr * sizeof *rec);
         n += nr;
-        wm_corpus_totals t;
+        wm_corpus_totals t = WM_INIT(wm_corpus_totals);
         assert_int_equal(wm_corpus_totals_get(m, &t), WM_OK);
         tokens += t.tokens;
         wm_score s = WM_INIT(wm_score);
@@ -215,7 +215,7 @@ static void split_run(const wm_watermark *wm, const wm_ctxset *filter, unsigned 
     wm_corpus *c;
     assert_int_equal(wm_corpus_new(&c, wm, flags), WM_OK);
     assert_int_equal(wm_corpus_merge(c, deltas, nd, tokens, d->n, (flags & WM_ACCOUNTS) ? tally : NULL), WM_OK);
-    wm_corpus_totals t;
+    wm_corpus_totals t = WM_INIT(wm_corpus_totals);
     assert_int_equal(wm_corpus_totals_get(c, &t), WM_OK);
     assert_true(t.docs == d->n);
     results_of(c, acc, (flags & WM_ACCOUNTS) != 0, out);
@@ -370,9 +370,13 @@ static void test_merge_refusals(void **state)
     assert_int_equal(wm_corpus_merge(c, d, 1, 10, 0, tally), WM_ERR_ARG); /* tally != tuples */
     tally[0] = 2;
     assert_int_equal(wm_corpus_merge(c, d, 1, 10, 0, tally), WM_OK);
-    wm_corpus_totals t;
+    wm_corpus_totals t = WM_INIT(wm_corpus_totals);
     assert_int_equal(wm_corpus_totals_get(c, &t), WM_OK);
-    assert_true(t.docs == 6 && t.scored == 2 && t.tokens == 10);
+    assert_true(t.docs == 6 && t.scored == 2 && t.tokens == 10 && t.size == sizeof t);
+    /* versioned output: a size the library does not know is refused, nothing written */
+    wm_corpus_totals u = { .size = sizeof u - 1, .docs = 77 };
+    assert_int_equal(wm_corpus_totals_get(c, &u), WM_ERR_ARG);
+    assert_true(u.docs == 77);
     tally[0] = 1;
     assert_int_equal(wm_corpus_merge(c, d + 1, 1, 0, 0, tally), WM_ERR_ARG); /* document 3 is behind */
     wm_corpus_free(c);

@@ -88,9 +88,14 @@ typedef struct wm_corpus_delta {
 WM_API WM_NODISCARD wm_status wm_corpus_deltas(const double *score, const uint64_t *doc, size_t n,
                                                wm_corpus_delta *out, size_t *n_out);
 
-/* Totals of a corpus (OUT *out): documents ended, tokens given, tuples
- * scored, the exact statistic.  Pure. */
+/* Totals of a corpus (OUT *out, versioned: out->size = sizeof *out, e.g.
+ * WM_INIT(wm_corpus_totals)): documents ended, tokens given, tuples
+ * scored, the exact statistic.
+ * @return WM_OK; WM_ERR_ARG (NULL, or out->size not a size this library
+ * knows: nothing written).  Pure; thread-safe on a corpus no thread
+ * changes. */
 typedef struct wm_corpus_totals {
+    size_t size;
     uint64_t docs, tokens, scored;
     uint64_t stat_hi, stat_lo;
 } wm_corpus_totals;

@@ -8,7 +8,8 @@
 #include "internal.h"
 
 #define STRUCTS(X) X(wm_error) X(wm_params) X(wm_sampler_params) X(wm_score) X(wm_window) X(wm_audit) \
-    X(wm_account_score) X(wm_attribution) X(wm_kernel_params)
+    X(wm_account_score) X(wm_attribution) X(wm_kernel_params) X(wm_corpus_record) X(wm_corpus_delta) \
+    X(wm_corpus_totals)
 
 #define FIELDS(F)                                                                                     \
     F(wm_error, message)                                                                              \
@@ -30,7 +31,13 @@
     F(wm_kernel_params, size) F(wm_kernel_params, n_vocab) F(wm_kernel_params, context_width)          \
     F(wm_kernel_params, seeding) F(wm_kernel_params, field_bits) F(wm_kernel_params, threshold)        \
     F(wm_kernel_params, delta) F(wm_kernel_params, account_delta) F(wm_kernel_params, green_key)       \
-    F(wm_kernel_params, minhash_key) F(wm_kernel_params, account_key)
+    F(wm_kernel_params, minhash_key) F(wm_kernel_params, account_key)                                  \
+    F(wm_corpus_record, fp) F(wm_corpus_record, doc) F(wm_corpus_record, score)                        \
+    F(wm_corpus_record, cell) F(wm_corpus_record, reserved)                                            \
+    F(wm_corpus_delta, doc) F(wm_corpus_delta, scored) F(wm_corpus_delta, stat_hi)                     \
+    F(wm_corpus_delta, stat_lo)                                                                        \
+    F(wm_corpus_totals, size) F(wm_corpus_totals, docs) F(wm_corpus_totals, tokens)                    \
+    F(wm_corpus_totals, scored) F(wm_corpus_totals, stat_hi) F(wm_corpus_totals, stat_lo)
 
 static const struct {
     const char *structure, *field;

@@ -353,8 +353,8 @@ wm_status wm_corpus_deltas(const double *score, const uint64_t *doc, size_t n, w
 
 wm_status wm_corpus_totals_get(const wm_corpus *c, wm_corpus_totals *out)
 {
-    if (!c || !out) return WM_ERR_ARG;
-    *out = (wm_corpus_totals){ .docs = c->docs, .tokens = c->tokens, .scored = c->c.scored,
+    if (!c || !out || !WM__SIZED(out, wm_corpus_totals)) return WM_ERR_ARG;
+    *out = (wm_corpus_totals){ .size = sizeof *out, .docs = c->docs, .tokens = c->tokens, .scored = c->c.scored,
                                .stat_hi = (uint64_t)(c->c.fx >> 64), .stat_lo = (uint64_t)c->c.fx };
     return WM_OK;
 }

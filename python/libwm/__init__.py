@@ -34,7 +34,7 @@ __all__ = ["WmError", "Key", "Watermark", "ContextSet", "Tokenizer", "detect", "
 
 SEEDINGS = {"lefthash": 0, "minhash": 1}
 # Flags (include/wm/common.h, "Flags": one set of bits per family).
-_NO_DEDUP, _ACCOUNTS = 0x01, 0x02
+_NO_DEDUP, _ACCOUNTS, _CORPUS_MAP = 0x01, 0x02, 0x04
 _READ_WEIGHTED = 0x0100
 _ENC_SPECIAL_AS_TEXT, _ENC_LOSSY = 0x010000, 0x020000
 _c_token_p = ctypes.POINTER(ctypes.c_int32)
@@ -85,6 +85,24 @@ class _KernelParams(_Versioned):
                 ("field_bits", ctypes.c_uint32), ("threshold", ctypes.c_uint32), ("delta", ctypes.c_float),
                 ("account_delta", ctypes.c_float), ("green_key", ctypes.c_uint8 * 16),
                 ("minhash_key", ctypes.c_uint8 * 16), ("account_key", ctypes.c_uint8 * 16)]
+
+
+# include/wm/key.h: account cells (position, symbol) a corpus tallies.
+ACCOUNT_CELLS = 256 * 4
+# include/wm/cluster.h: a map corpus's records, per-document deltas, totals.
+class _CorpusRecord(ctypes.Structure):
+    _fields_ = [("fp", ctypes.c_uint64), ("doc", ctypes.c_uint64), ("score", ctypes.c_double),
+                ("cell", ctypes.c_uint32), ("reserved", ctypes.c_uint32)]
+
+
+class _CorpusDelta(ctypes.Structure):
+    _fields_ = [("doc", ctypes.c_uint64), ("scored", ctypes.c_uint64), ("stat_hi", ctypes.c_uint64),
+                ("stat_lo", ctypes.c_uint64)]
+
+
+class _CorpusTotals(_Versioned):
+    _fields_ = [("size", ctypes.c_size_t), ("docs", ctypes.c_uint64), ("tokens", ctypes.c_uint64),
+                ("scored", ctypes.c_uint64), ("stat_hi", ctypes.c_uint64), ("stat_lo", ctypes.c_uint64)]
 
 
 # wm_dtype of each element type the C library biases in place.
@@ -144,6 +162,12 @@ def _load_library():
         "wm_corpus_attribute": (S, [P, ctypes.POINTER(ctypes.c_uint64), SZ, ctypes.c_double,
                                     ctypes.POINTER(_AccountScore), SZ, ctypes.POINTER(_Attribution)]),
         "wm_corpus_free": (None, [P]),
+        "wm_corpus_set_next_doc": (S, [P, ctypes.c_uint64]),
+        "wm_corpus_records": (S, [P, ctypes.POINTER(ctypes.POINTER(_CorpusRecord)), ctypes.POINTER(SZ)]),
+        "wm_corpus_records_clear": (S, [P]),
+        "wm_corpus_deltas": (S, [P, P, SZ, P, ctypes.POINTER(SZ)]),
+        "wm_corpus_totals_get": (S, [P, ctypes.POINTER(_CorpusTotals)]),
+        "wm_corpus_merge": (S, [P, P, SZ, ctypes.c_uint64, ctypes.c_uint64, P]),
         "wm_bias_logits_batch": (S, [P, SZ, ctypes.POINTER(ctypes.c_uint64), ctypes.POINTER(_c_token_p),
                                      ctypes.POINTER(SZ), P, ctypes.c_int, SZ, SZ]),
         "wm_kernel_params_get": (S, [P, ctypes.POINTER(_KernelParams)]),
@@ -173,7 +197,8 @@ def _load_library():
 
 # The C structs this binding re-declares, by their C names.
 _STRUCTS = {"wm_error": _Error, "wm_params": _Params, "wm_score": _Score, "wm_audit": _Audit,
-            "wm_account_score": _AccountScore, "wm_attribution": _Attribution, "wm_kernel_params": _KernelParams}
+            "wm_account_score": _AccountScore, "wm_attribution": _Attribution, "wm_kernel_params": _KernelParams,
+            "wm_corpus_record": _CorpusRecord, "wm_corpus_delta": _CorpusDelta, "wm_corpus_totals": _CorpusTotals}
 
 
 def _check_layout(lib, structs):
@@ -789,9 +814,10 @@ class Corpus:
     decides when to stop adding the suspect's answers.  accounts=True also
     tallies the account layer for attribute() (a key with account_delta)."""
 
-    def __init__(self, watermark, filter=None, accounts=False):
+    def __init__(self, watermark, filter=None, accounts=False, _map=False):
         h = ctypes.c_void_p()
-        _check(_lib.wm_corpus_new(ctypes.byref(h), watermark._h, _ACCOUNTS if accounts else 0))
+        flags = (_ACCOUNTS if accounts else 0) | (_CORPUS_MAP if _map else 0)
+        _check(_lib.wm_corpus_new(ctypes.byref(h), watermark._h, flags))
         self._h, self._wm, self._filter = h, watermark, None  # the C corpus borrows both
         if filter is not None:
             f = ContextSet(watermark)
@@ -839,10 +865,65 @@ class Corpus:
         statistic, log10_p, log10_p_family, named)."""
         return _attribute(_lib.wm_corpus_attribute, self._h, accounts, alpha, top)
 
+    # ---- across machines (include/wm/cluster.h; libwm.dask builds on these)
+
+    def _add_doc(self, doc, tokens, n_prompt=0):
+        """A map corpus (_map=True): document number `doc` (global order)."""
+        _check(_lib.wm_corpus_set_next_doc(self._h, doc))
+        self.add(tokens, n_prompt)
+
+    def _take_records(self):
+        """A map corpus's records so far as a numpy array of the record struct's dtype
+        (a copy), then forgotten by the corpus."""
+        import numpy as np
+        p, n = ctypes.POINTER(_CorpusRecord)(), ctypes.c_size_t()
+        _check(_lib.wm_corpus_records(self._h, ctypes.byref(p), ctypes.byref(n)))
+        out = np.frombuffer(ctypes.string_at(p, n.value * ctypes.sizeof(_CorpusRecord)) if n.value else b"",
+                            dtype=np.dtype(_CorpusRecord)).copy()
+        _check(_lib.wm_corpus_records_clear(self._h))
+        return out
+
+    def _totals(self):
+        t = _CorpusTotals()
+        _check(_lib.wm_corpus_totals_get(self._h, ctypes.byref(t)))
+        return dict(docs=t.docs, tokens=t.tokens, scored=t.scored, statistic=t.stat_hi << 64 | t.stat_lo)
+
+    @classmethod
+    def _merged(cls, watermark, deltas, tokens, docs, tally=None, accounts=False):
+        """A corpus restored from a cluster's totals (wm_corpus_merge):
+        deltas (the delta struct's dtype, document order), `tokens`, `docs`
+        and the account tally (ACCOUNT_CELLS counts; accounts=True only)."""
+        c = cls(watermark, accounts=accounts)
+        c._merge(deltas, tokens, docs, tally)
+        return c
+
+    def _merge(self, deltas, tokens, docs, tally=None):
+        """wm_corpus_merge again, for later documents (see cluster.h)."""
+        import numpy as np
+        d = np.ascontiguousarray(deltas, dtype=np.dtype(_CorpusDelta))
+        t = None if tally is None else np.ascontiguousarray(tally, dtype=np.uint64)
+        if t is not None and t.size != ACCOUNT_CELLS:
+            raise ValueError(f"tally must have {ACCOUNT_CELLS} counts, not {t.size}")
+        _check(_lib.wm_corpus_merge(self._h, d.ctypes.data if d.size else None, d.size, tokens, docs,
+                                    None if t is None else t.ctypes.data))
+
     def __del__(self):
         if getattr(self, "_h", None) and _lib:
             _lib.wm_corpus_free(self._h)
             self._h = None
+
+
+def _corpus_deltas(score, doc):
+    """wm_corpus_deltas: the exact per-document sums of scores (float64)
+    sorted by doc (uint64, non-decreasing), as an array of the delta struct's dtype."""
+    import numpy as np
+    s = np.ascontiguousarray(score, dtype=np.float64)
+    d = np.ascontiguousarray(doc, dtype=np.uint64)
+    if s.shape != d.shape or s.ndim != 1:
+        raise ValueError("score and doc must be 1-d arrays of one length")
+    out, m = np.zeros(max(s.size, 1), dtype=np.dtype(_CorpusDelta)), ctypes.c_size_t()
+    _check(_lib.wm_corpus_deltas(s.ctypes.data, d.ctypes.data, s.size, out.ctypes.data, ctypes.byref(m)))
+    return out[:m.value]
 
 
 def _attribute(fn, handle, accounts, alpha, top):
