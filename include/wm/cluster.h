@@ -1,6 +1,7 @@
 /* libwm: corpus detection past one machine, and corpus state that survives
- * a crash.  An advanced interface, part of <wm.h>; tests/test_cluster.c
- * shows it at work (map, reduce, merge; checkpoints).
+ * a crash.  An advanced interface, part of <wm.h>; docs/CLUSTER.md runs it on
+ * a Dask cluster (python/libwm/dask.py) and tests/test_cluster.c shows it at
+ * work (map, reduce, merge; checkpoints).
  *
  * Why a corpus splits exactly.  Every admission rule of wm_corpus_add but
  * one is per document or read-only: the prompt rule and the seed-once rule
