@@ -113,6 +113,20 @@ WM_API WM_NODISCARD wm_status wm_params_set(wm_params *p, const char *name, cons
 /* @return a static string, or NULL past the last. */
 WM_API const char *wm_scheme_name(size_t i);
 
+/* What a scheme does, as bits: callers that present a scheme (the CLI's
+ * labels, a binding's options) ask these, never the scheme's name. */
+#define WM_CAP_BINARY 0x01u     /* each scored tuple counts 0 or 1: the exact binomial test */
+#define WM_CAP_BIASES 0x02u     /* embeds by biasing logits (wm_bias_*) */
+#define WM_CAP_SELECTS 0x04u    /* embeds by choosing the token (wm_select) */
+#define WM_CAP_GREEN_LIST 0x08u /* a 1 is "green" (wm_is_green); the parameters gamma, delta and
+                                   account_delta belong to it */
+#define WM_CAP_SEED_ONCE 0x10u  /* a context seed watermarks one position per document */
+/* The capability bits of the scheme named `scheme` (as in wm_params.scheme;
+ * NULL: "kgw").
+ * @return WM_OK; WM_ERR_ARG (NULL caps); WM_ERR_PARAM (no scheme of that name; *caps then
+ * untouched).  OUT: *caps.  Thread-safe. */
+WM_API WM_NODISCARD wm_status wm_scheme_caps(const char *scheme, unsigned *caps);
+
 typedef struct wm_key wm_key;
 
 /* Fresh random key (libsodium randombytes) with validated parameters:

@@ -87,6 +87,7 @@ typedef struct detector {
     wm_watermark *wm[MAX_KEYS];
     char id[MAX_KEYS][WM_KEY_ID_SIZE];
     const char *scheme[MAX_KEYS]; /* static strings */
+    unsigned caps[MAX_KEYS];      /* their WM_CAP_* bits */
     wm_corpus *corpus[MAX_KEYS];
     wm_ctxset *filter[MAX_KEYS];
     int json, window, corpus_mode;
@@ -285,7 +286,7 @@ static void print_score(detector *D, const char *source, int k, const wm_score *
                "\"mean_score\":%.17g,\"z\":%.17g,\"p_value\":%.17g,\"log10_p\":%.17g,\"watermarked\":%s",
                D->id[k], D->scheme[k], (unsigned long long)s->tokens, (unsigned long long)s->scored, s->statistic,
                mean, s->z, s->p_value, s->log10_p, verdict_json(verdict));
-        if (!strcmp(D->scheme[k], "kgw")) /* the green list's own names for the same numbers */
+        if (D->caps[k] & WM_CAP_GREEN_LIST) /* the green list's own names for the same numbers */
             printf(",\"green\":%.0f,\"green_fraction\":%.17g", s->statistic, mean);
         if (D->n_keys > 1) printf(",\"log10_p_corrected\":%.17g,\"keys\":%d", adj, D->n_keys);
         if (verdict < 0) printf(",\"p_value_valid\":false");
@@ -303,7 +304,7 @@ static void print_score(detector *D, const char *source, int k, const wm_score *
         printf("%s: %s over %llu %stuples (%s %.4f, z %.2f, key %s, %s)",
                verdict < 0 ? "no verdict (--no-dedup: p not valid)" : verdict ? "watermark present" : "no watermark detected",
                p, (unsigned long long)s->scored, verdict < 0 ? "" : "unique ",
-               strcmp(D->scheme[k], "kgw") ? "mean score" : "green", mean, s->z, D->id[k], D->scheme[k]);
+               D->caps[k] & WM_CAP_GREEN_LIST ? "green" : "mean score", mean, s->z, D->id[k], D->scheme[k]);
         if (D->n_keys > 1) printf(" [corrected for %d keys: log10 p = %.2f]", D->n_keys, adj);
         putchar('\n');
         return;
@@ -634,7 +635,7 @@ static int setup_detector(detector *D, const detect_opts *o, wm_tokenizer **tok_
         unsigned char ksha[32];
         wm_params kp = WM_INIT(wm_params);
         if ((st = wm_key_id(key, D->id[k])) || (st = wm_key_tokenizer(key, &nv, ksha)) ||
-            (st = wm_key_params(key, &kp))) {
+            (st = wm_key_params(key, &kp)) || (st = wm_scheme_caps(kp.scheme, &D->caps[k]))) {
             wm_key_free(key);
             return die("%s: %s", o->keys[k], wm_strerror(st));
         }

@@ -32,12 +32,14 @@ int cmd_info(int argc, char **argv)
     char id[WM_KEY_ID_SIZE], sha_hex[65] = "";
     uint32_t nv;
     unsigned char sha[32];
-    if (!(st = wm_key_params(key, &p)) && !(st = wm_key_id(key, id))) st = wm_key_tokenizer(key, &nv, sha);
+    unsigned caps = 0;
+    if (!(st = wm_key_params(key, &p)) && !(st = wm_key_id(key, id)) && !(st = wm_scheme_caps(p.scheme, &caps)))
+        st = wm_key_tokenizer(key, &nv, sha);
     wm_key_free(key);
     if (st) return die("%s: %s", argv[optind], wm_strerror(st));
     for (int i = 0; nv && i < 32; i++) sprintf(sha_hex + 2 * i, "%02x", sha[i]);
     const char *seeding = p.seeding == WM_SEEDING_MINHASH ? "minhash" : "lefthash";
-    int kgw = !strcmp(p.scheme, "kgw");
+    int kgw = (caps & WM_CAP_GREEN_LIST) != 0; /* gamma, delta and account_delta are the green list's */
     unsigned k = (unsigned)(p.gamma * WM_GAMMA_ONE);
     if (json) {
         printf("{\"key_id\":\"%s\",\"scheme\":\"%s\",\"seeding\":\"%s\",\"context_width\":%u", id, p.scheme,

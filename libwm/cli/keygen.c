@@ -49,8 +49,9 @@ static int keygen_params(wm_params *p, const char *scheme, const char *const val
     for (size_t i = 0; i < N_PARAM_OPTS; i++) {
         if (!val[i]) continue;
         wm_status st = wm_params_set(p, params_opts[i].name, val[i]);
-        if (st == WM_ERR_PARAM && i >= 2 && strcmp(scheme, "kgw") != 0)
-            return die("keygen: --gamma, --delta and --account-delta are kgw parameters; %s has none", scheme);
+        unsigned caps = 0;
+        if (st == WM_ERR_PARAM && i >= 2 && wm_scheme_caps(scheme, &caps) == WM_OK && !(caps & WM_CAP_GREEN_LIST))
+            return die("keygen: --gamma, --delta and --account-delta are green-list parameters; %s has none", scheme);
         /* 0 is "no account layer" to the library; asked for, it is a mistake */
         if (st == WM_OK && params_opts[i].opt == O_ACCOUNT_DELTA && p->account_delta == 0) st = WM_ERR_PARAM;
         if (st == WM_ERR_PARAM)

@@ -38,6 +38,15 @@ const wm__scheme *wm__scheme_find(const char *name)
     return NULL;
 }
 
+wm_status wm_scheme_caps(const char *scheme, unsigned *caps)
+{
+    if (!caps) return WM_ERR_ARG;
+    const wm__scheme *sc = wm__scheme_find(scheme ? scheme : WM__DEFAULT_SCHEME);
+    if (!sc) return WM_ERR_PARAM;
+    *caps = sc->caps;
+    return WM_OK;
+}
+
 const char *wm_scheme_name(size_t i)
 {
     for (size_t k = 0; k < N_SCHEMES; k++)

@@ -46,14 +46,15 @@ typedef struct wm__scheme_param {
     double dflt;                  /* wm_params_init's value */
 } wm__scheme_param;
 
-/* What a scheme can do; the core asks these, never the scheme's name. */
+/* What a scheme can do; the core asks these, never the scheme's name.  The
+ * same bits as the public WM_CAP_* (key.h, wm_scheme_caps). */
 enum {
-    WM__CAP_BINARY = 1u << 0,     /* contributions are exactly 0 or 1, 1 with probability `mean`
+    WM__CAP_BINARY = WM_CAP_BINARY,     /* contributions are exactly 0 or 1, 1 with probability `mean`
                                      under H0 (what the weighted reading test needs: detect/read.c) */
-    WM__CAP_BIASES = 1u << 1,     /* reweights logits: bias_row and bias_candidates */
-    WM__CAP_SELECTS = 1u << 2,    /* chooses the token: select */
-    WM__CAP_GREEN_LIST = 1u << 3, /* a contribution of 1 is "green" (wm_is_green); implies BINARY */
-    WM__CAP_SEED_ONCE = 1u << 4,  /* selection is deterministic given the seed, so a repeated
+    WM__CAP_BIASES = WM_CAP_BIASES,     /* reweights logits: bias_row and bias_candidates */
+    WM__CAP_SELECTS = WM_CAP_SELECTS,    /* chooses the token: select */
+    WM__CAP_GREEN_LIST = WM_CAP_GREEN_LIST, /* a contribution of 1 is "green" (wm_is_green); implies BINARY */
+    WM__CAP_SEED_ONCE = WM_CAP_SEED_ONCE,  /* selection is deterministic given the seed, so a repeated
                                      seed would repeat the choice: such positions are sampled
                                      normally and never scored (within one document) */
 };
