@@ -215,14 +215,15 @@ static inline void green_text(const wm_watermark *wm, wm__rng *r, wm_token *t, s
 
 /* A synthetic language model: fresh N(0, 5^2) logits each step over 32,000
  * tokens, mean entropy about 2.8 nats (0.1 to 4.5 step to step), the range
- * of real LMs at temperature 1. */
+ * of real LMs at temperature 1.  Every one of the V logits is written (Box-
+ * Muller pairs; an odd V's last takes the cosine of one more pair). */
 static inline void synth_logits(wm__rng *r, float *l, uint32_t V)
 {
-    for (uint32_t v = 0; v + 1 < V; v += 2) {
+    for (uint32_t v = 0; v < V; v += 2) {
         double u1 = wm__rng_uniform(r), u2 = wm__rng_uniform(r);
         double m = 5 * sqrt(-2 * log(1 - u1));
         l[v] = (float)(m * cos(2 * M_PI * u2));
-        l[v + 1] = (float)(m * sin(2 * M_PI * u2));
+        if (v + 1 < V) l[v + 1] = (float)(m * sin(2 * M_PI * u2));
     }
 }
 
