@@ -90,8 +90,9 @@ wm_apply_fn wm__apply_avx2(void);
 wm_apply_fn wm__apply_avx512(void);
 /* Fused fill + apply for 1- and 2-bit fields only. */
 wm_bias_row_fn wm__bias_row_avx512(void);
-/* prf/dispatch.c: the best kernels this CPU runs, into wm. */
-void wm__pick_kernels(struct wm_watermark *wm);
+/* prf/dispatch.c: the best kernels this CPU runs (or WM_CPU's), into wm;
+ * WM_ERR_UNSUPPORTED when WM_CPU is refused (wm_cpu_kernels). */
+wm_status wm__pick_kernels(struct wm_watermark *wm);
 /* prf/dispatch.c: the best sampler kernels (embed/softmax.h). */
 typedef int (*wm_maxcheck_fn)(const float *x, size_t n, float *max);
 typedef size_t (*wm_softmax_fn)(const float *x, size_t n, float m, float s, float thr, float *w,

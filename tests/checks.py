@@ -5,7 +5,24 @@ scripts/count_results.py counts each check as cmocka's summaries are counted.
     def _(): ...          # runs at once; an exception fails the check
     sys.exit(summary())
 """
+import importlib
+import os
+import sys
+
 passed, failed = [], []
+
+
+def require(module, package):
+    """The imported module, or the end of the program: exit 77 (a meson
+    SKIP) with the reason, or 1 (a failure) where CI is set, since the
+    suite's set-up installs `package` there and its absence is a fault."""
+    try:
+        return importlib.import_module(module)
+    except ImportError as e:
+        ci = bool(os.environ.get("CI"))
+        print(f"{'FAIL' if ci else 'SKIP'}: {module} is not importable by {sys.executable} ({e}); "
+              f"apt install {package}")
+        sys.exit(1 if ci else 77)
 
 
 def check(name):

@@ -496,6 +496,7 @@ static void test_key_file(void **state)
 
 int main(void)
 {
+    test_forced_isa();
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_null_exact),  cmocka_unit_test(test_null_bound), cmocka_unit_test(test_embed),
         cmocka_unit_test(test_attribution), cmocka_unit_test(test_base_unchanged), cmocka_unit_test(test_reading),

@@ -142,10 +142,8 @@ static void test_simd(void **state)
     (void)state;
     wm_widen_fn w[2] = { wm__widen_avx2(), wm__widen_avx512() };
     wm_narrow_fn n[2] = { wm__narrow_avx2(), wm__narrow_avx512() };
-    for (int k = 0; k < 2; k++) {
-        if (!w[k] || !n[k]) print_message("%s not on this CPU: not checked\n", k ? "AVX-512F" : "AVX2 + F16C");
-        else check_simd(w[k], n[k]);
-    }
+    for (int k = 0; k < 2; k++)
+        if (test_kernel_runs("widen/narrow", k + 1, w[k] && n[k])) check_simd(w[k], n[k]);
 }
 
 /* The binary32 path, step by step: the green list alone, then the account's
@@ -260,6 +258,7 @@ static void test_kernel_params(void **state)
 
 int main(void)
 {
+    test_forced_isa();
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_roundtrip),
         cmocka_unit_test(test_rounding),

@@ -33,11 +33,11 @@ import sys
 from enum import Enum, auto
 from types import SimpleNamespace
 
-from checks import check, summary
+from checks import check, require, summary
 
 os.environ["LIBWM_LIBRARY"] = os.path.abspath(sys.argv[1])
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "python"))
-import numpy as np  # noqa: E402
+np = require("numpy", "python3-numpy")
 
 try:
     import torch
@@ -431,8 +431,9 @@ def _():
     k, _ = key("hf", account_delta=1.0)
     V = 3000
     wm = libwm.Watermark(k, V)
-    ids = torch.randint(0, V, (4, 7))
-    base = torch.randn(4, V + 8)
+    g = torch.Generator().manual_seed(20261202)  # fixed: a failure reproduces
+    ids = torch.randint(0, V, (4, 7), generator=g)
+    base = torch.randn(4, V + 8, generator=g)
     ref = c_rows(wm, base, [list(map(int, r)) for r in ids], [1, 2, 0, 3])
     proc = LibwmLogitsProcessor(wm, accounts=[1, 2, 0, 3])
     for dt in (torch.float32, torch.bfloat16, torch.float16):

@@ -338,6 +338,7 @@ static void test_power(void **state)
 
 int main(void)
 {
+    test_forced_isa();
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_known_answers),
         cmocka_unit_test(test_spec),

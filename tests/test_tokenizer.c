@@ -106,8 +106,9 @@ static void test_parity(void **state)
         int as_text = json_is_true(json_object_get(o, "special_as_text"));
         json_t *want = json_object_get(o, "ids"), *text = json_array_get(corpus, ti);
         int k = 0;
-        while (strcmp(names[k], name)) k++;
-        (void)tok_named(name);
+        if (!name) fail_msg("%s: a line without a tokenizer name", expected_path);
+        while (k < N_TOK && strcmp(names[k], name)) k++;
+        if (k == N_TOK) fail_msg("%s: unknown tokenizer %s", expected_path, name);
         const wm_token *ids;
         size_t n;
         wm_error err;

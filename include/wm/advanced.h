@@ -70,6 +70,24 @@ WM_API WM_NODISCARD wm_status wm_context_seed(const wm_watermark *wm, const wm_t
 WM_API WM_NODISCARD wm_status wm_account_symbols(const wm_watermark *wm, uint64_t account,
                                                  uint8_t symbols[WM_ACCOUNT_POSITIONS]);
 
+/* ---- which kernels run ---------------------------------------------------
+ * The PRF, bias, conversion and sampler kernels exist once per instruction
+ * set (scalar, AVX2 with FMA and F16C, AVX-512F with BMI2); every set gives
+ * the same results bit for bit (tests/test_prf.c, test_api.c, test_dtype.c).
+ * By default each watermark and sampler runs the widest this CPU has.  The
+ * environment variable WM_CPU=scalar|avx2|avx512, read once per process
+ * (at the first watermark made), forces one set, to test or measure the
+ * narrower paths on a wide CPU.  Fail-closed: an unknown value, or a set
+ * this CPU or build cannot run every kernel of, is refused, and then every
+ * wm_watermark_new fails with WM_ERR_UNSUPPORTED; nothing silently runs
+ * another set.  (Under avx2 the detection PRF, which has no AVX2 kernel,
+ * runs the scalar one.)
+ *
+ * The set in use: *name (OUT) "scalar", "avx2" or "avx512", static.
+ * @return WM_OK; WM_ERR_UNSUPPORTED (WM_CPU refused, *name NULL).
+ * Thread-safe. */
+WM_API WM_NODISCARD wm_status wm_cpu_kernels(const char **name);
+
 #ifdef __cplusplus
 }
 #endif

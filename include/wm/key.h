@@ -213,7 +213,8 @@ typedef struct wm_watermark wm_watermark;
  * key may be freed afterwards.  The result is immutable: one object can be
  * shared by any number of threads without locking. */
 /* @return WM_OK; WM_ERR_ARG (NULL out or key); WM_ERR_SIZE (n_vocab 0, above INT32_MAX, or not the
- * key's); WM_ERR_CRYPTO; WM_ERR_NOMEM; WM_ERR_UNSUPPORTED (wm_key_id's); *out NULL on failure.
+ * key's); WM_ERR_CRYPTO; WM_ERR_NOMEM; WM_ERR_UNSUPPORTED (wm_key_id's, or the
+ * environment variable WM_CPU refused: wm/advanced.h, wm_cpu_kernels); *out NULL on failure.
  * OUT: *out, owned by the caller (wm_watermark_free).  Thread-safe with other readers of key. */
 WM_API WM_NODISCARD wm_status wm_watermark_new(wm_watermark **out, const wm_key *key,
                                   uint32_t n_vocab);

@@ -48,11 +48,11 @@ wm_status wm_watermark_new(wm_watermark **out, const wm_key *key, uint32_t n_voc
     wm->seeding = key->seeding;
     wm->h = key->h;
     wm_status st = wm__compute_id(key, wm->key_id);
+    if (!st) st = wm__pick_kernels(wm);
     if (st) {
         wm__secure_free(wm); /* wipes the derived key */
         return st;
     }
-    wm__pick_kernels(wm);
     sc->prepare(wm, block + at_scheme, key->secret);
     if (layer) {
         wm->account = layer;

@@ -1,6 +1,8 @@
 /* The kernel dispatcher: which implementation of each PRF kernel (and of
  * the sampler's softmax kernels, embed/softmax*.c) this CPU runs, chosen once
- * per watermark or sampler from CPU features probed once per process.  One
+ * per watermark or sampler from CPU features probed once per process, or
+ * the set the environment variable WM_CPU forces (advanced.h,
+ * wm_cpu_kernels).  One
  * file per instruction set (scalar.c, avx2.c, avx512.c); the scalar ones are
  * the reference every other must equal bit for bit. */
 #include "kernel.h"
@@ -8,6 +10,11 @@
 
 #include <sodium.h>
 #include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* CPU features; F_REFUSED: WM_CPU was refused. */
+enum { F_KNOWN = 1, F_AVX2 = 2, F_AVX512F = 4, F_BMI2 = 8, F_FMA = 16, F_F16C = 32, F_REFUSED = 64, LEVEL_SHIFT = 8 };
 
 #ifdef WM_HAVE_X86_KERNELS
 /* SipRounds are invertible, so a keyed state left on the stack gives the
@@ -67,24 +74,59 @@ static void bias_row_avx512_scrubbed(const unsigned char kg[16], uint64_t seed, 
     burn_stack();
 }
 
-/* CPU features, probed once and cached (BLAKE3's dispatch does the same):
- * a relaxed atomic, since every thread computes the same value. */
-enum { F_KNOWN = 1, F_AVX2 = 2, F_AVX512F = 4, F_BMI2 = 8, F_FMA = 16, F_F16C = 32 };
+/* CPU features, probed once (BLAKE3's dispatch does the same). */
+static int probe(void)
+{
+    __builtin_cpu_init();
+    return (__builtin_cpu_supports("avx2") ? F_AVX2 : 0) | (__builtin_cpu_supports("avx512f") ? F_AVX512F : 0) |
+           (__builtin_cpu_supports("bmi2") ? F_BMI2 : 0) | (__builtin_cpu_supports("fma") ? F_FMA : 0) |
+           (wm__cpu_has_f16c() ? F_F16C : 0);
+}
+#else
+static int probe(void) { return 0; }
+#endif
+
+/* The instruction sets, narrowest first: what WM_CPU names, the features
+ * every kernel of the set needs (forcing a set the CPU cannot run all of is
+ * refused), and the features the kernels chosen under it may use. */
+static const struct {
+    const char *name;
+    int needs, allows;
+} isa[] = {
+    { "scalar", 0, 0 },
+    { "avx2", F_AVX2 | F_FMA | F_F16C, F_AVX2 | F_FMA | F_F16C | F_BMI2 },
+    { "avx512", F_AVX2 | F_FMA | F_F16C | F_AVX512F | F_BMI2, ~0 },
+};
+enum { N_ISA = sizeof isa / sizeof isa[0] };
+
+/* The features the kernels may use and the set they belong to, decided once
+ * per process: what the CPU has, narrowed to WM_CPU's set when it is set
+ * (read here only).  A relaxed atomic, since every thread computes the same
+ * value. */
 static _Atomic int g_features;
 
 static int features(void)
 {
     int f = atomic_load_explicit(&g_features, memory_order_relaxed);
     if (f) return f;
-    __builtin_cpu_init();
-    f = F_KNOWN | (__builtin_cpu_supports("avx2") ? F_AVX2 : 0) |
-        (__builtin_cpu_supports("avx512f") ? F_AVX512F : 0) | (__builtin_cpu_supports("bmi2") ? F_BMI2 : 0) |
-        (__builtin_cpu_supports("fma") ? F_FMA : 0) | (wm__cpu_has_f16c() ? F_F16C : 0);
+    int cpu = probe(), level = 0;
+    const char *env = getenv("WM_CPU");
+    if (env) {
+        while (level < N_ISA && strcmp(env, isa[level].name)) level++;
+        if (level == N_ISA || (cpu & isa[level].needs) != isa[level].needs) f = F_KNOWN | F_REFUSED;
+        else f = F_KNOWN | (cpu & isa[level].allows) | level << LEVEL_SHIFT;
+    } else {
+        /* unforced: the widest set whose PRF kernel (fill) runs here */
+        if (cpu & F_AVX2) level = 1;
+        if ((cpu & (F_AVX2 | F_AVX512F | F_BMI2)) == (F_AVX2 | F_AVX512F | F_BMI2)) level = 2;
+        f = F_KNOWN | cpu | level << LEVEL_SHIFT;
+    }
     atomic_store_explicit(&g_features, f, memory_order_relaxed);
     return f;
 }
 
-static int has(int want) { return (features() & want) == want; }
+#ifdef WM_HAVE_X86_KERNELS
+static int has(int want) { return !(features() & F_REFUSED) && (features() & want) == want; }
 
 wm_fill_fn wm__fill_avx2(void) { return has(F_AVX2) ? fill_avx2_scrubbed : NULL; }
 wm_apply_fn wm__apply_avx2(void) { return has(F_AVX2) ? apply_avx2 : NULL; }
@@ -129,8 +171,17 @@ void wm__pick_sampler_kernels(wm_maxcheck_fn *maxcheck, wm_softmax_fn *softmax)
     if (!*softmax) *softmax = wm__softmax_scalar;
 }
 
-void wm__pick_kernels(struct wm_watermark *wm)
+wm_status wm_cpu_kernels(const char **name)
 {
+    if (!name) return WM_ERR_ARG;
+    int f = features();
+    *name = f & F_REFUSED ? NULL : isa[f >> LEVEL_SHIFT].name;
+    return f & F_REFUSED ? WM_ERR_UNSUPPORTED : WM_OK;
+}
+
+wm_status wm__pick_kernels(struct wm_watermark *wm)
+{
+    if (features() & F_REFUSED) return WM_ERR_UNSUPPORTED; /* fail closed: not a silent scalar fallback */
     wm->fill = wm__fill_avx512();
     if (!wm->fill) wm->fill = wm__fill_avx2();
     if (!wm->fill) wm->fill = wm__fill_scalar;
@@ -145,4 +196,5 @@ void wm__pick_kernels(struct wm_watermark *wm)
     wm->narrow = wm__narrow_avx512();
     if (!wm->narrow) wm->narrow = wm__narrow_avx2();
     if (!wm->narrow) wm->narrow = wm__narrow_scalar;
+    return WM_OK;
 }
