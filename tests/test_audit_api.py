@@ -252,6 +252,13 @@ f = final(out)
 ok(rc == 0 and f and f["candidates_dropped"] > 0 and f["candidates_kept"] > 0,
    "token strings that are not one provider token are dropped and counted", (err, f))
 h.stop()
+# no usable candidate anywhere: nothing may be scored (an id-0 filler would score one made-up tuple a seed)
+h = Replay(p("wm.ids"), "--hostile", ",".join(["badtok"] * 20))
+rc, out, err = audit(p("h-none"), "--mode", "logprobs", "--max-tokens", 50, "--max-requests", 10, url=h.url)
+f = final(out)
+ok(rc == 0 and f and f["rows_empty"] + f["rows_unaligned"] == f["rows"] > 0 and f["rows_read"] == 0 and f["scored"] == 0
+   and f["log10_p"] == 0, "rows without a usable candidate are not read (WM_TOKEN_NONE), nothing scored", (err, f))
+h.stop()
 h = Replay(p("wm.ids"), "--hostile", ",".join(["429"] * 50))
 rc, out, err = audit(p("h-storm"), "--retries", 2, "--concurrency", 1, url=h.url)
 ok(rc == 2 and "gave up after 3 attempts" in err and "HTTP 429" in err and journal_ok(p("h-storm")),

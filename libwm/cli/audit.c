@@ -193,6 +193,7 @@ typedef struct audit {
     wm_reader *reader;
     unsigned long docs_scored, looks;
     unsigned long long withheld; /* responses whose log-probabilities the server withheld */
+    unsigned long long scored; /* distinct tuples scored at the last look */
     unsigned long long answer_tokens, cand_total, cand_kept, rows_total, rows_read, rows_unaligned, rows_empty;
     double last_log10_p, last_fixed_log10_p, more_tokens;
     int watermarked, progress_on;
@@ -786,6 +787,8 @@ static int read_doc_rows(audit *A, const adoc *D, const wm_token *ids, size_t n,
         free(R.w);
         return die("out of memory");
     }
+    for (size_t i = 0; i < n_prompt; i++) /* prompt positions: never read, no prediction */
+        for (size_t c = 0; c < k; c++) R.top[i * k + c] = WM_TOKEN_NONE;
     size_t j = 0;
     for (size_t i = n_prompt; i < n; i++) {
         A->rows_total++;
@@ -795,15 +798,14 @@ static int read_doc_rows(audit *A, const adoc *D, const wm_token *ids, size_t n,
         size_t kept = 0;
         int aligned = off[i] != SIZE_MAX && j < n_s && so[j] == off[i] && toks[j];
         if (!aligned) {
-            A->rows_unaligned++; /* no suspect row here: id 0 with weight 0 (plain: a key-independent
-                                    prediction, exact under H0 but no evidence) */
+            A->rows_unaligned++; /* no suspect row here: nothing is read */
         } else if ((kept = map_row(A, toks[j], row, w)) == 0) {
             A->rows_empty++;
         } else {
             A->rows_read++;
         }
-        for (size_t c = kept; c < k; c++) { /* pad: a repeat counts once; weight 0 adds nothing */
-            row[c] = kept ? row[0] : 0;
+        for (size_t c = kept; c < k; c++) { /* fewer than k usable candidates: the rest is not read */
+            row[c] = WM_TOKEN_NONE;
             if (w) w[c] = 0;
         }
     }
@@ -939,6 +941,7 @@ static int look(audit *A, int final)
         if (wm_corpus_audit(A->corpus, A->alpha, A->target, &a)) return die("audit: invalid corpus state");
         A->last_log10_p = a.log10_p;
         A->last_fixed_log10_p = a.fixed.log10_p;
+        A->scored = a.fixed.scored;
         A->more_tokens = a.more_tokens;
         A->watermarked = a.watermarked;
         if (A->json) {
@@ -962,6 +965,7 @@ static int look(audit *A, int final)
         if (wm_reader_score(A->reader, A->alpha, &s, &positions)) return die("audit: invalid reader state");
         A->last_log10_p = s.log10_p;
         A->last_fixed_log10_p = s.log10_p;
+        A->scored = s.scored;
         A->watermarked = s.watermarked;
         A->more_tokens = NAN;
         if (A->json)
@@ -1004,12 +1008,12 @@ static void final_report(audit *A)
                "\"log10_p\":%.17g,\"fixed_log10_p\":%.17g,\"alpha\":%.17g,\"target\":%.17g,\"watermarked\":%s,"
                "\"anytime\":%s,\"weighted\":%s,\"candidates\":%llu,\"candidates_kept\":%llu,"
                "\"candidates_dropped\":%llu,\"rows\":%llu,\"rows_read\":%llu,\"rows_unaligned\":%llu,"
-               "\"rows_empty\":%llu,\"withheld\":%llu",
+               "\"rows_empty\":%llu,\"withheld\":%llu,\"scored\":%llu",
                A->key_id, A->stop_reason, A->docs_scored, A->n_docs, A->requests, A->attempts, A->resp_prompt_tokens,
                A->resp_completion_tokens, A->answer_tokens, A->last_log10_p, A->last_fixed_log10_p, A->alpha,
                A->target, A->watermarked ? "true" : "false", A->mode == M_ANSWERS ? "true" : "false",
                A->weighted ? "true" : "false", A->cand_total, A->cand_kept, A->cand_total - A->cand_kept,
-               A->rows_total, A->rows_read, A->rows_unaligned, A->rows_empty, A->withheld);
+               A->rows_total, A->rows_read, A->rows_unaligned, A->rows_empty, A->withheld, A->scored);
         json_num(stdout, "cost", A->cost);
         json_num(stdout, "more_tokens", A->more_tokens);
         printf("}\n");
