@@ -222,6 +222,31 @@ f = final(out)
 ok(rc == 0 and f and f["requests"] == f["rows"] and f["rows_read"] == f["rows"] and f["log10_p"] < -3,
    "prefix: one request per answer position, every row read, evidence found", (rc, err, f))
 
+# ---- --mode auto: one probe, the mode from what comes back, journaled, same figures ----
+nolp = Replay(p("wm.ids"), "--no-logprobs")
+noplp = Replay(p("wm.ids"), "--no-prompt-logprobs")
+for name, srv, prompts, forced, want in (("vLLM, texts", radio, "docs.jsonl", "p1", "prompt"),
+                                         ("top-k, prompts", radio, "prompts.jsonl", "l-llama.cpp_layout", "logprobs"),
+                                         ("answers only", nolp, "prompts.jsonl", None, "answers")):
+    extra = [] if forced == "p1" else ["--max-tokens", 100]
+    rc, out, err = audit(p("auto-" + want), "--mode", "auto", *extra, url=srv.url, prompts=p(prompts))
+    f = final(out)
+    hdr = records(p("auto-" + want))[0]
+    ref = final(audit(p("auto-ref-" + want), "--mode", want, *extra, url=srv.url, prompts=p(prompts))[1])
+    ok(rc == 0 and f and f["mode"] == want and f"--mode auto: {want} (" in err and f.pop("auto") and f == ref
+       and hdr.get("config", {}).get("mode") == want and hdr.get("auto", {}).get("mode") == want,
+       f"auto ({name}): {want}, printed with the reason and journaled; the figures of --mode {want}", (rc, err, f, ref))
+rc, out, err = audit(p("auto-x"), "--mode", "auto", url=noplp.url, prompts=p("docs.jsonl"))
+ok(rc == 2 and "--mode prefix" in err and not os.path.exists(p("auto-x")),
+   "auto on texts without prompt_logprobs: an error that names --mode prefix", (rc, err))
+rc, out, err = run(WM, "audit", "--key", p("k.key"), "--tokenizer", TOK, "--prompts", p("docs.jsonl"), "--offline",
+                   p("auto-prompt"), "--json", "--batch", 10, "--mode", "auto")
+f = final(out)
+ok(rc == 0 and f and f["mode"] == "prompt" and "as the journal's run chose" in err,
+   "auto --offline: the journal's mode", (err, f))
+nolp.stop()
+noplp.stop()
+
 # ---- hostile endpoints ---------------------------------------------------------
 base = final(audit(p("h0"), "--max-tokens", 50, url=clean.url, prompts=p("prompts20.jsonl"))[1])
 h = Replay(p("clean.ids"), "--hostile", "500,503,429,429date,drop,trunc,ok,500", "--slow", 3)

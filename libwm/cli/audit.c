@@ -68,7 +68,7 @@ static const char usage_audit[] =
     "usage: wm audit --key KEYFILE --tokenizer TOKENIZER.json --prompts FILE.jsonl\n"
     "                (--journal NEW | --resume JOURNAL | --offline JOURNAL)\n"
     "                [--url BASE] [--api completions|chat] [--model NAME]\n"
-    "                [--mode answers|logprobs|prompt|prefix] [--prompt-field NAME]\n"
+    "                [--mode auto|answers|logprobs|prompt|prefix] [--prompt-field NAME]\n"
     "                [--text-field NAME] [--filter FILE.jsonl] [--top-k K] [--weighted]\n"
     "                [--max-tokens N] [--temperature T] [--seed S] [--batch N]\n"
     "                [--concurrency N] [--rate R] [--connect-timeout S] [--timeout S]\n"
@@ -93,6 +93,13 @@ static const char usage_audit[] =
     "            only the true top-k (rank <= K) are read.  H0: as logprobs.\n"
     "  prefix    as prompt, with one one-token request per position (llama.cpp,\n"
     "            cache_prompt); the suspect must use the provider's tokenizer.\n"
+    "            H0: as logprobs.\n"
+    "  auto      one probe request (not counted in the budgets, journaled) on the\n"
+    "            first item picks the mode, printed with the reason: texts (a text\n"
+    "            field) -> prompt if prompt_logprobs come back, else an error (force\n"
+    "            prefix); prompts -> logprobs if top-k log-probabilities come back,\n"
+    "            else answers.  H0: the chosen mode's.  --resume/--offline: the\n"
+    "            journal's mode.\n"
     "  Reading modes give a fixed-n p over the documents read (exact binomial;\n"
     "  --weighted: Chernoff bound with weights exp(logprob)); they never stop on p.\n"
     "  Top-k strings count only when they are exactly one provider token; the\n"
@@ -124,7 +131,7 @@ static const char usage_audit[] =
     "Exit status: 0 done (budget or target reached, or prompts exhausted), 1 never,\n"
     "2 error or interrupted (the journal keeps everything received).\n";
 
-enum { M_ANSWERS, M_LOGPROBS, M_PROMPT, M_PREFIX };
+enum { M_ANSWERS, M_LOGPROBS, M_PROMPT, M_PREFIX, M_AUTO };
 static const char *mode_names[] = { "answers", "logprobs", "prompt", "prefix" };
 static const char *mode_nulls[] = {
     "the suspect's answers were produced without knowledge of the key",
@@ -170,6 +177,7 @@ typedef struct audit {
     http_opts net;
 #endif
     char endpoint[2048];
+    json_t *auto_info; /* --mode auto: the probe and the choice, journaled in the header */
     /* state */
     wm_tokenizer *tok;
     wm_encoder *enc;
@@ -334,6 +342,13 @@ static int setup_key(audit *A)
     st = wm_watermark_new(&A->wm, key, A->vocab);
     wm_key_free(key);
     if (st) return die("%s: %s", A->key_path, wm_strerror(st));
+    return 0;
+}
+
+/* The corpus (answers) or the reader (the reading modes), once the mode is known. */
+static int setup_scoring(audit *A)
+{
+    wm_status st;
     if (A->mode == M_ANSWERS) {
         if ((st = wm_corpus_new(&A->corpus, A->wm, 0))) return die("%s: %s", A->key_path, wm_strerror(st));
     } else if ((st = wm_reader_new(&A->reader, A->wm, A->weighted ? WM_READ_WEIGHTED : 0))) {
@@ -509,6 +524,7 @@ static char *make_header(audit *A, size_t *len)
                           A->temperature, "batch", (json_int_t)A->batch, "alpha", A->alpha, "target", A->target);
     if (c && A->has_seed) json_object_set_new(c, "seed", json_integer(A->seed));
     json_t *h = c ? json_pack("{s:s,s:i,s:o}", "t", "wm-audit", "version", 1, "config", c) : NULL;
+    if (h && A->auto_info && json_object_set(h, "auto", A->auto_info)) json_decref(h), h = NULL;
     char *s = h ? dump(h, len) : NULL;
     json_decref(h);
     return s;
@@ -1016,6 +1032,8 @@ static void final_report(audit *A)
                A->rows_total, A->rows_read, A->rows_unaligned, A->rows_empty, A->withheld, A->scored);
         json_num(stdout, "cost", A->cost);
         json_num(stdout, "more_tokens", A->more_tokens);
+        const char *why = json_string_value(json_object_get(A->auto_info, "why"));
+        if (why) printf(",\"auto\":"), print_json_string(stdout, why, strlen(why));
         printf("}\n");
         return;
     }
@@ -1111,6 +1129,155 @@ static int run(audit *A, const char *api_key)
     return rc;
 }
 
+/* Options that go with some modes only. */
+static int check_mode(const audit *A)
+{
+    const char *mode = mode_names[A->mode];
+    if (A->api == AP_CHAT && (A->mode == M_PROMPT || A->mode == M_PREFIX))
+        return die("audit: --mode %s teacher-forces raw text: it takes --api completions", mode);
+    if (A->filter_path && A->mode != M_ANSWERS) return die("audit: --filter goes with --mode answers (this is %s)", mode);
+    if (A->weighted && A->mode == M_ANSWERS) return die("audit: --weighted goes with the reading modes");
+    return 0;
+}
+
+/* ---- --mode auto ------------------------------------------------------------ */
+
+/* What the probe sends: the first item of --prompts as its mode would.  An
+ * item with a text field is the provider's own output, to teacher-force
+ * (*texts = 1: prompt and text, as prompt mode sends them); else its prompt. */
+static json_t *first_prompt(const audit *A, int *texts)
+{
+    FILE *f = fopen(A->prompts_path, "rb");
+    char *line = NULL;
+    size_t cap = 0;
+    json_t *o = f && getline(&line, &cap, f) > 0 ? json_loads(line, JSON_ALLOW_NUL, NULL) : NULL;
+    if (f) fclose(f);
+    free(line);
+    json_t *p = json_object_get(o, A->pfield), *t = json_object_get(o, A->tfield), *r = NULL;
+    *texts = json_is_string(t);
+    if (*texts) {
+        const char *ps = json_is_string(p) ? json_string_value(p) : "";
+        size_t pl = json_is_string(p) ? json_string_length(p) : 0, tl = json_string_length(t);
+        char *b = malloc(pl + tl + 1);
+        if (b) memcpy(b, ps, pl), memcpy(b + pl, json_string_value(t), tl), r = json_stringn_nocheck(b, pl + tl);
+        free(b);
+    } else if (json_is_string(p)) {
+        r = json_incref(p);
+    }
+    json_decref(o);
+    if (!r) die("%s:1: --mode auto probes with the first item's %s or %s field: none", A->prompts_path, A->tfield,
+                A->pfield);
+    return r;
+}
+
+/* One request asking for everything a mode can use: prompt log-probabilities
+ * (texts to teacher-force, completions) or the top-k of one generated token. */
+static json_t *probe_request(const audit *A, json_t *prompt, int texts)
+{
+    json_t *o = A->api == AP_CHAT
+                    ? json_pack("{s:[{s:s,s:O}],s:i,s:f,s:b,s:i}", "messages", "role", "user", "content", prompt,
+                                "max_tokens", 1, "temperature", 0.0, "logprobs", 1, "top_logprobs", (int)A->topk)
+                : texts ? json_pack("{s:O,s:i,s:f,s:i,s:b}", "prompt", prompt, "max_tokens", 1, "temperature", 0.0,
+                                    "prompt_logprobs", (int)A->topk, "return_token_ids", 1)
+                        : json_pack("{s:O,s:i,s:f,s:i}", "prompt", prompt, "max_tokens", 1, "temperature", 0.0,
+                                    "logprobs", (int)A->topk);
+    if (o && A->model) json_object_set_new(o, "model", json_string(A->model));
+    return o;
+}
+
+#ifdef WM_HAVE_CURL
+typedef struct probe {
+    char *body;
+    size_t len;
+    long status;
+} probe;
+
+static int probe_attempt(void *arg, const http_job *job, const http_attempt *a, char *err, size_t errlen)
+{
+    probe *P = arg;
+    (void)job;
+    if (a->retry) return 0;
+    free(P->body);
+    if (!(P->body = malloc(a->len + 1))) return snprintf(err, errlen, "out of memory"), -1;
+    memcpy(P->body, a->body, a->len + 1);
+    P->len = a->len;
+    P->status = a->status;
+    return 0;
+}
+
+static int probe_may_start(void *arg)
+{
+    (void)arg;
+    return 1;
+}
+#endif
+
+/* A new run: the probe's response decides the mode.  Texts: prompt, else an
+ * error (prefix costs one request a position and needs the provider's
+ * tokenizer: it is forced, never guessed).  Prompts: logprobs, else answers.
+ * The probe is journaled in the header, not counted in the budgets. */
+static int auto_probe(audit *A, const char *api_key)
+{
+#ifdef WM_HAVE_CURL
+    int texts = 0;
+    json_t *prompt = first_prompt(A, &texts), *req = prompt ? probe_request(A, prompt, texts) : NULL;
+    size_t len = 0;
+    char *body = req ? dump(req, &len) : NULL, err[4400] = "", msg[512] = "";
+    probe P = { NULL, 0, 0 };
+    unsigned char done = 0;
+    volatile int stop = 0;
+    int rc = !prompt ? EXIT_USAGE : !body ? die("out of memory") : 0;
+    http_job job = { 0, body, len };
+    if (!rc && http_run(A->endpoint, api_key, &A->net, &job, 1, &done, probe_attempt, probe_may_start, &P, &stop,
+                        err, sizeof err) < 0)
+        rc = die("audit: --mode auto: the probe request failed: %s", err);
+    const char *why = NULL;
+    int what = rc ? -1 : ap_probe(P.body, P.len, A->api, (size_t)A->topk, &why, msg, sizeof msg);
+    if (!rc && what < 0) rc = die("audit: --mode auto: the probe's response is not an answer: %s", msg);
+    if (!rc && texts && what != AP_PROMPT)
+        rc = die("audit: --mode auto: %s holds texts to teacher-force, but %s; force --mode prefix (one request "
+                 "a position, the suspect must use the provider's tokenizer), or give prompts", A->prompts_path, why);
+    if (!rc) {
+        A->mode = what == AP_PROMPT ? M_PROMPT : what == AP_LOGPROBS ? M_LOGPROBS : M_ANSWERS;
+        json_t *b = json_stringn(P.body, P.len);
+        A->auto_info = json_pack("{s:O,s:I,s:o?,s:s,s:s}", "request", req, "status", (json_int_t)P.status, "body", b,
+                                 "mode", mode_names[A->mode], "why", why);
+        if (!A->auto_info) rc = die("out of memory");
+        else fprintf(stderr, "wm audit: --mode auto: %s (%s)\n", mode_names[A->mode], why);
+    }
+    json_decref(prompt);
+    json_decref(req);
+    free(body);
+    free(P.body);
+    return rc;
+#else
+    (void)api_key;
+    return die("audit: --mode auto needs the network (wm was built without libcurl)");
+#endif
+}
+
+/* --resume or --offline with --mode auto: the mode the journal's run chose. */
+static int auto_from_journal(audit *A)
+{
+    FILE *f = fopen(A->journal_path, "rb");
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t n = f ? getline(&line, &cap, f) : -1;
+    json_t *h = n > 33 ? json_loadb(line + 33, (size_t)n - 33, JSON_ALLOW_NUL, NULL) : NULL;
+    if (f) fclose(f);
+    free(line);
+    const char *m = json_string_value(json_object_get(json_object_get(h, "config"), "mode"));
+    for (A->mode = 0; m && A->mode < M_AUTO && strcmp(m, mode_names[A->mode]); A->mode++) {}
+    json_t *ai = json_object_get(h, "auto");
+    if (ai) A->auto_info = json_incref(ai);
+    json_decref(h);
+    if (!m || A->mode == M_AUTO)
+        return die("%s:1: --mode auto takes the journal's mode: no valid header record", A->journal_path);
+    fprintf(stderr, "wm audit: --mode auto: %s, as the journal's run chose%s\n", mode_names[A->mode],
+            ai ? "" : " (it was forced there)");
+    return 0;
+}
+
 static void free_audit(audit *A)
 {
     for (size_t i = 0; i < A->n_units; i++) free(A->units[i].req), free(A->units[i].resp);
@@ -1123,6 +1290,7 @@ static void free_audit(audit *A)
     }
     free(A->docs);
     free(A->header);
+    json_decref(A->auto_info);
     if (A->journal_open) journal_close(&A->j);
     wm_corpus_free(A->corpus);
     wm_ctxset_free(A->filter);
@@ -1239,15 +1407,13 @@ int cmd_audit(int argc, char **argv)
     if (!A.key_path || !A.tok_path || !A.prompts_path)
         return die("audit: --key, --tokenizer and --prompts are required (see `wm audit --help`)");
     if (journals != 1) return die("audit: exactly one of --journal NEW, --resume JOURNAL, --offline JOURNAL");
-    for (A.mode = 0; A.mode < 4 && strcmp(mode, mode_names[A.mode]); A.mode++) {}
-    if (A.mode == 4) return die("audit: --mode '%s': expected answers, logprobs, prompt or prefix", mode);
+    for (A.mode = 0; A.mode < M_AUTO && strcmp(mode, mode_names[A.mode]); A.mode++) {}
+    if (A.mode == M_AUTO && strcmp(mode, "auto"))
+        return die("audit: --mode '%s': expected auto, answers, logprobs, prompt or prefix", mode);
     if (!strcmp(api, "chat")) A.api = AP_CHAT;
     else if (!strcmp(api, "completions")) A.api = AP_COMPLETIONS;
     else return die("audit: --api '%s': expected completions or chat", api);
-    if (A.api == AP_CHAT && (A.mode == M_PROMPT || A.mode == M_PREFIX))
-        return die("audit: --mode %s teacher-forces raw text: it takes --api completions", mode);
-    if (A.filter_path && A.mode != M_ANSWERS) return die("audit: --filter goes with --mode answers");
-    if (A.weighted && A.mode == M_ANSWERS) return die("audit: --weighted goes with the reading modes");
+    if (A.mode != M_AUTO && check_mode(&A)) return EXIT_USAGE;
     if (A.key_env && A.key_file) return die("audit: one of --api-key-env, --api-key-file");
     if (!A.offline && !base) return die("audit: --url BASE is required unless --offline");
     if (A.offline && base) return die("audit: --offline uses no network: drop --url");
@@ -1272,12 +1438,20 @@ int cmd_audit(int argc, char **argv)
     if (sodium_init() < 0) return die("libsodium: cannot initialise");
     char *api_key = NULL;
     int rc = setup_key(&A);
+    if (!rc && !A.offline) rc = load_api_key(&A, &api_key);
+#ifdef WM_HAVE_CURL
+    if (!rc && !A.offline && http_global_init()) rc = die("libcurl: cannot initialise");
+#endif
+    if (!rc && A.mode == M_AUTO) {
+        rc = A.resume || A.offline ? auto_from_journal(&A) : auto_probe(&A, api_key);
+        if (!rc) rc = check_mode(&A);
+    }
+    if (!rc) rc = setup_scoring(&A);
     if (!rc) rc = load_filter(&A);
     if (!rc) rc = load_docs(&A);
     if (!rc) rc = build_units(&A);
     size_t hlen = 0;
     if (!rc && !(A.header = make_header(&A, &hlen))) rc = die("out of memory");
-    if (!rc && !A.offline) rc = load_api_key(&A, &api_key);
     char err[4400] = "";
     if (!rc && (A.resume || A.offline)) {
         replay R = { &A, 0 };
@@ -1294,9 +1468,6 @@ int cmd_audit(int argc, char **argv)
         if (journal_create(&A.j, A.journal_path, A.header, hlen, err, sizeof err)) rc = die("%s", err);
         A.journal_open = !rc;
     }
-#ifdef WM_HAVE_CURL
-    if (!rc && !A.offline && http_global_init()) rc = die("libcurl: cannot initialise");
-#endif
     if (!rc) {
         struct sigaction sa;
         memset(&sa, 0, sizeof sa);
