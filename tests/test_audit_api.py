@@ -181,6 +181,17 @@ ok(len(looks) >= 2 and all(a["log10_p"] >= b["log10_p"] for a, b in zip(looks, l
    "answers: one look a batch, the anytime p never increases", looks)
 ok(journal_ok(p("a1")) and records(p("a1"))[0]["t"] == "wm-audit", "answers: the journal is framed and checksummed")
 
+# --plot: the anytime p after each look, drawn by gnuplot from the journal offline
+rc, out, err = run(WM, "audit", "--key", p("k.key"), "--tokenizer", TOK, "--prompts", p("prompts.jsonl"), "--offline",
+                   p("a1"), "--json", "--batch", 10, "--max-tokens", 100, "--plot", p("a1.svg"))
+n_looks = sum('"source":"audit"' in x for x in out.splitlines())
+svg = open(p("a1.svg"), errors="replace").read() if os.path.exists(p("a1.svg")) else ""
+ok(rc == 0 and f"plot of {n_looks} looks written" in err and n_looks >= 2 and "<svg" in svg and "after each look" in svg,
+   "--plot FILE.svg: one point a look, drawn", (rc, err, n_looks))
+rc, out, err = run(WM, "audit", "--key", p("k.key"), "--tokenizer", TOK, "--prompts", p("prompts.jsonl"), "--offline",
+                   p("a1"), "--plot", p("a1.txt"))
+ok(rc == 2 and "--plot" in err, "--plot with another extension is refused before anything runs", err)
+
 rc, out, err = audit(p("a2"), "--max-tokens", 100, url=clean.url)
 f = final(out)
 ok(rc == 0 and f and not f["watermarked"] and f["stop"] == "prompts exhausted" and f["documents"] == 60,

@@ -59,6 +59,7 @@
 
 #include "audit_journal.h"
 #include "audit_parse.h"
+#include "audit_plot.h"
 #include "cli.h"
 #ifdef WM_HAVE_CURL
 #include "audit_http.h"
@@ -75,7 +76,7 @@ static const char usage_audit[] =
     "                [--retries N] [--max-retry-after S] [--max-requests N]\n"
     "                [--max-suspect-tokens N] [--price-prompt USD] [--price-completion USD]\n"
     "                [--max-cost USD] [--api-key-env VAR | --api-key-file FILE]\n"
-    "                [--alpha A] [--target P] [--json]\n"
+    "                [--alpha A] [--target P] [--json] [--plot FILE.png|FILE.svg]\n"
     "\n"
     "Audits a suspect model through its OpenAI-compatible API (BASE/completions or\n"
     "BASE/chat/completions, BASE e.g. http://host:8080/v1) for the watermark of KEYFILE.\n"
@@ -128,6 +129,8 @@ static const char usage_audit[] =
     "  --seed S           sent to the endpoint\n"
     "  --alpha A          verdict threshold (default 1e-3); --target P (default 1e-6)\n"
     "  --json             one JSON object per look and a final one with every figure\n"
+    "  --plot FILE        log10 p after each look against suspect tokens (gnuplot;\n"
+    "                     .png or .svg), written after the final report\n"
     "Exit status: 0 done (budget or target reached, or prompts exhausted), 1 never,\n"
     "2 error or interrupted (the journal keeps everything received).\n";
 
@@ -142,7 +145,7 @@ static const char *mode_nulls[] = {
 enum { A_O_URL = 1000, A_O_API, A_O_MODEL, A_O_MODE, A_O_PROMPTS, A_O_PFIELD, A_O_TFIELD, A_O_TOPK,
        A_O_MAXTOK, A_O_TEMP, A_O_SEED, A_O_BATCH, A_O_CONC, A_O_RATE, A_O_CTO, A_O_TO, A_O_RETRIES, A_O_MRA,
        A_O_MAXREQ, A_O_MAXSTOK, A_O_PPROMPT, A_O_PCOMPL, A_O_MAXCOST, A_O_KEYENV, A_O_KEYFILE, A_O_JOURNAL,
-       A_O_RESUME, A_O_OFFLINE };
+       A_O_RESUME, A_O_OFFLINE, A_O_PLOT };
 
 typedef struct unit {          /* one request */
     size_t doc;
@@ -167,7 +170,7 @@ typedef struct adoc {          /* one prompt (answers, logprobs) or document (pr
 typedef struct audit {
     /* options */
     const char *url, *model, *key_path, *tok_path, *prompts_path, *filter_path, *pfield, *tfield;
-    const char *journal_path, *key_env, *key_file;
+    const char *journal_path, *key_env, *key_file, *plot_path;
     int api, mode, weighted, json, resume, offline, has_seed;
     long topk, max_tokens, batch, seed;
     double temperature, alpha, target;
@@ -178,6 +181,7 @@ typedef struct audit {
 #endif
     char endpoint[2048];
     json_t *auto_info; /* --mode auto: the probe and the choice, journaled in the header */
+    audit_plot plot;   /* --plot: every look's (suspect tokens, log10 p) */
     /* state */
     wm_tokenizer *tok;
     wm_encoder *enc;
@@ -993,7 +997,23 @@ static int look(audit *A, int final)
                    (unsigned long long)positions, (unsigned long long)s.scored, s.statistic, s.z, s.log10_p,
                    s.watermarked ? "true" : "false", A->cost);
     }
+    if (A->plot_path && plot_add(&A->plot, (double)(A->resp_prompt_tokens + A->resp_completion_tokens),
+                                 A->last_log10_p))
+        return die("out of memory");
     if (fflush(stdout) != 0 || ferror(stdout)) return EXIT_USAGE;
+    return 0;
+}
+
+/* --plot: drawn after the final report, so a failing gnuplot loses no figure. */
+static int write_plot(const audit *A)
+{
+    char title[128], err[4400];
+    snprintf(title, sizeof title, "wm audit: mode %s, key %s", mode_names[A->mode], A->key_id);
+    if (plot_write(&A->plot, A->plot_path, title,
+                   A->mode == M_ANSWERS ? "log10 p (anytime-valid)" : "log10 p (fixed-n: valid at the end only)",
+                   A->target, A->alpha, err, sizeof err))
+        return die("%s", err);
+    fprintf(stderr, "wm audit: plot of %zu looks written to %s\n", A->plot.n, A->plot_path);
     return 0;
 }
 
@@ -1124,6 +1144,7 @@ static int run(audit *A, const char *api_key)
     }
     if (!rc) rc = look(A, 1);
     if (!rc) final_report(A);
+    if (!rc && A->plot_path) rc = write_plot(A);
     if (!rc && g_stop) rc = die("interrupted: everything received is in %s; continue with --resume %s",
                                 A->journal_path, A->journal_path);
     return rc;
@@ -1291,6 +1312,7 @@ static void free_audit(audit *A)
     free(A->docs);
     free(A->header);
     json_decref(A->auto_info);
+    plot_free(&A->plot);
     if (A->journal_open) journal_close(&A->j);
     wm_corpus_free(A->corpus);
     wm_ctxset_free(A->filter);
@@ -1329,6 +1351,7 @@ int cmd_audit(int argc, char **argv)
         { "journal", required_argument, 0, A_O_JOURNAL }, { "resume", required_argument, 0, A_O_RESUME },
         { "offline", required_argument, 0, A_O_OFFLINE }, { "alpha", required_argument, 0, O_ALPHA },
         { "target", required_argument, 0, O_TARGET }, { "json", no_argument, 0, O_JSON },
+        { "plot", required_argument, 0, A_O_PLOT },
         { "help", no_argument, 0, O_HELP }, { 0, 0, 0, 0 } };
     audit A = { .pfield = "prompt", .tfield = "text", .topk = 5, .max_tokens = 256, .batch = 16, .temperature = 1.0,
                 .alpha = 1e-3, .target = 1e-6, .last_log10_p = 0, .more_tokens = NAN };
@@ -1390,6 +1413,10 @@ int cmd_audit(int argc, char **argv)
         case A_O_JOURNAL: A.journal_path = optarg, journals++; break;
         case A_O_RESUME: A.journal_path = optarg, A.resume = 1, journals++; break;
         case A_O_OFFLINE: A.journal_path = optarg, A.offline = 1, journals++; break;
+        case A_O_PLOT:
+            if (!plot_terminal(optarg)) return die("audit: --plot '%s': expected FILE.png or FILE.svg, no quotes", optarg);
+            A.plot_path = optarg;
+            break;
         case O_ALPHA:
             if (!parse_double(optarg, &A.alpha) || !(A.alpha > 0 && A.alpha < 1))
                 return die("audit: --alpha '%s': expected a number in (0, 1)", optarg);
