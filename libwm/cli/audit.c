@@ -1163,6 +1163,7 @@ static int check_mode(const audit *A)
 
 /* ---- --mode auto ------------------------------------------------------------ */
 
+#ifdef WM_HAVE_CURL
 /* What the probe sends: the first item of --prompts as its mode would.  An
  * item with a text field is the provider's own output, to teacher-force
  * (*texts = 1: prompt and text, as prompt mode sends them); else its prompt. */
@@ -1206,7 +1207,6 @@ static json_t *probe_request(const audit *A, json_t *prompt, int texts)
     return o;
 }
 
-#ifdef WM_HAVE_CURL
 typedef struct probe {
     char *body;
     size_t len;
@@ -1231,7 +1231,6 @@ static int probe_may_start(void *arg)
     (void)arg;
     return 1;
 }
-#endif
 
 /* A new run: the probe's response decides the mode.  Texts: prompt, else an
  * error (prefix costs one request a position and needs the provider's
@@ -1239,7 +1238,6 @@ static int probe_may_start(void *arg)
  * The probe is journaled in the header, not counted in the budgets. */
 static int auto_probe(audit *A, const char *api_key)
 {
-#ifdef WM_HAVE_CURL
     int texts = 0;
     json_t *prompt = first_prompt(A, &texts), *req = prompt ? probe_request(A, prompt, texts) : NULL;
     size_t len = 0;
@@ -1271,11 +1269,14 @@ static int auto_probe(audit *A, const char *api_key)
     free(body);
     free(P.body);
     return rc;
-#else
-    (void)api_key;
-    return die("audit: --mode auto needs the network (wm was built without libcurl)");
-#endif
 }
+#else
+static int auto_probe(audit *A, const char *api_key)
+{
+    (void)A, (void)api_key;
+    return die("audit: --mode auto needs the network (wm was built without libcurl)");
+}
+#endif
 
 /* --resume or --offline with --mode auto: the mode the journal's run chose. */
 static int auto_from_journal(audit *A)
