@@ -3,7 +3,9 @@
  * generated log-probabilities, vLLM prompt log-probabilities) and k; the
  * rest is the response body.  Any bytes must be accepted or refused with a
  * message, and what is accepted must be well formed: every string as long
- * as it says, at most k candidates a position, log-probabilities <= 0. */
+ * as it says, at most k candidates a position, log-probabilities <= 0.
+ * ap_probe (--mode auto) on the same body: a mode and its reason, or a
+ * refusal with a message. */
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -34,5 +36,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     } else if (!msg[0]) {
         __builtin_trap(); /* a refusal always says why */
     }
+    /* --mode auto's decision on the same body: a mode with its reason, or a refusal with a message */
+    const char *why = NULL;
+    msg[0] = 0;
+    int m = ap_probe((const char *)data + 1, size - 1, api, k, &why, msg, sizeof msg);
+    if (m < 0 ? !msg[0] : (m != AP_TEXT && m != AP_LOGPROBS && m != AP_PROMPT) || !why) __builtin_trap();
+    if (m == AP_PROMPT && api == AP_CHAT) __builtin_trap(); /* chat has no prompt log-probabilities */
     return 0;
 }

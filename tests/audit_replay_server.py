@@ -28,6 +28,8 @@ Content-Length), slow (sleep past the client's timeout), malformed (200,
 not JSON), missing (200, no choices[0].text), noprobs (200, logprobs
 null), badtok (top-k strings that are not one provider token), ok.
 --die-after N: the process exits abruptly when request N arrives.
+--no-prompt-logprobs, --no-logprobs: those request fields are ignored (as
+llama.cpp's server ignores prompt_logprobs; an API that gives answers only).
 --text-ids FILE: JSON lines {"text", "ids"}: how the suspect tokenizes the
 texts it is teacher-forced on (prompt_logprobs).
 """
@@ -215,7 +217,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
         else:
             prompt = req["prompt"]
             k = int(req.get("logprobs") or 0)
-        pk = req.get("prompt_logprobs")
+        pk = None if S.no_plp else req.get("prompt_logprobs")
+        k = 0 if S.no_lp else k
         usage = {}
         if pk is not None:  # vLLM prompt log-probabilities
             ids = S.text_ids[prompt]
@@ -283,6 +286,8 @@ def main():
     ap.add_argument("--slow", type=float, default=5.0)
     ap.add_argument("--legacy", action="store_true")
     ap.add_argument("--auth")
+    ap.add_argument("--no-prompt-logprobs", action="store_true")  # llama.cpp-like: ignored
+    ap.add_argument("--no-logprobs", action="store_true")  # an answers-only API: ignored
     a = ap.parse_args()
     train = [[int(x) for x in line.split()] for line in open(a.train) if line.strip()]
     srv = Server(("127.0.0.1", 0), Handler)
@@ -297,6 +302,7 @@ def main():
     srv.slow = a.slow
     srv.legacy = a.legacy
     srv.auth = a.auth
+    srv.no_plp, srv.no_lp = a.no_prompt_logprobs, a.no_logprobs
     srv.auth_seen = set()
     srv.count = 0
     srv.lock = threading.Lock()

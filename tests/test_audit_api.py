@@ -181,6 +181,17 @@ ok(len(looks) >= 2 and all(a["log10_p"] >= b["log10_p"] for a, b in zip(looks, l
    "answers: one look a batch, the anytime p never increases", looks)
 ok(journal_ok(p("a1")) and records(p("a1"))[0]["t"] == "wm-audit", "answers: the journal is framed and checksummed")
 
+# --plot: the anytime p after each look, drawn by gnuplot from the journal offline
+rc, out, err = run(WM, "audit", "--key", p("k.key"), "--tokenizer", TOK, "--prompts", p("prompts.jsonl"), "--offline",
+                   p("a1"), "--json", "--batch", 10, "--max-tokens", 100, "--plot", p("a1.svg"))
+n_looks = sum('"source":"audit"' in x for x in out.splitlines())
+svg = open(p("a1.svg"), errors="replace").read() if os.path.exists(p("a1.svg")) else ""
+ok(rc == 0 and f"plot of {n_looks} looks written" in err and n_looks >= 2 and "<svg" in svg and "after each look" in svg,
+   "--plot FILE.svg: one point a look, drawn", (rc, err, n_looks))
+rc, out, err = run(WM, "audit", "--key", p("k.key"), "--tokenizer", TOK, "--prompts", p("prompts.jsonl"), "--offline",
+                   p("a1"), "--plot", p("a1.txt"))
+ok(rc == 2 and "--plot" in err, "--plot with another extension is refused before anything runs", err)
+
 rc, out, err = audit(p("a2"), "--max-tokens", 100, url=clean.url)
 f = final(out)
 ok(rc == 0 and f and not f["watermarked"] and f["stop"] == "prompts exhausted" and f["documents"] == 60,
@@ -222,6 +233,31 @@ f = final(out)
 ok(rc == 0 and f and f["requests"] == f["rows"] and f["rows_read"] == f["rows"] and f["log10_p"] < -3,
    "prefix: one request per answer position, every row read, evidence found", (rc, err, f))
 
+# ---- --mode auto: one probe, the mode from what comes back, journaled, same figures ----
+nolp = Replay(p("wm.ids"), "--no-logprobs")
+noplp = Replay(p("wm.ids"), "--no-prompt-logprobs")
+for name, srv, prompts, forced, want in (("vLLM, texts", radio, "docs.jsonl", "p1", "prompt"),
+                                         ("top-k, prompts", radio, "prompts.jsonl", "l-llama.cpp_layout", "logprobs"),
+                                         ("answers only", nolp, "prompts.jsonl", None, "answers")):
+    extra = [] if forced == "p1" else ["--max-tokens", 100]
+    rc, out, err = audit(p("auto-" + want), "--mode", "auto", *extra, url=srv.url, prompts=p(prompts))
+    f = final(out)
+    hdr = records(p("auto-" + want))[0]
+    ref = final(audit(p("auto-ref-" + want), "--mode", want, *extra, url=srv.url, prompts=p(prompts))[1])
+    ok(rc == 0 and f and f["mode"] == want and f"--mode auto: {want} (" in err and f.pop("auto") and f == ref
+       and hdr.get("config", {}).get("mode") == want and hdr.get("auto", {}).get("mode") == want,
+       f"auto ({name}): {want}, printed with the reason and journaled; the figures of --mode {want}", (rc, err, f, ref))
+rc, out, err = audit(p("auto-x"), "--mode", "auto", url=noplp.url, prompts=p("docs.jsonl"))
+ok(rc == 2 and "--mode prefix" in err and not os.path.exists(p("auto-x")),
+   "auto on texts without prompt_logprobs: an error that names --mode prefix", (rc, err))
+rc, out, err = run(WM, "audit", "--key", p("k.key"), "--tokenizer", TOK, "--prompts", p("docs.jsonl"), "--offline",
+                   p("auto-prompt"), "--json", "--batch", 10, "--mode", "auto")
+f = final(out)
+ok(rc == 0 and f and f["mode"] == "prompt" and "as the journal's run chose" in err,
+   "auto --offline: the journal's mode", (err, f))
+nolp.stop()
+noplp.stop()
+
 # ---- hostile endpoints ---------------------------------------------------------
 base = final(audit(p("h0"), "--max-tokens", 50, url=clean.url, prompts=p("prompts20.jsonl"))[1])
 h = Replay(p("clean.ids"), "--hostile", "500,503,429,429date,drop,trunc,ok,500", "--slow", 3)
@@ -251,6 +287,13 @@ rc, out, err = audit(p("h-badtok"), "--mode", "logprobs", "--max-tokens", 50, "-
 f = final(out)
 ok(rc == 0 and f and f["candidates_dropped"] > 0 and f["candidates_kept"] > 0,
    "token strings that are not one provider token are dropped and counted", (err, f))
+h.stop()
+# no usable candidate anywhere: nothing may be scored (an id-0 filler would score one made-up tuple a seed)
+h = Replay(p("wm.ids"), "--hostile", ",".join(["badtok"] * 20))
+rc, out, err = audit(p("h-none"), "--mode", "logprobs", "--max-tokens", 50, "--max-requests", 10, url=h.url)
+f = final(out)
+ok(rc == 0 and f and f["rows_empty"] + f["rows_unaligned"] == f["rows"] > 0 and f["rows_read"] == 0 and f["scored"] == 0
+   and f["log10_p"] == 0, "rows without a usable candidate are not read (WM_TOKEN_NONE), nothing scored", (err, f))
 h.stop()
 h = Replay(p("wm.ids"), "--hostile", ",".join(["429"] * 50))
 rc, out, err = audit(p("h-storm"), "--retries", 2, "--concurrency", 1, url=h.url)

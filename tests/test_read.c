@@ -1,8 +1,8 @@
 /* Reading mode (wm_reader):
  * - exactness against a brute-force re-implementation of detect.h's rules
  *   (first occurrence of a seed in the document, answer positions, dedup of
- *   (seed, prediction) over the corpus) on small vocabularies where every
- *   rule fires;
+ *   (seed, prediction) over the corpus, WM_TOKEN_NONE entries making no
+ *   tuple) on small vocabularies where every rule fires;
  * - the null with text that IS watermarked and a reader that exploits it
  *   the way a clean model can (copying tokens seen earlier in the document):
  *   false-positive rate over 10,000 documents within its binomial interval,
@@ -27,9 +27,12 @@ static void brute(const wm_watermark *wm, const wm_token *t, size_t n, size_t n_
 {
     for (size_t i = 1; i < n; i++) {
         if (!read_here(t, i, n_prompt)) continue;
-        ++*positions;
+        int any = 0; /* a row of WM_TOKEN_NONE only is not read */
+        for (size_t q = 0; q < k; q++) any |= preds[i * k + q] != WM_TOKEN_NONE;
+        *positions += any;
         for (size_t q = 0; q < k; q++) {
             wm_token p = preds[i * k + q];
+            if (p == WM_TOKEN_NONE) continue; /* no prediction: no tuple */
             size_t id = (size_t)t[i - 1] * V + (size_t)p;
             if (seen[id]) continue;
             seen[id] = 1;
@@ -58,6 +61,8 @@ static void test_brute_force(void **state)
             size_t n = wm__rng_next(&r) % 31, k = 1 + wm__rng_next(&r) % 3, np = n ? wm__rng_next(&r) % (n + 1) : 0;
             random_tokens(&r, t, n, V);
             random_tokens(&r, preds, n * k, V);
+            for (size_t j = 0; j < n * k; j++) /* a quarter "not read" */
+                if (wm__rng_next(&r) % 4 == 0) preds[j] = WM_TOKEN_NONE;
             assert_int_equal(wm_reader_add(rd, t, n, np, preds, NULL, k), WM_OK);
             brute(wm, t, n, np, preds, k, V, seen, &scored, &green, &positions);
         }

@@ -300,12 +300,19 @@ typedef struct wm_reader wm_reader;
  * WM_ERR_UNSUPPORTED (as above); WM_ERR_NOMEM; *out NULL on failure.  OUT: *out, owned by the
  * caller (wm_reader_free).  Thread-safe. */
 WM_API WM_NODISCARD wm_status wm_reader_new(wm_reader **out, const wm_watermark *wm, unsigned flags);
+/* "Not read": an entry of wm_reader_add's preds with no prediction (a
+ * suspect that returned fewer than k usable candidates, or none at a
+ * position).  Such an entry makes no tuple and its weight is ignored, so no
+ * position is ever scored from a made-up token; a position whose row holds
+ * only WM_TOKEN_NONE is not counted as read. */
+#define WM_TOKEN_NONE ((wm_token)-1)
+
 /* One document t[0..n) of watermarked text, n_prompt leading tokens of
  * prompt, and the suspect's predictions: row i of preds (k ids, any order,
  * preds[i * k .. i * k + k)) is what it predicts for position i given
- * t[0..i).  Every row is checked (ids < vocabulary size: WM_ERR_TOKEN),
- * also those of positions that are not read, which the caller may fill
- * with any valid id such as 0.  k >= 1; repeated ids in a row count once
+ * t[0..i).  Every row is checked (ids < vocabulary size or WM_TOKEN_NONE,
+ * else WM_ERR_TOKEN), also those of positions that are not read, which the
+ * caller may fill with WM_TOKEN_NONE.  k >= 1; repeated ids in a row count once
  * (weighted: their weights add).  weights: NULL for a plain reader; for a
  * weighted one, n * k finite floats laid out as preds (else, a NaN or
  * infinite weight included, WM_ERR_ARG, and nothing is added). */

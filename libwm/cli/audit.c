@@ -59,6 +59,7 @@
 
 #include "audit_journal.h"
 #include "audit_parse.h"
+#include "audit_plot.h"
 #include "cli.h"
 #ifdef WM_HAVE_CURL
 #include "audit_http.h"
@@ -68,14 +69,14 @@ static const char usage_audit[] =
     "usage: wm audit --key KEYFILE --tokenizer TOKENIZER.json --prompts FILE.jsonl\n"
     "                (--journal NEW | --resume JOURNAL | --offline JOURNAL)\n"
     "                [--url BASE] [--api completions|chat] [--model NAME]\n"
-    "                [--mode answers|logprobs|prompt|prefix] [--prompt-field NAME]\n"
+    "                [--mode auto|answers|logprobs|prompt|prefix] [--prompt-field NAME]\n"
     "                [--text-field NAME] [--filter FILE.jsonl] [--top-k K] [--weighted]\n"
     "                [--max-tokens N] [--temperature T] [--seed S] [--batch N]\n"
     "                [--concurrency N] [--rate R] [--connect-timeout S] [--timeout S]\n"
     "                [--retries N] [--max-retry-after S] [--max-requests N]\n"
     "                [--max-suspect-tokens N] [--price-prompt USD] [--price-completion USD]\n"
     "                [--max-cost USD] [--api-key-env VAR | --api-key-file FILE]\n"
-    "                [--alpha A] [--target P] [--json]\n"
+    "                [--alpha A] [--target P] [--json] [--plot FILE.png|FILE.svg]\n"
     "\n"
     "Audits a suspect model through its OpenAI-compatible API (BASE/completions or\n"
     "BASE/chat/completions, BASE e.g. http://host:8080/v1) for the watermark of KEYFILE.\n"
@@ -93,6 +94,13 @@ static const char usage_audit[] =
     "            only the true top-k (rank <= K) are read.  H0: as logprobs.\n"
     "  prefix    as prompt, with one one-token request per position (llama.cpp,\n"
     "            cache_prompt); the suspect must use the provider's tokenizer.\n"
+    "            H0: as logprobs.\n"
+    "  auto      one probe request (not counted in the budgets, journaled) on the\n"
+    "            first item picks the mode, printed with the reason: texts (a text\n"
+    "            field) -> prompt if prompt_logprobs come back, else an error (force\n"
+    "            prefix); prompts -> logprobs if top-k log-probabilities come back,\n"
+    "            else answers.  H0: the chosen mode's.  --resume/--offline: the\n"
+    "            journal's mode.\n"
     "  Reading modes give a fixed-n p over the documents read (exact binomial;\n"
     "  --weighted: Chernoff bound with weights exp(logprob)); they never stop on p.\n"
     "  Top-k strings count only when they are exactly one provider token; the\n"
@@ -121,10 +129,12 @@ static const char usage_audit[] =
     "  --seed S           sent to the endpoint\n"
     "  --alpha A          verdict threshold (default 1e-3); --target P (default 1e-6)\n"
     "  --json             one JSON object per look and a final one with every figure\n"
+    "  --plot FILE        log10 p after each look against suspect tokens (gnuplot;\n"
+    "                     .png or .svg), written after the final report\n"
     "Exit status: 0 done (budget or target reached, or prompts exhausted), 1 never,\n"
     "2 error or interrupted (the journal keeps everything received).\n";
 
-enum { M_ANSWERS, M_LOGPROBS, M_PROMPT, M_PREFIX };
+enum { M_ANSWERS, M_LOGPROBS, M_PROMPT, M_PREFIX, M_AUTO };
 static const char *mode_names[] = { "answers", "logprobs", "prompt", "prefix" };
 static const char *mode_nulls[] = {
     "the suspect's answers were produced without knowledge of the key",
@@ -135,7 +145,7 @@ static const char *mode_nulls[] = {
 enum { A_O_URL = 1000, A_O_API, A_O_MODEL, A_O_MODE, A_O_PROMPTS, A_O_PFIELD, A_O_TFIELD, A_O_TOPK,
        A_O_MAXTOK, A_O_TEMP, A_O_SEED, A_O_BATCH, A_O_CONC, A_O_RATE, A_O_CTO, A_O_TO, A_O_RETRIES, A_O_MRA,
        A_O_MAXREQ, A_O_MAXSTOK, A_O_PPROMPT, A_O_PCOMPL, A_O_MAXCOST, A_O_KEYENV, A_O_KEYFILE, A_O_JOURNAL,
-       A_O_RESUME, A_O_OFFLINE };
+       A_O_RESUME, A_O_OFFLINE, A_O_PLOT };
 
 typedef struct unit {          /* one request */
     size_t doc;
@@ -160,7 +170,7 @@ typedef struct adoc {          /* one prompt (answers, logprobs) or document (pr
 typedef struct audit {
     /* options */
     const char *url, *model, *key_path, *tok_path, *prompts_path, *filter_path, *pfield, *tfield;
-    const char *journal_path, *key_env, *key_file;
+    const char *journal_path, *key_env, *key_file, *plot_path;
     int api, mode, weighted, json, resume, offline, has_seed;
     long topk, max_tokens, batch, seed;
     double temperature, alpha, target;
@@ -170,6 +180,8 @@ typedef struct audit {
     http_opts net;
 #endif
     char endpoint[2048];
+    json_t *auto_info; /* --mode auto: the probe and the choice, journaled in the header */
+    audit_plot plot;   /* --plot: every look's (suspect tokens, log10 p) */
     /* state */
     wm_tokenizer *tok;
     wm_encoder *enc;
@@ -193,6 +205,7 @@ typedef struct audit {
     wm_reader *reader;
     unsigned long docs_scored, looks;
     unsigned long long withheld; /* responses whose log-probabilities the server withheld */
+    unsigned long long scored; /* distinct tuples scored at the last look */
     unsigned long long answer_tokens, cand_total, cand_kept, rows_total, rows_read, rows_unaligned, rows_empty;
     double last_log10_p, last_fixed_log10_p, more_tokens;
     int watermarked, progress_on;
@@ -333,6 +346,13 @@ static int setup_key(audit *A)
     st = wm_watermark_new(&A->wm, key, A->vocab);
     wm_key_free(key);
     if (st) return die("%s: %s", A->key_path, wm_strerror(st));
+    return 0;
+}
+
+/* The corpus (answers) or the reader (the reading modes), once the mode is known. */
+static int setup_scoring(audit *A)
+{
+    wm_status st;
     if (A->mode == M_ANSWERS) {
         if ((st = wm_corpus_new(&A->corpus, A->wm, 0))) return die("%s: %s", A->key_path, wm_strerror(st));
     } else if ((st = wm_reader_new(&A->reader, A->wm, A->weighted ? WM_READ_WEIGHTED : 0))) {
@@ -508,6 +528,7 @@ static char *make_header(audit *A, size_t *len)
                           A->temperature, "batch", (json_int_t)A->batch, "alpha", A->alpha, "target", A->target);
     if (c && A->has_seed) json_object_set_new(c, "seed", json_integer(A->seed));
     json_t *h = c ? json_pack("{s:s,s:i,s:o}", "t", "wm-audit", "version", 1, "config", c) : NULL;
+    if (h && A->auto_info && json_object_set(h, "auto", A->auto_info)) json_decref(h), h = NULL;
     char *s = h ? dump(h, len) : NULL;
     json_decref(h);
     return s;
@@ -786,6 +807,8 @@ static int read_doc_rows(audit *A, const adoc *D, const wm_token *ids, size_t n,
         free(R.w);
         return die("out of memory");
     }
+    for (size_t i = 0; i < n_prompt; i++) /* prompt positions: never read, no prediction */
+        for (size_t c = 0; c < k; c++) R.top[i * k + c] = WM_TOKEN_NONE;
     size_t j = 0;
     for (size_t i = n_prompt; i < n; i++) {
         A->rows_total++;
@@ -795,15 +818,14 @@ static int read_doc_rows(audit *A, const adoc *D, const wm_token *ids, size_t n,
         size_t kept = 0;
         int aligned = off[i] != SIZE_MAX && j < n_s && so[j] == off[i] && toks[j];
         if (!aligned) {
-            A->rows_unaligned++; /* no suspect row here: id 0 with weight 0 (plain: a key-independent
-                                    prediction, exact under H0 but no evidence) */
+            A->rows_unaligned++; /* no suspect row here: nothing is read */
         } else if ((kept = map_row(A, toks[j], row, w)) == 0) {
             A->rows_empty++;
         } else {
             A->rows_read++;
         }
-        for (size_t c = kept; c < k; c++) { /* pad: a repeat counts once; weight 0 adds nothing */
-            row[c] = kept ? row[0] : 0;
+        for (size_t c = kept; c < k; c++) { /* fewer than k usable candidates: the rest is not read */
+            row[c] = WM_TOKEN_NONE;
             if (w) w[c] = 0;
         }
     }
@@ -939,6 +961,7 @@ static int look(audit *A, int final)
         if (wm_corpus_audit(A->corpus, A->alpha, A->target, &a)) return die("audit: invalid corpus state");
         A->last_log10_p = a.log10_p;
         A->last_fixed_log10_p = a.fixed.log10_p;
+        A->scored = a.fixed.scored;
         A->more_tokens = a.more_tokens;
         A->watermarked = a.watermarked;
         if (A->json) {
@@ -962,6 +985,7 @@ static int look(audit *A, int final)
         if (wm_reader_score(A->reader, A->alpha, &s, &positions)) return die("audit: invalid reader state");
         A->last_log10_p = s.log10_p;
         A->last_fixed_log10_p = s.log10_p;
+        A->scored = s.scored;
         A->watermarked = s.watermarked;
         A->more_tokens = NAN;
         if (A->json)
@@ -973,7 +997,23 @@ static int look(audit *A, int final)
                    (unsigned long long)positions, (unsigned long long)s.scored, s.statistic, s.z, s.log10_p,
                    s.watermarked ? "true" : "false", A->cost);
     }
+    if (A->plot_path && plot_add(&A->plot, (double)(A->resp_prompt_tokens + A->resp_completion_tokens),
+                                 A->last_log10_p))
+        return die("out of memory");
     if (fflush(stdout) != 0 || ferror(stdout)) return EXIT_USAGE;
+    return 0;
+}
+
+/* --plot: drawn after the final report, so a failing gnuplot loses no figure. */
+static int write_plot(const audit *A)
+{
+    char title[128], err[4400];
+    snprintf(title, sizeof title, "wm audit: mode %s, key %s", mode_names[A->mode], A->key_id);
+    if (plot_write(&A->plot, A->plot_path, title,
+                   A->mode == M_ANSWERS ? "log10 p (anytime-valid)" : "log10 p (fixed-n: valid at the end only)",
+                   A->target, A->alpha, err, sizeof err))
+        return die("%s", err);
+    fprintf(stderr, "wm audit: plot of %zu looks written to %s\n", A->plot.n, A->plot_path);
     return 0;
 }
 
@@ -1004,14 +1044,16 @@ static void final_report(audit *A)
                "\"log10_p\":%.17g,\"fixed_log10_p\":%.17g,\"alpha\":%.17g,\"target\":%.17g,\"watermarked\":%s,"
                "\"anytime\":%s,\"weighted\":%s,\"candidates\":%llu,\"candidates_kept\":%llu,"
                "\"candidates_dropped\":%llu,\"rows\":%llu,\"rows_read\":%llu,\"rows_unaligned\":%llu,"
-               "\"rows_empty\":%llu,\"withheld\":%llu",
+               "\"rows_empty\":%llu,\"withheld\":%llu,\"scored\":%llu",
                A->key_id, A->stop_reason, A->docs_scored, A->n_docs, A->requests, A->attempts, A->resp_prompt_tokens,
                A->resp_completion_tokens, A->answer_tokens, A->last_log10_p, A->last_fixed_log10_p, A->alpha,
                A->target, A->watermarked ? "true" : "false", A->mode == M_ANSWERS ? "true" : "false",
                A->weighted ? "true" : "false", A->cand_total, A->cand_kept, A->cand_total - A->cand_kept,
-               A->rows_total, A->rows_read, A->rows_unaligned, A->rows_empty, A->withheld);
+               A->rows_total, A->rows_read, A->rows_unaligned, A->rows_empty, A->withheld, A->scored);
         json_num(stdout, "cost", A->cost);
         json_num(stdout, "more_tokens", A->more_tokens);
+        const char *why = json_string_value(json_object_get(A->auto_info, "why"));
+        if (why) printf(",\"auto\":"), print_json_string(stdout, why, strlen(why));
         printf("}\n");
         return;
     }
@@ -1102,9 +1144,160 @@ static int run(audit *A, const char *api_key)
     }
     if (!rc) rc = look(A, 1);
     if (!rc) final_report(A);
+    if (!rc && A->plot_path) rc = write_plot(A);
     if (!rc && g_stop) rc = die("interrupted: everything received is in %s; continue with --resume %s",
                                 A->journal_path, A->journal_path);
     return rc;
+}
+
+/* Options that go with some modes only. */
+static int check_mode(const audit *A)
+{
+    const char *mode = mode_names[A->mode];
+    if (A->api == AP_CHAT && (A->mode == M_PROMPT || A->mode == M_PREFIX))
+        return die("audit: --mode %s teacher-forces raw text: it takes --api completions", mode);
+    if (A->filter_path && A->mode != M_ANSWERS) return die("audit: --filter goes with --mode answers (this is %s)", mode);
+    if (A->weighted && A->mode == M_ANSWERS) return die("audit: --weighted goes with the reading modes");
+    return 0;
+}
+
+/* ---- --mode auto ------------------------------------------------------------ */
+
+#ifdef WM_HAVE_CURL
+/* What the probe sends: the first item of --prompts as its mode would.  An
+ * item with a text field is the provider's own output, to teacher-force
+ * (*texts = 1: prompt and text, as prompt mode sends them); else its prompt. */
+static json_t *first_prompt(const audit *A, int *texts)
+{
+    FILE *f = fopen(A->prompts_path, "rb");
+    char *line = NULL;
+    size_t cap = 0;
+    json_t *o = f && getline(&line, &cap, f) > 0 ? json_loads(line, JSON_ALLOW_NUL, NULL) : NULL;
+    if (f) fclose(f);
+    free(line);
+    json_t *p = json_object_get(o, A->pfield), *t = json_object_get(o, A->tfield), *r = NULL;
+    *texts = json_is_string(t);
+    if (*texts) {
+        const char *ps = json_is_string(p) ? json_string_value(p) : "";
+        size_t pl = json_is_string(p) ? json_string_length(p) : 0, tl = json_string_length(t);
+        char *b = malloc(pl + tl + 1);
+        if (b) memcpy(b, ps, pl), memcpy(b + pl, json_string_value(t), tl), r = json_stringn_nocheck(b, pl + tl);
+        free(b);
+    } else if (json_is_string(p)) {
+        r = json_incref(p);
+    }
+    json_decref(o);
+    if (!r) die("%s:1: --mode auto probes with the first item's %s or %s field: none", A->prompts_path, A->tfield,
+                A->pfield);
+    return r;
+}
+
+/* One request asking for everything a mode can use: prompt log-probabilities
+ * (texts to teacher-force, completions) or the top-k of one generated token. */
+static json_t *probe_request(const audit *A, json_t *prompt, int texts)
+{
+    json_t *o = A->api == AP_CHAT
+                    ? json_pack("{s:[{s:s,s:O}],s:i,s:f,s:b,s:i}", "messages", "role", "user", "content", prompt,
+                                "max_tokens", 1, "temperature", 0.0, "logprobs", 1, "top_logprobs", (int)A->topk)
+                : texts ? json_pack("{s:O,s:i,s:f,s:i,s:b}", "prompt", prompt, "max_tokens", 1, "temperature", 0.0,
+                                    "prompt_logprobs", (int)A->topk, "return_token_ids", 1)
+                        : json_pack("{s:O,s:i,s:f,s:i}", "prompt", prompt, "max_tokens", 1, "temperature", 0.0,
+                                    "logprobs", (int)A->topk);
+    if (o && A->model) json_object_set_new(o, "model", json_string(A->model));
+    return o;
+}
+
+typedef struct probe {
+    char *body;
+    size_t len;
+    long status;
+} probe;
+
+static int probe_attempt(void *arg, const http_job *job, const http_attempt *a, char *err, size_t errlen)
+{
+    probe *P = arg;
+    (void)job;
+    if (a->retry) return 0;
+    free(P->body);
+    if (!(P->body = malloc(a->len + 1))) return snprintf(err, errlen, "out of memory"), -1;
+    memcpy(P->body, a->body, a->len + 1);
+    P->len = a->len;
+    P->status = a->status;
+    return 0;
+}
+
+static int probe_may_start(void *arg)
+{
+    (void)arg;
+    return 1;
+}
+
+/* A new run: the probe's response decides the mode.  Texts: prompt, else an
+ * error (prefix costs one request a position and needs the provider's
+ * tokenizer: it is forced, never guessed).  Prompts: logprobs, else answers.
+ * The probe is journaled in the header, not counted in the budgets. */
+static int auto_probe(audit *A, const char *api_key)
+{
+    int texts = 0;
+    json_t *prompt = first_prompt(A, &texts), *req = prompt ? probe_request(A, prompt, texts) : NULL;
+    size_t len = 0;
+    char *body = req ? dump(req, &len) : NULL, err[4400] = "", msg[512] = "";
+    probe P = { NULL, 0, 0 };
+    unsigned char done = 0;
+    volatile int stop = 0;
+    int rc = !prompt ? EXIT_USAGE : !body ? die("out of memory") : 0;
+    http_job job = { 0, body, len };
+    if (!rc && http_run(A->endpoint, api_key, &A->net, &job, 1, &done, probe_attempt, probe_may_start, &P, &stop,
+                        err, sizeof err) < 0)
+        rc = die("audit: --mode auto: the probe request failed: %s", err);
+    const char *why = NULL;
+    int what = rc ? -1 : ap_probe(P.body, P.len, A->api, (size_t)A->topk, &why, msg, sizeof msg);
+    if (!rc && what < 0) rc = die("audit: --mode auto: the probe's response is not an answer: %s", msg);
+    if (!rc && texts && what != AP_PROMPT)
+        rc = die("audit: --mode auto: %s holds texts to teacher-force, but %s; force --mode prefix (one request "
+                 "a position, the suspect must use the provider's tokenizer), or give prompts", A->prompts_path, why);
+    if (!rc) {
+        A->mode = what == AP_PROMPT ? M_PROMPT : what == AP_LOGPROBS ? M_LOGPROBS : M_ANSWERS;
+        json_t *b = json_stringn(P.body, P.len);
+        A->auto_info = json_pack("{s:O,s:I,s:o?,s:s,s:s}", "request", req, "status", (json_int_t)P.status, "body", b,
+                                 "mode", mode_names[A->mode], "why", why);
+        if (!A->auto_info) rc = die("out of memory");
+        else fprintf(stderr, "wm audit: --mode auto: %s (%s)\n", mode_names[A->mode], why);
+    }
+    json_decref(prompt);
+    json_decref(req);
+    free(body);
+    free(P.body);
+    return rc;
+}
+#else
+static int auto_probe(audit *A, const char *api_key)
+{
+    (void)A, (void)api_key;
+    return die("audit: --mode auto needs the network (wm was built without libcurl)");
+}
+#endif
+
+/* --resume or --offline with --mode auto: the mode the journal's run chose. */
+static int auto_from_journal(audit *A)
+{
+    FILE *f = fopen(A->journal_path, "rb");
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t n = f ? getline(&line, &cap, f) : -1;
+    json_t *h = n > 33 ? json_loadb(line + 33, (size_t)n - 33, JSON_ALLOW_NUL, NULL) : NULL;
+    if (f) fclose(f);
+    free(line);
+    const char *m = json_string_value(json_object_get(json_object_get(h, "config"), "mode"));
+    for (A->mode = 0; m && A->mode < M_AUTO && strcmp(m, mode_names[A->mode]); A->mode++) {}
+    json_t *ai = json_object_get(h, "auto");
+    if (ai) A->auto_info = json_incref(ai);
+    json_decref(h);
+    if (!m || A->mode == M_AUTO)
+        return die("%s:1: --mode auto takes the journal's mode: no valid header record", A->journal_path);
+    fprintf(stderr, "wm audit: --mode auto: %s, as the journal's run chose%s\n", mode_names[A->mode],
+            ai ? "" : " (it was forced there)");
+    return 0;
 }
 
 static void free_audit(audit *A)
@@ -1119,6 +1312,8 @@ static void free_audit(audit *A)
     }
     free(A->docs);
     free(A->header);
+    json_decref(A->auto_info);
+    plot_free(&A->plot);
     if (A->journal_open) journal_close(&A->j);
     wm_corpus_free(A->corpus);
     wm_ctxset_free(A->filter);
@@ -1157,6 +1352,7 @@ int cmd_audit(int argc, char **argv)
         { "journal", required_argument, 0, A_O_JOURNAL }, { "resume", required_argument, 0, A_O_RESUME },
         { "offline", required_argument, 0, A_O_OFFLINE }, { "alpha", required_argument, 0, O_ALPHA },
         { "target", required_argument, 0, O_TARGET }, { "json", no_argument, 0, O_JSON },
+        { "plot", required_argument, 0, A_O_PLOT },
         { "help", no_argument, 0, O_HELP }, { 0, 0, 0, 0 } };
     audit A = { .pfield = "prompt", .tfield = "text", .topk = 5, .max_tokens = 256, .batch = 16, .temperature = 1.0,
                 .alpha = 1e-3, .target = 1e-6, .last_log10_p = 0, .more_tokens = NAN };
@@ -1218,6 +1414,10 @@ int cmd_audit(int argc, char **argv)
         case A_O_JOURNAL: A.journal_path = optarg, journals++; break;
         case A_O_RESUME: A.journal_path = optarg, A.resume = 1, journals++; break;
         case A_O_OFFLINE: A.journal_path = optarg, A.offline = 1, journals++; break;
+        case A_O_PLOT:
+            if (!plot_terminal(optarg)) return die("audit: --plot '%s': expected FILE.png or FILE.svg, no quotes", optarg);
+            A.plot_path = optarg;
+            break;
         case O_ALPHA:
             if (!parse_double(optarg, &A.alpha) || !(A.alpha > 0 && A.alpha < 1))
                 return die("audit: --alpha '%s': expected a number in (0, 1)", optarg);
@@ -1235,15 +1435,13 @@ int cmd_audit(int argc, char **argv)
     if (!A.key_path || !A.tok_path || !A.prompts_path)
         return die("audit: --key, --tokenizer and --prompts are required (see `wm audit --help`)");
     if (journals != 1) return die("audit: exactly one of --journal NEW, --resume JOURNAL, --offline JOURNAL");
-    for (A.mode = 0; A.mode < 4 && strcmp(mode, mode_names[A.mode]); A.mode++) {}
-    if (A.mode == 4) return die("audit: --mode '%s': expected answers, logprobs, prompt or prefix", mode);
+    for (A.mode = 0; A.mode < M_AUTO && strcmp(mode, mode_names[A.mode]); A.mode++) {}
+    if (A.mode == M_AUTO && strcmp(mode, "auto"))
+        return die("audit: --mode '%s': expected auto, answers, logprobs, prompt or prefix", mode);
     if (!strcmp(api, "chat")) A.api = AP_CHAT;
     else if (!strcmp(api, "completions")) A.api = AP_COMPLETIONS;
     else return die("audit: --api '%s': expected completions or chat", api);
-    if (A.api == AP_CHAT && (A.mode == M_PROMPT || A.mode == M_PREFIX))
-        return die("audit: --mode %s teacher-forces raw text: it takes --api completions", mode);
-    if (A.filter_path && A.mode != M_ANSWERS) return die("audit: --filter goes with --mode answers");
-    if (A.weighted && A.mode == M_ANSWERS) return die("audit: --weighted goes with the reading modes");
+    if (A.mode != M_AUTO && check_mode(&A)) return EXIT_USAGE;
     if (A.key_env && A.key_file) return die("audit: one of --api-key-env, --api-key-file");
     if (!A.offline && !base) return die("audit: --url BASE is required unless --offline");
     if (A.offline && base) return die("audit: --offline uses no network: drop --url");
@@ -1268,12 +1466,20 @@ int cmd_audit(int argc, char **argv)
     if (sodium_init() < 0) return die("libsodium: cannot initialise");
     char *api_key = NULL;
     int rc = setup_key(&A);
+    if (!rc && !A.offline) rc = load_api_key(&A, &api_key);
+#ifdef WM_HAVE_CURL
+    if (!rc && !A.offline && http_global_init()) rc = die("libcurl: cannot initialise");
+#endif
+    if (!rc && A.mode == M_AUTO) {
+        rc = A.resume || A.offline ? auto_from_journal(&A) : auto_probe(&A, api_key);
+        if (!rc) rc = check_mode(&A);
+    }
+    if (!rc) rc = setup_scoring(&A);
     if (!rc) rc = load_filter(&A);
     if (!rc) rc = load_docs(&A);
     if (!rc) rc = build_units(&A);
     size_t hlen = 0;
     if (!rc && !(A.header = make_header(&A, &hlen))) rc = die("out of memory");
-    if (!rc && !A.offline) rc = load_api_key(&A, &api_key);
     char err[4400] = "";
     if (!rc && (A.resume || A.offline)) {
         replay R = { &A, 0 };
@@ -1290,9 +1496,6 @@ int cmd_audit(int argc, char **argv)
         if (journal_create(&A.j, A.journal_path, A.header, hlen, err, sizeof err)) rc = die("%s", err);
         A.journal_open = !rc;
     }
-#ifdef WM_HAVE_CURL
-    if (!rc && !A.offline && http_global_init()) rc = die("libcurl: cannot initialise");
-#endif
     if (!rc) {
         struct sigaction sa;
         memset(&sa, 0, sizeof sa);

@@ -332,3 +332,34 @@ out:
     if (rc) ap_free(r);
     return rc;
 }
+
+/* 1 if r holds a position with at least one candidate. */
+static int has_candidates(const ap_resp *r)
+{
+    for (size_t i = 0; i < r->n_toks; i++)
+        if (r->toks[i].n_top) return 1;
+    return 0;
+}
+
+int ap_probe(const char *body, size_t len, int api, size_t k, const char **why, char *msg, size_t mlen)
+{
+    static const int order[] = { AP_PROMPT, AP_LOGPROBS };
+    static const char *const whys[] = { "the endpoint returned prompt_logprobs with candidates",
+                                        "no prompt_logprobs; the endpoint returned top-k log-probabilities "
+                                        "of the generated tokens" };
+    ap_resp r;
+    for (int i = 0; i < 2; i++) {
+        if (order[i] == AP_PROMPT && api == AP_CHAT) continue; /* chat has no prompt log-probabilities */
+        if (ap_parse(body, len, api, order[i], k, &r, msg, mlen)) continue;
+        int got = has_candidates(&r);
+        ap_free(&r);
+        if (got) {
+            *why = whys[i];
+            return order[i];
+        }
+    }
+    if (ap_parse(body, len, api, AP_TEXT, k, &r, msg, mlen)) return -1;
+    ap_free(&r);
+    *why = "the endpoint returned neither prompt_logprobs nor top-k log-probabilities, only the answer";
+    return AP_TEXT;
+}

@@ -58,4 +58,11 @@ typedef struct ap_resp {
 int ap_parse(const char *body, size_t len, int api, int what, size_t k, ap_resp *r, char *msg, size_t mlen);
 void ap_free(ap_resp *r);
 
+/* --mode auto: what one probe response (a request asking for prompt_logprobs and
+ * top-k log-probabilities at once) offers: AP_PROMPT (prompt log-probabilities
+ * with candidates), else AP_LOGPROBS (top-k of the generated tokens), else
+ * AP_TEXT (an answer only), with *why saying which; -1 with the reason in msg
+ * when the body is not even an answer. */
+int ap_probe(const char *body, size_t len, int api, size_t k, const char **why, char *msg, size_t mlen);
+
 #endif

@@ -88,12 +88,16 @@ static size_t tuple_index(wm_reader *r, uint64_t fp, int *fresh)
 }
 
 /* The k predictions at one read position: each new (seed, prediction)
- * tuple is scored (weighted: each adds its weight to its tuple's).  -1 on
- * allocation failure. */
+ * tuple is scored (weighted: each adds its weight to its tuple's); a
+ * WM_TOKEN_NONE entry is no prediction.  The number of real entries, or -1
+ * on allocation failure. */
 static int read_row(wm_reader *r, pending *b, uint64_t seed, const wm_token *row, const float *wrow, size_t k,
                     size_t i)
 {
+    int got = 0;
     for (size_t j = 0; j < k; j++) {
+        if (row[j] == WM_TOKEN_NONE) continue;
+        got = 1;
         uint64_t fp = wm__tuple_fp(seed, row[j]);
         int ins;
         size_t at = i;
@@ -114,7 +118,15 @@ static int read_row(wm_reader *r, pending *b, uint64_t seed, const wm_token *row
         b->pos[b->n++] = at;
         if (b->n == WM_SCORE_BATCH) flush(r, b);
     }
-    return 0;
+    return got;
+}
+
+/* Predictions: valid ids or WM_TOKEN_NONE. */
+static wm_status check_preds(const wm_watermark *wm, const wm_token *p, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (p[i] != WM_TOKEN_NONE && wm__check_tokens(wm, p + i, 1)) return WM_ERR_TOKEN;
+    return WM_OK;
 }
 
 /* Weights must be finite: one infinity or NaN would make any sum meaningless. */
@@ -132,7 +144,7 @@ wm_status wm_reader_add(wm_reader *r, const wm_token *t, size_t n, size_t n_prom
         (n && r->weighted != (weights != NULL)))
         return WM_ERR_ARG;
     wm_status st = wm__check_tokens(r->wm, t, n);
-    if (st || (st = wm__check_tokens(r->wm, preds, n * k)) || (weights && (st = check_weights(weights, n * k))))
+    if (st || (st = check_preds(r->wm, preds, n * k)) || (weights && (st = check_weights(weights, n * k))))
         return st;
     reset_doc_set(&r->seeds);
     const wm_watermark *wm = r->wm;
@@ -148,13 +160,14 @@ wm_status wm_reader_add(wm_reader *r, const wm_token *t, size_t n, size_t n_prom
         size_t i = sc.i - 1;
         /* the seed's first occurrence in the document: nothing before it
          * was drawn from, or tells of, this seed's green list */
-        int fresh = wm__u64set_insert(&r->seeds, wm__ctx_key(seed));
+        int fresh = wm__u64set_insert(&r->seeds, wm__ctx_key(seed)), got = 0;
         if (fresh < 0 ||
-            (fresh && i >= first && read_row(r, &b, seed, preds + i * k, weights ? weights + i * k : NULL, k, i) < 0)) {
+            (fresh && i >= first &&
+             (got = read_row(r, &b, seed, preds + i * k, weights ? weights + i * k : NULL, k, i)) < 0)) {
             st = WM_ERR_NOMEM;
             break;
         }
-        r->positions += fresh && i >= first;
+        r->positions += got > 0;
     }
     flush(r, &b); /* tuples already in the set are always scored */
     r->tokens += n;

@@ -961,8 +961,9 @@ class Reader:
 
     def add(self, tokens, preds, n_prompt=0, weights=None):
         """tokens: the document's ids; preds: len(tokens) rows of k ids, row
-        i = the suspect's predictions for position i given tokens[:i] (rows
-        that are not read may hold any valid id, e.g. 0); weights: an array
+        i = the suspect's predictions for position i given tokens[:i]; an
+        entry -1 (WM_TOKEN_NONE) is "not read" and makes no tuple (rows with
+        fewer than k predictions, or none); weights: an array
         shaped as preds (weighted reader only)."""
         import numpy as np
         keep, ptr, n = _tokens(tokens)
