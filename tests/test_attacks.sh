@@ -17,7 +17,7 @@ out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
 t0=$(date +%s)
 if /usr/bin/python3 "$root/examples/neural/attacks/run.py" --reduced --attacks none,wn --wn-delta 2.5 \
-    --out "$out" --cache "$root/.cache/neural"; then
+    --out "$out" --cache "$root/.cache/neural" ${WM_ATTACK_ARGS:-}; then
     echo "[  PASSED  ] reduced attacks: WN caught, control clean ($(( $(date +%s) - t0 )) s)"
 else
     echo "[  FAILED  ] 1 test(s): reduced attacks"
