@@ -48,14 +48,21 @@ def stamp(*parts):
 class World:
     """Verses, tokenizer and token streams, cached in CACHE (tokenizer.json)."""
 
-    def __init__(self, cache):
+    def __init__(self, cache, vocab=VOCAB, bpe_half=None):
+        """vocab, bpe_half: the tokenizer's size and the half of the KJV it
+        is trained on (None: all of it, the provider's); a student with its
+        own tokenizer (attacks/own_tokenizer.py) trains one on its own half."""
         self.cache = cache
         os.makedirs(cache, exist_ok=True)
         self.verses = verses()
-        self.tok_path = os.path.join(cache, f"kjv-bpe-{stamp('bpe', VOCAB)}.json")
+        self.vocab = vocab
+        tag = stamp("bpe", vocab) if bpe_half is None else stamp("bpe", vocab, bpe_half)
+        self.tok_path = os.path.join(cache, f"kjv-bpe-{tag}.json")
         if not os.path.exists(self.tok_path):
-            log(f"kjv: training a {VOCAB}-token byte-level BPE on the KJV")
-            bpe.save(self.tok_path, *bpe.train("\n".join(self.verses), VOCAB))
+            text = self.verses if bpe_half is None else self.verses[bpe_half::2]
+            log(f"kjv: training a {vocab}-token byte-level BPE on the KJV"
+                + ("" if bpe_half is None else f" (half {bpe_half})"))
+            bpe.save(self.tok_path, *bpe.train("\n".join(text), vocab))
         self.tokens, self.merges = bpe.load(self.tok_path)
         self.codec = bpe.Codec(self.tokens, self.merges)
         self.eos = len(self.tokens) - 1
@@ -79,7 +86,7 @@ class World:
     def model(self, role, settings, half, seed):
         """Trains (or loads the cached) GPT of the given settings on a half;
         returns (model, info dict)."""
-        key = stamp(role, settings, half, seed, VOCAB)
+        key = stamp(role, settings, half, seed, self.vocab)
         pt, meta = (os.path.join(self.cache, f"{role}-{key}.{e}") for e in ("pt", "json"))
         s = settings
         torch.manual_seed(seed)

@@ -138,8 +138,8 @@ def cross_read(watermark, docs, t1_pieces, t1_id, h=None):
     prediction after it, decoded to a string).  A T2 position is kept where
     its end is also the end of a T1 token j (shared character boundary) and
     its prediction is exactly one T1 token (t1_id: string -> id); it is then
-    read as T1 position j + 1 with T1 context ids1[j-h+1..j] and that
-    target.  The rules of detect.h's reading mode apply on the T1 side: an
+    read as T1 position j + 1 (inside the document, as wm_reader reads)
+    with T1 context ids1[j-h+1..j] and that target.  The rules of detect.h's reading mode apply on the T1 side: an
     answer position (j + 1 >= n_prompt1, and > n_prompt1 with a prompt and
     h >= 1), only where its context seed occurs for the first time in the
     document (prompt included), and (seed, target) deduplicated over the
@@ -160,7 +160,7 @@ def cross_read(watermark, docs, t1_pieces, t1_id, h=None):
             pos += len(t1_pieces[t])
             ends[pos] = j
         first = {}
-        for p in range(h, len(ids) + 1):  # the first position each context seed appears at
+        for p in range(h, len(ids)):  # the first position each context seed appears at
             s = watermark.seed(ids[p - h:p])
             first.setdefault(s, p)
         for end, pred in d["t2"]:
@@ -171,7 +171,7 @@ def cross_read(watermark, docs, t1_pieces, t1_id, h=None):
             n_aligned += 1
             t = t1_id.get(pred)
             p = j + 1
-            if t is None or p < h or p < npr or (npr and h >= 1 and p == npr):
+            if t is None or p < h or p >= len(ids) or p < npr or (npr and h >= 1 and p == npr):
                 continue
             s = watermark.seed(ids[p - h:p])
             if first.get(s) != p or (s, t) in seen:
