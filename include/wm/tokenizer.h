@@ -110,6 +110,8 @@ WM_API WM_NODISCARD wm_status wm_encode_stream(wm_encoder *enc, const char *part
 WM_API WM_NODISCARD wm_status wm_decode(wm_encoder *enc, const wm_token *ids, size_t n, const char **text,
                            size_t *len);
 
+/* How many components wm_tokenizer_version reports (4).  Thread-safe. */
+WM_API size_t wm_tokenizer_n_versions(void);
 /* The libraries whose Unicode tables decide how rare characters tokenize:
  * PCRE2's for the pre-tokenizers' \p{..} classes, utf8proc's for the
  * normalization forms and for the characters PCRE2's older tables leave
@@ -124,7 +126,6 @@ WM_API WM_NODISCARD wm_status wm_decode(wm_encoder *enc, const wm_token *ids, si
  * (pkg-config --libs libwm-tokenizer), not in libwm.
  * @return WM_OK; WM_ERR_ARG (i out of range, NULL name or version); WM_ERR_UNSUPPORTED (PCRE2 reports
  * no version in 64 bytes).  OUT: *name, *version: static strings, valid for the process.  Thread-safe. */
-WM_API size_t wm_tokenizer_n_versions(void);
 WM_API WM_NODISCARD wm_status wm_tokenizer_version(size_t i, const char **name, const char **version);
 
 #ifdef __cplusplus

@@ -100,7 +100,7 @@ typedef struct detector {
     unsigned long docs, looks;
     int found, header_done;
     ckpt *ck;                  /* --checkpoint, or NULL */
-    char tok_versions[VERSIONS_MAX]; /* with --tokenizer: its libraries (JSON members); else "" */
+    char tok_versions[VERSIONS_MAX]; /* text tokenized: the tokenizer's libraries (JSON members); else "" */
 } detector;
 
 /* The tokenizer's library versions in a JSON line, when one tokenized the input. */
@@ -635,7 +635,8 @@ static int setup_detector(detector *D, const detect_opts *o, wm_tokenizer **tok_
         if ((st = wm_tokenizer_load(&tok, o->tok_path, &err))) return die("%s", status_text(st, &err));
         if ((st = wm_tokenizer_sha256(tok, tsha)) || (st = wm_tokenizer_n_vocab(tok, &tok_vocab)))
             return die("%s: %s", o->tok_path, wm_strerror(st));
-        if (tokenizer_versions(D->tok_versions, sizeof D->tok_versions, 1)) return EXIT_USAGE;
+        /* text input: the ids scored depend on these libraries' Unicode tables */
+        if (o->mode != IN_IDS && tokenizer_versions(D->tok_versions, sizeof D->tok_versions, 1)) return EXIT_USAGE;
     }
     *tok_out = tok;
     D->n_keys = o->n_keys;

@@ -791,8 +791,9 @@ def detect(watermark, text_or_ids, tokenizer=None, prompt=None, alpha=1e-3, dedu
     tuples inside it are not scored, nor are answer tuples that repeat one of
     the prompt's own (a quoted watermarked prompt is not evidence).  With
     dedup=False the p-value is not valid and watermarked is None.  Returns a dict with source, key_id,
-    scheme, tokens, scored, statistic, mean_score, z, p_value, log10_p, watermarked, and for kgw
-    green and green_fraction (the same numbers by their green-list names)."""
+    scheme, tokens, scored, statistic, mean_score, z, p_value, log10_p, watermarked, for kgw
+    green and green_fraction (the same numbers by their green-list names), and when text was
+    tokenized tokenizer_versions (tokenizer_versions())."""
     if not 0 < alpha < 1:
         raise ValueError("alpha must be in (0, 1)")
 
@@ -812,6 +813,8 @@ def detect(watermark, text_or_ids, tokenizer=None, prompt=None, alpha=1e-3, dedu
     if not dedup:  # as `wm detect --no-dedup --json`: no verdict, the p-value is not valid
         out["watermarked"] = None
         out["p_value_valid"] = False
+    if any(isinstance(x, (str, bytes, bytearray)) for x in (text_or_ids, prompt)):
+        out["tokenizer_versions"] = tokenizer_versions()
     return out
 
 
