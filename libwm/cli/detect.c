@@ -225,6 +225,13 @@ static int ckpt_config(ckpt *ck, const char *mode, const char *field, const char
             return die("%s: %s", tok_path, wm_strerror(st));
         }
         for (int i = 0; i < 32; i++) CK_ADD("%02x", sha[i]);
+        /* the ids of rare characters depend on these: a resume after an upgrade is refused */
+        char versions[VERSIONS_MAX];
+        if (tokenizer_versions(versions, sizeof versions, 0)) {
+            free(b);
+            return EXIT_USAGE;
+        }
+        CK_ADD(" %s", versions);
     } else {
         CK_ADD("-");
     }
