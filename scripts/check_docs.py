@@ -2,8 +2,8 @@
 """The documentation test (meson test `docs`): README.md, docs/**/*.md and the
 man page must stay true to the repository and to the build.
 
-  check_docs.py --root SRC --build BUILD --cc CC --lib LIBWM.so --wm WM
-                [--cflags FLAGS] [--llama-dir DIR --llama-lib LIBWM-LLAMA.so]
+  check_docs.py --root SRC --build BUILD --cc CC --lib LIBWM.so
+                --tokenizer-lib LIBWM-TOKENIZER.so --wm WM [--cflags FLAGS] [--llama-dir DIR --llama-lib LIBWM-LLAMA.so]
                 [--python PY]
 
 Checks, and prints one line per failure (file:line: what), exit status 1 if any:
@@ -21,7 +21,9 @@ Checks, and prints one line per failure (file:line: what), exit status 1 if any:
    block is compiled and linked against the build's headers and library: a
    block with main() as it is, anything else as the body of main() after
    the declarations of an optional <!-- c-prelude: ... --> comment right
-   before it (#include lines are moved to the top).  Blocks that include
+   before it (#include lines are moved to the top).  A block is linked with
+   libwm-tokenizer only when it calls the tokenizer (wm_tokenizer_*,
+   wm_encode*, wm_decode): libwm alone must do the rest.  Blocks that include
    <wm/llama.h> need --llama-dir, or are reported as skipped.
 3. Shell blocks (```sh, ```bash, ```console).  Each `wm` command line must
    use a subcommand that `wm --help` lists and only options that
@@ -199,9 +201,11 @@ def check_c(args, root, rel, no, body, directive, tmp, counter):
            "-Werror=int-conversion", "-Werror=return-type", "-Wno-unused-result",
            "-Wno-unused-variable", "-Wno-uninitialized", "-Wno-maybe-uninitialized"] + args.cflags.split()
     libs = [args.lib]
+    if re.search(r"\bwm_(tokenizer_|encode|decode)", text):
+        libs = [args.tokenizer_lib, args.lib]
     if llama:
         cmd += ["-isystem", os.path.join(args.llama_dir, "include")]
-        libs = [args.llama_lib, args.lib, os.path.join(args.llama_dir, "lib", "libllama.so")]
+        libs = [args.llama_lib] + libs + [os.path.join(args.llama_dir, "lib", "libllama.so")]
     cmd += [c, "-o", os.path.join(tmp, f"snippet{counter}")] + libs + ["-lm"]
     r = subprocess.run(cmd, capture_output=True, text=True)
     if r.returncode != 0:
@@ -308,6 +312,7 @@ def main():
     ap.add_argument("--cc", default="cc")
     ap.add_argument("--cflags", default="")
     ap.add_argument("--lib", required=True)
+    ap.add_argument("--tokenizer-lib", required=True)
     ap.add_argument("--wm", required=True)
     ap.add_argument("--llama-dir")
     ap.add_argument("--llama-lib")

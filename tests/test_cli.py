@@ -99,6 +99,40 @@ def _():
     assert info["key_id"] in run("info", KEY if False else path("k2.wmkey")).stdout.decode()
 
 
+def library_versions():
+    """What PCRE2 and utf8proc themselves report (through ctypes, not libwm):
+    the libraries the wm binary loads, by the sonames it was linked with."""
+    import ctypes
+    pcre2, u8 = ctypes.CDLL("libpcre2-8.so.0"), ctypes.CDLL("libutf8proc.so.2")
+    out = {}
+    for name, what in (("pcre2", 11), ("pcre2_unicode", 10)):  # PCRE2_CONFIG_VERSION, _UNICODE_VERSION
+        buf = ctypes.create_string_buffer(64)
+        assert pcre2.pcre2_config_8(what, buf) > 0
+        out[name] = buf.value.decode()
+    for name, fn in (("utf8proc", u8.utf8proc_version), ("utf8proc_unicode", u8.utf8proc_unicode_version)):
+        fn.restype = ctypes.c_char_p
+        out[name] = fn().decode()
+    return out
+
+
+@check("tokenizer versions: detect --json (with a tokenizer) and info print PCRE2's and utf8proc's")
+def _():
+    want = library_versions()
+    assert want["pcre2_unicode"].count(".") == 2 and want["utf8proc_unicode"].count(".") == 2, want
+    info = json.loads(run("info", "--json", KEY).stdout)
+    assert info["tokenizer_versions"] == want, (info, want)
+    line = [l for l in run("info", KEY).stdout.decode().splitlines() if l.startswith("tokenized by")]
+    assert line == ["tokenized by   " + ", ".join(f"{k} {v}" for k, v in want.items())], line
+    assert "tokenizer_versions" not in json.loads(run("info", "--json", path("free.wmkey")).stdout)
+    write("v.txt", "Some text to score.\n")
+    for extra in ([], ["--corpus"], ["--key", path("k2.wmkey")]):
+        rows = jsonl(run("detect", "--key", KEY, *extra, "--tokenizer", GPT2, "--json", "v.txt"))
+        assert rows and all(r["tokenizer_versions"] == want for r in rows), rows
+    # ids in, no tokenizer used: nothing to record
+    rows = jsonl(run("detect", "--key", KEY, "--ids", "--json", "wm.ids"))
+    assert rows and all("tokenizer_versions" not in r for r in rows)
+
+
 @check("tokenize: plain, JSONL, stdin, pieces, matches the parity oracle")
 def _():
     corpus = json.load(open(os.path.join(os.path.dirname(__file__), "tokenizer", "corpus.json"), encoding="utf-8"))

@@ -104,6 +104,28 @@ def _():
         assert r.returncode != 0 and "ImportError" in err and named in err, (named, r.returncode, err[-600:])
 
 
+@check("libraries: libwm from $LIBWM_LIBRARY, libwm-tokenizer beside it or from $LIBWM_TOKENIZER_LIBRARY")
+def _():
+    d, base = os.path.split(SO)
+    want = os.path.join(d, base.replace("libwm.", "libwm-tokenizer.", 1))
+    assert libwm._lib._name == SO and libwm._tok._name == want, (libwm._lib._name, libwm._tok._name)
+    assert os.path.exists(want)
+    # the tokenizer's calls come from libwm-tokenizer, which libwm does not export
+    assert not hasattr(libwm._lib, "wm_encode") and libwm.Tokenizer(os.path.join(FIX, "gpt2", "tokenizer.json"))
+    os.environ["LIBWM_TOKENIZER_LIBRARY"] = "/elsewhere/libwm-tokenizer.so.0"
+    try:
+        assert libwm._library_paths() == (SO, "/elsewhere/libwm-tokenizer.so.0")
+    finally:
+        del os.environ["LIBWM_TOKENIZER_LIBRARY"]
+    # an explicit libwm that is missing its tokenizer: the import fails, naming the file
+    lone = tempfile.mkdtemp(prefix="wm-lone-", dir=tmp)
+    os.symlink(SO, os.path.join(lone, "libwm.so.0"))
+    r = subprocess.run([sys.executable, "-c", "import libwm"], capture_output=True,
+                       env=dict(os.environ, LIBWM_LIBRARY=os.path.join(lone, "libwm.so.0"),
+                                PYTHONPATH=os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "python")))
+    assert r.returncode != 0 and "libwm-tokenizer.so.0" in r.stderr.decode(), r.stderr.decode()[-400:]
+
+
 @check("keys: save is 0600 and never overwrites; params and id match `wm info`")
 def _():
     assert stat.S_IMODE(os.stat(K1).st_mode) == 0o600

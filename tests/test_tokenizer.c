@@ -8,6 +8,9 @@
 #include "testutil.h"
 
 #include <jansson.h>
+#define PCRE2_CODE_UNIT_WIDTH 8
+#include <pcre2.h>
+#include <utf8proc.h>
 #include <unistd.h>
 
 static const char *fixtures, *corpus_path, *expected_path;
@@ -825,6 +828,35 @@ static void test_fingerprint(void **state)
     assert_memory_not_equal(a, b, 32);
 }
 
+/* wm_tokenizer_version: each component, in the documented order, is what
+ * the library itself reports; out of range and NULL outputs are refused. */
+static void test_library_versions(void **state)
+{
+    (void)state;
+    char pcre2_version[64], pcre2_unicode[64];
+    assert_true(pcre2_config(PCRE2_CONFIG_VERSION, pcre2_version) > 0);
+    assert_true(pcre2_config(PCRE2_CONFIG_UNICODE_VERSION, pcre2_unicode) > 0);
+    const char *want_name[] = { "pcre2", "pcre2_unicode", "utf8proc", "utf8proc_unicode" };
+    const char *want[] = { pcre2_version, pcre2_unicode, utf8proc_version(), utf8proc_unicode_version() };
+    assert_int_equal(wm_tokenizer_n_versions(), 4);
+    for (size_t i = 0; i < 4; i++) {
+        const char *name = NULL, *version = NULL;
+        assert_int_equal(wm_tokenizer_version(i, &name, &version), WM_OK);
+        assert_string_equal(name, want_name[i]);
+        assert_string_equal(version, want[i]);
+    }
+    /* Unicode versions are "major.minor.update" (not a library version by mistake) */
+    for (size_t i = 1; i < 4; i += 2) {
+        unsigned a, b, c;
+        char end;
+        assert_int_equal(sscanf(want[i], "%u.%u.%u%c", &a, &b, &c, &end), 3);
+    }
+    const char *name, *version;
+    assert_int_equal(wm_tokenizer_version(4, &name, &version), WM_ERR_ARG);
+    assert_int_equal(wm_tokenizer_version(0, NULL, &version), WM_ERR_ARG);
+    assert_int_equal(wm_tokenizer_version(0, &name, NULL), WM_ERR_ARG);
+}
+
 int main(int argc, char **argv)
 {
     if (argc != 4) {
@@ -835,6 +867,7 @@ int main(int argc, char **argv)
     corpus_path = argv[2];
     expected_path = argv[3];
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_library_versions),
         cmocka_unit_test(test_parity),
         cmocka_unit_test(test_round_trip_and_sizes),
         cmocka_unit_test(test_utf8),

@@ -124,6 +124,24 @@ WM_API WM_NODISCARD wm_status wm_encode_stream(wm_encoder *enc, const char *part
 WM_API WM_NODISCARD wm_status wm_decode(wm_encoder *enc, const wm_token *ids, size_t n, const char **text,
                            size_t *len);
 
+/* How many components wm_tokenizer_version reports (4).  Thread-safe. */
+WM_API size_t wm_tokenizer_n_versions(void);
+/* The libraries whose Unicode tables decide how rare characters tokenize:
+ * PCRE2's for the pre-tokenizers' \p{..} classes, utf8proc's for the
+ * normalization forms and for the characters PCRE2's older tables leave
+ * unassigned (docs/TOKENIZERS.md).  Two hosts whose versions differ
+ * may give a text assigned in the newer Unicode only different ids, so
+ * `wm detect --json` and `wm info` print them.  Component i, for i from 0
+ * to wm_tokenizer_n_versions() - 1, as the libraries loaded at run time
+ * report it: "pcre2" (pcre2_config(PCRE2_CONFIG_VERSION): version and
+ * date), "pcre2_unicode" (PCRE2_CONFIG_UNICODE_VERSION), "utf8proc"
+ * (utf8proc_version()), "utf8proc_unicode" (utf8proc_unicode_version()).
+ * These and everything in this header are in libwm-tokenizer
+ * (pkg-config --libs libwm-tokenizer), not in libwm.
+ * @return WM_OK; WM_ERR_ARG (i out of range, NULL name or version); WM_ERR_UNSUPPORTED (PCRE2 reports
+ * no version in 64 bytes).  OUT: *name, *version: static strings, valid for the process.  Thread-safe. */
+WM_API WM_NODISCARD wm_status wm_tokenizer_version(size_t i, const char **name, const char **version);
+
 #ifdef __cplusplus
 }
 #endif

@@ -333,7 +333,7 @@ static int setup_key(audit *A)
     wm_key *key;
     if ((st = wm_key_load(&key, A->key_path, &err))) return die("%s", status_text(st, &err));
     uint32_t nv;
-    wm_params kp = WM_INIT(wm_params); /* unsized, wm_key_params refuses it (WM_ERR_ARG) */
+    wm_params kp = WM_INIT(wm_params); /* versioned: wm_key_params checks its size */
     if ((st = wm_key_id(key, A->key_id)) || (st = wm_key_tokenizer(key, &nv, ksha)) || (st = wm_key_params(key, &kp))) {
         wm_key_free(key);
         return die("%s: %s", A->key_path, wm_strerror(st));

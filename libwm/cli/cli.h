@@ -58,6 +58,10 @@ void progress_show(progress *pr, const reader *r, int final);
 
 /* A JSON string; bytes that are not UTF-8 become U+FFFD. */
 void print_json_string(FILE *f, const char *s, size_t n);
+/* The tokenizer's library and Unicode versions, into out (n bytes): the
+ * members of a JSON object (json) or one line of text.  0, or die()'s code. */
+#define VERSIONS_MAX 512
+int tokenizer_versions(char *out, size_t n, int json);
 /* How many of the inputs name standard input (none given: it is one). */
 int stdin_uses(char **files, int n_files);
 int default_threads(void);

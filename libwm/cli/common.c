@@ -200,6 +200,28 @@ void print_json_string(FILE *f, const char *s, size_t n)
     fputc('"', f);
 }
 
+/* The tokenizer's libraries as wm_tokenizer_version reports them: `"name":"version",...`
+ * (json) or `name version, ...`.  A version string the JSON could not hold as
+ * it is (a quote, a backslash, a control byte) is refused, not altered. */
+int tokenizer_versions(char *out, size_t n, int json)
+{
+    size_t len = 0;
+    out[0] = '\0';
+    for (size_t i = 0; i < wm_tokenizer_n_versions(); i++) {
+        const char *name, *version;
+        wm_status st = wm_tokenizer_version(i, &name, &version);
+        if (st) return die("tokenizer library versions: %s", wm_strerror(st));
+        for (const char *c = version; *c; c++)
+            if (*c == '"' || *c == '\\' || *c < ' ' || *c > '~')
+                return die("tokenizer library versions: %s reports an unprintable version", name);
+        int k = snprintf(out + len, n - len, json ? "%s\"%s\":\"%s\"" : "%s%s %s", i ? (json ? "," : ", ") : "",
+                         name, version);
+        if (k < 0 || (size_t)k >= n - len) return die("tokenizer library versions: longer than %zu bytes", n);
+        len += (size_t)k;
+    }
+    return 0;
+}
+
 /* Standard input can be read once: `- -`, or `--filter -` with stdin as an
  * input, would find it empty the second time and score nothing. */
 int stdin_uses(char **files, int n_files)

@@ -101,7 +101,14 @@ typedef struct detector {
     unsigned long docs, looks;
     int found, header_done;
     ckpt *ck;                  /* --checkpoint, or NULL */
+    char tok_versions[VERSIONS_MAX]; /* text tokenized: the tokenizer's libraries (JSON members); else "" */
 } detector;
+
+/* The tokenizer's library versions in a JSON line, when one tokenized the input. */
+static void print_tok_versions(const detector *D)
+{
+    if (D->tok_versions[0]) printf(",\"tokenizer_versions\":{%s}", D->tok_versions);
+}
 
 static int ckpt_save(detector *D)
 {
@@ -219,6 +226,13 @@ static int ckpt_config(ckpt *ck, const char *mode, const char *field, const char
             return die("%s: %s", tok_path, wm_strerror(st));
         }
         for (int i = 0; i < 32; i++) CK_ADD("%02x", sha[i]);
+        /* the ids of rare characters depend on these: a resume after an upgrade is refused */
+        char versions[VERSIONS_MAX];
+        if (tokenizer_versions(versions, sizeof versions, 0)) {
+            free(b);
+            return EXIT_USAGE;
+        }
+        CK_ADD(" %s", versions);
     } else {
         CK_ADD("-");
     }
@@ -293,6 +307,7 @@ static void print_score(detector *D, const char *source, int k, const wm_score *
         if (w) printf(",\"window_begin\":%zu,\"window_end\":%zu,\"windows_tested\":%llu", w->begin, w->end,
                       (unsigned long long)w->n_tests);
         if (corpus) printf(",\"corpus\":true");
+        print_tok_versions(D);
         printf("}\n");
         return;
     }
@@ -334,9 +349,11 @@ static void print_family(detector *D, const char *source, const double *log10_p,
     if (verdict > 0) D->found = 1;
     if (D->json) {
         print_source(source);
-        printf(",\"family\":true,\"keys\":%d,\"log10_p\":%.17g,\"p_value\":%.17g,\"watermarked\":%s%s%s}\n",
+        printf(",\"family\":true,\"keys\":%d,\"log10_p\":%.17g,\"p_value\":%.17g,\"watermarked\":%s%s%s",
                D->n_keys, fw, pow(10, fw), verdict_json(verdict), verdict < 0 ? ",\"p_value_valid\":false" : "",
                corpus ? ",\"corpus\":true" : "");
+        print_tok_versions(D);
+        printf("}\n");
     } else {
         printf("%s%s: family-wise over %d keys: log10 p = %.2f: %s\n", corpus ? "" : "  ", source, D->n_keys, fw,
                verdict < 0 ? "no verdict (--no-dedup)" : verdict ? "WATERMARKED" : "no watermark");
@@ -371,6 +388,7 @@ static int print_audit(detector *D, int final)
         json_num("more_tuples", a.more_tuples);
         json_num("more_tokens", a.more_tokens);
         json_num("more_tokens_fixed", a.more_tokens_fixed);
+        print_tok_versions(D);
         printf("}\n");
         return 0;
     }
@@ -625,6 +643,8 @@ static int setup_detector(detector *D, const detect_opts *o, wm_tokenizer **tok_
         if ((st = wm_tokenizer_load(&tok, o->tok_path, &err))) return die("%s", status_text(st, &err));
         if ((st = wm_tokenizer_sha256(tok, tsha)) || (st = wm_tokenizer_n_vocab(tok, &tok_vocab)))
             return die("%s: %s", o->tok_path, wm_strerror(st));
+        /* text input: the ids scored depend on these libraries' Unicode tables */
+        if (o->mode != IN_IDS && tokenizer_versions(D->tok_versions, sizeof D->tok_versions, 1)) return EXIT_USAGE;
     }
     *tok_out = tok;
     D->n_keys = o->n_keys;

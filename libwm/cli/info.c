@@ -38,6 +38,9 @@ int cmd_info(int argc, char **argv)
     wm_key_free(key);
     if (st) return die("%s: %s", argv[optind], wm_strerror(st));
     for (int i = 0; nv && i < 32; i++) sprintf(sha_hex + 2 * i, "%02x", sha[i]);
+    /* A key bound to a tokenizer: the libraries this wm would tokenize with. */
+    char versions[VERSIONS_MAX] = "";
+    if (nv && tokenizer_versions(versions, sizeof versions, json)) return EXIT_USAGE;
     const char *seeding = p.seeding == WM_SEEDING_MINHASH ? "minhash" : "lefthash";
     int kgw = (caps & WM_CAP_GREEN_LIST) != 0; /* gamma, delta and account_delta are the green list's */
     unsigned k = (unsigned)(p.gamma * WM_GAMMA_ONE);
@@ -47,7 +50,7 @@ int cmd_info(int argc, char **argv)
         if (kgw)
             printf(",\"gamma\":%.17g,\"gamma_fraction\":\"%u/65536\",\"delta\":%.17g,\"account_delta\":%.17g", p.gamma, k,
                    p.delta, p.account_delta);
-        if (nv) printf(",\"vocab\":%u,\"tokenizer_sha256\":\"%s\"", nv, sha_hex);
+        if (nv) printf(",\"vocab\":%u,\"tokenizer_sha256\":\"%s\",\"tokenizer_versions\":{%s}", nv, sha_hex, versions);
         printf("}\n");
     } else {
         printf("key id         %s\nscheme         %s\nseeding        %s\ncontext width  %u\n", id, p.scheme, seeding,
@@ -56,7 +59,7 @@ int cmd_info(int argc, char **argv)
             printf("gamma          %.17g (= %u/65536, exact value used by detection)\ndelta          %g\n", p.gamma, k,
                    p.delta);
         if (kgw && p.account_delta > 0) printf("account delta  %g (account layer on)\n", p.account_delta);
-        if (nv) printf("vocabulary     %u\ntokenizer      sha256 %s\n", nv, sha_hex);
+        if (nv) printf("vocabulary     %u\ntokenizer      sha256 %s\ntokenized by   %s\n", nv, sha_hex, versions);
     }
     return 0;
 }

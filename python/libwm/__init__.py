@@ -17,7 +17,10 @@ computed from token tensors already on that device.
 
 The shared library is found through $LIBWM_LIBRARY (a path), then, for the
 package `meson install` put next to the library, the path it recorded
-(libwm/_config.py), then the system search path (libwm.so.0).  The library
+(libwm/_config.py), then the system search path (libwm.so.0).  The
+tokenizer's library, libwm-tokenizer, the same way: $LIBWM_TOKENIZER_LIBRARY,
+the recorded path, else the file next to the libwm loaded by path
+(libwm-tokenizer.so beside build/libwm/libwm.so), else the search path.  Both
 must be the version this package was installed with: a mismatch is an
 ImportError, never a silent mix.  Objects here own their C handles and free them when
 collected; a Watermark may be shared by threads (the C object is immutable),
@@ -30,7 +33,7 @@ import math
 import os
 import threading
 
-__all__ = ["WmError", "Key", "Watermark", "ContextSet", "Tokenizer", "detect", "SCHEMES", "SEEDINGS"]
+__all__ = ["WmError", "Key", "Watermark", "ContextSet", "Tokenizer", "tokenizer_versions", "detect", "SCHEMES", "SEEDINGS"]
 
 SEEDINGS = {"lefthash": 0, "minhash": 1}
 # Flags (include/wm/common.h, "Flags": one set of bits per family).
@@ -119,10 +122,23 @@ except ImportError:  # the source tree (tests, examples): $LIBWM_LIBRARY or the 
     _config = None
 
 
-def _load_library():
+def _library_paths():
+    """(libwm, libwm-tokenizer) to load: see the module's docstring."""
     path = os.environ.get("LIBWM_LIBRARY") or (_config and _config.LIBRARY) or ctypes.util.find_library("wm") \
         or "libwm.so.0"
+    tok = os.environ.get("LIBWM_TOKENIZER_LIBRARY") or (_config and getattr(_config, "TOKENIZER_LIBRARY", None))
+    d, base = os.path.split(path)
+    if not tok and d and base.startswith("libwm."):
+        tok = os.path.join(d, "libwm-tokenizer." + base[len("libwm."):])
+    return path, tok or ctypes.util.find_library("wm-tokenizer") or "libwm-tokenizer.so.0"
+
+
+def _load_library():
+    path, tok_path = _library_paths()
+    # libwm first: libwm-tokenizer's own need for libwm.so.0 is then met by
+    # this one (the loader matches the soname), never by another on the path.
     lib = ctypes.CDLL(path)
+    tok = ctypes.CDLL(tok_path)
     P, S, I, U32, SZ = ctypes.c_void_p, ctypes.c_int, ctypes.c_int, ctypes.c_uint32, ctypes.c_size_t
     PP = ctypes.POINTER(ctypes.c_void_p)
     sigs = {
@@ -180,6 +196,10 @@ def _load_library():
         "wm_reader_attribute": (S, [P, ctypes.POINTER(ctypes.c_uint64), SZ, ctypes.c_double,
                                     ctypes.POINTER(_AccountScore), SZ, ctypes.POINTER(_Attribution)]),
         "wm_reader_free": (None, [P]),
+    }
+    tok_sigs = {
+        "wm_tokenizer_n_versions": (SZ, []),
+        "wm_tokenizer_version": (S, [SZ, ctypes.POINTER(ctypes.c_char_p), ctypes.POINTER(ctypes.c_char_p)]),
         "wm_tokenizer_load": (S, [PP, ctypes.c_char_p, ctypes.POINTER(_Error)]),
         "wm_tokenizer_free": (None, [P]),
         "wm_tokenizer_n_vocab": (S, [P, ctypes.POINTER(U32)]),
@@ -189,10 +209,11 @@ def _load_library():
                           ctypes.POINTER(SZ), ctypes.POINTER(_Error)]),
         "wm_decode": (S, [P, _c_token_p, SZ, ctypes.POINTER(ctypes.c_void_p), ctypes.POINTER(SZ)]),
     }
-    for name, (res, args) in sigs.items():
-        f = getattr(lib, name)
-        f.restype, f.argtypes = res, args
-    return lib
+    for where, table in ((lib, sigs), (tok, tok_sigs)):
+        for name, (res, args) in table.items():
+            f = getattr(where, name)
+            f.restype, f.argtypes = res, args
+    return lib, tok
 
 
 # The C structs this binding re-declares, by their C names.
@@ -227,7 +248,7 @@ def _check_layout(lib, structs):
                           "(reinstall both from one source tree):\n  " + "\n  ".join(problems))
 
 
-_lib = _load_library()
+_lib, _tok = _load_library()
 _check_layout(_lib, _STRUCTS)
 __version__ = _lib.wm_version().decode()
 if _config is not None and __version__ != _config.VERSION:
@@ -717,25 +738,38 @@ def _ids_numpy(x):
     return x.detach().cpu().numpy() if hasattr(x, "detach") else x
 
 
+def tokenizer_versions():
+    """{"pcre2": ..., "pcre2_unicode": ..., "utf8proc": ..., "utf8proc_unicode": ...}:
+    the versions of the libraries whose Unicode tables the tokenizer uses, as
+    they report them (wm_tokenizer_version; the same as `wm detect --json`'s
+    "tokenizer_versions")."""
+    out = {}
+    for i in range(_tok.wm_tokenizer_n_versions()):
+        name, version = ctypes.c_char_p(), ctypes.c_char_p()
+        _check(_tok.wm_tokenizer_version(i, ctypes.byref(name), ctypes.byref(version)))
+        out[name.value.decode()] = version.value.decode()
+    return out
+
+
 class Tokenizer:
     """A Hugging Face tokenizer.json (byte-level BPE), id for id as the
     reference.  Thread-safe: each thread gets its own C encoder."""
 
     def __init__(self, path):
         h, err = ctypes.c_void_p(), _Error()
-        _check(_lib.wm_tokenizer_load(ctypes.byref(h), os.fsencode(path), ctypes.byref(err)), err)
+        _check(_tok.wm_tokenizer_load(ctypes.byref(h), os.fsencode(path), ctypes.byref(err)), err)
         self._h = h
         self._local = threading.local()
         self._encoders = []
         nv = ctypes.c_uint32()
-        _check(_lib.wm_tokenizer_n_vocab(h, ctypes.byref(nv)))
+        _check(_tok.wm_tokenizer_n_vocab(h, ctypes.byref(nv)))
         self.n_vocab = nv.value
 
     def _encoder(self):
         enc = getattr(self._local, "enc", None)
         if enc is None:
             enc = ctypes.c_void_p()
-            _check(_lib.wm_encoder_new(ctypes.byref(enc), self._h))
+            _check(_tok.wm_encoder_new(ctypes.byref(enc), self._h))
             self._local.enc = enc
             self._encoders.append(enc)
         return enc
@@ -746,7 +780,7 @@ class Tokenizer:
         data = text.encode("utf-8", "surrogatepass") if isinstance(text, str) else bytes(text)
         flags = (_ENC_SPECIAL_AS_TEXT if special_as_text else 0) | (_ENC_LOSSY if lossy else 0)
         ids, n, err = _c_token_p(), ctypes.c_size_t(), _Error()
-        _check(_lib.wm_encode(self._encoder(), data, len(data), flags, ctypes.byref(ids),
+        _check(_tok.wm_encode(self._encoder(), data, len(data), flags, ctypes.byref(ids),
                               ctypes.byref(n), ctypes.byref(err)), err)
         return ids[:n.value]
 
@@ -754,14 +788,14 @@ class Tokenizer:
         """ids -> bytes (a cut may split a UTF-8 character)."""
         keep, ptr, n = _tokens(ids)
         text, length = ctypes.c_void_p(), ctypes.c_size_t()
-        _check(_lib.wm_decode(self._encoder(), ptr, n, ctypes.byref(text), ctypes.byref(length)))
+        _check(_tok.wm_decode(self._encoder(), ptr, n, ctypes.byref(text), ctypes.byref(length)))
         return ctypes.string_at(text, length.value) if length.value else b""
 
     def __del__(self):
         if getattr(self, "_h", None) and _lib:
             for enc in self._encoders:
-                _lib.wm_encoder_free(enc)
-            _lib.wm_tokenizer_free(self._h)
+                _tok.wm_encoder_free(enc)
+            _tok.wm_tokenizer_free(self._h)
             self._h = None
 
 
@@ -782,8 +816,9 @@ def detect(watermark, text_or_ids, tokenizer=None, prompt=None, alpha=1e-3, dedu
     tuples inside it are not scored, nor are answer tuples that repeat one of
     the prompt's own (a quoted watermarked prompt is not evidence).  With
     dedup=False the p-value is not valid and watermarked is None.  Returns a dict with source, key_id,
-    scheme, tokens, scored, statistic, mean_score, z, p_value, log10_p, watermarked, and for kgw
-    green and green_fraction (the same numbers by their green-list names)."""
+    scheme, tokens, scored, statistic, mean_score, z, p_value, log10_p, watermarked, for kgw
+    green and green_fraction (the same numbers by their green-list names), and when text was
+    tokenized tokenizer_versions (tokenizer_versions())."""
     if not 0 < alpha < 1:
         raise ValueError("alpha must be in (0, 1)")
 
@@ -803,6 +838,8 @@ def detect(watermark, text_or_ids, tokenizer=None, prompt=None, alpha=1e-3, dedu
     if not dedup:  # as `wm detect --no-dedup --json`: no verdict, the p-value is not valid
         out["watermarked"] = None
         out["p_value_valid"] = False
+    if any(isinstance(x, (str, bytes, bytearray)) for x in (text_or_ids, prompt)):
+        out["tokenizer_versions"] = tokenizer_versions()
     return out
 
 
