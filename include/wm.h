@@ -1,7 +1,9 @@
 /* libwm: keyed green-list watermarking of language-model output, and exact
  * detection of it in texts and in models trained on it.
  *
- *   #include <wm.h>    link with pkg-config --libs libwm
+ *   #include <wm.h>    link with pkg-config --libs libwm (embedding and detection on
+ *                      token ids: libsodium alone); the tokenizer.h calls live in
+ *                      libwm-tokenizer: pkg-config --libs libwm-tokenizer
  *
  * common.h  status codes, wm_error, version
  * key.h     keys, key files, the shared read-only wm_watermark

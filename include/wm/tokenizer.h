@@ -1,5 +1,6 @@
 /* libwm: BPE tokenizers loaded from Hugging Face tokenizer.json.
- * Part of <wm.h>.
+ * Declared by <wm.h>, defined in its own library, libwm-tokenizer (with
+ * jansson, PCRE2 and utf8proc): link with pkg-config --libs libwm-tokenizer.
  *
  * Detection only works on exactly the ids the watermarking model produced,
  * so this reproduces Hugging Face `tokenizers` id for id for the byte-level
