@@ -26,7 +26,9 @@ gets a, ...): 500, 503, 429 (Retry-After: 1), 429date (an HTTP date),
 drop (close without answering), trunc (a body shorter than its
 Content-Length), slow (sleep past the client's timeout), malformed (200,
 not JSON), missing (200, no choices[0].text), noprobs (200, logprobs
-null), badtok (top-k strings that are not one provider token), ok.
+null), badtok (top-k strings that are not one provider token), nulkey
+(--legacy: a top-k key that decodes to U+0000, as vLLM keys a token of
+byte 0; jansson refuses NUL in keys), ok.
 --die-after N: the process exits abruptly when request N arrives.
 --no-prompt-logprobs, --no-logprobs: those request fields are ignored (as
 llama.cpp's server ignores prompt_logprobs; an API that gives answers only).
@@ -254,7 +256,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
             if S.legacy and not chat:
                 lp = {"tokens": [tok_str(M.vocab[t]) for t, _ in toks],
                       "token_logprobs": [top[0][1] if top else 0.0 for _, top in toks],
-                      "top_logprobs": [{self.entry(c, l, beh)["token"]: l for c, l in top} for _, top in toks],
+                      "top_logprobs": [dict({self.entry(c, l, beh)["token"]: l for c, l in top},
+                                            **({"\0": -30.0} if beh == "nulkey" else {})) for _, top in toks],
                       "text_offset": []}
             else:
                 lp = {"content": [dict(self.entry(t, top[0][1], "ok"),

@@ -288,6 +288,14 @@ f = final(out)
 ok(rc == 0 and f and f["candidates_dropped"] > 0 and f["candidates_kept"] > 0,
    "token strings that are not one provider token are dropped and counted", (err, f))
 h.stop()
+# vLLM's legacy layout keys the top-k by token text: a token of byte 0 is a "\u0000" key, which
+# jansson cannot hold; the response must still be read (that candidate left unread), not refused
+h = Replay(p("wm.ids"), "--legacy", "--hostile", ",".join(["nulkey"] * 10))
+rc, out, err = audit(p("h-nulkey"), "--mode", "logprobs", "--max-tokens", 50, "--max-requests", 10, url=h.url)
+f = final(out)
+ok(rc == 0 and f and f["candidates_kept"] > 0 and f["rows_read"] > 0,
+   "legacy layout: a top-k key holding U+0000 is left unread, the response read", (rc, err[-300:], f))
+h.stop()
 # no usable candidate anywhere: nothing may be scored (an id-0 filler would score one made-up tuple a seed)
 h = Replay(p("wm.ids"), "--hostile", ",".join(["badtok"] * 20))
 rc, out, err = audit(p("h-none"), "--mode", "logprobs", "--max-tokens", 50, "--max-requests", 10, url=h.url)

@@ -83,9 +83,9 @@ WM_API WM_NODISCARD wm_status wm_account_symbols(const wm_watermark *wm, uint64_
  * another set.  (Under avx2 the detection PRF, which has no AVX2 kernel,
  * runs the scalar one.)
  *
- * The set in use: *name (OUT) "scalar", "avx2" or "avx512", static.
- * @return WM_OK; WM_ERR_UNSUPPORTED (WM_CPU refused, *name NULL).
- * Thread-safe. */
+ * The set in use: "scalar", "avx2" or "avx512".
+ * @return WM_OK; WM_ERR_ARG (NULL name); WM_ERR_UNSUPPORTED (WM_CPU refused, *name NULL).
+ * OUT: *name, a static string.  Thread-safe. */
 WM_API WM_NODISCARD wm_status wm_cpu_kernels(const char **name);
 
 #ifdef __cplusplus

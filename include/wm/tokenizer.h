@@ -125,7 +125,8 @@ WM_API WM_NODISCARD wm_status wm_encode_stream(wm_encoder *enc, const char *part
 WM_API WM_NODISCARD wm_status wm_decode(wm_encoder *enc, const wm_token *ids, size_t n, const char **text,
                            size_t *len);
 
-/* How many components wm_tokenizer_version reports (4).  Thread-safe. */
+/* How many components wm_tokenizer_version reports.
+ * @return the count (4).  Thread-safe. */
 WM_API size_t wm_tokenizer_n_versions(void);
 /* The libraries whose Unicode tables decide how rare characters tokenize:
  * PCRE2's for the pre-tokenizers' \p{..} classes, utf8proc's for the

@@ -139,8 +139,42 @@ static int parse_content(json_t *content, size_t k, ap_resp *r, char *msg, size_
     return 0;
 }
 
-/* legacy: logprobs.tokens[], logprobs.top_logprobs[] of {token: logprob} */
-static int parse_legacy(json_t *lp, size_t k, ap_resp *r, char *msg, size_t mlen)
+/* jansson refuses U+0000 in an object key, and vLLM's legacy layout keys
+ * the top-k by token text, so one candidate that decodes to NUL would fail
+ * the whole response.  A copy of the body is returned (caller frees) where
+ * every \u0000 escape inside a key reads \u0001; NULL when no key holds
+ * one, or (with *oom set) when out of memory.  parse_legacy then leaves
+ * unread every candidate whose key holds U+0001, a NUL or a real U+0001:
+ * a rule that does not look at the watermark key, so the null holds.  Values
+ * (the sampled tokens, the text) are left as they are: jansson takes NUL
+ * there. */
+static char *nul_keys_rewritten(const char *body, size_t len, int *oom)
+{
+    char *copy = NULL;
+    size_t i = 0;
+    *oom = 0;
+    while (i < len) {
+        if (body[i++] != '"') continue;
+        size_t start = i;
+        int nul = 0;
+        while (i < len && body[i] != '"') {
+            if (body[i] == '\\' && i + 5 < len && body[i + 1] == 'u' && !memcmp(body + i + 2, "0000", 4)) nul = 1;
+            i += body[i] == '\\' ? 2 : 1;
+        }
+        size_t end = i++;
+        size_t j = i;
+        while (j < len && (body[j] == ' ' || body[j] == '\t' || body[j] == '\n' || body[j] == '\r')) j++;
+        if (!nul || j >= len || body[j] != ':' || end > len) continue; /* not a key, or no NUL in it */
+        if (!copy && !(copy = dup_n(body, len))) return *oom = 1, NULL;
+        for (size_t p = start; p + 5 < end; p += copy[p] == '\\' ? 2 : 1)
+            if (copy[p] == '\\' && copy[p + 1] == 'u' && !memcmp(copy + p + 2, "0000", 4)) copy[p + 5] = '1';
+    }
+    return copy;
+}
+
+/* legacy: logprobs.tokens[], logprobs.top_logprobs[] of {token: logprob};
+ * nul_keys: the body went through nul_keys_rewritten */
+static int parse_legacy(json_t *lp, size_t k, int nul_keys, ap_resp *r, char *msg, size_t mlen)
 {
     json_t *tokens = json_object_get(lp, "tokens"), *top = json_object_get(lp, "top_logprobs");
     if (!json_is_array(tokens) || !json_is_array(top) || json_array_size(tokens) != json_array_size(top))
@@ -162,9 +196,11 @@ static int parse_legacy(json_t *lp, size_t k, ap_resp *r, char *msg, size_t mlen
         json_object_foreach(row, key, v) {
             char where[96];
             snprintf(where, sizeof where, "logprobs.top_logprobs[%zu]", i);
+            double lp_v;
+            if (logprob_of(v, &lp_v, where, msg, mlen)) return -1;
+            if (nul_keys && strchr(key, '\x01')) continue; /* NUL or U+0001: not read */
             ap_cand *c = &t->top[t->n_top++];
-            if (logprob_of(v, &c->logprob, where, msg, mlen)) return -1;
-            /* jansson keys are NUL-terminated: a token holding U+0000 is refused */
+            c->logprob = lp_v;
             c->n = strlen(key);
             if (!(c->s = dup_n(key, c->n))) return snprintf(msg, mlen, "out of memory"), -1;
         }
@@ -259,10 +295,15 @@ int ap_parse(const char *body, size_t len, int api, int what, size_t k, ap_resp 
 {
     memset(r, 0, sizeof *r);
     json_error_t je;
-    json_t *root = json_loadb(body, len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &je);
+    int oom;
+    char *rewritten = nul_keys_rewritten(body, len, &oom);
+    if (oom) return snprintf(msg, mlen, "out of memory"), -1;
+    int nul_keys = rewritten != NULL;
+    json_t *root = json_loadb(rewritten ? rewritten : body, len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &je);
     int rc = -1;
     if (!root) {
         snprintf(msg, mlen, "not JSON: byte %d: %s", je.position, je.text);
+        free(rewritten);
         return -1;
     }
     if (!json_is_object(root)) {
@@ -325,10 +366,11 @@ int ap_parse(const char *body, size_t len, int api, int what, size_t k, ap_resp 
         }
         rc = parse_content(content, k, r, msg, mlen);
     } else {
-        rc = parse_legacy(lp, k, r, msg, mlen);
+        rc = parse_legacy(lp, k, nul_keys, r, msg, mlen);
     }
 out:
     json_decref(root);
+    free(rewritten);
     if (rc) ap_free(r);
     return rc;
 }
