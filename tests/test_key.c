@@ -484,7 +484,12 @@ static void test_params_by_name(void **state)
 {
     (void)state;
     wm_params p;
-    assert_int_equal(wm_params_init(NULL, "kgw"), WM_ERR_ARG);
+    assert_int_equal(wm_params_init_sized(NULL, sizeof(wm_params), "kgw"), WM_ERR_ARG);
+    wm_params small; /* a caller's struct of another size is never written */
+    memset(&small, 0xa5, sizeof small);
+    assert_int_equal(wm_params_init_sized(&small, offsetof(wm_params, gamma), "kgw"), WM_ERR_ARG);
+    assert_int_equal(wm_params_init_sized(&small, sizeof small + 8, "kgw"), WM_ERR_ARG);
+    for (size_t i = 0; i < sizeof small; i++) assert_int_equal(((unsigned char *)&small)[i], 0xa5);
     assert_int_equal(wm_params_init(&p, "nosuch"), WM_ERR_PARAM);
     assert_int_equal(wm_params_init(&p, NULL), WM_OK);
     assert_true(p.size == sizeof p && !strcmp(p.scheme, "kgw") && p.seeding == WM_SEEDING_LEFTHASH);

@@ -80,12 +80,16 @@ typedef struct wm_params {
 
 /* *p (OUT) = the defaults of `scheme` (NULL: "kgw"), chosen from the
  * measurements in docs/RESULTS.md#choosing-the-defaults: kgw lefthash h = 1, gamma 0.25, delta 2, no
- * account layer; gumbel lefthash h = 4.  p->size is set.
- * @return WM_OK; WM_ERR_ARG for a NULL p; WM_ERR_PARAM for a scheme this
- * libwm does not implement (wm_scheme_name lists them), *p then untouched.
+ * account layer; gumbel lefthash h = 4.  p->size is set.  wm_params_init is
+ * a macro that passes sizeof *p: *p may be uninitialised, so only the
+ * caller's compiler knows how much it holds, and a libwm newer than the
+ * caller's header must not write past it.
+ * @return WM_OK; WM_ERR_ARG for a NULL p or a size this libwm does not know; WM_ERR_PARAM for a
+ * scheme this libwm does not implement (wm_scheme_name lists them), *p then untouched.
  * Thread-safe. */
 /* OUT: *p. */
-WM_API WM_NODISCARD wm_status wm_params_init(wm_params *p, const char *scheme);
+WM_API WM_NODISCARD wm_status wm_params_init_sized(wm_params *p, size_t size, const char *scheme);
+#define wm_params_init(p, scheme) wm_params_init_sized((p), sizeof *(p), (scheme))
 
 /* Set one parameter by the name the key file stores it under ("scheme",
  * "seeding", "context-width", "gamma", "delta", "account-delta"), from its

@@ -134,11 +134,13 @@ static int run_alloc(run *R)
 }
 
 /* The k predictions (weighted: and their weights) of every position of
- * ids[0..n): row i from the logits at i - 1; row 0 is never read. */
+ * ids[0..n): row i from the logits at i - 1; row 0 has no logits before
+ * it, so it holds WM_TOKEN_NONE (a key of context width 0 would otherwise
+ * read a made-up token there). */
 static void predict(run *R, int n)
 {
     int V = R->V, nv = R->s.n_vocab, k = R->k;
-    for (int j = 0; j < k; j++) R->preds[j] = 0, R->w[j] = 0;
+    for (int j = 0; j < k; j++) R->preds[j] = WM_TOKEN_NONE, R->w[j] = 0;
     for (int i = 1; i < n; i++) {
         float *row = R->ls + (size_t)(i - 1) * nv;
         if (R->weighted) {

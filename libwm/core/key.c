@@ -596,9 +596,9 @@ wm_status wm_key_load(wm_key **out, const char *path, wm_error *err)
 
 /* ---- parameters by name ---------------------------------------------------- */
 
-wm_status wm_params_init(wm_params *p, const char *scheme)
+wm_status wm_params_init_sized(wm_params *p, size_t size, const char *scheme)
 {
-    if (!p) return WM_ERR_ARG;
+    if (!p || size != sizeof(wm_params)) return WM_ERR_ARG; /* one layout so far */
     const wm__scheme *sc = wm__scheme_find(scheme ? scheme : WM__DEFAULT_SCHEME);
     if (!sc) return WM_ERR_PARAM;
     double dflt[WM__MAX_SCHEME_PARAMS];

@@ -40,24 +40,28 @@ wm_status wm_watermark_new(wm_watermark **out, const wm_key *key, uint32_t n_voc
     if (!block) return WM_ERR_NOMEM;
     memset(block, 0, bytes);
     wm_watermark *wm = (wm_watermark *)block;
-    crypto_kdf_derive_from_key(wm->km, sizeof wm->km, 2, "libwm-gl", key->secret);
+    int kdf_failed = crypto_kdf_derive_from_key(wm->km, sizeof wm->km, 2, "libwm-gl", key->secret);
     wm->n_vocab = n_vocab;
     wm->scheme = sc;
     wm->scheme_state = block + at_scheme;
     memcpy(wm->param, key->param, sizeof wm->param);
     wm->seeding = key->seeding;
     wm->h = key->h;
-    wm_status st = wm__compute_id(key, wm->key_id);
+    wm_status st = kdf_failed ? WM_ERR_CRYPTO : wm__compute_id(key, wm->key_id);
     if (!st) st = wm__pick_kernels(wm);
     if (st) {
         wm__secure_free(wm); /* wipes the derived key */
         return st;
     }
-    sc->prepare(wm, block + at_scheme, key->secret);
-    if (layer) {
+    st = sc->prepare(wm, block + at_scheme, key->secret);
+    if (!st && layer) {
         wm->account = layer;
         wm->account_state = block + at_layer;
-        layer->prepare(wm, block + at_layer, key->secret, key->param[sc->account_param]);
+        st = layer->prepare(wm, block + at_layer, key->secret, key->param[sc->account_param]);
+    }
+    if (st) { /* fail closed: never a watermark with a missing or zeroed sub-key */
+        release(wm);
+        return st;
     }
     sodium_mprotect_readonly(wm);
     *out = wm;

@@ -9,7 +9,7 @@
 #include "embed/softmax.h"
 
 #include <sodium.h>
-#include <stdatomic.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -101,15 +101,22 @@ enum { N_ISA = sizeof isa / sizeof isa[0] };
 
 /* The features the kernels may use and the set they belong to, decided once
  * per process: what the CPU has, narrowed to WM_CPU's set when it is set
- * (read here only).  A relaxed atomic, since every thread computes the same
- * value. */
-static _Atomic int g_features;
+ * (read here only). */
+static int g_features;
+static pthread_once_t g_features_once = PTHREAD_ONCE_INIT;
 
+static void features_init(void);
+/* Once per process (pthread_once): every thread sees the same set, and
+ * WM_CPU is read by one getenv only. */
 static int features(void)
 {
-    int f = atomic_load_explicit(&g_features, memory_order_relaxed);
-    if (f) return f;
-    int cpu = probe(), level = 0;
+    pthread_once(&g_features_once, features_init);
+    return g_features;
+}
+
+static void features_init(void)
+{
+    int f, cpu = probe(), level = 0;
     const char *env = getenv("WM_CPU");
     if (env) {
         while (level < N_ISA && strcmp(env, isa[level].name)) level++;
@@ -121,8 +128,7 @@ static int features(void)
         if ((cpu & (F_AVX2 | F_AVX512F | F_BMI2)) == (F_AVX2 | F_AVX512F | F_BMI2)) level = 2;
         f = F_KNOWN | cpu | level << LEVEL_SHIFT;
     }
-    atomic_store_explicit(&g_features, f, memory_order_relaxed);
-    return f;
+    g_features = f;
 }
 
 #ifdef WM_HAVE_X86_KERNELS

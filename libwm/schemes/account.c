@@ -37,13 +37,15 @@ typedef struct account_state {
 
 static const account_state *state(const wm_watermark *wm) { return wm->account_state; }
 
-static void prepare(const wm_watermark *wm, void *state, const unsigned char secret[32], double delta)
+static wm_status prepare(const wm_watermark *wm, void *state, const unsigned char secret[32], double delta)
 {
     (void)wm;
     account_state *a = state;
-    crypto_kdf_derive_from_key(a->ka, sizeof a->ka, 1, "libwm-ac", secret);
-    crypto_kdf_derive_from_key(a->kc, sizeof a->kc, 2, "libwm-ac", secret);
+    if (crypto_kdf_derive_from_key(a->ka, sizeof a->ka, 1, "libwm-ac", secret) ||
+        crypto_kdf_derive_from_key(a->kc, sizeof a->kc, 2, "libwm-ac", secret))
+        return WM_ERR_CRYPTO;
     a->delta = (float)delta;
+    return WM_OK;
 }
 
 void wm__account_code(const wm_watermark *wm, uint64_t account, unsigned char code[WM__CODE_BYTES])

@@ -40,11 +40,11 @@ typedef struct gumbel_state {
 
 static const unsigned char *key_of(const wm_watermark *wm) { return ((const gumbel_state *)wm->scheme_state)->kg; }
 
-static void prepare(const wm_watermark *wm, void *state, const unsigned char secret[32])
+static wm_status prepare(const wm_watermark *wm, void *state, const unsigned char secret[32])
 {
     (void)wm;
     gumbel_state *g = state;
-    crypto_kdf_derive_from_key(g->kg, sizeof g->kg, 3, "libwm-gl", secret);
+    return crypto_kdf_derive_from_key(g->kg, sizeof g->kg, 3, "libwm-gl", secret) ? WM_ERR_CRYPTO : WM_OK;
 }
 
 static uint32_t field32(const unsigned char *block, uint32_t token)

@@ -42,10 +42,10 @@ static int valid_gamma(double g)
 static int valid_delta(double d) { return d >= WM_DELTA_MIN && d <= 64; }
 static int valid_account_delta(double d) { return d == 0 || valid_delta(d); }
 
-static void prepare(const wm_watermark *wm, void *state, const unsigned char secret[32])
+static wm_status prepare(const wm_watermark *wm, void *state, const unsigned char secret[32])
 {
     kgw_state *k = state;
-    crypto_kdf_derive_from_key(k->kg, sizeof k->kg, 1, "libwm-gl", secret);
+    if (crypto_kdf_derive_from_key(k->kg, sizeof k->kg, 1, "libwm-gl", secret)) return WM_ERR_CRYPTO;
     k->gamma_k = (uint32_t)(wm->param[0] * WM_GAMMA_ONE);
     /* Smallest power-of-two field width b with gamma_k / 2^16 = thresh / 2^b. */
     unsigned tz = (unsigned)__builtin_ctz(k->gamma_k), bits = 16 - (tz > 15 ? 15 : tz);
@@ -54,6 +54,7 @@ static void prepare(const wm_watermark *wm, void *state, const unsigned char sec
     k->tok_per_block = 128 / b2;
     k->green = (wm__fields){ .key = k->kg, .bits = b2, .mask = 0, .thresh = k->gamma_k >> (16 - b2),
                              .delta = (float)wm->param[1], .fused = b2 <= 2 ? wm__bias_row_avx512() : NULL };
+    return WM_OK;
 }
 
 static void bias_row(const wm_watermark *wm, uint64_t seed, void *logits, wm_dtype dtype)

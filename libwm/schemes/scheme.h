@@ -75,8 +75,9 @@ typedef struct wm__account_layer {
     int version;                  /* WM__ACCOUNT_LAYER_VERSION */
     size_t size;                  /* sizeof(wm__account_layer) */
     size_t state_bytes;
-    /* Derive the layer's sub-keys into state; delta > 0 is its strength. */
-    void (*prepare)(const struct wm_watermark *wm, void *state, const unsigned char secret[32], double delta);
+    /* Derive the layer's sub-keys into state; delta > 0 is its strength.
+     * Fails as a scheme's prepare does. */
+    wm_status (*prepare)(const struct wm_watermark *wm, void *state, const unsigned char secret[32], double delta);
     void (*free)(void *state);    /* NULL: the state holds nothing but its bytes */
     /* Codewords of n accounts, WM__CODE_BYTES each (wm__account_symbol). */
     void (*codes)(const struct wm_watermark *wm, const uint64_t *account, size_t n, unsigned char *code);
@@ -105,9 +106,11 @@ typedef struct wm__scheme {
     /* Its state: state_bytes at wm->scheme_state, zeroed, then prepare
      * derives the scheme's sub-keys and tables into it (wm->param, n_vocab
      * and the kernels are set); free releases what prepare took beyond
-     * them (NULL: nothing).  The core wipes the bytes either way. */
+     * them (NULL: nothing; it must accept a state prepare failed on).  The
+     * core wipes the bytes either way.  A prepare that fails (WM_ERR_NOMEM,
+     * ...) fails wm_watermark_new: no watermark with half a state. */
     size_t state_bytes;
-    void (*prepare)(const struct wm_watermark *wm, void *state, const unsigned char secret[32]);
+    wm_status (*prepare)(const struct wm_watermark *wm, void *state, const unsigned char secret[32]);
     void (*free)(void *state);
 
     /* The account layer the scheme carries (NULL: none) and the index of the

@@ -149,7 +149,7 @@ def _load_library():
         "wm_status_name": (ctypes.c_char_p, [I]),
         "wm_version": (ctypes.c_char_p, []),
         "wm_version_number": (ctypes.c_uint, []),
-        "wm_params_init": (S, [ctypes.POINTER(_Params), ctypes.c_char_p]),
+        "wm_params_init_sized": (S, [ctypes.POINTER(_Params), ctypes.c_size_t, ctypes.c_char_p]),
         "wm_key_generate": (S, [PP, ctypes.POINTER(_Params)]),
         "wm_key_from_seed": (S, [PP, ctypes.POINTER(_Params), ctypes.c_char_p]),
         "wm_key_save": (S, [P, ctypes.c_char_p, ctypes.POINTER(_Error)]),
@@ -395,7 +395,7 @@ def _make_params(scheme, gamma, delta, context_width, seeding, account_delta):
         raise ValueError(f"seeding must be one of {sorted(SEEDINGS)}, not {seeding!r}")
     p = _Params()
     scheme = str(scheme).encode()
-    _check(_lib.wm_params_init(ctypes.byref(p), scheme))  # the scheme's defaults, from the C library
+    _check(_lib.wm_params_init_sized(ctypes.byref(p), ctypes.sizeof(p), scheme))  # the scheme's defaults, from the C library
     p.seeding = SEEDINGS[seeding]
     for name, value in (("context_width", context_width), ("gamma", gamma), ("delta", delta),
                         ("account_delta", account_delta)):
