@@ -49,17 +49,13 @@ wm_status wm_watermark_new(wm_watermark **out, const wm_key *key, uint32_t n_voc
     wm->h = key->h;
     wm_status st = kdf_failed ? WM_ERR_CRYPTO : wm__compute_id(key, wm->key_id);
     if (!st) st = wm__pick_kernels(wm);
-    if (st) {
-        wm__secure_free(wm); /* wipes the derived key */
-        return st;
-    }
-    st = sc->prepare(wm, block + at_scheme, key->secret);
+    if (!st) st = sc->prepare(wm, block + at_scheme, key->secret);
     if (!st && layer) {
         wm->account = layer;
         wm->account_state = block + at_layer;
         st = layer->prepare(wm, block + at_layer, key->secret, key->param[sc->account_param]);
     }
-    if (st) { /* fail closed: never a watermark with a missing or zeroed sub-key */
+    if (st) { /* fail closed: never a watermark with a missing or zeroed sub-key; wipes the derived keys */
         release(wm);
         return st;
     }

@@ -105,15 +105,6 @@ enum { N_ISA = sizeof isa / sizeof isa[0] };
 static int g_features;
 static pthread_once_t g_features_once = PTHREAD_ONCE_INIT;
 
-static void features_init(void);
-/* Once per process (pthread_once): every thread sees the same set, and
- * WM_CPU is read by one getenv only. */
-static int features(void)
-{
-    pthread_once(&g_features_once, features_init);
-    return g_features;
-}
-
 static void features_init(void)
 {
     int f, cpu = probe(), level = 0;
@@ -129,6 +120,14 @@ static void features_init(void)
         f = F_KNOWN | cpu | level << LEVEL_SHIFT;
     }
     g_features = f;
+}
+
+/* Once per process (pthread_once): every thread sees the same set, and
+ * WM_CPU is read by one getenv only. */
+static int features(void)
+{
+    pthread_once(&g_features_once, features_init);
+    return g_features;
 }
 
 #ifdef WM_HAVE_X86_KERNELS
