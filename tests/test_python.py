@@ -126,6 +126,26 @@ def _():
     assert r.returncode != 0 and "libwm-tokenizer.so.0" in r.stderr.decode(), r.stderr.decode()[-400:]
 
 
+@check("versions: a libwm-tokenizer of another version than libwm fails the import, naming both")
+def _():
+    d, base = os.path.split(SO)
+    tok = os.path.join(d, base.replace("libwm.", "libwm-tokenizer.", 1))
+    assert libwm._tok.wm_tokenizer_library_version().decode() == libwm.__version__
+    # the same library with its compiled-in version string changed in place
+    v = libwm.__version__.encode() + b"\0"
+    other = (b"9" * (len(v) - 3) + b".9\0")[:len(v)]
+    blob = open(os.path.realpath(tok), "rb").read()
+    assert blob.count(v) == 1 and len(other) == len(v), blob.count(v)
+    odd = os.path.join(tempfile.mkdtemp(prefix="wm-tokver-", dir=tmp), "libwm-tokenizer.so.0")
+    open(odd, "wb").write(blob.replace(v, other))
+    r = subprocess.run([sys.executable, "-c", "import libwm"], capture_output=True,
+                       env=dict(os.environ, LIBWM_TOKENIZER_LIBRARY=odd,
+                                PYTHONPATH=os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "python")))
+    err = r.stderr.decode()
+    assert r.returncode != 0 and "ImportError" in err and other[:-1].decode() in err and libwm.__version__ in err, \
+        err[-600:]
+
+
 @check("keys: save is 0600 and never overwrites; params and id match `wm info`")
 def _():
     assert stat.S_IMODE(os.stat(K1).st_mode) == 0o600

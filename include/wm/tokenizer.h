@@ -125,6 +125,14 @@ WM_API WM_NODISCARD wm_status wm_encode_stream(wm_encoder *enc, const char *part
 WM_API WM_NODISCARD wm_status wm_decode(wm_encoder *enc, const wm_token *ids, size_t n, const char **text,
                            size_t *len);
 
+/* The version of libwm-tokenizer itself, as compiled into it (the
+ * WM_VERSION_STRING of the tree it was built from).  The two libraries are
+ * built and installed together; a program (or the Python binding, which
+ * refuses to import) can compare it with wm_version() to catch a
+ * libwm-tokenizer from another build found first on the library path.
+ * @return a static string, e.g. "0.1.0".  Thread-safe. */
+WM_API const char *wm_tokenizer_library_version(void);
+
 /* How many components wm_tokenizer_version reports.
  * @return the count (4).  Thread-safe. */
 WM_API size_t wm_tokenizer_n_versions(void);

@@ -21,6 +21,9 @@ static void read_pcre2(void)
                pcre2_config(PCRE2_CONFIG_UNICODE_VERSION, pcre2_unicode) > 0;
 }
 
+/* WM_VERSION_STRING as this library was compiled, not libwm's at run time. */
+const char *wm_tokenizer_library_version(void) { return WM_VERSION_STRING; }
+
 size_t wm_tokenizer_n_versions(void) { return N_VERSIONS; }
 
 wm_status wm_tokenizer_version(size_t i, const char **name, const char **version)

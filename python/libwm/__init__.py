@@ -198,6 +198,7 @@ def _load_library():
         "wm_reader_free": (None, [P]),
     }
     tok_sigs = {
+        "wm_tokenizer_library_version": (ctypes.c_char_p, []),
         "wm_tokenizer_n_versions": (SZ, []),
         "wm_tokenizer_version": (S, [SZ, ctypes.POINTER(ctypes.c_char_p), ctypes.POINTER(ctypes.c_char_p)]),
         "wm_tokenizer_load": (S, [PP, ctypes.c_char_p, ctypes.POINTER(_Error)]),
@@ -251,9 +252,23 @@ def _check_layout(lib, structs):
 _lib, _tok = _load_library()
 _check_layout(_lib, _STRUCTS)
 __version__ = _lib.wm_version().decode()
-if _config is not None and __version__ != _config.VERSION:
-    raise ImportError(f"libwm: this Python package is version {_config.VERSION} but the C library it loaded is "
-                      f"{__version__}; reinstall both with `meson install`")
+
+
+def _check_versions(package, lib, tok):
+    """ImportError unless libwm (`lib`), libwm-tokenizer (`tok`) and, when
+    installed, this package (`package`, else None) are one version: a
+    tokenizer library from another build would tokenize, and so score, with
+    code the rest was not tested against."""
+    if package is not None and lib != package:
+        raise ImportError(f"libwm: this Python package is version {package} but the C library it loaded is "
+                          f"{lib}; reinstall both with `meson install`")
+    if tok != lib:
+        raise ImportError(f"libwm: libwm is version {lib} but the libwm-tokenizer it loaded is {tok}; "
+                          f"install both from one source tree (or set LIBWM_TOKENIZER_LIBRARY)")
+
+
+_check_versions(_config.VERSION if _config is not None else None, __version__,
+                _tok.wm_tokenizer_library_version().decode())
 
 # Status constants (OK, ERR_ARG, ...) from the C library's own table, so the
 # two can never disagree: WmError.status compares equal to them.
