@@ -759,9 +759,11 @@ static void print_machine(void)
             break;
         }
     if (f) fclose(f);
-    printf("{\"bench\":\"machine\",\"cpu\":\"%s\",\"avx2\":%s,\"compiler\":\"%s\",\"cflags\":\"%s\","
+    const char *kernels = NULL; /* the set in use: WM_CPU's, else the widest this CPU runs */
+    if (wm_cpu_kernels(&kernels)) kernels = "refused";
+    printf("{\"bench\":\"machine\",\"cpu\":\"%s\",\"avx2\":%s,\"kernels\":\"%s\",\"compiler\":\"%s\",\"cflags\":\"%s\","
            "\"mode\":\"%s\",\"repeats\":%d}\n",
-           model, wm__fill_avx2() ? "true" : "false", __VERSION__, WM_BENCH_CFLAGS,
+           model, wm__fill_avx2() ? "true" : "false", kernels, __VERSION__, WM_BENCH_CFLAGS,
            quick ? "quick" : "full", repeats);
 }
 
