@@ -1,6 +1,6 @@
 /* libwm benchmarks.  One JSON object per line on stdout.
  *
- *   wm_bench [--quick] [--only embed|gumbel|detect|corpus|read|accounts|tokenize]
+ *   wm_bench [--quick] [--repeats N] [--only embed|gumbel|detect|corpus|read|accounts|tokenize]
  *
  * Each figure is the median of R repeats (min and max alongside); a repeat
  * runs the operation until at least `min_s` seconds have passed.  Embedding
@@ -516,7 +516,7 @@ static void bench_read(void)
 
 /* ---- accounts ------------------------------------------------------------ */
 
-typedef struct account_job { embed_job e; uint64_t account; } account_job;
+typedef struct account_job { embed_job e; uint64_t account; wm_dtype dtype; const uint64_t *none, *accs; } account_job;
 
 static void run_bias_base(void *a)
 {
@@ -531,6 +531,31 @@ static void run_bias_account(void *a)
 }
 
 static void run_floor_account(void *a) { run_floor(&((account_job *)a)->e); }
+
+/* A batch of B rows of dtype, every row under no account or under one. */
+static void run_batch_account(account_job *j, const uint64_t *accounts)
+{
+    must(wm_bias_logits_batch(j->e.wm, j->e.B, accounts, j->e.ctx, j->e.n_ctx, j->e.logits, j->dtype, j->e.V, j->e.V),
+         "wm_bias_logits_batch");
+}
+static void run_batch_base(void *a) { run_batch_account(a, ((account_job *)a)->none); }
+static void run_batch_with(void *a) { run_batch_account(a, ((account_job *)a)->accs); }
+/* What the step cost before the fusion: the scheme's pass and then the
+ * account layer's, through the same tables embed.c used (internal.h). */
+static void run_batch_two_pass(void *a)
+{
+    account_job *j = a;
+    const wm_watermark *wm = j->e.wm;
+    size_t es = j->dtype == WM_DTYPE_F32 ? 4 : 2;
+    for (size_t s = 0; s < j->e.B; s++) {
+        uint64_t seed = wm__seed(wm, j->e.ctx[s]);
+        unsigned char code[WM__CODE_BYTES];
+        void *row = (char *)j->e.logits + s * j->e.V * es;
+        wm->scheme->bias_row(wm, seed, row, j->dtype);
+        wm->account->codes(wm, j->accs + s, 1, code);
+        wm->account->bias_row(wm, seed, wm__account_symbol(code, wm->account->pos(wm, seed)), row, j->dtype);
+    }
+}
 
 /* The account layer's price: one step at V = 151,936 with and without it
  * (ratio to the base watermark's own step, measured interleaved, and to
@@ -549,7 +574,7 @@ static void bench_accounts(void)
     wm_token ctx[1] = { 4242 };
     const wm_token *cp[1] = { ctx };
     size_t nc[1] = { 1 };
-    account_job j = { { wm, calloc(V, sizeof(float)), V, 1, cp, nc, NULL, NULL, NULL }, 0x1234567890abcdefULL };
+    account_job j = { { wm, calloc(V, sizeof(float)), V, 1, cp, nc, NULL, NULL, NULL }, 0x1234567890abcdefULL, WM_DTYPE_F32, NULL, NULL };
     stat3 base, with, floor_, with2;
     double ratio, ratio_floor;
     measure_pair(run_bias_base, run_bias_account, &j, &base, &with, &ratio);
@@ -562,6 +587,38 @@ static void bench_accounts(void)
     print_stat("us_floor", floor_, 1e6);
     printf(",\"ratio_to_base\":%.3f,\"ratio_to_floor\":%.3f}\n", ratio, ratio_floor);
     free(j.e.logits);
+    /* The same through the batch call, batch 1 and 64, float32 and 16-bit
+     * rows, each with and without an account measured in alternating
+     * repeats of this run (ratio_to_base: the account layer's price). */
+    static const struct { wm_dtype dt; const char *name; size_t es; } dts[] = {
+        { WM_DTYPE_F32, "f32", 4 }, { WM_DTYPE_BF16, "bf16", 2 }, { WM_DTYPE_F16, "f16", 2 } };
+    enum { BMAX = 64 };
+    wm_token bctx[BMAX];
+    const wm_token *bcp[BMAX];
+    size_t bnc[BMAX];
+    uint64_t none[BMAX], accs[BMAX];
+    for (size_t s = 0; s < BMAX; s++)
+        bctx[s] = (wm_token)(1000 + 37 * s), bcp[s] = bctx + s, bnc[s] = 1, none[s] = WM_ACCOUNT_NONE,
+        accs[s] = 0x1234567890abcdefULL + 2 * s;
+    for (size_t d = 0; d < sizeof dts / sizeof dts[0]; d++)
+        for (size_t B = 1; B <= BMAX; B += BMAX - 1) {
+            account_job bj = { { wm, calloc(B * V, dts[d].es), V, B, bcp, bnc, NULL, NULL, NULL }, 0, dts[d].dt, none, accs };
+            stat3 b0, b1, b2, b3;
+            double rb, rt;
+            measure_pair(run_batch_base, run_batch_with, &bj, &b0, &b1, &rb);
+            measure_pair(run_batch_base, run_batch_two_pass, &bj, &b2, &b3, &rt);
+            printf("{\"bench\":\"embed_account_batch\",\"V\":%u,\"B\":%zu,\"dtype\":\"%s\",\"account_delta\":1,", V, B,
+                   dts[d].name);
+            print_stat("us_base", b0, 1e6);
+            printf(",");
+            print_stat("us_with_account", b1, 1e6);
+            printf(",");
+            print_stat("us_two_pass", b3, 1e6);
+            printf(",\"ratio_to_base\":%.3f,\"ratio_two_pass_to_base\":%.3f,\"goal_ratio\":1.3,\"goal_met\":%s}\n", rb, rt,
+                   rb <= 1.3 ? "true" : "false");
+            fflush(stdout);
+            free(bj.e.logits);
+        }
     /* corpus tally and attribution */
     const size_t doc = 128, docs = quick ? 200 : 2000;
     const size_t n_ids = quick ? 100000 : 1000000;
@@ -702,9 +759,11 @@ static void print_machine(void)
             break;
         }
     if (f) fclose(f);
-    printf("{\"bench\":\"machine\",\"cpu\":\"%s\",\"avx2\":%s,\"compiler\":\"%s\",\"cflags\":\"%s\","
+    const char *kernels = NULL; /* the set in use: WM_CPU's, else the widest this CPU runs */
+    if (wm_cpu_kernels(&kernels)) kernels = "refused";
+    printf("{\"bench\":\"machine\",\"cpu\":\"%s\",\"avx2\":%s,\"kernels\":\"%s\",\"compiler\":\"%s\",\"cflags\":\"%s\","
            "\"mode\":\"%s\",\"repeats\":%d}\n",
-           model, wm__fill_avx2() ? "true" : "false", __VERSION__, WM_BENCH_CFLAGS,
+           model, wm__fill_avx2() ? "true" : "false", kernels, __VERSION__, WM_BENCH_CFLAGS,
            quick ? "quick" : "full", repeats);
 }
 
@@ -714,12 +773,13 @@ int main(int argc, char **argv)
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--quick")) quick = 1;
         else if (!strcmp(argv[i], "--only") && i + 1 < argc) only = argv[++i];
+        else if (!strcmp(argv[i], "--repeats") && i + 1 < argc) repeats = atoi(argv[++i]);
         else {
-            fprintf(stderr, "usage: wm_bench [--quick] [--only embed|gumbel|detect|corpus|read|accounts|tokenize]\n");
+            fprintf(stderr, "usage: wm_bench [--quick] [--repeats N] [--only embed|gumbel|detect|corpus|read|accounts|tokenize]\n");
             return 2;
         }
     }
-    repeats = quick ? 3 : 11;
+    if (repeats < 1 || repeats > 31) repeats = quick ? 3 : 11; /* --repeats: at most the 32 measure keeps */
     min_s = quick ? 0.02 : 0.2;
     print_machine();
     int bad = 0;

@@ -30,6 +30,15 @@ typedef void (*wm_narrow_fn)(const float *src, size_t n, wm_dtype dtype, void *d
 typedef void (*wm_bias_row_fn)(const unsigned char kg[16], uint64_t seed, uint64_t j0, size_t n_tok,
                                unsigned bits, uint32_t thresh, float delta, float *logits);
 
+struct wm__fields;
+/* Two keyed field lists of 2-bit fields over the same blocks (a's delta
+ * added after g's, one load and one store per logit) across n_tok logits
+ * whose first token is block j0's first.  round (WM_DTYPE_BF16 or F16)
+ * rounds each logit to that dtype between the two adds, as a 16-bit row
+ * biased by one list and then the other is; WM_DTYPE_F32 does not. */
+typedef void (*wm_bias_row2_fn)(const struct wm__fields *g, const struct wm__fields *a, uint64_t seed,
+                                uint64_t j0, size_t n_tok, wm_dtype round, float *logits);
+
 /* A stored key (core/key.c). */
 struct wm_key {
     unsigned char secret[32];
@@ -90,6 +99,8 @@ wm_apply_fn wm__apply_avx2(void);
 wm_apply_fn wm__apply_avx512(void);
 /* Fused fill + apply for 1- and 2-bit fields only. */
 wm_bias_row_fn wm__bias_row_avx512(void);
+/* Two 2-bit field lists fused (wm_bias_row2_fn): NULL without AVX-512F + BMI2. */
+wm_bias_row2_fn wm__bias_row2_avx512(void);
 /* prf/dispatch.c: the best kernels this CPU runs (or WM_CPU's), into wm;
  * WM_ERR_UNSUPPORTED when WM_CPU is refused (wm_cpu_kernels). */
 wm_status wm__pick_kernels(struct wm_watermark *wm);
@@ -125,6 +136,13 @@ typedef struct wm__fields {
 } wm__fields;
 void wm__bias_fields_row(const struct wm_watermark *wm, const wm__fields *f, uint64_t seed, void *logits,
                          wm_dtype dtype);
+/* f1's delta and then f2's over a whole row in one sweep, equal bit for bit
+ * to wm__bias_fields_row of f1 and then of f2 (16-bit rows rounded between
+ * the two, as there).  fused2: a wm_bias_row2_fn for the pair (both 2-bit),
+ * or NULL: a chunk at a time, each list's kernels on the chunk while it is
+ * in L1. */
+void wm__bias_fields2_row(const struct wm_watermark *wm, const wm__fields *f1, const wm__fields *f2,
+                          wm_bias_row2_fn fused2, uint64_t seed, void *logits, wm_dtype dtype);
 void wm__bias_fields_candidates(const struct wm_watermark *wm, const wm__fields *f, uint64_t seed, size_t n,
                                 const wm_token *ids, size_t ids_stride, float *logits, size_t logits_stride);
 

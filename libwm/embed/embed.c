@@ -42,10 +42,24 @@ static unsigned symbol_at(const wm_watermark *wm, uint64_t account, uint64_t see
     return wm__account_symbol(code, wm->account->pos(wm, seed));
 }
 
+/* With an account: one sweep when the scheme can fold the layer's field
+ * list into its own pass (both tables say so by their methods), else the
+ * scheme's pass and then the layer's. */
 static void bias_row(const wm_watermark *wm, uint64_t account, uint64_t seed, void *logits, wm_dtype dtype)
 {
+    if (account == WM_ACCOUNT_NONE) {
+        wm->scheme->bias_row(wm, seed, logits, dtype);
+        return;
+    }
+    unsigned c = symbol_at(wm, account, seed);
+    if (wm->scheme->bias_row_with && wm->account->fields) {
+        wm__fields f;
+        wm->account->fields(wm, c, &f);
+        wm->scheme->bias_row_with(wm, seed, &f, logits, dtype);
+        return;
+    }
     wm->scheme->bias_row(wm, seed, logits, dtype);
-    if (account != WM_ACCOUNT_NONE) wm->account->bias_row(wm, seed, symbol_at(wm, account, seed), logits, dtype);
+    wm->account->bias_row(wm, seed, c, logits, dtype);
 }
 
 wm_status wm_bias_logits(const wm_watermark *wm, uint64_t account, const wm_token *ctx, size_t n_ctx,

@@ -269,6 +269,151 @@ NOINLINE AVX512_BMI2 void wm__bias_row_avx512_raw(const unsigned char kg[16], ui
     else bias_fused(kg, seed, j0, n_tok, 2, thresh, delta, logits);
 }
 
+/* ---- two 2-bit field lists in one pass (the green list and an account's
+ * part: wm_bias_row2_fn) ---------------------------------------------------- */
+
+/* x rounded to bf16 or f16 and widened back, in a register: what narrowing
+ * the row and widening it again (dtype_avx512.c, equal to dtype_scalar.c)
+ * gives, NaN made the canonical NaN of its sign included. */
+AVX512 static inline __attribute__((always_inline)) __m512 round16(__m512 x, wm_dtype round)
+{
+    if (round == WM_DTYPE_BF16) {
+        __m512i u = _mm512_castps_si512(x);
+        __m512i r = _mm512_add_epi32(u, _mm512_add_epi32(_mm512_set1_epi32(0x7fff),
+                                                         _mm512_and_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(1))));
+        r = _mm512_and_si512(r, _mm512_set1_epi32((int)0xffff0000u));
+        r = _mm512_mask_mov_epi32(r, _mm512_cmp_ps_mask(x, x, _CMP_UNORD_Q), _mm512_set1_epi32(0x7fc00000));
+        return _mm512_castsi512_ps(r);
+    }
+    if (round == WM_DTYPE_F16) {
+        __m512i canon = _mm512_or_si512(_mm512_and_si512(_mm512_castps_si512(x), _mm512_set1_epi32((int)0x80000000u)),
+                                        _mm512_set1_epi32(0x7fc00000));
+        x = _mm512_mask_mov_ps(x, _mm512_cmp_ps_mask(x, x, _CMP_UNORD_Q), _mm512_castsi512_ps(canon));
+        return _mm512_cvtph_ps(_mm512_cvtps_ph(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+    }
+    return x;
+}
+
+/* Words [w0, w1) of both lists' buffers (2-bit fields, 32 tokens a word;
+ * a's bytes XORed with amask first) applied to the logits they cover: load,
+ * add g's bias, round, add a's, store. */
+AVX512_BMI2 static inline __attribute__((always_inline)) void
+apply_words2(const unsigned char *bg, const unsigned char *ba, size_t w0, size_t w1, uint32_t tg, uint32_t ta,
+             uint64_t amask, __m512 dg, __m512 da, wm_dtype round, float *logits)
+{
+    for (size_t w = w0; w < w1; w++) {
+        uint64_t x, y;
+        memcpy(&x, bg + 8 * w, 8);
+        memcpy(&y, ba + 8 * w, 8);
+        uint64_t mg = green64_narrow(x, 2, tg), ma = green64_narrow(y ^ amask, 2, ta);
+        for (size_t q = 0; q < 32; q += 16) {
+            float *l = logits + w * 32 + q;
+            __m512 v = _mm512_add_ps(_mm512_loadu_ps(l), _mm512_maskz_mov_ps((__mmask16)(mg >> q), dg));
+            v = round16(v, round);
+            _mm512_storeu_ps(l, _mm512_add_ps(v, _mm512_maskz_mov_ps((__mmask16)(ma >> q), da)));
+        }
+    }
+}
+
+/* SipHash of blocks j .. j + 7 under both keys (states sg and sa after the
+ * seed), the two 8-lane states interleaved as in sip16_group; g's 128 bytes
+ * to out, a's to out + 128.  Meanwhile the previous group's np words of
+ * both are applied to pl, in four slices between the SipRounds. */
+AVX512_BMI2 static inline __attribute__((always_inline)) void
+sip8x2_group(const __m512i sg[4], const __m512i sa[4], uint64_t j, unsigned char *out, const unsigned char *prev,
+             size_t np, uint32_t tg, uint32_t ta, uint64_t amask, __m512 dg, __m512 da, wm_dtype round, float *pl)
+{
+    const __m512i fin = _mm512_set1_epi64((long long)(16ULL << 56));
+    const __m512i ee = _mm512_set1_epi64(0xee), dd = _mm512_set1_epi64(0xdd);
+    const __m512i first = _mm512_setr_epi64(0, 8, 1, 9, 2, 10, 3, 11);
+    const __m512i second = _mm512_setr_epi64(4, 12, 5, 13, 6, 14, 7, 15);
+    const unsigned char *pa = prev ? prev + 128 : NULL;
+    __m512i m = _mm512_add_epi64(_mm512_set1_epi64((long long)j), _mm512_setr_epi64(0, 1, 2, 3, 4, 5, 6, 7));
+    __m512i a0 = sg[0], a1 = sg[1], a2 = sg[2], a3 = X(sg[3], m);
+    __m512i b0 = sa[0], b1 = sa[1], b2 = sa[2], b3 = X(sa[3], m);
+    SIPROUND_Z2; SIPROUND_Z2;
+    apply_words2(prev, pa, 0, np / 4, tg, ta, amask, dg, da, round, pl);
+    a0 = X(a0, m); b0 = X(b0, m);
+    a3 = X(a3, fin); b3 = X(b3, fin);
+    SIPROUND_Z2; SIPROUND_Z2;
+    a0 = X(a0, fin); b0 = X(b0, fin);
+    a2 = X(a2, ee); b2 = X(b2, ee);
+    SIPROUND_Z2; SIPROUND_Z2;
+    apply_words2(prev, pa, np / 4, np / 2, tg, ta, amask, dg, da, round, pl);
+    SIPROUND_Z2; SIPROUND_Z2;
+    __m512i alo = X(X(a0, a1), X(a2, a3)), blo = X(X(b0, b1), X(b2, b3));
+    a1 = X(a1, dd); b1 = X(b1, dd);
+    SIPROUND_Z2; SIPROUND_Z2;
+    apply_words2(prev, pa, np / 2, 3 * np / 4, tg, ta, amask, dg, da, round, pl);
+    SIPROUND_Z2; SIPROUND_Z2;
+    apply_words2(prev, pa, 3 * np / 4, np, tg, ta, amask, dg, da, round, pl);
+    __m512i ahi = X(X(a0, a1), X(a2, a3)), bhi = X(X(b0, b1), X(b2, b3));
+    _mm512_storeu_si512(out, _mm512_permutex2var_epi64(alo, first, ahi));
+    _mm512_storeu_si512(out + 64, _mm512_permutex2var_epi64(alo, second, ahi));
+    _mm512_storeu_si512(out + 128, _mm512_permutex2var_epi64(blo, first, bhi));
+    _mm512_storeu_si512(out + 192, _mm512_permutex2var_epi64(blo, second, bhi));
+}
+
+/* Both lists fused, as bias_fused is for one: each group of 8 blocks (512
+ * tokens) is hashed under both keys while the previous group is applied.
+ * The same adds in the same order as g's pass and then a's, so bit-identical
+ * to the two-pass composition (and to the scalar path). */
+AVX512_BMI2 static inline __attribute__((always_inline)) void
+bias_fused2(const wm__fields *g, const wm__fields *a, uint32_t tg, uint32_t ta, uint64_t seed, uint64_t j0,
+            size_t n_tok, wm_dtype round, float *logits)
+{
+    __m512i sg[4], sa[4];
+    sip_broadcast(g->key, seed, sg);
+    sip_broadcast(a->key, seed, sa);
+    const __m512 dg = _mm512_set1_ps(g->delta), da = _mm512_set1_ps(a->delta);
+    const uint64_t amask = 0x0101010101010101ull * a->mask;
+    const size_t group_tok = 8 * 64, n_groups = n_tok / group_tok;
+    unsigned char buf[2][256];
+    for (size_t k = 0; k < n_groups; k++) /* hash group k, apply group k - 1 */
+        sip8x2_group(sg, sa, j0 + 8 * k, buf[k & 1], k ? buf[(k + 1) & 1] : NULL, k ? 16 : 0, tg, ta, amask, dg,
+                     da, round, k ? logits + (k - 1) * group_tok : logits);
+    if (n_groups)
+        apply_words2(buf[(n_groups - 1) & 1], buf[(n_groups - 1) & 1] + 128, 0, 16, tg, ta, amask, dg, da, round,
+                     logits + (n_groups - 1) * group_tok);
+    /* The rest (fewer than 8 blocks) the unfused way: g, the rounding, a. */
+    size_t v = n_groups * group_tok;
+    if (v < n_tok) {
+        unsigned char rg[8 * 16], ra[8 * 16];
+        uint16_t r16[8 * 64];
+        size_t n = n_tok - v, nb = (n + 63) / 64;
+        wm__fill_avx2_raw(g->key, seed, j0 + 8 * n_groups, nb, rg);
+        wm__fill_avx2_raw(a->key, seed, j0 + 8 * n_groups, nb, ra);
+        for (size_t i = 0; i < nb * 16; i++) ra[i] ^= a->mask;
+        apply_narrow(rg, n, 2, tg, g->delta, logits + v);
+        if (round != WM_DTYPE_F32) {
+            wm__narrow_avx512_raw(logits + v, n, round, r16);
+            wm__widen_avx512_raw(r16, round, n, logits + v);
+        }
+        apply_narrow(ra, n, 2, ta, a->delta, logits + v);
+    }
+}
+
+NOINLINE AVX512_BMI2 void wm__bias_row2_avx512_raw(const wm__fields *g, const wm__fields *a, uint64_t seed,
+                                                   uint64_t j0, size_t n_tok, wm_dtype round, float *logits)
+{
+    /* thresh 1 (gamma 1/4, the default; an account's part) as a constant */
+    int ones = g->thresh == 1 && a->thresh == 1;
+    switch (round) {
+    case WM_DTYPE_BF16:
+        if (ones) bias_fused2(g, a, 1, 1, seed, j0, n_tok, WM_DTYPE_BF16, logits);
+        else bias_fused2(g, a, g->thresh, a->thresh, seed, j0, n_tok, WM_DTYPE_BF16, logits);
+        break;
+    case WM_DTYPE_F16:
+        if (ones) bias_fused2(g, a, 1, 1, seed, j0, n_tok, WM_DTYPE_F16, logits);
+        else bias_fused2(g, a, g->thresh, a->thresh, seed, j0, n_tok, WM_DTYPE_F16, logits);
+        break;
+    default:
+        if (ones) bias_fused2(g, a, 1, 1, seed, j0, n_tok, WM_DTYPE_F32, logits);
+        else bias_fused2(g, a, g->thresh, a->thresh, seed, j0, n_tok, WM_DTYPE_F32, logits);
+        break;
+    }
+}
+
 AVX512 static inline __attribute__((always_inline)) void
 apply16_width(const unsigned char *fields, size_t n_tok, unsigned bits, uint32_t thresh,
               float delta, float *logits)

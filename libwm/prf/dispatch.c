@@ -74,6 +74,13 @@ static void bias_row_avx512_scrubbed(const unsigned char kg[16], uint64_t seed, 
     burn_stack();
 }
 
+static void bias_row2_avx512_scrubbed(const wm__fields *g, const wm__fields *a, uint64_t seed, uint64_t j0,
+                                      size_t n_tok, wm_dtype round, float *logits)
+{
+    wm__bias_row2_avx512_raw(g, a, seed, j0, n_tok, round, logits);
+    burn_stack();
+}
+
 /* CPU features, probed once (BLAKE3's dispatch does the same). */
 static int probe(void)
 {
@@ -138,6 +145,10 @@ wm_apply_fn wm__apply_avx2(void) { return has(F_AVX2) ? apply_avx2 : NULL; }
 wm_fill_fn wm__fill_avx512(void) { return has(F_AVX512F | F_BMI2 | F_AVX2) ? fill_avx512_scrubbed : NULL; }
 wm_prf_many_fn wm__prf_many_avx512(void) { return has(F_AVX512F) ? prf_many_avx512_scrubbed : NULL; }
 wm_bias_row_fn wm__bias_row_avx512(void) { return has(F_AVX512F | F_BMI2 | F_AVX2) ? bias_row_avx512_scrubbed : NULL; }
+wm_bias_row2_fn wm__bias_row2_avx512(void)
+{
+    return has(F_AVX512F | F_BMI2 | F_AVX2) ? bias_row2_avx512_scrubbed : NULL;
+}
 wm_apply_fn wm__apply_avx512(void) { return has(F_AVX512F | F_BMI2) ? apply_avx512 : NULL; }
 /* The sampler's kernels touch no key: no scrub. */
 wm_maxcheck_fn wm__maxcheck_avx512(void) { return has(F_AVX512F) ? wm__maxcheck_avx512_raw : NULL; }
@@ -155,6 +166,7 @@ wm_apply_fn wm__apply_avx2(void) { return NULL; }
 wm_fill_fn wm__fill_avx512(void) { return NULL; }
 wm_prf_many_fn wm__prf_many_avx512(void) { return NULL; }
 wm_bias_row_fn wm__bias_row_avx512(void) { return NULL; }
+wm_bias_row2_fn wm__bias_row2_avx512(void) { return NULL; }
 wm_apply_fn wm__apply_avx512(void) { return NULL; }
 wm_maxcheck_fn wm__maxcheck_avx512(void) { return NULL; }
 wm_softmax_fn wm__softmax_avx512(void) { return NULL; }

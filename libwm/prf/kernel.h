@@ -54,6 +54,8 @@ void wm__prf_many_avx512_raw(const unsigned char kg[16], const uint64_t *seed, c
                              unsigned char *out);
 void wm__bias_row_avx512_raw(const unsigned char kg[16], uint64_t seed, uint64_t j0, size_t n_tok, unsigned bits,
                              uint32_t thresh, float delta, float *logits);
+void wm__bias_row2_avx512_raw(const wm__fields *g, const wm__fields *a, uint64_t seed, uint64_t j0, size_t n_tok,
+                              wm_dtype round, float *logits);
 void wm__apply_avx512_raw(const unsigned char *fields, size_t n_tok, unsigned bits, uint32_t thresh, float delta,
                           float *logits);
 /* embed/dtype_avx512.c and embed/dtype_avx2.c (AVX2 + F16C). */

@@ -87,6 +87,8 @@ static wm__fields part_fields(const wm_watermark *wm, unsigned c)
                          .delta = state(wm)->delta, .fused = NULL };
 }
 
+static void fields(const wm_watermark *wm, unsigned c, wm__fields *out) { *out = part_fields(wm, c); }
+
 static void bias_row(const wm_watermark *wm, uint64_t seed, unsigned c, void *logits, wm_dtype dtype)
 {
     wm__fields f = part_fields(wm, c);
@@ -117,4 +119,5 @@ const wm__account_layer wm__account_parts = {
     .bias_row = bias_row,
     .bias_candidates = bias_candidates,
     .kernel_params = kernel_params,
+    .fields = fields,
 };

@@ -45,6 +45,59 @@ void wm__bias_fields_row(const wm_watermark *wm, const wm__fields *f, uint64_t s
     }
 }
 
+/* Tokens per chunk of the two-list sweep: a multiple of every width's
+ * tokens per block (128 / bits), and small enough that the chunk (16 KiB of
+ * float32) stays in L1 between the two lists' kernels. */
+#define CHUNK2_TOK 4096
+
+/* f's delta over n_tok floats x whose first token is v0 (a multiple of
+ * 128 / f->bits); buf holds the chunk's PRF output. */
+static void chunk_fields(const wm_watermark *wm, const wm__fields *f, uint64_t seed, size_t v0, size_t n_tok,
+                         float *x, unsigned char *buf)
+{
+    size_t tpb = 128 / f->bits, j = v0 / tpb, m = (n_tok + tpb - 1) / tpb;
+    if (f->fused && !f->mask) {
+        f->fused(f->key, seed, j, n_tok, f->bits, f->thresh, f->delta, x);
+        return;
+    }
+    wm->fill(f->key, seed, j, m, buf);
+    for (size_t i = 0; f->mask && i < m * WM_BLOCK_BYTES; i++) buf[i] ^= f->mask;
+    wm->apply(buf, n_tok, f->bits, f->thresh, f->delta, x);
+}
+
+void wm__bias_fields2_row(const wm_watermark *wm, const wm__fields *f1, const wm__fields *f2,
+                          wm_bias_row2_fn fused2, uint64_t seed, void *logits, wm_dtype dtype)
+{
+    if (fused2 && dtype == WM_DTYPE_F32) { /* one kernel over the whole row */
+        fused2(f1, f2, seed, 0, wm->n_vocab, WM_DTYPE_F32, logits);
+        return;
+    }
+    unsigned char buf[CHUNK2_TOK / 8 * WM_BLOCK_BYTES]; /* 16-bit fields: 8 tokens a block */
+    float wide[CHUNK2_TOK];
+    for (size_t v0 = 0; v0 < wm->n_vocab; v0 += CHUNK2_TOK) {
+        size_t n_tok = wm->n_vocab - v0 < CHUNK2_TOK ? wm->n_vocab - v0 : CHUNK2_TOK;
+        if (dtype == WM_DTYPE_F32) {
+            float *row = (float *)logits + v0;
+            chunk_fields(wm, f1, seed, v0, n_tok, row, buf);
+            chunk_fields(wm, f2, seed, v0, n_tok, row, buf);
+            continue;
+        }
+        char *row = (char *)logits + 2 * v0;
+        wm->widen(row, dtype, n_tok, wide);
+        if (fused2) { /* rounds to dtype between the two lists itself */
+            fused2(f1, f2, seed, v0 / 64, n_tok, dtype, wide);
+        } else {
+            /* narrowed and widened again between the lists: the rounding
+             * the two-pass composition does, on a chunk still in L1 */
+            chunk_fields(wm, f1, seed, v0, n_tok, wide, buf);
+            wm->narrow(wide, n_tok, dtype, row);
+            wm->widen(row, dtype, n_tok, wide);
+            chunk_fields(wm, f2, seed, v0, n_tok, wide, buf);
+        }
+        wm->narrow(wide, n_tok, dtype, row);
+    }
+}
+
 void wm__bias_fields_candidates(const wm_watermark *wm, const wm__fields *f, uint64_t seed, size_t n,
                                 const wm_token *ids, size_t ids_stride, float *logits, size_t logits_stride)
 {

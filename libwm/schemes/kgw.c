@@ -21,6 +21,8 @@ typedef struct kgw_state {
     wm__fields green;       /* key kg, field width b in 1, 2, 4, 8, 16, green iff
                                field < thresh (thresh / 2^b = gamma), delta,
                                the fused kernel or NULL */
+    wm_bias_row2_fn fused2; /* the green list and an account's part (both
+                               2-bit) in one kernel, or NULL */
 } kgw_state;
 
 static const kgw_state *state(const wm_watermark *wm) { return wm->scheme_state; }
@@ -54,6 +56,7 @@ static wm_status prepare(const wm_watermark *wm, void *state, const unsigned cha
     k->tok_per_block = 128 / b2;
     k->green = (wm__fields){ .key = k->kg, .bits = b2, .mask = 0, .thresh = k->gamma_k >> (16 - b2),
                              .delta = (float)wm->param[1], .fused = b2 <= 2 ? wm__bias_row_avx512() : NULL };
+    k->fused2 = b2 == 2 ? wm__bias_row2_avx512() : NULL;
     return WM_OK;
 }
 
@@ -65,6 +68,17 @@ static void bias_row(const wm_watermark *wm, uint64_t seed, void *logits, wm_dty
         return;
     }
     wm__bias_fields_row(wm, g, seed, logits, dtype);
+}
+
+/* The green list and `extra` (an account's part) in one sweep: the fused
+ * kernel when both are 2-bit fields (64 tokens a block each, so a block
+ * index serves both), else a chunk at a time (fields.c). */
+static void bias_row_with(const wm_watermark *wm, uint64_t seed, const wm__fields *extra, void *logits,
+                          wm_dtype dtype)
+{
+    const kgw_state *k = state(wm);
+    wm_bias_row2_fn f2 = k->fused2 && extra->bits == 2 ? k->fused2 : NULL;
+    wm__bias_fields2_row(wm, &k->green, extra, f2, seed, logits, dtype);
 }
 
 static int green(const kgw_state *k, const unsigned char *block, uint32_t token)
@@ -141,6 +155,7 @@ const wm__scheme wm__scheme_kgw = {
     .account_param = 2, /* account-delta */
     .bias_row = bias_row,
     .bias_candidates = bias_candidates,
+    .bias_row_with = bias_row_with,
     .kernel_params = kernel_params,
     .score_many = score_many,
     .log_sf = log_sf,

@@ -27,6 +27,7 @@
 #include <stddef.h>
 
 struct wm_watermark;
+struct wm__fields; /* internal.h: a keyed field list (schemes/fields.c) */
 
 #define WM__MAX_SCHEME_PARAMS 3
 /* Tuples scored per score_many call (SIMD across tuples). */
@@ -66,7 +67,8 @@ static inline unsigned wm__account_symbol(const unsigned char *code, unsigned j)
     return (code[j >> 2] >> (2 * (j & 3))) & 3u;
 }
 
-#define WM__ACCOUNT_LAYER_VERSION 1
+/* 2: `fields`, the layer's part as a keyed field list. */
+#define WM__ACCOUNT_LAYER_VERSION 2
 
 /* An account layer: which account's outputs these are, embedded on top of
  * a scheme's watermark (schemes/account.c has the one there is).  Its
@@ -90,9 +92,14 @@ typedef struct wm__account_layer {
                             const wm_token *ids, size_t ids_stride, float *logits, size_t logits_stride);
     /* Its fields of wm_kernel_params (account_key, account_delta). */
     void (*kernel_params)(const struct wm_watermark *wm, wm_kernel_params *out);
+    /* Part c as a keyed field list whose wm__bias_fields_row is bias_row's
+     * change, bit for bit (NULL: it is none): what a scheme's bias_row_with
+     * folds into its own pass. */
+    void (*fields)(const struct wm_watermark *wm, unsigned c, struct wm__fields *out);
 } wm__account_layer;
 
-#define WM__SCHEME_VERSION 1
+/* 2: bias_row_with. */
+#define WM__SCHEME_VERSION 2
 
 typedef struct wm__scheme {
     int version;                  /* WM__SCHEME_VERSION */
@@ -122,6 +129,12 @@ typedef struct wm__scheme {
     void (*bias_row)(const struct wm_watermark *wm, uint64_t seed, void *logits, wm_dtype dtype);
     void (*bias_candidates)(const struct wm_watermark *wm, uint64_t seed, size_t n, const wm_token *ids,
                             size_t ids_stride, float *logits, size_t logits_stride);
+    /* Optional: bias_row and then an account layer's field list `extra` in
+     * one pass over the row, equal bit for bit to bias_row followed by
+     * wm__bias_fields_row(extra) (NULL: the core runs the account layer's
+     * bias_row after bias_row, a second sweep). */
+    void (*bias_row_with)(const struct wm_watermark *wm, uint64_t seed, const struct wm__fields *extra,
+                          void *logits, wm_dtype dtype);
     /* Its fields of wm_kernel_params (a scheme the torch kernel can run;
      * NULL: wm_kernel_params_get is WM_ERR_UNSUPPORTED). */
     void (*kernel_params)(const struct wm_watermark *wm, wm_kernel_params *out);
