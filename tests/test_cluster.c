@@ -142,6 +142,11 @@ static int delta_by_doc(const void *a, const void *b)
     return x->doc < y->doc ? -1 : x->doc > y->doc;
 }
 
+/* Fingerprints shared by records of different payloads, over every
+ * split_run: none with 64-bit fingerprints, many in a -Dtuple_fp_bits=10
+ * build (WM_TUPLE_FP_BITS), where the equality must hold all the same. */
+static size_t n_collisions;
+
 /* The cluster in one process: `chunks` map corpora over a random
  * assignment of documents (any worker may hold any document), `shards`
  * reducers by fingerprint; keep_largest: the negative control. */
@@ -194,6 +199,9 @@ static void split_run(const wm_watermark *wm, const wm_ctxset *filter, unsigned 
         for (size_t i = 0; i < n; i++)
             if (all[i].fp % shards == s) part[np++] = all[i];
         if (np) qsort(part, np, sizeof *part, keep_largest ? by_fp_doc_desc : by_fp_doc);
+        for (size_t i = 1; i < np; i++) /* two tuples behind one fingerprint (seen by their payloads) */
+            n_collisions += part[i].fp == part[i - 1].fp &&
+                            (part[i].score != part[i - 1].score || part[i].cell != part[i - 1].cell);
         size_t kept = 0;
         for (size_t i = 0; i < np; i++)
             if (i == 0 || part[i].fp != part[i - 1].fp) {
@@ -294,6 +302,11 @@ static void test_split_equal(void **state)
         wm_watermark_free(wm);
     }
     print_message("negative control (largest document index kept) differs in %d of 20 runs\n", control_failed);
+    print_message("%d-bit fingerprints: %zu shared by two payloads\n", WM_TUPLE_FP_BITS, n_collisions);
+    if (WM_TUPLE_FP_BITS == 64)
+        assert_true(n_collisions == 0);
+    else
+        assert_true(n_collisions > 0);
     assert_int_equal(control_failed, 20); /* every case, every split */
 }
 
