@@ -290,7 +290,8 @@ typedef struct wm_reader wm_reader;
  * weights. */
 #define WM_READ_WEIGHTED 0x0100u /* reading-mode family (common.h, "Flags") */
 
-/* flags: 0 or WM_READ_WEIGHTED, and WM_ACCOUNTS for wm_reader_attribute
+/* flags: 0 or WM_READ_WEIGHTED, and WM_ACCOUNTS for wm_reader_attribute,
+ * or WM_CORPUS_MAP for a cluster's map reader (wm/cluster.h; not weighted)
  * (any other bit is WM_ERR_ARG; WM_ACCOUNTS needs a key with an account
  * layer, else WM_ERR_UNSUPPORTED).  Memory: the
  * corpus-wide dedup set (10 to 16 bytes per distinct tuple read; weighted:
