@@ -222,6 +222,29 @@ def main():
                 if not seen[name][0]:  # a collision keeps another tuple's score, so the score may differ then
                     assert got["score"] == want["score"], f"{name}: the fixed-n score does not depend on the tie-break"
 
+        @check("plain reading mode: the cluster's reader equals one reader bit for bit (score, positions, attribution)")
+        def _():
+            for name in ("kgw h=1 vocab 8", "kgw h=2 accounts", "gumbel h=4", "gumbel h=1 filter"):
+                mk, docs, _, accounts, _ = data[name]
+                wm = mk()
+                nrng = np.random.default_rng(7)
+                rd = []
+                for t, p in docs:  # the suspect's top-3 predictions, a tenth not read
+                    pr = nrng.integers(0, wm.n_vocab, (len(t), 3))
+                    pr[nrng.random(pr.shape) < 0.1] = -1
+                    rd.append((t, pr, p))
+                one = libwm.Reader(wm, accounts=accounts)
+                for t, pr, p in rd:
+                    one.add(t, pr, p)
+                want = hexed(dict(score=one.score(1e-3), attribute=one.attribute(ACCOUNTS, 0.01, len(ACCOUNTS))
+                                  if accounts else None))
+                assert want["score"]["scored"] > 0 and want["score"]["positions"] > 0
+                for chunks, shards in ((1, 1), (7, 5), (23, 16)):
+                    r = ldask.reader(client, mk, rd, accounts, chunks, shards)
+                    got = hexed(dict(score=r.score(1e-3), attribute=r.attribute(ACCOUNTS, 0.01, len(ACCOUNTS))
+                                     if accounts else None))
+                    assert got == want, f"{name} {chunks}/{shards}:\n got {got}\nwant {want}"
+
         mk, docs, filter, accounts, want = data["kgw h=2 accounts"]
 
         @check("wm-dask prints what wm detect --corpus --json --ids prints, byte for byte (accounts, audit, filter)")
