@@ -247,7 +247,7 @@ def main():
 
         mk, docs, filter, accounts, want = data["kgw h=2 accounts"]
 
-        @check("wm-dask prints what wm detect --corpus --json --ids prints, byte for byte (accounts, audit, filter)")
+        @check("wm-dask and wm detect --corpus --dask print what wm detect --corpus --json --ids prints, byte for byte (accounts, audit, filter)")
         def _():
             client.wait_for_workers(4, timeout=60)
             key = os.path.join(tmp, "k.wmkey")
@@ -271,6 +271,11 @@ def main():
                 assert want.returncode == 0 and got.returncode == 0, (want.stderr, got.stderr)
                 assert len(want.stdout.splitlines()) >= 2 or opts[0] == "--filter", want.stdout
                 assert got.stdout == want.stdout, f"{opts}:\n got {got.stdout}\nwant {want.stdout}"
+                # the C CLI's alias: wm detect --corpus --dask SCHEDULER runs wm-dask ($WM_DASK)
+                alias = subprocess.run([WM, "detect", "--corpus", "--json", "--ids", "--dask", cluster.scheduler_address]
+                                       + common, capture_output=True, text=True, timeout=300,
+                                       env=dict(os.environ, WM_DASK=WM_DASK))
+                assert alias.returncode == 0 and alias.stdout == want.stdout, (opts, alias.stderr, alias.stdout)
             bad = subprocess.run([WM_DASK, "--scheduler", cluster.scheduler_address, "--key", key, "--vocab", "5"]
                                  + files, capture_output=True, text=True, timeout=120)
             assert bad.returncode == 2 and "docs0.txt:1: token id outside [0, 5)" in bad.stderr, bad.stderr
