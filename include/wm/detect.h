@@ -297,7 +297,7 @@ typedef struct wm_reader wm_reader;
  * corpus-wide dedup set (10 to 16 bytes per distinct tuple read; weighted:
  * about 30) and one document's seeds.  One thread at a time per reader;
  * borrows wm. */
-/* @return WM_OK; WM_ERR_ARG (NULL out or wm, a bit outside WM_READ_WEIGHTED | WM_ACCOUNTS);
+/* @return WM_OK; WM_ERR_ARG (NULL out or wm, a bit outside WM_READ_WEIGHTED | WM_ACCOUNTS | WM_CORPUS_MAP, the last with WM_READ_WEIGHTED);
  * WM_ERR_UNSUPPORTED (as above); WM_ERR_NOMEM; *out NULL on failure.  OUT: *out, owned by the
  * caller (wm_reader_free).  Thread-safe. */
 WM_API WM_NODISCARD wm_status wm_reader_new(wm_reader **out, const wm_watermark *wm, unsigned flags);
