@@ -66,6 +66,15 @@ WM_TESTS=("threads" "cli threads")
 TSAN_OPTIONS=halt_on_error=1 WM_NINJA_TARGETS="tests/test_threads tests/cli_gen libwm/wm" \
     run_suite "threaded paths under ThreadSanitizer" build-tsan -Dwerror=true -Db_sanitize=thread -Db_lundef=false \
     -Dllama=disabled
+# Fingerprints narrowed to 10 bits (-Dtuple_fp_bits=10; a test-only build):
+# collisions in most tuples, so the cluster's equality with one machine
+# (tests/test_dask.py, tests/test_cluster.c) is checked where collisions
+# drop tuples.  Only what those two tests need is built (about 1.5 min of
+# 2 loaded cores, build and tests).
+WM_TESTS=("dask" "cluster")
+WM_NINJA_TARGETS="libwm/libwm.so.0.1.0 libwm/wm tests/test_cluster" \
+    run_suite "cluster equality with 10-bit fingerprints (collisions)" build-fp10 -Dwerror=true -Dtuple_fp_bits=10 \
+    -Dllama=disabled $(wm_python_opt)
 unset WM_TESTS
 CC=clang run_suite "fuzzers (libFuzzer, corpus + 30 s each)" build-fuzz -Dwerror=true -Dfuzz=true -Dtests=false -Db_lundef=false
 

@@ -142,6 +142,11 @@ static int delta_by_doc(const void *a, const void *b)
     return x->doc < y->doc ? -1 : x->doc > y->doc;
 }
 
+/* Fingerprints shared by records of different payloads, over every
+ * split_run: none with 64-bit fingerprints, many in a -Dtuple_fp_bits=10
+ * build (WM_TUPLE_FP_BITS), where the equality must hold all the same. */
+static size_t n_collisions;
+
 /* The cluster in one process: `chunks` map corpora over a random
  * assignment of documents (any worker may hold any document), `shards`
  * reducers by fingerprint; keep_largest: the negative control. */
@@ -194,6 +199,9 @@ static void split_run(const wm_watermark *wm, const wm_ctxset *filter, unsigned 
         for (size_t i = 0; i < n; i++)
             if (all[i].fp % shards == s) part[np++] = all[i];
         if (np) qsort(part, np, sizeof *part, keep_largest ? by_fp_doc_desc : by_fp_doc);
+        for (size_t i = 1; i < np; i++) /* two tuples behind one fingerprint (seen by their payloads) */
+            n_collisions += part[i].fp == part[i - 1].fp &&
+                            (part[i].score != part[i - 1].score || part[i].cell != part[i - 1].cell);
         size_t kept = 0;
         for (size_t i = 0; i < np; i++)
             if (i == 0 || part[i].fp != part[i - 1].fp) {
@@ -294,7 +302,165 @@ static void test_split_equal(void **state)
         wm_watermark_free(wm);
     }
     print_message("negative control (largest document index kept) differs in %d of 20 runs\n", control_failed);
+    print_message("%d-bit fingerprints: %zu shared by two payloads\n", WM_TUPLE_FP_BITS, n_collisions);
+    if (WM_TUPLE_FP_BITS == 64)
+        assert_true(n_collisions == 0);
+    else
+        assert_true(n_collisions > 0);
     assert_int_equal(control_failed, 20); /* every case, every split */
+}
+
+/* Plain reading mode split like the corpus: map readers (WM_CORPUS_MAP)
+ * over a random assignment of documents, records reduced per fingerprint
+ * to the smallest document index, wm_reader_merge of the deltas: the score,
+ * positions and attribution of one reader fed every document, bit for bit.
+ * keep_all: the negative control, the reduce keeps every record. */
+static void reader_results(const wm_reader *r, const uint64_t *acc, int accounts, results *out, uint64_t *pos)
+{
+    memset(out, 0, sizeof *out);
+    out->s.size = sizeof out->s;
+    out->at.size = sizeof out->at;
+    for (size_t i = 0; i < N_ACC; i++) out->top[i].size = sizeof out->top[i];
+    assert_int_equal(wm_reader_score(r, 1e-3, &out->s, pos), WM_OK);
+    if (accounts) {
+        out->has_attr = 1;
+        assert_int_equal(wm_reader_attribute(r, acc, N_ACC, 0.01, out->top, N_ACC, &out->at), WM_OK);
+    }
+}
+
+static void reader_split(const wm_watermark *wm, unsigned flags, const docs *d, wm_token *const *preds, size_t k,
+                         size_t chunks, size_t shards, int keep_all, wm__rng *r, const uint64_t *acc, results *out,
+                         uint64_t *pos)
+{
+    size_t n = 0, cap = 0;
+    wm_corpus_record *all = NULL;
+    uint64_t tokens = 0, positions = 0;
+    size_t *owner = malloc((d->n ? d->n : 1) * sizeof *owner);
+    for (size_t i = 0; i < d->n; i++) owner[i] = wm__rng_next(r) % chunks;
+    for (size_t c = 0; c < chunks; c++) {
+        wm_reader *m;
+        assert_int_equal(wm_reader_new(&m, wm, flags | WM_CORPUS_MAP), WM_OK);
+        for (size_t i = 0; i < d->n; i++) {
+            if (owner[i] != c) continue;
+            assert_int_equal(wm_reader_set_next_doc(m, i), WM_OK);
+            assert_int_equal(wm_reader_add(m, d->t[i], d->len[i], d->prompt[i], preds[i], NULL, k), WM_OK);
+        }
+        const wm_corpus_record *rec;
+        size_t nr;
+        uint64_t t, p;
+        assert_int_equal(wm_reader_records(m, &rec, &nr), WM_OK);
+        assert_int_equal(wm_reader_counts(m, &t, &p), WM_OK);
+        tokens += t, positions += p;
+        wm_score sc = WM_INIT(wm_score);
+        assert_int_equal(wm_reader_score(m, 0.5, &sc, NULL), WM_ERR_ARG); /* a map reader is no test */
+        if (n + nr > cap) all = realloc(all, (cap = 2 * (n + nr)) * sizeof *all);
+        if (nr) memcpy(all + n, rec, nr * sizeof *rec);
+        n += nr;
+        wm_reader_free(m);
+    }
+    wm_reader *one;
+    assert_int_equal(wm_reader_new(&one, wm, flags), WM_OK);
+    wm_corpus_record *part = malloc((n ? n : 1) * sizeof *part);
+    wm_corpus_delta *deltas = malloc((n ? n : 1) * sizeof *deltas);
+    uint64_t tally[WM_ACCOUNT_POSITIONS * WM_ACCOUNT_SYMBOLS] = { 0 };
+    for (size_t s = 0; s < shards; s++) {
+        size_t np = 0, kept = 0, nd;
+        for (size_t i = 0; i < n; i++)
+            if (all[i].fp % shards == s) part[np++] = all[i];
+        if (np) qsort(part, np, sizeof *part, by_fp_doc);
+        for (size_t i = 0; i < np; i++)
+            if (keep_all || i == 0 || part[i].fp != part[i - 1].fp) {
+                if (part[i].cell != WM_CELL_NONE) tally[part[i].cell]++;
+                part[kept++] = part[i];
+            }
+        if (kept) qsort(part, kept, sizeof *part, by_doc);
+        double *score = malloc((kept ? kept : 1) * sizeof *score);
+        uint64_t *doc = malloc((kept ? kept : 1) * sizeof *doc);
+        for (size_t i = 0; i < kept; i++) score[i] = part[i].score, doc[i] = part[i].doc;
+        assert_int_equal(wm_corpus_deltas(score, doc, kept, deltas, &nd), WM_OK);
+        /* one merge per shard: the deltas of a reader may come in any order */
+        assert_int_equal(wm_reader_merge(one, deltas, nd, 0, 0, (flags & WM_ACCOUNTS) ? tally : NULL), WM_OK);
+        memset(tally, 0, sizeof tally);
+        free(score);
+        free(doc);
+    }
+    assert_int_equal(wm_reader_merge(one, NULL, 0, tokens, positions, (flags & WM_ACCOUNTS) ? tally : NULL), WM_OK);
+    reader_results(one, acc, (flags & WM_ACCOUNTS) != 0, out, pos);
+    wm_token t0 = 0;
+    assert_int_equal(wm_reader_add(one, &t0, 1, 0, &t0, NULL, 1), WM_ERR_ARG); /* merged: nothing more to add */
+    wm_reader_free(one);
+    free(owner);
+    free(all);
+    free(part);
+    free(deltas);
+}
+
+static void test_reader_split(void **state)
+{
+    (void)state;
+    static const split_case cases[] = { { "kgw", 1, 6, 1, 0 }, { "kgw", 2, 50, 1, 0 }, { "gumbel", 2, 40, 0, 0 } };
+    static const size_t splits[][2] = { { 1, 1 }, { 3, 2 }, { 7, 5 }, { 23, 16 } };
+    enum { K = 3 };
+    wm__rng r;
+    wm__rng_seed(&r, 31);
+    uint64_t acc[N_ACC];
+    for (size_t i = 0; i < N_ACC; i++) acc[i] = 1 + wm__rng_next(&r) % 1000000;
+    for (size_t ci = 0; ci < sizeof cases / sizeof *cases; ci++) {
+        const split_case *c = &cases[ci];
+        int kgw = !strcmp(c->scheme, "kgw");
+        wm_params p = { .size = sizeof(wm_params), .scheme = c->scheme, .seeding = WM_SEEDING_LEFTHASH,
+                        .context_width = c->h, .gamma = kgw ? 0.25 : 0, .delta = kgw ? 2 : 0,
+                        .account_delta = c->accounts ? 1.0 : 0 };
+        wm_watermark *wm = test_wm_params(&p, c->V);
+        docs d = make_docs(&r, wm, 150, c->V, c->h);
+        wm_token **preds = calloc(d.n, sizeof *preds);
+        for (size_t i = 0; i < d.n; i++) {
+            preds[i] = malloc((d.len[i] ? d.len[i] : 1) * K * sizeof **preds);
+            for (size_t j = 0; j < d.len[i] * K; j++) /* a tenth not read; heavy duplication from a small V */
+                preds[i][j] = wm__rng_next(&r) % 10 == 0 ? WM_TOKEN_NONE : (wm_token)(wm__rng_next(&r) % c->V);
+        }
+        unsigned flags = c->accounts ? WM_ACCOUNTS : 0;
+        wm_reader *single;
+        assert_int_equal(wm_reader_new(&single, wm, flags), WM_OK);
+        for (size_t i = 0; i < d.n; i++)
+            assert_int_equal(wm_reader_add(single, d.t[i], d.len[i], d.prompt[i], preds[i], NULL, K), WM_OK);
+        results one, many;
+        uint64_t pos_one, pos_many;
+        reader_results(single, acc, c->accounts, &one, &pos_one);
+        wm_reader_free(single);
+        assert_true(one.s.scored > 0 && pos_one > 0);
+        for (size_t si = 0; si < sizeof splits / sizeof *splits; si++) {
+            reader_split(wm, flags, &d, preds, K, splits[si][0], splits[si][1], 0, &r, acc, &many, &pos_many);
+            if (!same_results(&one, &many) || pos_one != pos_many)
+                fail_msg("reader %s h=%u split %zu/%zu: results differ (statistic %a vs %a, positions %llu vs %llu)",
+                         c->scheme, c->h, splits[si][0], splits[si][1], one.s.statistic, many.s.statistic,
+                         (unsigned long long)pos_one, (unsigned long long)pos_many);
+            reader_split(wm, flags, &d, preds, K, splits[si][0], splits[si][1], 1, &r, acc, &many, &pos_many);
+            assert_false(same_results(&one, &many)); /* the control: no dedup in the reduce */
+        }
+        for (size_t i = 0; i < d.n; i++) free(preds[i]);
+        free(preds);
+        free_docs(&d);
+        wm_watermark_free(wm);
+    }
+    /* refusals: a weighted map reader; merging into a map, weighted or fed reader */
+    wm_params p = { .size = sizeof(wm_params), .scheme = "kgw", .seeding = WM_SEEDING_LEFTHASH, .context_width = 1,
+                    .gamma = 0.25, .delta = 2 };
+    wm_watermark *wm = test_wm_params(&p, 20);
+    wm_reader *x;
+    assert_int_equal(wm_reader_new(&x, wm, WM_READ_WEIGHTED | WM_CORPUS_MAP), WM_ERR_ARG);
+    assert_int_equal(wm_reader_new(&x, wm, WM_CORPUS_MAP), WM_OK);
+    assert_int_equal(wm_reader_merge(x, NULL, 0, 1, 1, NULL), WM_ERR_ARG);
+    wm_reader_free(x);
+    assert_int_equal(wm_reader_new(&x, wm, 0), WM_OK);
+    wm_token t[3] = { 1, 2, 3 }, pr[3] = { 4, 5, 6 };
+    const wm_corpus_record *rec;
+    size_t nr;
+    assert_int_equal(wm_reader_records(x, &rec, &nr), WM_ERR_ARG);
+    assert_int_equal(wm_reader_add(x, t, 3, 0, pr, NULL, 1), WM_OK);
+    assert_int_equal(wm_reader_merge(x, NULL, 0, 1, 1, NULL), WM_ERR_ARG);
+    wm_reader_free(x);
+    wm_watermark_free(wm);
 }
 
 /* The exact sum: any order the same, rounded once to nearest (checked
@@ -534,6 +700,7 @@ int main(void)
         cmocka_unit_test(test_fixed),
         cmocka_unit_test(test_merge_refusals),
         cmocka_unit_test(test_split_equal),
+        cmocka_unit_test(test_reader_split),
         cmocka_unit_test(test_checkpoint),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -180,7 +180,7 @@ static void test_args(void **state)
     wm_reader *rd;
     wm_token t[3] = { 1, 2, 3 }, bad[3] = { 1, 10, 3 }, preds[6] = { 0 };
     wm_score s = WM_INIT(wm_score);
-    assert_int_equal(wm_reader_new(&rd, wm, 4), WM_ERR_ARG);
+    assert_int_equal(wm_reader_new(&rd, wm, 8), WM_ERR_ARG); /* 4 is WM_CORPUS_MAP (test_cluster) */
     assert_int_equal(wm_reader_new(&rd, wm, WM_ACCOUNTS), WM_ERR_UNSUPPORTED); /* no account layer */
     float wt[6] = { 0 };
     assert_int_equal(wm_reader_new(&rd, NULL, 0), WM_ERR_ARG);

@@ -35,7 +35,7 @@
 extern "C" {
 #endif
 
-/* wm_corpus_new flag: a map worker's corpus (above).  Not with
+/* wm_corpus_new flag: a map worker's corpus (above); wm_reader_new takes it too (below).  Not with
  * WM_NO_DEDUP; with WM_ACCOUNTS the records carry account cells.  Its own
  * totals are no test: wm_corpus_score, _audit and _attribute refuse it
  * (WM_ERR_ARG). */
@@ -120,6 +120,54 @@ WM_API WM_NODISCARD wm_status wm_corpus_totals_get(const wm_corpus *c, wm_corpus
 /* @return WM_OK or one of the errors above. */
 WM_API WM_NODISCARD wm_status wm_corpus_merge(wm_corpus *c, const wm_corpus_delta *d, size_t n, uint64_t tokens,
                                               uint64_t docs, const uint64_t *tally);
+
+/* ---- reading mode (plain) on a cluster ---------------------------------------
+ *
+ * The plain reader (wm_reader without WM_READ_WEIGHTED) splits the same
+ * way: its per-document rules (a context seed's first occurrence in the
+ * document, the prompt rule) are local, a read position counts whether or
+ * not its tuples are new, and only the set of (seed, prediction)
+ * fingerprints crosses documents, keeping the first occurrence.  A reader
+ * made with WM_CORPUS_MAP (not with WM_READ_WEIGHTED: WM_ERR_ARG) is a map
+ * worker's: each document deduplicated on its own, one wm_corpus_record
+ * per admitted prediction; the records reduce as a map corpus's do
+ * (wm_corpus_deltas), and wm_reader_merge restores their totals into a
+ * plain reader, whose wm_reader_score and wm_reader_attribute then give one
+ * reader's bits.  wm_reader_score and wm_reader_attribute refuse a map
+ * reader (WM_ERR_ARG).  The weighted reader does not split exactly
+ * (docs/CLUSTER.md says why). */
+
+/* The index the next document read gets in its records (map readers; by
+ * default 0, then one more per wm_reader_add). */
+/* @return WM_OK; WM_ERR_ARG (NULL, not a map reader).  Not thread-safe: one thread at a time per reader. */
+WM_API WM_NODISCARD wm_status wm_reader_set_next_doc(wm_reader *r, uint64_t doc);
+/* OUT *records, *n: the records of the documents read since the last
+ * wm_reader_records_clear, in order; the array belongs to the reader and
+ * is valid until the next add, clear or free.  A record that could not be
+ * kept for lack of memory made that add fail with WM_ERR_NOMEM, and every
+ * later add too. */
+/* @return WM_OK; WM_ERR_ARG (NULL argument, not a map reader).  OUT: *records, *n.  Thread-safe
+ * with other readers of r. */
+WM_API WM_NODISCARD wm_status wm_reader_records(const wm_reader *r, const wm_corpus_record **records, size_t *n);
+/* Forget the records handed out (memory kept). */
+/* @return WM_OK; WM_ERR_ARG (NULL, not a map reader).  Not thread-safe: one thread at a time per reader. */
+WM_API WM_NODISCARD wm_status wm_reader_records_clear(wm_reader *r);
+/* OUT *tokens, *positions: tokens given and answer positions read so far
+ * (any reader; a map reader's add up over the cluster). */
+/* @return WM_OK; WM_ERR_ARG (NULL argument).  OUT: *tokens, *positions.  Thread-safe with other
+ * readers of r. */
+WM_API WM_NODISCARD wm_status wm_reader_counts(const wm_reader *r, uint64_t *tokens, uint64_t *positions);
+/* Restore totals into r, a plain reader (neither WM_READ_WEIGHTED nor
+ * WM_CORPUS_MAP; WM_ACCOUNTS as the maps') to which nothing was added: the
+ * deltas d[0..n) of the reduced records (any order), `tokens` and
+ * `positions` more (the maps' wm_reader_counts, summed), and the account
+ * tally (NULL without WM_ACCOUNTS; else WM_ACCOUNT_POSITIONS *
+ * WM_ACCOUNT_SYMBOLS counts, position-major, summing to the deltas'
+ * tuples).  May be called again.  Nothing changes on an error:
+ * WM_ERR_ARG (the conditions above), WM_ERR_LIMIT (a sum overflows). */
+/* @return WM_OK or one of the errors above.  Not thread-safe: one thread at a time per reader. */
+WM_API WM_NODISCARD wm_status wm_reader_merge(wm_reader *r, const wm_corpus_delta *d, size_t n, uint64_t tokens,
+                                              uint64_t positions, const uint64_t *tally);
 
 /* ---- checkpoints ------------------------------------------------------------
  *

@@ -290,13 +290,14 @@ typedef struct wm_reader wm_reader;
  * weights. */
 #define WM_READ_WEIGHTED 0x0100u /* reading-mode family (common.h, "Flags") */
 
-/* flags: 0 or WM_READ_WEIGHTED, and WM_ACCOUNTS for wm_reader_attribute
+/* flags: 0 or WM_READ_WEIGHTED, and WM_ACCOUNTS for wm_reader_attribute,
+ * or WM_CORPUS_MAP for a cluster's map reader (wm/cluster.h; not weighted)
  * (any other bit is WM_ERR_ARG; WM_ACCOUNTS needs a key with an account
  * layer, else WM_ERR_UNSUPPORTED).  Memory: the
  * corpus-wide dedup set (10 to 16 bytes per distinct tuple read; weighted:
  * about 30) and one document's seeds.  One thread at a time per reader;
  * borrows wm. */
-/* @return WM_OK; WM_ERR_ARG (NULL out or wm, a bit outside WM_READ_WEIGHTED | WM_ACCOUNTS);
+/* @return WM_OK; WM_ERR_ARG (NULL out or wm, a bit outside WM_READ_WEIGHTED | WM_ACCOUNTS | WM_CORPUS_MAP, the last with WM_READ_WEIGHTED);
  * WM_ERR_UNSUPPORTED (as above); WM_ERR_NOMEM; *out NULL on failure.  OUT: *out, owned by the
  * caller (wm_reader_free).  Thread-safe. */
 WM_API WM_NODISCARD wm_status wm_reader_new(wm_reader **out, const wm_watermark *wm, unsigned flags);

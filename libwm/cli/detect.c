@@ -17,7 +17,8 @@ static const char usage_detect[] =
     "                 [--fail-if-watermarked] [--any-tokenizer] [--threads N]\n"
     "                 [--skip-bad] [--lossy] [--vocab N] [--audit N [--target P]]\n"
     "                 [--accounts FILE [--top N]]\n"
-    "                 [--checkpoint FILE [--checkpoint-every SECONDS]] [FILE...]\n"
+    "                 [--checkpoint FILE [--checkpoint-every SECONDS]]\n"
+    "                 [--dask SCHEDULER] [FILE...]\n"
     "\n"
     "Tests each document (or, with --corpus, all of them together) for the watermark:\n"
     "exact one-sided binomial test over distinct (context, token) tuples.\n"
@@ -64,7 +65,12 @@ static const char usage_detect[] =
     "                      exists the run resumes from it, and the result is the\n"
     "                      one an uninterrupted run gives.  FILE is refused when it\n"
     "                      belongs to another key, tokenizer, filter, flags, input\n"
-    "                      format or other inputs (names, sizes, times)\n";
+    "                      format or other inputs (names, sizes, times)\n"
+    "  --dask SCHEDULER    --corpus --json --ids on a Dask cluster: runs wm-dask\n"
+    "                      (docs/CLUSTER.md; $WM_DASK, else wm-dask on PATH) with\n"
+    "                      --scheduler SCHEDULER and the other options; the same\n"
+    "                      output, bit for bit (--key, --vocab, --filter, --alpha,\n"
+    "                      --audit, --target, --accounts, --top)\n";
 
 /* Options of this command only (cli.h's are shared). */
 enum { O_CHECKPOINT = 1024, O_CHECKPOINT_EVERY };
@@ -693,8 +699,51 @@ static int setup_detector(detector *D, const detect_opts *o, wm_tokenizer **tok_
     return 0;
 }
 
+/* --dask SCHEDULER: the corpus test on a Dask cluster is libwm.dask's
+ * (Python, distributed), so detect hands over to wm-dask: the same
+ * arguments less --dask, --corpus, --json and --ids (wm-dask's input and
+ * output are those), with --scheduler SCHEDULER.  Returns only on an error. */
+static int exec_dask(int argc, char **argv)
+{
+    const char *sched = NULL;
+    int has_ids = 0, has_json = 0, n = 0;
+    char **args = calloc((size_t)argc + 4, sizeof *args);
+    if (!args) return die("detect: out of memory");
+    const char *prog = getenv("WM_DASK");
+    if (!prog || !*prog) prog = "wm-dask";
+    args[n++] = (char *)prog;
+    n += 2; /* --scheduler SCHEDULER, first */
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--dask") && i + 1 < argc) sched = argv[++i];
+        else if (!strncmp(argv[i], "--dask=", 7)) sched = argv[i] + 7;
+        else if (!strcmp(argv[i], "--ids")) has_ids = 1;
+        else if (!strcmp(argv[i], "--json")) has_json = 1;
+        else if (strcmp(argv[i], "--corpus")) args[n++] = argv[i];
+    }
+    if (!sched || !*sched) {
+        free(args);
+        return die("detect: --dask SCHEDULER: expected the scheduler's address (tcp://host:8786)");
+    }
+    if (!has_ids || !has_json) {
+        free(args);
+        return die("detect: --dask takes --ids --json input and output (tokenize with `wm tokenize` first)");
+    }
+    args[1] = "--scheduler";
+    args[2] = (char *)sched;
+    args[n] = NULL;
+    fflush(stdout);
+    execvp(prog, args);
+    int e = errno;
+    free(args);
+    return die("detect: --dask: cannot run %s (%s): install libwm with its Python package (meson install), "
+               "or set WM_DASK", prog, strerror(e));
+}
+
 int cmd_detect(int argc, char **argv)
 {
+    for (int i = 1; i < argc && strcmp(argv[i], "--"); i++) {
+        if (!strcmp(argv[i], "--dask") || !strncmp(argv[i], "--dask=", 7)) return exec_dask(argc, argv);
+    }
     static const struct option opts[] = {
         { "key", required_argument, 0, O_KEY }, { "tokenizer", required_argument, 0, O_TOKENIZER },
         { "jsonl", optional_argument, 0, O_JSONL }, { "ids", no_argument, 0, O_IDS },

@@ -23,11 +23,19 @@ struct wm_reader {
     int accounts;
     double tally[WM_ACCOUNT_POSITIONS][WM_ACCOUNT_SYMBOLS];
     uint16_t *cell;
+    /* WM_CORPUS_MAP (cluster.h): each document deduplicated on its own, one
+     * record per admitted prediction; merged: totals from wm_reader_merge */
+    int map, merged, started, sink_bad;
+    uint64_t docs;
+    wm_corpus_record *rec;
+    size_t n_rec, cap_rec;
 };
 
 wm_status wm_reader_new(wm_reader **out, const wm_watermark *wm, unsigned flags)
 {
-    if (!out || !wm || (flags & ~(WM_READ_WEIGHTED | WM_ACCOUNTS))) return WM_ERR_ARG;
+    if (!out || !wm || (flags & ~(WM_READ_WEIGHTED | WM_ACCOUNTS | WM_CORPUS_MAP)) ||
+        ((flags & WM_READ_WEIGHTED) && (flags & WM_CORPUS_MAP)))
+        return WM_ERR_ARG;
     *out = NULL;
     if ((flags & WM_READ_WEIGHTED) && !wm__has(wm->scheme, WM__CAP_BINARY)) return WM_ERR_UNSUPPORTED;
     if ((flags & WM_ACCOUNTS) && !wm->account) return WM_ERR_UNSUPPORTED;
@@ -42,6 +50,7 @@ wm_status wm_reader_new(wm_reader **out, const wm_watermark *wm, unsigned flags)
     r->wm = wm;
     r->weighted = (flags & WM_READ_WEIGHTED) != 0;
     r->accounts = (flags & WM_ACCOUNTS) != 0;
+    r->map = (flags & WM_CORPUS_MAP) != 0;
     *out = r;
     return WM_OK;
 }
@@ -53,12 +62,34 @@ static void green_visit(void *arg, double score, size_t i, uint64_t seed, wm_tok
     ((wm_reader *)arg)->green[i] = score != 0;
 }
 
+/* A map reader: the count, and the tuple's record (as the map corpus's). */
+static void map_visit(void *arg, double score, size_t i, uint64_t seed, wm_token tok)
+{
+    wm_reader *r = arg;
+    count_visit(&r->c, score, i, seed, tok);
+    uint32_t cell = WM_CELL_NONE;
+    if (r->accounts)
+        cell = r->wm->account->pos(r->wm, seed) * WM_ACCOUNT_SYMBOLS + r->wm->account->part(r->wm, seed, tok);
+    if (r->n_rec == r->cap_rec) {
+        size_t cap = r->cap_rec ? r->cap_rec + r->cap_rec / 2 : 1024;
+        wm_corpus_record *g = cap < SIZE_MAX / sizeof *g ? wm__realloc(r->rec, cap * sizeof *g) : NULL;
+        if (!g) {
+            r->sink_bad = 1;
+            return;
+        }
+        r->rec = g;
+        r->cap_rec = cap;
+    }
+    r->rec[r->n_rec++] = (wm_corpus_record){ .fp = wm__tuple_fp(seed, tok), .doc = r->docs, .score = score,
+                                             .cell = cell };
+}
+
 static void flush(wm_reader *r, pending *b)
 {
     if (r->weighted)
         pending_flush(r->wm, b, green_visit, r);
     else
-        pending_flush(r->wm, b, count_visit, &r->c);
+        pending_flush(r->wm, b, r->map ? map_visit : count_visit, r->map ? (void *)r : (void *)&r->c);
 }
 
 /* Index of tuple fp in the weighted tables, added with weight 0 when new
@@ -141,12 +172,15 @@ wm_status wm_reader_add(wm_reader *r, const wm_token *t, size_t n, size_t n_prom
                         const float *weights, size_t k)
 {
     if (!r || k == 0 || (n && !preds) || n_prompt > n || n > SIZE_MAX / k ||
-        (n && r->weighted != (weights != NULL)))
+        (n && r->weighted != (weights != NULL)) || r->merged)
         return WM_ERR_ARG;
+    if (r->sink_bad) return WM_ERR_NOMEM; /* a map reader never hands out a short list */
     wm_status st = wm__check_tokens(r->wm, t, n);
     if (st || (st = check_preds(r->wm, preds, n * k)) || (weights && (st = check_weights(weights, n * k))))
         return st;
     reset_doc_set(&r->seeds);
+    if (r->map) reset_doc_set(&r->seen); /* each document deduplicated on its own */
+    r->started = 1;
     const wm_watermark *wm = r->wm;
     /* the detection rule for which positions are answer positions */
     size_t first = n_prompt + (wm->h > 0 && n_prompt > 0);
@@ -171,6 +205,8 @@ wm_status wm_reader_add(wm_reader *r, const wm_token *t, size_t n, size_t n_prom
     }
     flush(r, &b); /* tuples already in the set are always scored */
     r->tokens += n;
+    r->docs++;
+    if (!st && r->sink_bad) st = WM_ERR_NOMEM;
     return st;
 }
 
@@ -197,7 +233,7 @@ static void weighted_score(const wm_reader *r, double alpha, wm_score *out)
 
 wm_status wm_reader_score(const wm_reader *r, double alpha, wm_score *out, uint64_t *positions)
 {
-    if (!r || !out || !WM__SIZED(out, wm_score) || !wm__valid_alpha(alpha)) return WM_ERR_ARG;
+    if (!r || !out || !WM__SIZED(out, wm_score) || !wm__valid_alpha(alpha) || r->map) return WM_ERR_ARG;
     if (!r->weighted && r->c.bad) return WM_ERR_LIMIT; /* no p-value from a wrong sum */
     if (r->weighted)
         weighted_score(r, alpha, out);
@@ -210,7 +246,7 @@ wm_status wm_reader_score(const wm_reader *r, double alpha, wm_score *out, uint6
 wm_status wm_reader_attribute(const wm_reader *r, const uint64_t *accounts, size_t n, double alpha,
                               wm_account_score *top, size_t k, wm_attribution *out)
 {
-    if (!r || !wm__attribute_args(accounts, n, alpha, top, k, out) || !r->accounts) return WM_ERR_ARG;
+    if (!r || !wm__attribute_args(accounts, n, alpha, top, k, out) || !r->accounts || r->map) return WM_ERR_ARG;
     uint64_t tuples = r->weighted ? r->n : r->c.scored;
     if (n == 0) {
         memset(out, 0, sizeof *out);
@@ -234,9 +270,77 @@ void wm_reader_free(wm_reader *r)
 {
     if (!r) return;
     wm__free(r->cell);
+    wm__free(r->rec);
     wm__u64set_free(&r->seen);
     wm__u64set_free(&r->seeds);
     wm__free(r->w);
     wm__free(r->green);
     wm__free(r);
+}
+
+/* ---- on a cluster (cluster.h) ----------------------------------------------- */
+
+wm_status wm_reader_set_next_doc(wm_reader *r, uint64_t doc)
+{
+    if (!r || !r->map) return WM_ERR_ARG;
+    r->docs = doc;
+    return WM_OK;
+}
+
+wm_status wm_reader_records(const wm_reader *r, const wm_corpus_record **records, size_t *n)
+{
+    if (!r || !records || !n || !r->map) return WM_ERR_ARG;
+    *records = r->rec;
+    *n = r->n_rec;
+    return WM_OK;
+}
+
+wm_status wm_reader_records_clear(wm_reader *r)
+{
+    if (!r || !r->map) return WM_ERR_ARG;
+    r->n_rec = 0;
+    return WM_OK;
+}
+
+wm_status wm_reader_counts(const wm_reader *r, uint64_t *tokens, uint64_t *positions)
+{
+    if (!r || !tokens || !positions) return WM_ERR_ARG;
+    *tokens = r->tokens;
+    *positions = r->positions;
+    return WM_OK;
+}
+
+wm_status wm_reader_merge(wm_reader *r, const wm_corpus_delta *d, size_t n, uint64_t tokens, uint64_t positions,
+                          const uint64_t *tally)
+{
+    if (!r || (n && !d) || r->map || r->weighted || (r->started && !r->merged) || r->c.bad ||
+        (!tally) != !r->accounts)
+        return WM_ERR_ARG;
+    /* everything checked before anything changes */
+    uint64_t scored = 0, cells = 0;
+    wm__u128 fx = r->c.fx;
+    int bad = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (scored + d[i].scored < scored) return WM_ERR_LIMIT;
+        scored += d[i].scored;
+        fixed_add(&fx, (wm__u128)d[i].stat_hi << 64 | d[i].stat_lo, &bad);
+    }
+    if (bad || r->c.scored + scored < scored || r->tokens + tokens < tokens || r->positions + positions < positions)
+        return WM_ERR_LIMIT;
+    if (tally) {
+        for (size_t i = 0; i < WM_ACCOUNT_POSITIONS * WM_ACCOUNT_SYMBOLS; i++) {
+            if (cells + tally[i] < cells) return WM_ERR_LIMIT;
+            cells += tally[i];
+        }
+        if (cells != scored) return WM_ERR_ARG; /* every scored tuple has one cell */
+    }
+    r->started = r->merged = 1;
+    r->c.scored += scored;
+    r->c.fx = fx;
+    r->tokens += tokens;
+    r->positions += positions;
+    if (tally)
+        for (size_t i = 0; i < WM_ACCOUNT_POSITIONS * WM_ACCOUNT_SYMBOLS; i++)
+            r->tally[i / WM_ACCOUNT_SYMBOLS][i % WM_ACCOUNT_SYMBOLS] += (double)tally[i];
+    return WM_OK;
 }

@@ -196,6 +196,11 @@ def _load_library():
         "wm_reader_attribute": (S, [P, ctypes.POINTER(ctypes.c_uint64), SZ, ctypes.c_double,
                                     ctypes.POINTER(_AccountScore), SZ, ctypes.POINTER(_Attribution)]),
         "wm_reader_free": (None, [P]),
+        "wm_reader_set_next_doc": (S, [P, ctypes.c_uint64]),
+        "wm_reader_records": (S, [P, ctypes.POINTER(ctypes.POINTER(_CorpusRecord)), ctypes.POINTER(SZ)]),
+        "wm_reader_records_clear": (S, [P]),
+        "wm_reader_counts": (S, [P, ctypes.POINTER(ctypes.c_uint64), ctypes.POINTER(ctypes.c_uint64)]),
+        "wm_reader_merge": (S, [P, P, SZ, ctypes.c_uint64, ctypes.c_uint64, P]),
     }
     tok_sigs = {
         "wm_tokenizer_library_version": (ctypes.c_char_p, []),
@@ -1004,9 +1009,10 @@ class Reader:
     tallies the account layer for attribute() (wm_reader_attribute: read
     text generated without an account)."""
 
-    def __init__(self, watermark, weighted=False, accounts=False):
+    def __init__(self, watermark, weighted=False, accounts=False, _map=False):
         h = ctypes.c_void_p()
-        _check(_lib.wm_reader_new(ctypes.byref(h), watermark._h, (_READ_WEIGHTED if weighted else 0) | (_ACCOUNTS if accounts else 0)))
+        _check(_lib.wm_reader_new(ctypes.byref(h), watermark._h, (_READ_WEIGHTED if weighted else 0) |
+                                  (_ACCOUNTS if accounts else 0) | (_CORPUS_MAP if _map else 0)))
         self._h = h
         self._wm = watermark  # the C reader borrows it
         self.weighted = weighted
@@ -1054,6 +1060,40 @@ class Reader:
         """Which of `accounts` the suspect was trained on, from what it
         predicts (wm_reader_attribute): the dict of Corpus.attribute()."""
         return _attribute(_lib.wm_reader_attribute, self._h, accounts, alpha, top)
+
+    # ---- across machines (include/wm/cluster.h, "reading mode"; libwm.dask.run_reader)
+
+    def _add_doc(self, doc, tokens, preds, n_prompt=0):
+        """A map reader (_map=True): document number `doc` (global order)."""
+        _check(_lib.wm_reader_set_next_doc(self._h, doc))
+        self.add(tokens, preds, n_prompt)
+
+    def _take_records(self):
+        """A map reader's records so far (as Corpus._take_records), then forgotten."""
+        import numpy as np
+        p, n = ctypes.POINTER(_CorpusRecord)(), ctypes.c_size_t()
+        _check(_lib.wm_reader_records(self._h, ctypes.byref(p), ctypes.byref(n)))
+        out = np.frombuffer(ctypes.string_at(p, n.value * ctypes.sizeof(_CorpusRecord)) if n.value else b"",
+                            dtype=np.dtype(_CorpusRecord)).copy()
+        _check(_lib.wm_reader_records_clear(self._h))
+        return out
+
+    def _counts(self):
+        """(tokens given, answer positions read) so far."""
+        t, p = ctypes.c_uint64(), ctypes.c_uint64()
+        _check(_lib.wm_reader_counts(self._h, ctypes.byref(t), ctypes.byref(p)))
+        return t.value, p.value
+
+    def _merge(self, deltas, tokens, positions, tally=None):
+        """wm_reader_merge: a cluster's reduced deltas (any order), tokens,
+        positions and account tally (ACCOUNT_CELLS counts) into this plain reader."""
+        import numpy as np
+        d = np.ascontiguousarray(deltas, dtype=np.dtype(_CorpusDelta))
+        t = None if tally is None else np.ascontiguousarray(tally, dtype=np.uint64)
+        if t is not None and t.size != ACCOUNT_CELLS:
+            raise ValueError(f"tally must have {ACCOUNT_CELLS} counts, not {t.size}")
+        _check(_lib.wm_reader_merge(self._h, d.ctypes.data if d.size else None, d.size, tokens, positions,
+                                    None if t is None else t.ctypes.data))
 
     def __del__(self):
         if getattr(self, "_h", None) and _lib:

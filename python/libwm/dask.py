@@ -34,7 +34,7 @@ import numpy as np
 
 import libwm
 
-__all__ = ["KeyFile", "SeedKey", "Job", "run", "corpus"]
+__all__ = ["KeyFile", "SeedKey", "Job", "run", "corpus", "reader"]
 
 _CELL_NONE = 0xFFFFFFFF
 _COLUMNS = ("fp", "doc", "score", "cell")
@@ -212,3 +212,44 @@ def corpus(client, make_watermark, docs, filter=None, accounts=False, chunks=Non
     if stats is not None:
         stats.update(job.stats)
     return job.corpus(make_watermark())
+
+
+def _map_reader(make_watermark, chunk, accounts):
+    """Map task of reading mode: chunk = [(document index, tokens, preds,
+    n_prompt)] -> (records as a DataFrame, (tokens, positions))."""
+    import pandas as pd
+    r = libwm.Reader(make_watermark(), accounts=accounts, _map=True)
+    for doc, tokens, preds, n_prompt in chunk:
+        r._add_doc(doc, tokens, preds, n_prompt)
+    rec = r._take_records()
+    return pd.DataFrame({k: rec[k] for k in _COLUMNS}), r._counts()
+
+
+def reader(client, make_watermark, docs, accounts=False, chunks=None, shards=None):
+    """Plain reading mode (libwm.Reader without weights) on the cluster:
+    docs = [(tokens, preds, n_prompt)] in the order one reader would add
+    them (preds: len(tokens) rows of k ids, -1 not read).  The same map,
+    shuffle and reduce as run(); returns the merged libwm.Reader, whose
+    score() (positions included) and attribute() are one reader's, bit for
+    bit (include/wm/cluster.h).  The weighted reader does not split exactly
+    (docs/CLUSTER.md)."""
+    import dask
+    import dask.dataframe as dd
+    docs = [(list(t) if not hasattr(t, "__array_interface__") else t, np.asarray(p), int(n)) for t, p, n in docs]
+    n_workers = max(1, len(client.scheduler_info().get("workers", {})))
+    chunks = max(1, min(chunks or 4 * n_workers, max(1, len(docs))))
+    shards = max(1, shards or chunks)
+    parts = [[(i, t, p, n) for i, (t, p, n) in enumerate(docs) if i % chunks == k] for k in range(chunks)]
+    mapped = [dask.delayed(_map_reader, pure=False)(make_watermark, part, accounts) for part in parts]
+    frames = [dask.delayed(operator.getitem)(m, 0) for m in mapped]
+    counts = [dask.delayed(operator.getitem)(m, 1) for m in mapped]
+    records = dd.from_delayed(frames, meta=_empty_records(), verify_meta=False)
+    shuffled = records.shuffle("fp", npartitions=shards, shuffle="tasks", ignore_index=True)
+    reduced = [dask.delayed(_reduce)(p, accounts) for p in shuffled.to_delayed()]
+    out, counts = client.compute([reduced, counts], sync=True)
+    r = libwm.Reader(make_watermark(), accounts=accounts)
+    for deltas, tally, _ in out:
+        r._merge(deltas, 0, 0, tally)
+    r._merge(np.zeros(0, np.dtype(libwm._CorpusDelta)), sum(t for t, _ in counts), sum(p for _, p in counts),
+             np.zeros(libwm.ACCOUNT_CELLS, np.uint64) if accounts else None)
+    return r
