@@ -92,4 +92,34 @@ AVX2_FMA size_t wm__softmax_avx2_raw(const float *x, size_t n, float m, float s,
     }
     return k;
 }
+
+/* The head (softmax.h): 8 exponents a step, compared, no exp; the few head
+ * lanes appended one by one (AVX2 has no compress). */
+AVX2_FMA size_t wm__head_avx2_raw(const float *x, size_t n, float m, float s, float lo, wm_token *ids, float *hx,
+                                  int *tail_live)
+{
+    const __m256 vm = _mm256_set1_ps(m), vs = _mm256_set1_ps(s), vlo = _mm256_set1_ps(lo),
+                 vmin = _mm256_set1_ps(WM_EXP_MIN);
+    __m256 live = _mm256_setzero_ps();
+    size_t k = 0, i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256 v = _mm256_loadu_ps(x + i), a = _mm256_mul_ps(_mm256_sub_ps(v, vm), vs);
+        __m256 head = _mm256_cmp_ps(a, vlo, _CMP_GE_OQ);
+        live = _mm256_or_ps(live, _mm256_andnot_ps(head, _mm256_cmp_ps(a, vmin, _CMP_GE_OQ)));
+        int sel = _mm256_movemask_ps(head);
+        for (; sel; sel &= sel - 1) {
+            size_t l = (size_t)__builtin_ctz((unsigned)sel);
+            ids[k] = (wm_token)(i + l);
+            hx[k++] = x[i + l];
+        }
+    }
+    int tl = _mm256_movemask_ps(live) != 0;
+    for (; i < n; i++) { /* the tail, as the scalar kernel */
+        float a = (x[i] - m) * s;
+        if (a >= lo) ids[k] = (wm_token)i, hx[k++] = x[i];
+        else tl |= a >= WM_EXP_MIN;
+    }
+    *tail_live = tl;
+    return k;
+}
 #endif

@@ -15,7 +15,7 @@ int wm__maxcheck_scalar(const float *x, size_t n, float *max)
     return bad;
 }
 
-static float exp_ref(float x)
+float wm__exp_scalar(float x)
 {
     if (!(x >= WM_EXP_MIN)) return 0.0f; /* also -inf and NaN-free by contract */
     float n = nearbyintf(x * WM_EXP_LOG2E);
@@ -47,7 +47,7 @@ size_t wm__softmax_scalar(const float *x, size_t n, float m, float s, float thr,
             size_t b1 = b0 + WM_SOFTMAX_BLOCK < c1 ? b0 + WM_SOFTMAX_BLOCK : c1;
             float f[16] = { 0 };
             for (size_t i = b0; i < b1; i++) {
-                float e = exp_ref((x[i] - m) * s);
+                float e = wm__exp_scalar((x[i] - m) * s);
                 w[i] = e;
                 f[i % 16] += e;
                 if (thr > 0 && e >= thr) ids[k] = (wm_token)i, cw[k++] = e;
@@ -58,5 +58,19 @@ size_t wm__softmax_scalar(const float *x, size_t n, float m, float s, float thr,
         for (int l = 0; l < 16; l++) sum += acc[l];
         chunk_sum[c0 / WM_SOFTMAX_CHUNK] = sum;
     }
+    return k;
+}
+
+size_t wm__head_scalar(const float *x, size_t n, float m, float s, float lo, wm_token *ids, float *hx,
+                       int *tail_live)
+{
+    size_t k = 0;
+    int live = 0;
+    for (size_t i = 0; i < n; i++) {
+        float a = (x[i] - m) * s; /* the exponent wm__softmax_scalar gives this token */
+        if (a >= lo) ids[k] = (wm_token)i, hx[k++] = x[i];
+        else live |= a >= WM_EXP_MIN;
+    }
+    *tail_live = live;
     return k;
 }
