@@ -39,8 +39,12 @@
  * proportional to w_v for every v; rounds are independent, so the output is
  * w_v / Z exactly (up to the 53-bit uniforms and double sums, as before).
  * A round ends with probability Z / (H + B) >= H / (H + B) >= 1 / (1 + V E),
- * and t = ceil(ln V) makes V E <= 1 + 2^-16: under 2 rounds on average for
- * any logits, and tail weights are only computed for the proposals.  When
+ * and t = ceil(ln(V / 64)) makes V E <= 64 (1 + 2^-16): at most 65 rounds on
+ * average for any logits (a round is two or three uniforms and at most one
+ * exp), and tail weights are only computed for the proposals.  The head may
+ * be any superset of {a_v >= -t} as long as the test "v is in the head" in
+ * a round is the same set: it is taken against the max before the bias, a
+ * lower bound of the max, so that one pass checks and compacts.  When
  * no tail token has non-zero weight (tail_live 0), B = 0 and a step is one
  * uniform and the head's draw: for a vocabulary that is all head the head's
  * weights and chunk sums are the dense draw's, so the draw is the old one
@@ -90,9 +94,12 @@ wm_status wm_sampler_new(wm_sampler **out, const wm_watermark *wm, const wm_samp
     }
     for (size_t v = 0; s->all && v < V; v++) s->all[v] = (wm_token)v;
     wm__pick_sampler_kernels(&s->maxcheck, &s->softmax, &s->head);
-    /* t = ceil(ln V), at least 1: V e^-t <= 1, so the tail's envelope never
-     * outweighs the top token.  V < 2^32: t <= 23, far above WM_EXP_MIN. */
-    double t = ceil(log((double)V));
+    /* t = ceil(ln(V / 64)), at least 1: V e^-t <= 64 (for V >= 64), so the
+     * tail's envelope B outweighs the top token at most 64-fold (at most 65
+     * rounds a draw on average), while the head stays small enough that the
+     * head pass's branch on it is mostly predicted (at V = 151,936, t = 8).
+     * V < 2^32: t <= 19, far above WM_EXP_MIN. */
+    double t = ceil(log((double)V / 64));
     if (t < 1) t = 1;
     s->head_lo = (float)-t;
     s->env = exp(-t) * (1 + 0x1p-16);
@@ -279,18 +286,17 @@ static size_t uniform_below(wm__rng *rng, size_t n)
 
 /* The exact untruncated draw (see the top of this file): head, then rounds
  * of a head draw or a tail proposal with its acceptance. */
-static wm_token draw_head_tail(wm_sampler *s, const float *logits, size_t V, float max, float inv_t)
+static wm_token draw_head_tail(wm_sampler *s, const float *logits, size_t V, float max, float lb, float inv_t,
+                               size_t h, int tail_live)
 {
-    int tail_live;
-    size_t h = s->head(logits, V, max, inv_t, s->head_lo, s->idx, s->dense, &tail_live);
     s->softmax(s->dense, h, max, inv_t, 0.0f, s->w, s->chunk, NULL, NULL); /* the head's weights */
     double H = chunk_total(s->chunk, h), B = tail_live ? (double)V * s->env : 0.0;
     for (;;) {
         double u = wm__rng_uniform(&s->rng) * (H + B);
         if (u < H || B == 0) return s->idx[scan_chunks(s->w, s->chunk, h, u)];
         size_t v = uniform_below(&s->rng, V);
-        float a = (logits[v] - max) * inv_t; /* the exponent the kernels give v */
-        if (a >= s->head_lo) continue;        /* a head token: its mass is in H */
+        if ((logits[v] - lb) * inv_t >= s->head_lo) continue; /* in the head: its mass is in H */
+        float a = (logits[v] - max) * inv_t;                   /* the exponent the kernels give v */
         if (wm__rng_uniform(&s->rng) * s->env < (double)wm__exp_scalar(a)) return (wm_token)v;
     }
 }
@@ -316,21 +322,37 @@ wm_status wm_sampler_sample(wm_sampler *s, const wm_token *ctx, size_t n_ctx, fl
     if (n_logits < V) return WM_ERR_SIZE;
     float max;
     if (s->maxcheck(logits, V, &max) || max == -INFINITY) return WM_ERR_LOGITS;
+    int top_k = s->p.top_k && s->p.top_k < V, top_p = s->p.top_p < 1.0f;
+    int exact = !top_k && !top_p && !s->all_weights && s->p.temperature >= WM_TEMPERATURE_MIN &&
+                !(watermark && wm__has(wm->scheme, WM__CAP_SELECTS));
+    float inv_t = 1.0f / s->p.temperature, lb = max; /* lb: the max before the bias */
     if (watermark && wm__has(wm->scheme, WM__CAP_BIASES)) {
         wm_status st = wm_bias_logits(wm, s->p.account, ctx, n_ctx, logits, n_logits);
         if (st) return st;
-        if (s->maxcheck(logits, V, &max)) return WM_ERR_LOGITS;
+        if (!exact && s->maxcheck(logits, V, &max)) return WM_ERR_LOGITS;
+    }
+    if (exact) {
+        /* The head against lb in the pass that checks the biased logits and
+         * finds their max (one pass, not two).  The head is then every token
+         * with (l - lb) / T >= -t: a superset of the head against the true
+         * max when lb <= max (draw_head_tail's argument needs only that the
+         * tokens left out weigh at most E, and (l - max) / T <= (l - lb) / T,
+         * float rounding being monotone).  A bias only adds (delta > 0), so
+         * lb <= max; were it ever not, the head is taken again against max. */
+        size_t h;
+        int live;
+        if (s->head(logits, V, lb, inv_t, s->head_lo, &max, s->idx, s->dense, &h, &live)) return WM_ERR_LOGITS;
+        if (max < lb) {
+            lb = max;
+            (void)s->head(logits, V, lb, inv_t, s->head_lo, &max, s->idx, s->dense, &h, &live);
+        }
+        *out = draw_head_tail(s, logits, V, max, lb, inv_t, h, live);
+        return WM_OK;
     }
     if (s->p.temperature < WM_TEMPERATURE_MIN) {
         size_t arg = 0;
         while (logits[arg] != max) arg++; /* lowest id on ties */
         *out = (wm_token)arg;
-        return WM_OK;
-    }
-    float inv_t = 1.0f / s->p.temperature;
-    int top_k = s->p.top_k && s->p.top_k < V, top_p = s->p.top_p < 1.0f;
-    if (!top_k && !top_p && !s->all_weights && !(watermark && wm__has(wm->scheme, WM__CAP_SELECTS))) {
-        *out = draw_head_tail(s, logits, V, max, inv_t);
         return WM_OK;
     }
     float thr = top_k ? 1.12535175e-07f /* e^-16 */ : top_p ? (1.0f - s->p.top_p) / (float)V : 0.0f;

@@ -61,16 +61,21 @@ size_t wm__softmax_scalar(const float *x, size_t n, float m, float s, float thr,
     return k;
 }
 
-size_t wm__head_scalar(const float *x, size_t n, float m, float s, float lo, wm_token *ids, float *hx,
-                       int *tail_live)
+int wm__head_scalar(const float *x, size_t n, float m, float s, float lo, float *max, wm_token *ids, float *hx,
+                    size_t *n_head, int *tail_live)
 {
     size_t k = 0;
-    int live = 0;
+    int live = 0, bad = 0;
+    float mx = -INFINITY;
     for (size_t i = 0; i < n; i++) {
-        float a = (x[i] - m) * s; /* the exponent wm__softmax_scalar gives this token */
+        bad |= isnan(x[i]) || x[i] == INFINITY;
+        mx = x[i] > mx ? x[i] : mx;
+        float a = (x[i] - m) * s; /* the exponent wm__softmax_scalar gives this token against m */
         if (a >= lo) ids[k] = (wm_token)i, hx[k++] = x[i];
         else live |= a >= WM_EXP_MIN;
     }
+    *max = mx;
+    *n_head = k;
     *tail_live = live;
-    return k;
+    return bad;
 }
