@@ -356,8 +356,8 @@ static void test_head_kernels(void **state)
  * wm__exp_scalar(a), a < -t, must be at most E = e^-t (1 + 2^-16), or its
  * acceptance probability w / E would exceed 1.  Checked over every float a
  * in [WM_EXP_MIN, -1) (t >= 1): wm__exp_scalar(a) <= e^a (1 + 2^-17), and
- * e^a < e^-t.  (Caught with the sampler's margin removed: the test below
- * states the bound the code relies on; the worst ratio is printed.) */
+ * e^a < e^-t.  The worst ratio is printed: 1 + 7.8e-8, so the margin is
+ * needed (a bound of exactly e^-t fails this test with "<= 1"). */
 static void test_exact_envelope(void **state)
 {
     (void)state;
@@ -424,9 +424,12 @@ static double chi2_sampler(wm_sampler *s, const float *base, float *l, size_t V,
  * tail tokens just below the threshold (accepted nearly always) and far
  * below it (rejected mostly), -inf tokens (never drawn), at temperature 1
  * and 0.7; and V = 5,000 biased by kgw.  200,000 draws each, alpha = 1e-4
- * (Wilson-Hilferty critical values).  Caught: accepting every tail
- * proposal (chi-square 1e5), an envelope half as large (tail weights over
- * the envelope: chi-square 4e3), a head token proposed as tail accepted. */
+ * (Wilson-Hilferty critical values).  Mutations of embed/sampler.c caught
+ * (first V = 64 statistic, critical 97.5): accepting every tail proposal (a
+ * -inf token drawn; test_sampler's chi-square fails too), an envelope half
+ * as large (9,846), a head token proposed as tail accepted instead of
+ * restarting (4,379), u scaled by H alone, never proposing the tail
+ * (1.4e6), B > 0 with no live tail (the identical-draws check below). */
 static void test_exact_sampler(void **state)
 {
     (void)state;
