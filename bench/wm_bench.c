@@ -1,6 +1,6 @@
 /* libwm benchmarks.  One JSON object per line on stdout.
  *
- *   wm_bench [--quick] [--repeats N] [--only embed|gumbel|detect|corpus|read|accounts|tokenize]
+ *   wm_bench [--quick] [--repeats N] [--only embed|sampler|gumbel|detect|corpus|read|accounts|tokenize]
  *
  * Each figure is the median of R repeats (min and max alongside); a repeat
  * runs the operation until at least `min_s` seconds have passed.  Embedding
@@ -417,6 +417,101 @@ static void bench_gumbel(void)
     wm_watermark_free(kgw);
 }
 
+/* ---- the exact untruncated sampler ------------------------------------------ */
+
+/* Several operations measured in alternating repeats (as measure_pair);
+ * ratio[f] is the median of the per-repeat ratios f / fns[0]. */
+static void measure_alt(void (*const *fns)(void *), void *const *args, int n, stat3 *st, double *ratio)
+{
+    double t[8][32], tr[8][32];
+    for (int f = 0; f < n; f++) fns[f](args[f]);
+    for (int r = 0; r < repeats; r++) {
+        for (int f = 0; f < n; f++) {
+            long k = 0;
+            double t0 = now(), el;
+            do {
+                fns[f](args[f]);
+                k++;
+            } while ((el = now() - t0) < min_s);
+            t[f][r] = el / (double)k;
+        }
+        for (int f = 0; f < n; f++) tr[f][r] = t[f][r] / t[0][r];
+    }
+    for (int f = 0; f < n; f++) {
+        qsort(t[f], (size_t)repeats, sizeof t[f][0], cmp_double);
+        qsort(tr[f], (size_t)repeats, sizeof tr[f][0], cmp_double);
+        st[f] = (stat3){ t[f][repeats / 2], t[f][0], t[f][repeats - 1] };
+        ratio[f] = tr[f][repeats / 2];
+    }
+}
+
+/* What the sampler's timing includes besides the sampler: the restore of
+ * the logits and the reset (run_sampler's first two lines). */
+static void run_restore(void *a)
+{
+    embed_job *j = a;
+    memcpy(j->logits, sampler_base, j->V * sizeof *j->logits);
+    must(wm_sampler_reset(j->sampler, 1, WM_ACCOUNT_NONE), "wm_sampler_reset");
+    __asm__ volatile("" ::"r"(j->logits) : "memory");
+}
+
+/* The complete kgw sampler without truncation at V = 151,936, batch 1:
+ * the exact head/tail draw against the dense draw it replaced (every
+ * weight computed; wm__sampler_all_weights), next to the plain pass and
+ * the restore of the logits each sampler call includes, all in
+ * alternating repeats.  Logits N(0, 5^2) (as the other sampler figures)
+ * and N(0, 1): there every token is within ln V of the top, the head is
+ * the whole vocabulary and the exact draw pays its extra pass for
+ * nothing (its worst case). */
+static int bench_sampler(void)
+{
+    const uint32_t V = 151936;
+    const double sigmas[] = { 5.0, 1.0 };
+    wm_watermark *wm = make_wm(0.25, 1, WM_SEEDING_LEFTHASH, V);
+    const wm_token ctx[8] = { 11, 2024, 7, 50000, 3, 99, 123, 4567 };
+    const wm_token *cp = ctx;
+    size_t nc = 8;
+    float *logits = calloc(V, sizeof *logits);
+    sampler_base = malloc(V * sizeof *sampler_base);
+    int bad = 0;
+    for (int si = 0; si < 2; si++) {
+        wm__rng r;
+        wm__rng_seed(&r, 9);
+        for (size_t i = 0; i < V; i++) {
+            double u1 = wm__rng_uniform(&r), u2 = wm__rng_uniform(&r);
+            sampler_base[i] = (float)(sigmas[si] * sqrt(-2 * log(1 - u1)) * cos(2 * M_PI * u2));
+        }
+        wm_sampler_params sp = { .size = sizeof(wm_sampler_params), .temperature = 1.0f, .top_k = 0, .top_p = 1.0f, .seed = 1, .account = WM_ACCOUNT_NONE };
+        embed_job jf = { wm, logits, V, 1, &cp, &nc, NULL, NULL, NULL }, jd = jf, je = jf;
+        must(wm_sampler_new(&jd.sampler, wm, &sp), "wm_sampler_new");
+        must(wm_sampler_new(&je.sampler, wm, &sp), "wm_sampler_new");
+        wm__sampler_all_weights(jd.sampler, 1);
+        void (*const fns[4])(void *) = { run_floor, run_restore, run_sampler, run_sampler };
+        void *const args[4] = { &jf, &je, &jd, &je };
+        const char *names[4] = { "floor", "restore", "dense", "exact" };
+        stat3 st[4];
+        double ratio[4];
+        measure_alt(fns, args, 4, st, ratio);
+        for (int f = 0; f < 4; f++) {
+            printf("{\"bench\":\"sampler_exact\",\"V\":%u,\"B\":1,\"scheme\":\"kgw\",\"h\":1,\"top_p\":1.0,"
+                   "\"logit_sigma\":%.0f,\"what\":\"%s\",", V, sigmas[si], names[f]);
+            print_stat("us_per_step", st[f], 1e6);
+            printf(",\"ratio_to_floor\":%.3f}\n", ratio[f]);
+        }
+        fflush(stdout);
+        if (quick && ratio[3] > 3 * ratio[2]) {
+            fprintf(stderr, "wm_bench: REGRESSION: exact sampler %.1fx the dense one\n", ratio[3] / ratio[2]);
+            bad = 1;
+        }
+        wm_sampler_free(jd.sampler);
+        wm_sampler_free(je.sampler);
+    }
+    free(logits);
+    free(sampler_base);
+    wm_watermark_free(wm);
+    return bad;
+}
+
 /* ---- corpus ---------------------------------------------------------------- */
 
 static long peak_rss_kb(void)
@@ -769,13 +864,13 @@ static void print_machine(void)
 
 int main(int argc, char **argv)
 {
-    const char *only = NULL; /* --only embed|gumbel|detect|corpus|read|accounts|tokenize */
+    const char *only = NULL; /* --only embed|sampler|gumbel|detect|corpus|read|accounts|tokenize */
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--quick")) quick = 1;
         else if (!strcmp(argv[i], "--only") && i + 1 < argc) only = argv[++i];
         else if (!strcmp(argv[i], "--repeats") && i + 1 < argc) repeats = atoi(argv[++i]);
         else {
-            fprintf(stderr, "usage: wm_bench [--quick] [--repeats N] [--only embed|gumbel|detect|corpus|read|accounts|tokenize]\n");
+            fprintf(stderr, "usage: wm_bench [--quick] [--repeats N] [--only embed|sampler|gumbel|detect|corpus|read|accounts|tokenize]\n");
             return 2;
         }
     }
@@ -784,6 +879,7 @@ int main(int argc, char **argv)
     print_machine();
     int bad = 0;
     if (!only || !strcmp(only, "embed")) bad |= bench_embedding();
+    if (!only || !strcmp(only, "sampler")) bad |= bench_sampler();
     if (!only || !strcmp(only, "detect")) bad |= bench_detection();
     if (!only || !strcmp(only, "gumbel")) bench_gumbel();
     if (!only || !strcmp(only, "corpus")) bench_corpus();

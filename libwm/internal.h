@@ -108,7 +108,13 @@ wm_status wm__pick_kernels(struct wm_watermark *wm);
 typedef int (*wm_maxcheck_fn)(const float *x, size_t n, float *max);
 typedef size_t (*wm_softmax_fn)(const float *x, size_t n, float m, float s, float thr, float *w,
                                 double *chunk_sum, wm_token *ids, float *cw);
-void wm__pick_sampler_kernels(wm_maxcheck_fn *maxcheck, wm_softmax_fn *softmax);
+typedef int (*wm_head_fn)(const float *x, size_t n, float m, float s, float lo, float *max, wm_token *ids,
+                          float *hx, size_t *n_head, int *tail_live);
+void wm__pick_sampler_kernels(wm_maxcheck_fn *maxcheck, wm_softmax_fn *softmax, wm_head_fn *head);
+/* embed/sampler.c: 1 makes s's untruncated draw the dense one (every
+ * weight computed, one uniform a step), the exact draw it replaced: for
+ * tests that compare the two, and the benchmark. */
+void wm__sampler_all_weights(struct wm_sampler *s, int on);
 
 static inline uint32_t wm__field(const unsigned char *block, unsigned f, unsigned bits)
 {

@@ -287,6 +287,238 @@ static void test_sampler(void **state)
     wm_watermark_free(wm);
 }
 
+/* The head kernels (check, max, head against a lower bound m of the max)
+ * equal the scalar one: return value, max, ids, logits and tail flag, over
+ * sizes around the 16- and 64-lane edges, -inf logits, logits at the head
+ * threshold, m the max itself and a lower bound. */
+static void test_head_kernels(void **state)
+{
+    (void)state;
+    const size_t sizes[] = { 1, 7, 8, 15, 16, 17, 63, 64, 65, 127, 1000, 1025, 151936 };
+    wm_head_fn k[2] = { wm__head_avx512(), wm__head_avx2() };
+    size_t N = 151936 + 16;
+    float *x = malloc(N * sizeof *x), *h0 = malloc(N * sizeof *h0), *h1 = malloc(N * sizeof *h1);
+    wm_token *i0 = malloc(N * sizeof *i0), *i1 = malloc(N * sizeof *i1);
+    wm__rng r;
+    wm__rng_seed(&r, 23);
+    int ran = 0;
+    for (size_t si = 0; si < sizeof sizes / sizeof sizes[0]; si++) {
+        size_t n = sizes[si];
+        for (int dist = 0; dist < 3; dist++) {
+            for (size_t i = 0; i < n; i++) {
+                double u = wm__rng_uniform(&r);
+                /* dist 2: no tail of non-zero weight (tail_live 0) */
+                x[i] = u < 0.1 ? -INFINITY
+                     : dist == 0 ? (float)(-30 * wm__rng_uniform(&r))
+                     : dist == 1 ? -8.0f + (float)(wm__rng_uniform(&r) - 0.5) * 1e-5f /* at the threshold */
+                                 : (u < 0.5 ? -90.0f : (float)(-2 * wm__rng_uniform(&r)));
+            }
+            x[n / 3] = 0.5f; /* the max */
+            const float ms[] = { 0.5f, -0.25f }, ss[] = { 1.0f, 1.0f / 0.7f };
+            for (int mi = 0; mi < 2; mi++)
+                for (int sc = 0; sc < 2; sc++) {
+                    float mx0, mx1;
+                    size_t n0, n1;
+                    int l0, l1;
+                    int b0 = wm__head_scalar(x, n, ms[mi], ss[sc], -8.0f, &mx0, i0, h0, &n0, &l0);
+                    assert_int_equal(b0, 0);
+                    assert_true(mx0 == 0.5f);
+                    if (dist == 2 && mi == 0 && sc == 0) assert_int_equal(l0, 0);
+                    if (dist == 1 && n >= 64 && mi == 0 && sc == 0) assert_int_equal(l0, 1);
+                    for (int ki = 0; ki < 2; ki++) {
+                        if (!k[ki]) continue;
+                        assert_int_equal(k[ki](x, n, ms[mi], ss[sc], -8.0f, &mx1, i1, h1, &n1, &l1), 0);
+                        assert_true(mx1 == mx0);
+                        assert_int_equal(n1, n0);
+                        assert_int_equal(l1, l0);
+                        assert_memory_equal(i0, i1, n0 * sizeof *i0);
+                        assert_memory_equal(h0, h1, n0 * sizeof *h0);
+                        ran++;
+                    }
+                }
+        }
+        for (int bad = 0; bad < 2; bad++) { /* NaN and +inf, reported by every kernel */
+            x[n - 1] = bad ? INFINITY : NAN;
+            float mm;
+            size_t nn;
+            int ll;
+            assert_int_equal(wm__head_scalar(x, n, 0.5f, 1.0f, -8.0f, &mm, i0, h0, &nn, &ll), 1);
+            for (int ki = 0; ki < 2; ki++)
+                if (k[ki]) assert_int_equal(k[ki](x, n, 0.5f, 1.0f, -8.0f, &mm, i1, h1, &nn, &ll), 1);
+        }
+    }
+    for (int ki = 0; ki < 2; ki++) test_kernel_runs("head", 2 - ki, k[ki] != NULL);
+    print_message("head kernels equal to scalar in %d configurations\n", ran);
+    free(x); free(h0); free(h1); free(i0); free(i1);
+}
+
+/* The envelope of the exact draw (embed/sampler.c): a tail token's weight
+ * wm__exp_scalar(a), a < -t, must be at most E = e^-t (1 + 2^-16), or its
+ * acceptance probability w / E would exceed 1.  Checked over every float a
+ * in [WM_EXP_MIN, -1) (t >= 1): wm__exp_scalar(a) <= e^a (1 + 2^-17), and
+ * e^a < e^-t.  The worst ratio is printed: 1 + 7.8e-8, so the margin is
+ * needed (a bound of exactly e^-t fails this test with "<= 1"). */
+static void test_exact_envelope(void **state)
+{
+    (void)state;
+    float a = -1.0f;
+    uint32_t bits, end;
+    memcpy(&bits, &a, sizeof bits);
+    a = WM_EXP_MIN;
+    memcpy(&end, &a, sizeof end);
+    double worst = 0;
+    for (bits++; bits <= end; bits++) { /* negative floats: the bit pattern grows with the magnitude */
+        memcpy(&a, &bits, sizeof a);
+        double ratio = (double)wm__exp_scalar(a) / exp((double)a);
+        worst = ratio > worst ? ratio : worst;
+    }
+    print_message("envelope: exp within a factor %.9f of e^a over [-87, -1)\n", worst);
+    assert_true(worst <= 1 + 0x1p-17);
+}
+
+/* Wilson-Hilferty: the chi-square critical value for d degrees of freedom
+ * at alpha = 1e-4 (z = 3.719), within 1% for d >= 10. */
+static double chi2_crit_1e4(int d)
+{
+    double c = 2.0 / (9.0 * d), t = 1 - c + 3.719 * sqrt(c);
+    return d * t * t * t;
+}
+
+/* Chi-square of n draws of sampler s over logits base[0..V) (restored each
+ * call; biased in place when `watermark`) against the exact softmax of the
+ * logits the sampler drew from, at temperature `temp`: tokens whose
+ * expected count is at least 20 one by one, the others in one bin.  Returns
+ * the statistic, *dof its degrees of freedom; tokens of zero weight must
+ * never come out. */
+static double chi2_sampler(wm_sampler *s, const float *base, float *l, size_t V, int watermark, float temp, int n,
+                           int *dof)
+{
+    wm_token ctx[1] = { 9 }, out;
+    double *cnt = calloc(V, sizeof *cnt), *p = calloc(V, sizeof *p);
+    for (int i = 0; i < n; i++) {
+        memcpy(l, base, V * sizeof *l);
+        assert_int_equal(wm_sampler_sample(s, ctx, 1, l, V, watermark, &out), WM_OK);
+        cnt[out]++;
+    }
+    /* l: the last call's (biased) logits, the same every call */
+    double mx = -INFINITY, z = 0;
+    for (size_t v = 0; v < V; v++) mx = l[v] > mx ? l[v] : mx;
+    for (size_t v = 0; v < V; v++) z += p[v] = isinf(l[v]) ? 0 : exp(((double)l[v] - mx) / temp);
+    double chi = 0, rest_c = 0, rest_e = 0;
+    int bins = 0;
+    for (size_t v = 0; v < V; v++) {
+        double e = n * p[v] / z;
+        if (p[v] == 0) assert_true(cnt[v] == 0);
+        if (e >= 20) chi += (cnt[v] - e) * (cnt[v] - e) / e, bins++;
+        else rest_c += cnt[v], rest_e += e;
+    }
+    if (rest_e >= 20) chi += (rest_c - rest_e) * (rest_c - rest_e) / rest_e, bins++;
+    *dof = bins - 1;
+    free(cnt);
+    free(p);
+    return chi;
+}
+
+/* The exact untruncated draw (embed/sampler.c) follows the softmax,
+ * including where the tail matters: V = 64 (t = 1) with most of the mass in
+ * tail tokens just below the threshold (accepted nearly always) and far
+ * below it (rejected mostly), -inf tokens (never drawn), at temperature 1
+ * and 0.7; and V = 5,000 biased by kgw.  200,000 draws each, alpha = 1e-4
+ * (Wilson-Hilferty critical values).  Mutations of embed/sampler.c caught
+ * (first V = 64 statistic, critical 97.5): accepting every tail proposal (a
+ * -inf token drawn; test_sampler's chi-square fails too), an envelope half
+ * as large (9,846), a head token proposed as tail accepted instead of
+ * restarting (4,379), u scaled by H alone, never proposing the tail
+ * (1.4e6), B > 0 with no live tail (the identical-draws check below). */
+static void test_exact_sampler(void **state)
+{
+    (void)state;
+    const size_t V = 64;
+    wm_watermark *w64 = test_wm(0.25, 1, WM_SEEDING_LEFTHASH, V);
+    float base[64], l[64];
+    base[0] = 0.0f;
+    base[1] = -0.5f;
+    for (size_t v = 2; v < 40; v++) base[v] = -1.0f - 0.01f * (float)v; /* just below -t = -1 */
+    for (size_t v = 40; v < 52; v++) base[v] = -4.0f - 0.1f * (float)(v - 40);
+    for (size_t v = 52; v < V; v++) base[v] = -INFINITY;
+    const float temps[] = { 1.0f, 0.7f };
+    for (int ti = 0; ti < 2; ti++) {
+        wm_sampler_params sp = { .size = sizeof(wm_sampler_params), .temperature = temps[ti], .top_k = 0, .top_p = 1.0f, .seed = 41, .account = WM_ACCOUNT_NONE };
+        wm_sampler *s;
+        assert_int_equal(wm_sampler_new(&s, w64, &sp), WM_OK);
+        int dof;
+        double chi = chi2_sampler(s, base, l, V, 0, temps[ti], 200000, &dof);
+        print_message("exact draw, V = 64, T = %.1f: chi-square %.1f, %d dof (critical %.1f)\n", temps[ti], chi, dof,
+                      chi2_crit_1e4(dof));
+        assert_true(dof >= 40);
+        assert_true(chi < chi2_crit_1e4(dof));
+        wm_sampler_free(s);
+    }
+    wm_watermark_free(w64);
+    /* V = 5,000, kgw-biased N(0, 2^2) logits, a tenth -inf */
+    const size_t V2 = 5000;
+    wm_watermark *wm = test_wm(0.25, 1, WM_SEEDING_LEFTHASH, (uint32_t)V2);
+    float *b2 = malloc(V2 * sizeof *b2), *l2 = malloc(V2 * sizeof *l2);
+    wm__rng r;
+    wm__rng_seed(&r, 31);
+    for (size_t v = 0; v < V2; v++) {
+        double u1 = wm__rng_uniform(&r), u2 = wm__rng_uniform(&r);
+        b2[v] = u1 < 0.1 ? -INFINITY : (float)(2 * sqrt(-2 * log(1 - u2)) * cos(2 * M_PI * wm__rng_uniform(&r)));
+    }
+    wm_sampler_params sp = { .size = sizeof(wm_sampler_params), .temperature = 1.0f, .top_k = 0, .top_p = 1.0f, .seed = 43, .account = WM_ACCOUNT_NONE };
+    wm_sampler *s;
+    assert_int_equal(wm_sampler_new(&s, wm, &sp), WM_OK);
+    int dof;
+    double chi = chi2_sampler(s, b2, l2, V2, 1, 1.0f, 200000, &dof);
+    print_message("exact draw, V = 5000, kgw: chi-square %.1f, %d dof (critical %.1f)\n", chi, dof, chi2_crit_1e4(dof));
+    assert_true(dof >= 100);
+    assert_true(chi < chi2_crit_1e4(dof));
+    wm_sampler_free(s);
+    /* V = 1: the one token */
+    wm_watermark *w1 = test_wm(0.25, 1, WM_SEEDING_LEFTHASH, 1);
+    assert_int_equal(wm_sampler_new(&s, w1, &sp), WM_OK);
+    for (int i = 0; i < 10; i++) {
+        float one = -3.0f;
+        wm_token ctx[1] = { 0 }, out = 7;
+        assert_int_equal(wm_sampler_sample(s, ctx, 1, &one, 1, 1, &out), WM_OK);
+        assert_int_equal(out, 0);
+    }
+    wm_sampler_free(s);
+    wm_watermark_free(w1);
+    /* Where every token is in the head (all within t of the top; t = 3 at V
+     * = 1,000) the head's weights and chunk sums are the dense draw's and
+     * the draw is the old one, the same RNG stream: identical tokens, also
+     * with all logits equal.  (Caught: scaling u by H + B with B > 0.) */
+    const size_t V3 = 1000;
+    wm_watermark *w3 = test_wm(0.25, 1, WM_SEEDING_LEFTHASH, (uint32_t)V3);
+    float *b3 = malloc(V3 * sizeof *b3), *l3 = malloc(V3 * sizeof *l3);
+    for (int flat = 0; flat < 2; flat++) {
+        for (size_t v = 0; v < V3; v++) b3[v] = flat ? 1.5f : (float)(0.5 * wm__rng_uniform(&r));
+        wm_sampler *se, *sd;
+        sp.seed = 47;
+        assert_int_equal(wm_sampler_new(&se, w3, &sp), WM_OK);
+        assert_int_equal(wm_sampler_new(&sd, w3, &sp), WM_OK);
+        wm__sampler_all_weights(sd, 1);
+        int distinct = 0, last = -1;
+        for (int i = 0; i < 3000; i++) {
+            wm_token ctx[1] = { (wm_token)(i % 7) }, a, b;
+            memcpy(l3, b3, V3 * sizeof *l3);
+            assert_int_equal(wm_sampler_sample(se, ctx, 1, l3, V3, i % 2, &a), WM_OK);
+            memcpy(l3, b3, V3 * sizeof *l3);
+            assert_int_equal(wm_sampler_sample(sd, ctx, 1, l3, V3, i % 2, &b), WM_OK);
+            assert_int_equal(a, b);
+            distinct += a != last;
+            last = a;
+        }
+        assert_true(distinct > 2900);
+        wm_sampler_free(se);
+        wm_sampler_free(sd);
+    }
+    wm_watermark_free(w3);
+    free(b2); free(l2); free(b3); free(l3);
+    wm_watermark_free(wm);
+}
+
 static void test_dedup_prompt_corpus(void **state)
 {
     (void)state;
@@ -757,6 +989,9 @@ int main(void)
         cmocka_unit_test(test_bad_calls),
         cmocka_unit_test(test_softmax_kernels),
         cmocka_unit_test(test_sampler),
+        cmocka_unit_test(test_head_kernels),
+        cmocka_unit_test(test_exact_envelope),
+        cmocka_unit_test(test_exact_sampler),
         cmocka_unit_test(test_dedup_prompt_corpus),
         cmocka_unit_test(test_corpus_memory),
         cmocka_unit_test(test_threads_share_watermark),

@@ -112,7 +112,8 @@ static inline void test_forced_isa(void)
     }
     wm_maxcheck_fn mc;
     wm_softmax_fn sm;
-    wm__pick_sampler_kernels(&mc, &sm);
+    wm_head_fn hd;
+    wm__pick_sampler_kernels(&mc, &sm, &hd);
     int L = want;
     int ok = st == WM_OK && name && !strcmp(name, env) && made == WM_OK &&
              TEST_PICKED(wm->fill, L, wm__fill_avx512(), wm__fill_avx2(), wm__fill_scalar) &&
@@ -122,6 +123,7 @@ static inline void test_forced_isa(void)
              TEST_PICKED(wm->narrow, L, wm__narrow_avx512(), wm__narrow_avx2(), wm__narrow_scalar) &&
              TEST_PICKED(mc, L, wm__maxcheck_avx512(), wm__maxcheck_avx2(), wm__maxcheck_scalar) &&
              TEST_PICKED(sm, L, wm__softmax_avx512(), wm__softmax_avx2(), wm__softmax_scalar) &&
+             TEST_PICKED(hd, L, wm__head_avx512(), wm__head_avx2(), wm__head_scalar) &&
              /* kgw's fused kernel: what its prepare stores (schemes/kgw.c) */
              (L == 2 ? wm__bias_row_avx512() != NULL : !wm__bias_row_avx512());
     wm_watermark_free(wm);

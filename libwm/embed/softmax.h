@@ -36,7 +36,24 @@
  * x[i] <= m for all i.  ids and cw hold n + 16 entries: a kernel may write
  * up to 16 past the last one it appends. */
 
+/* wm_head_fn (internal.h): the check of wm_maxcheck_fn (returns 1 if some
+ * x is NaN or +inf, largest x into *max) and, in the same pass, the head
+ * of a step for the exact untruncated draw (embed/sampler.c) against m, a
+ * lower bound of that largest x: every i with (x[i] - m) * s >= lo, its id
+ * appended to ids and x[i] (the logit itself) to hx, in id order, how many
+ * into *n_head; *tail_live = 1 if some other i has (x[i] - m) * s >=
+ * WM_EXP_MIN, else 0.  WM_EXP_MIN <= lo <= 0, s > 0.  ids and hx hold n +
+ * 16 entries (a kernel may write up to 16 past the last one it appends).
+ * No exponential: the head's weights come from wm_softmax_fn over hx, the
+ * tail's one by one in the draw.  Outputs other than the return value are
+ * unspecified when it is 1. */
+
 int wm__maxcheck_scalar(const float *x, size_t n, float *max);
+int wm__head_scalar(const float *x, size_t n, float m, float s, float lo, float *max, wm_token *ids, float *hx,
+                    size_t *n_head, int *tail_live);
+/* The scalar exp (the reference every kernel's exp equals): the weight of
+ * one tail token in the draw. */
+float wm__exp_scalar(float x);
 size_t wm__softmax_scalar(const float *x, size_t n, float m, float s, float thr, float *w, double *chunk_sum,
                           wm_token *ids, float *cw);
 /* NULL when the CPU or compiler lacks the instruction set (prf/dispatch.c). */
@@ -44,6 +61,8 @@ wm_maxcheck_fn wm__maxcheck_avx512(void);
 wm_softmax_fn wm__softmax_avx512(void);
 wm_maxcheck_fn wm__maxcheck_avx2(void);
 wm_softmax_fn wm__softmax_avx2(void);
+wm_head_fn wm__head_avx512(void);
+wm_head_fn wm__head_avx2(void);
 
 /* The kernels themselves, for the dispatcher. */
 int wm__maxcheck_avx512_raw(const float *x, size_t n, float *max);
@@ -52,6 +71,10 @@ size_t wm__softmax_avx512_raw(const float *x, size_t n, float m, float s, float 
 int wm__maxcheck_avx2_raw(const float *x, size_t n, float *max);
 size_t wm__softmax_avx2_raw(const float *x, size_t n, float m, float s, float thr, float *w, double *chunk_sum,
                             wm_token *ids, float *cw);
+int wm__head_avx512_raw(const float *x, size_t n, float m, float s, float lo, float *max, wm_token *ids, float *hx,
+                        size_t *n_head, int *tail_live);
+int wm__head_avx2_raw(const float *x, size_t n, float m, float s, float lo, float *max, wm_token *ids, float *hx,
+                      size_t *n_head, int *tail_live);
 
 /* Constants shared by every path. */
 #define WM_EXP_LOG2E 1.44269504088896341f

@@ -9,15 +9,23 @@
 
 AVX2_FMA int wm__maxcheck_avx2_raw(const float *x, size_t n, float *max)
 {
-    __m256 m = _mm256_set1_ps(-INFINITY), inf = _mm256_set1_ps(INFINITY), bad = _mm256_setzero_ps();
+    __m256 m[4] = { _mm256_set1_ps(-INFINITY), _mm256_set1_ps(-INFINITY), _mm256_set1_ps(-INFINITY),
+                    _mm256_set1_ps(-INFINITY) }, inf = _mm256_set1_ps(INFINITY), bad = _mm256_setzero_ps();
     size_t i = 0;
+    /* four max accumulators: one would make the pass wait on vmaxps latency */
+    for (; i + 32 <= n; i += 32)
+        for (int u = 0; u < 4; u++) {
+            __m256 v = _mm256_loadu_ps(x + i + 8 * u);
+            bad = _mm256_or_ps(bad, _mm256_or_ps(_mm256_cmp_ps(v, v, _CMP_UNORD_Q), _mm256_cmp_ps(v, inf, _CMP_EQ_OQ)));
+            m[u] = _mm256_max_ps(m[u], v);
+        }
     for (; i + 8 <= n; i += 8) {
         __m256 v = _mm256_loadu_ps(x + i);
         bad = _mm256_or_ps(bad, _mm256_or_ps(_mm256_cmp_ps(v, v, _CMP_UNORD_Q), _mm256_cmp_ps(v, inf, _CMP_EQ_OQ)));
-        m = _mm256_max_ps(m, v);
+        m[0] = _mm256_max_ps(m[0], v);
     }
     float lanes[8], r = -INFINITY;
-    _mm256_storeu_ps(lanes, m);
+    _mm256_storeu_ps(lanes, _mm256_max_ps(_mm256_max_ps(m[0], m[1]), _mm256_max_ps(m[2], m[3])));
     for (int l = 0; l < 8; l++) r = lanes[l] > r ? lanes[l] : r;
     int b = _mm256_movemask_ps(bad) != 0;
     for (; i < n; i++) {
@@ -91,5 +99,46 @@ AVX2_FMA size_t wm__softmax_avx2_raw(const float *x, size_t n, float m, float s,
         chunk_sum[c0 / WM_SOFTMAX_CHUNK] = sum;
     }
     return k;
+}
+
+/* Check and head (softmax.h): 8 logits a step, compared, no exp; the few
+ * head lanes appended one by one (AVX2 has no compress). */
+AVX2_FMA int wm__head_avx2_raw(const float *x, size_t n, float m, float s, float lo, float *max, wm_token *ids,
+                               float *hx, size_t *n_head, int *tail_live)
+{
+    const __m256 vm = _mm256_set1_ps(m), vs = _mm256_set1_ps(s), vlo = _mm256_set1_ps(lo),
+                 vmin = _mm256_set1_ps(WM_EXP_MIN), inf = _mm256_set1_ps(INFINITY);
+    __m256 live = _mm256_setzero_ps(), bad = _mm256_setzero_ps(),
+           mxs[4] = { _mm256_set1_ps(-INFINITY), _mm256_set1_ps(-INFINITY), _mm256_set1_ps(-INFINITY),
+                      _mm256_set1_ps(-INFINITY) };
+    size_t k = 0, i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256 v = _mm256_loadu_ps(x + i), a = _mm256_mul_ps(_mm256_sub_ps(v, vm), vs);
+        bad = _mm256_or_ps(bad, _mm256_or_ps(_mm256_cmp_ps(v, v, _CMP_UNORD_Q), _mm256_cmp_ps(v, inf, _CMP_EQ_OQ)));
+        mxs[i / 8 % 4] = _mm256_max_ps(mxs[i / 8 % 4], v); /* four accumulators: vmaxps latency */
+        __m256 head = _mm256_cmp_ps(a, vlo, _CMP_GE_OQ);
+        live = _mm256_or_ps(live, _mm256_andnot_ps(head, _mm256_cmp_ps(a, vmin, _CMP_GE_OQ)));
+        int sel = _mm256_movemask_ps(head);
+        for (; sel; sel &= sel - 1) {
+            size_t l = (size_t)__builtin_ctz((unsigned)sel);
+            ids[k] = (wm_token)(i + l);
+            hx[k++] = x[i + l];
+        }
+    }
+    float lanes[8], r = -INFINITY;
+    _mm256_storeu_ps(lanes, _mm256_max_ps(_mm256_max_ps(mxs[0], mxs[1]), _mm256_max_ps(mxs[2], mxs[3])));
+    for (int l = 0; l < 8; l++) r = lanes[l] > r ? lanes[l] : r;
+    int tl = _mm256_movemask_ps(live) != 0, b = _mm256_movemask_ps(bad) != 0;
+    for (; i < n; i++) { /* the tail, as the scalar kernel */
+        b |= isnan(x[i]) || x[i] == INFINITY;
+        r = x[i] > r ? x[i] : r;
+        float a = (x[i] - m) * s;
+        if (a >= lo) ids[k] = (wm_token)i, hx[k++] = x[i];
+        else tl |= a >= WM_EXP_MIN;
+    }
+    *max = r;
+    *n_head = k;
+    *tail_live = tl;
+    return b;
 }
 #endif

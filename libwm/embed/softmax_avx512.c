@@ -7,15 +7,23 @@
 
 AVX512 int wm__maxcheck_avx512_raw(const float *x, size_t n, float *max)
 {
-    __m512 m = _mm512_set1_ps(-INFINITY), inf = _mm512_set1_ps(INFINITY);
+    __m512 m[4] = { _mm512_set1_ps(-INFINITY), _mm512_set1_ps(-INFINITY), _mm512_set1_ps(-INFINITY),
+                    _mm512_set1_ps(-INFINITY) }, inf = _mm512_set1_ps(INFINITY);
     __mmask16 bad = 0;
     size_t i = 0;
+    /* four max accumulators: one would make the pass wait on vmaxps latency */
+    for (; i + 64 <= n; i += 64)
+        for (int u = 0; u < 4; u++) {
+            __m512 v = _mm512_loadu_ps(x + i + 16 * u);
+            bad |= _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q) | _mm512_cmp_ps_mask(v, inf, _CMP_EQ_OQ);
+            m[u] = _mm512_max_ps(m[u], v);
+        }
     for (; i + 16 <= n; i += 16) {
         __m512 v = _mm512_loadu_ps(x + i);
         bad |= _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q) | _mm512_cmp_ps_mask(v, inf, _CMP_EQ_OQ);
-        m = _mm512_max_ps(m, v);
+        m[0] = _mm512_max_ps(m[0], v);
     }
-    float r = _mm512_reduce_max_ps(m);
+    float r = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_max_ps(m[0], m[1]), _mm512_max_ps(m[2], m[3])));
     int b = bad != 0;
     for (; i < n; i++) {
         b |= isnan(x[i]) || x[i] == INFINITY;
@@ -25,7 +33,7 @@ AVX512 int wm__maxcheck_avx512_raw(const float *x, size_t n, float *max)
     return b;
 }
 
-/* exp of 16 lanes, exactly as exp_ref in softmax_scalar.c: scalef by 2^n
+/* exp of 16 lanes, exactly as wm__exp_scalar in softmax_scalar.c: scalef by 2^n
  * of a normal p is exact, as the scalar exponent-field add is. */
 static AVX512 __m512 exp16(__m512 x)
 {
@@ -94,5 +102,52 @@ AVX512 size_t wm__softmax_avx512_raw(const float *x, size_t n, float m, float s,
         chunk_sum[c0 / WM_SOFTMAX_CHUNK] = sum;
     }
     return k;
+}
+
+/* Check and head (softmax.h): 16 logits a step, compared, no exp; head
+ * lanes compressed in a register and stored whole (ids/hx have 16 spare),
+ * as in step16. */
+static AVX512 inline size_t head16(__m512 v, __mmask16 valid, __m512 vm, __m512 vs, __m512 vlo, size_t i,
+                                   wm_token *ids, float *hx, size_t k, __mmask16 *live, __mmask16 *bad, __m512 *mx)
+{
+    *bad |= _mm512_mask_cmp_ps_mask(valid, v, v, _CMP_UNORD_Q) |
+            _mm512_mask_cmp_ps_mask(valid, v, _mm512_set1_ps(INFINITY), _CMP_EQ_OQ);
+    *mx = _mm512_mask_max_ps(*mx, valid, *mx, v);
+    __m512 a = _mm512_mul_ps(_mm512_sub_ps(v, vm), vs);
+    __mmask16 head = _mm512_mask_cmp_ps_mask(valid, a, vlo, _CMP_GE_OQ);
+    *live |= _mm512_mask_cmp_ps_mask(valid & (__mmask16)~head, a, _mm512_set1_ps(WM_EXP_MIN), _CMP_GE_OQ);
+    if (head) {
+        __m512i idx = _mm512_add_epi32(_mm512_set1_epi32((int)i),
+                                       _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15));
+        _mm512_storeu_si512(ids + k, _mm512_maskz_compress_epi32(head, idx));
+        _mm512_storeu_ps(hx + k, _mm512_maskz_compress_ps(head, v));
+        k += (size_t)__builtin_popcount(head);
+    }
+    return k;
+}
+
+AVX512 int wm__head_avx512_raw(const float *x, size_t n, float m, float s, float lo, float *max, wm_token *ids,
+                               float *hx, size_t *n_head, int *tail_live)
+{
+    const __m512 vm = _mm512_set1_ps(m), vs = _mm512_set1_ps(s), vlo = _mm512_set1_ps(lo);
+    /* four max accumulators: one would make the pass wait on vmaxps latency */
+    __m512 mx[4] = { _mm512_set1_ps(-INFINITY), _mm512_set1_ps(-INFINITY), _mm512_set1_ps(-INFINITY),
+                     _mm512_set1_ps(-INFINITY) };
+    __mmask16 live = 0, bad = 0;
+    size_t k = 0, i = 0;
+    for (; i + 64 <= n; i += 64)
+        for (int u = 0; u < 4; u++)
+            k = head16(_mm512_loadu_ps(x + i + 16 * u), 0xffff, vm, vs, vlo, i + 16 * (size_t)u, ids, hx, k, &live,
+                       &bad, &mx[u]);
+    for (; i + 16 <= n; i += 16)
+        k = head16(_mm512_loadu_ps(x + i), 0xffff, vm, vs, vlo, i, ids, hx, k, &live, &bad, &mx[0]);
+    if (i < n) {
+        __mmask16 valid = (__mmask16)((1u << (n - i)) - 1);
+        k = head16(_mm512_maskz_loadu_ps(valid, x + i), valid, vm, vs, vlo, i, ids, hx, k, &live, &bad, &mx[0]);
+    }
+    *max = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_max_ps(mx[0], mx[1]), _mm512_max_ps(mx[2], mx[3])));
+    *n_head = k;
+    *tail_live = live != 0;
+    return bad != 0;
 }
 #endif

@@ -15,7 +15,7 @@ int wm__maxcheck_scalar(const float *x, size_t n, float *max)
     return bad;
 }
 
-static float exp_ref(float x)
+float wm__exp_scalar(float x)
 {
     if (!(x >= WM_EXP_MIN)) return 0.0f; /* also -inf and NaN-free by contract */
     float n = nearbyintf(x * WM_EXP_LOG2E);
@@ -47,7 +47,7 @@ size_t wm__softmax_scalar(const float *x, size_t n, float m, float s, float thr,
             size_t b1 = b0 + WM_SOFTMAX_BLOCK < c1 ? b0 + WM_SOFTMAX_BLOCK : c1;
             float f[16] = { 0 };
             for (size_t i = b0; i < b1; i++) {
-                float e = exp_ref((x[i] - m) * s);
+                float e = wm__exp_scalar((x[i] - m) * s);
                 w[i] = e;
                 f[i % 16] += e;
                 if (thr > 0 && e >= thr) ids[k] = (wm_token)i, cw[k++] = e;
@@ -59,4 +59,23 @@ size_t wm__softmax_scalar(const float *x, size_t n, float m, float s, float thr,
         chunk_sum[c0 / WM_SOFTMAX_CHUNK] = sum;
     }
     return k;
+}
+
+int wm__head_scalar(const float *x, size_t n, float m, float s, float lo, float *max, wm_token *ids, float *hx,
+                    size_t *n_head, int *tail_live)
+{
+    size_t k = 0;
+    int live = 0, bad = 0;
+    float mx = -INFINITY;
+    for (size_t i = 0; i < n; i++) {
+        bad |= isnan(x[i]) || x[i] == INFINITY;
+        mx = x[i] > mx ? x[i] : mx;
+        float a = (x[i] - m) * s; /* the exponent wm__softmax_scalar gives this token against m */
+        if (a >= lo) ids[k] = (wm_token)i, hx[k++] = x[i];
+        else live |= a >= WM_EXP_MIN;
+    }
+    *max = mx;
+    *n_head = k;
+    *tail_live = live;
+    return bad;
 }

@@ -155,6 +155,8 @@ wm_maxcheck_fn wm__maxcheck_avx512(void) { return has(F_AVX512F) ? wm__maxcheck_
 wm_softmax_fn wm__softmax_avx512(void) { return has(F_AVX512F) ? wm__softmax_avx512_raw : NULL; }
 wm_maxcheck_fn wm__maxcheck_avx2(void) { return has(F_AVX2 | F_FMA) ? wm__maxcheck_avx2_raw : NULL; }
 wm_softmax_fn wm__softmax_avx2(void) { return has(F_AVX2 | F_FMA) ? wm__softmax_avx2_raw : NULL; }
+wm_head_fn wm__head_avx512(void) { return has(F_AVX512F) ? wm__head_avx512_raw : NULL; }
+wm_head_fn wm__head_avx2(void) { return has(F_AVX2) ? wm__head_avx2_raw : NULL; }
 /* Conversions of logits: no key either. */
 wm_widen_fn wm__widen_avx512(void) { return has(F_AVX512F) ? wm__widen_avx512_raw : NULL; }
 wm_narrow_fn wm__narrow_avx512(void) { return has(F_AVX512F) ? wm__narrow_avx512_raw : NULL; }
@@ -172,14 +174,19 @@ wm_maxcheck_fn wm__maxcheck_avx512(void) { return NULL; }
 wm_softmax_fn wm__softmax_avx512(void) { return NULL; }
 wm_maxcheck_fn wm__maxcheck_avx2(void) { return NULL; }
 wm_softmax_fn wm__softmax_avx2(void) { return NULL; }
+wm_head_fn wm__head_avx512(void) { return NULL; }
+wm_head_fn wm__head_avx2(void) { return NULL; }
 wm_widen_fn wm__widen_avx512(void) { return NULL; }
 wm_narrow_fn wm__narrow_avx512(void) { return NULL; }
 wm_widen_fn wm__widen_avx2(void) { return NULL; }
 wm_narrow_fn wm__narrow_avx2(void) { return NULL; }
 #endif
 
-void wm__pick_sampler_kernels(wm_maxcheck_fn *maxcheck, wm_softmax_fn *softmax)
+void wm__pick_sampler_kernels(wm_maxcheck_fn *maxcheck, wm_softmax_fn *softmax, wm_head_fn *head)
 {
+    *head = wm__head_avx512();
+    if (!*head) *head = wm__head_avx2();
+    if (!*head) *head = wm__head_scalar;
     *maxcheck = wm__maxcheck_avx512();
     if (!*maxcheck) *maxcheck = wm__maxcheck_avx2();
     if (!*maxcheck) *maxcheck = wm__maxcheck_scalar;
