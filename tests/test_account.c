@@ -569,13 +569,81 @@ static void test_key_file(void **state)
     wm_key_free(k1);
 }
 
+/* Candidates in the layouts engines pass them (llama.cpp: the whole
+ * vocabulary in id order; after a sort: shuffled; runs with gaps and
+ * padding ids, a run crossing into the padding): the same biases as each
+ * candidate alone, which takes the per-block scalar path, bit for bit.
+ * For every field width of the green list, without and with an account. */
+typedef struct cand { wm_token id; float logit; float p; } cand; /* llama_token_data */
+
+static void test_candidate_runs(void **state)
+{
+    (void)state;
+    const uint32_t V = 20011, PAD = 300; /* a partial last block, ids up to V + PAD */
+    const double gammas[] = { 0.5, 0.25, 0.0625, 0.00390625, 0.1 }; /* fields of 1, 2, 4, 8, 16 bits */
+    wm__rng r;
+    wm__rng_seed(&r, 30);
+    float *in = malloc(V * sizeof *in), *ref = malloc(V * sizeof *ref);
+    cand *c = malloc((V + 2 * PAD) * sizeof *c);
+    for (size_t gi = 0; gi < sizeof gammas / sizeof *gammas; gi++) {
+        for (int with = 0; with < 2; with++) {
+            wm_params p = { .size = sizeof(wm_params), .scheme = "kgw", .seeding = WM_SEEDING_LEFTHASH,
+                            .context_width = 1, .gamma = gammas[gi], .delta = 2.0, .account_delta = with ? 1.5 : 0 };
+            wm_watermark *wm = random_wm_params(&r, &p, V);
+            uint64_t account = with ? wm__rng_next(&r) | 1 : WM_ACCOUNT_NONE;
+            wm_token prev = (wm_token)(wm__rng_next(&r) % V);
+            synth_logits(&r, in, V);
+            for (uint32_t v = 0; v < V; v++) { /* the reference: one candidate at a time */
+                cand one = { (wm_token)v, in[v], 0 };
+                assert_int_equal(wm_bias_candidates(wm, account, &prev, 1, 1, &one.id, sizeof one, &one.logit,
+                                                    sizeof one), WM_OK);
+                ref[v] = one.logit;
+            }
+            for (int layout = 0; layout < 3; layout++) {
+                size_t n = 0;
+                if (layout < 2) {
+                    for (uint32_t v = 0; v < V; v++) c[n++].id = (wm_token)v;
+                    for (size_t i = n - 1; layout == 1 && i > 0; i--) { /* Fisher-Yates */
+                        size_t k = wm__rng_next(&r) % (i + 1);
+                        wm_token t = c[i].id;
+                        c[i].id = c[k].id;
+                        c[k].id = t;
+                    }
+                } else {
+                    while (n < V) { /* runs of 1..1,100 ids, a padding id or a jump between */
+                        size_t len = 1 + wm__rng_next(&r) % 1100;
+                        uint32_t t0 = (uint32_t)(wm__rng_next(&r) % V);
+                        for (size_t k = 0; k < len && n < V; k++) c[n++].id = (wm_token)((t0 + k) % (V + PAD));
+                        if (wm__rng_next(&r) % 2 && n < V) c[n++].id = (wm_token)(V + wm__rng_next(&r) % PAD);
+                    }
+                    for (uint32_t k = 0; k < 2 * PAD; k++) c[n++].id = (wm_token)(V - PAD + k); /* into the padding */
+                }
+                for (size_t i = 0; i < n; i++) {
+                    c[i].logit = (uint32_t)c[i].id < V ? in[c[i].id] : 3.0f;
+                    c[i].p = 0.25f;
+                }
+                assert_int_equal(wm_bias_candidates(wm, account, &prev, 1, n, &c[0].id, sizeof *c, &c[0].logit,
+                                                    sizeof *c), WM_OK);
+                for (size_t i = 0; i < n; i++) {
+                    assert_true(c[i].logit == ((uint32_t)c[i].id < V ? ref[c[i].id] : 3.0f));
+                    assert_true(c[i].p == 0.25f); /* nothing beside the logits written */
+                }
+            }
+            wm_watermark_free(wm);
+        }
+    }
+    free(in);
+    free(ref);
+    free(c);
+}
+
 int main(void)
 {
     test_forced_isa();
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_null_exact),  cmocka_unit_test(test_null_bound), cmocka_unit_test(test_embed),
         cmocka_unit_test(test_attribution), cmocka_unit_test(test_base_unchanged), cmocka_unit_test(test_reading),
-        cmocka_unit_test(test_args),
+        cmocka_unit_test(test_args), cmocka_unit_test(test_candidate_runs),
         cmocka_unit_test(test_key_file),    cmocka_unit_test(test_fused_equals_two_pass),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

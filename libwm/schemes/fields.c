@@ -6,6 +6,8 @@
  * one, and this one neither. */
 #include "internal.h"
 
+#include <sodium.h>
+
 /* PRF output generated per pass: small enough for the stack and L1, large
  * enough that the per-call overhead vanishes. */
 #define CHUNK_BLOCKS 64
@@ -98,6 +100,43 @@ void wm__bias_fields2_row(const wm_watermark *wm, const wm__fields *f1, const wm
     }
 }
 
+/* Candidates i.. whose ids go up by one (all in the vocabulary): how many,
+ * at least 1.  llama.cpp passes the whole vocabulary in id order. */
+static size_t run_length(const char *ip, size_t ids_stride, size_t n, size_t i, uint32_t t, uint32_t n_vocab)
+{
+    size_t k = i + 1;
+    for (uint32_t want = t + 1; k < n && want < n_vocab; k++, want++) {
+        wm_token u;
+        memcpy(&u, ip + k * ids_stride, sizeof u);
+        if ((uint32_t)u != want) break;
+    }
+    return k - i;
+}
+
+/* r candidates from lp whose ids are t0, t0 + 1, ...: their blocks from the
+ * SIMD kernel a chunk at a time (as a row), applied through the stride.
+ * The same fields as the per-block path, so the same output bit for bit. */
+static void bias_run(const wm_watermark *wm, const wm__fields *f, uint64_t seed, uint32_t t0, size_t r, char *lp,
+                     size_t logits_stride, unsigned char *buf)
+{
+    const unsigned bits = f->bits, tpb = 128 / bits;
+    const uint64_t end = (uint64_t)t0 + r;
+    uint64_t t = t0;
+    for (uint64_t j = t0 / tpb; t < end; j += CHUNK_BLOCKS) {
+        uint64_t m = (end - 1) / tpb + 1 - j;
+        if (m > CHUNK_BLOCKS) m = CHUNK_BLOCKS;
+        wm->fill(f->key, seed, j, m, buf);
+        for (size_t b = 0; f->mask && b < m * WM_BLOCK_BYTES; b++) buf[b] ^= f->mask;
+        uint64_t stop = (j + m) * tpb < end ? (j + m) * tpb : end;
+        for (; t < stop; t++, lp += logits_stride) {
+            float x;
+            memcpy(&x, lp, sizeof x);
+            x = wm__field(buf, (unsigned)(t - j * tpb), bits) < f->thresh ? x + f->delta : x;
+            memcpy(lp, &x, sizeof x);
+        }
+    }
+}
+
 void wm__bias_fields_candidates(const wm_watermark *wm, const wm__fields *f, uint64_t seed, size_t n,
                                 const wm_token *ids, size_t ids_stride, float *logits, size_t logits_stride)
 {
@@ -109,22 +148,41 @@ void wm__bias_fields_candidates(const wm_watermark *wm, const wm__fields *f, uin
     const unsigned tpb = 128 / bits;
     uint64_t have = UINT64_MAX;
     unsigned char block[WM_BLOCK_BYTES];
-    for (size_t i = 0; i < n; i++) {
+    unsigned char buf[CHUNK_BLOCKS * WM_BLOCK_BYTES];
+    int used_buf = 0;
+    for (size_t i = 0; i < n;) {
         wm_token t;
         memcpy(&t, ip + i * ids_stride, sizeof t);
-        if ((uint32_t)t >= wm->n_vocab) continue; /* padding is in no list */
-        uint64_t j = (uint32_t)t / tpb;
-        if (j != have) { /* candidates often share a block after sorting */
-            wm__fill_scalar(key, seed, j, 1, block);
-            for (size_t b = 0; mask && b < WM_BLOCK_BYTES; b++) block[b] ^= mask;
-            have = j;
+        if ((uint32_t)t >= wm->n_vocab) { /* padding is in no list */
+            i++;
+            continue;
         }
-        /* A select, not a branch: membership is a coin flip per candidate, and
-         * a mispredicted branch costs more than the PRF when candidates share
-         * blocks (a whole unsorted vocabulary, as llama.cpp passes it). */
-        float x;
-        memcpy(&x, lp + i * logits_stride, sizeof x);
-        x = wm__field(block, (uint32_t)t % tpb, bits) < f->thresh ? x + f->delta : x;
-        memcpy(lp + i * logits_stride, &x, sizeof x);
+        /* A run of consecutive ids spanning a few blocks takes the SIMD fill;
+         * one scalar block per candidate costs ~10x more per token. */
+        size_t r = run_length(ip, ids_stride, n, i, (uint32_t)t, wm->n_vocab);
+        if (r >= 4 * (size_t)tpb) {
+            bias_run(wm, f, seed, (uint32_t)t, r, lp + i * logits_stride, logits_stride, buf);
+            used_buf = 1;
+            i += r;
+            continue;
+        }
+        for (size_t e = i + r; i < e; i++, t++) { /* ids t, t + 1, ... */
+            uint64_t j = (uint32_t)t / tpb;
+            if (j != have) { /* candidates often share a block after sorting */
+                wm__fill_scalar(key, seed, j, 1, block);
+                for (size_t b = 0; mask && b < WM_BLOCK_BYTES; b++) block[b] ^= mask;
+                have = j;
+            }
+            /* A select, not a branch: membership is a coin flip per candidate,
+             * and a mispredicted branch costs more than the PRF when
+             * candidates share blocks. */
+            float x;
+            memcpy(&x, lp + i * logits_stride, sizeof x);
+            x = wm__field(block, (uint32_t)t % tpb, bits) < f->thresh ? x + f->delta : x;
+            memcpy(lp + i * logits_stride, &x, sizeof x);
+        }
     }
+    /* the PRF output is this seed's green list (or part): not left behind */
+    if (used_buf) sodium_memzero(buf, sizeof buf);
+    sodium_memzero(block, sizeof block);
 }
