@@ -50,7 +50,7 @@ def main():
         ap.add_argument(o, required=True)
     ap.add_argument("--reduced", action="store_true")
     ap.add_argument("--budget", type=int, default=1000000, help="suspect tokens per audit")
-    ap.add_argument("--prompts", type=int, default=12000, help="prompts for answers/logprobs (harvest ones first)")
+    ap.add_argument("--prompts", type=int, default=12000, help="prompts for answers/logprobs: the harvest ones, then fresh ones up to N")
     ap.add_argument("--prefix-docs", type=int, default=0, help="harvested texts read in prefix mode (0: all)")
     ap.add_argument("--top-k", type=int, default=20)
     ap.add_argument("--null-keys", type=int, default=20)
@@ -109,7 +109,7 @@ def main():
                     looks=[(x["suspect_tokens"], x["requests"], x["log10_p"]) for x in looks])
 
     res = dict(run=os.path.abspath(a.run), scale="reduced" if a.reduced else "full", budget=a.budget,
-               top_k=a.top_k, prompts=a.prompts, texts=len(harvest[:a.prefix_docs or None]), students={})
+               top_k=a.top_k, prompts=sum(1 for _ in open(pfile)), texts=len(harvest[:a.prefix_docs or None]), students={})
     s = cfg["student"]
     t_all = time.time()
     port = a.port
