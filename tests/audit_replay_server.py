@@ -32,6 +32,8 @@ byte 0; jansson refuses NUL in keys), ok.
 --die-after N: the process exits abruptly when request N arrives.
 --no-prompt-logprobs, --no-logprobs: those request fields are ignored (as
 llama.cpp's server ignores prompt_logprobs; an API that gives answers only).
+--mix FILE --eps E: the suspect is (1 - E) the --train bigram plus E the
+bigram of FILE, mixed as distributions (a student = its base + a shift).
 --text-ids FILE: JSON lines {"text", "ids"}: how the suspect tokenizes the
 texts it is teacher-forced on (prompt_logprobs).
 """
@@ -82,6 +84,7 @@ class Model:
         # (and hold no U+0000: jansson cannot hold it in an object key, vLLM's legacy layout's keys)
         self.clean = sorted(i for i, b in vocab.items() if self._utf8(b) and b and b"\0" not in b)
         self.follow = {}
+        self.mix = None
         for ids in train:
             for a, b in zip(ids, ids[1:]):
                 d = self.follow.setdefault(a, {})
@@ -95,9 +98,7 @@ class Model:
         except UnicodeDecodeError:
             return False
 
-    def dist(self, ctx, k):
-        """The k most likely next tokens after ctx, [(id, logprob)], and a
-        function giving any token's (logprob, rank)."""
+    def probs(self, ctx):
         f = self.follow.get(ctx, {})
         total = sum(f.values())
         # mass 0.9 on the followers seen in training, 0.1 spread over 8 fallbacks
@@ -107,6 +108,16 @@ class Model:
             p[t] = p.get(t, 0) + 0.9 * c / total
         for t in fb:
             p[t] = p.get(t, 0) + (0.1 if total else 1.0) / 8
+        if self.mix:  # (1 - eps) this model + eps the other: a student = its base plus a small shift
+            m, eps = self.mix
+            q = m.probs(ctx)
+            p = {t: (1 - eps) * p.get(t, 0) + eps * q.get(t, 0) for t in set(p) | set(q)}
+        return p
+
+    def dist(self, ctx, k):
+        """The k most likely next tokens after ctx, [(id, logprob)], and a
+        function giving any token's (logprob, rank)."""
+        p = self.probs(ctx)
         ranked = sorted(p.items(), key=lambda x: (-x[1], x[0]))
         rank = {t: r + 1 for r, (t, _) in enumerate(ranked)}
 
@@ -291,10 +302,15 @@ def main():
     ap.add_argument("--auth")
     ap.add_argument("--no-prompt-logprobs", action="store_true")  # llama.cpp-like: ignored
     ap.add_argument("--no-logprobs", action="store_true")  # an answers-only API: ignored
+    ap.add_argument("--mix", help="ids FILE: the suspect is (1 - EPS) the --train bigram + EPS this one's")
+    ap.add_argument("--eps", type=float, default=0.1)
     a = ap.parse_args()
     train = [[int(x) for x in line.split()] for line in open(a.train) if line.strip()]
     srv = Server(("127.0.0.1", 0), Handler)
-    srv.model = Model(load_vocab(a.tokenizer), train)
+    vocab = load_vocab(a.tokenizer)
+    srv.model = Model(vocab, train)
+    if a.mix:
+        srv.model.mix = (Model(vocab, [[int(x) for x in line.split()] for line in open(a.mix) if line.strip()]), a.eps)
     srv.text_ids = {}
     if a.text_ids:
         for line in open(a.text_ids, encoding="utf-8"):

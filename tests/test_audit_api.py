@@ -233,6 +233,76 @@ f = final(out)
 ok(rc == 0 and f and f["requests"] == f["rows"] and f["rows_read"] == f["rows"] and f["log10_p"] < -3,
    "prefix: one request per answer position, every row read, evidence found", (rc, err, f))
 
+# ---- --reference: the weighted test against the provider's own unwatermarked model ----
+# A toy of the real setting: the provider's unwatermarked model is a bigram of ordinary text (c10 + c11); the
+# radioactive suspect is that model plus a small shift, (1 - 0.1) base + 0.1 the bigram of the watermarked docs
+# (replay --mix), as a student is its base plus what it picked up; the clean suspect's shift is clean text.  The
+# reference rows come from a prompt-mode run against the base (its journal), as they would from llama-server
+# serving the provider's model.
+for s in (10, 11):
+    gen = must(CLI_GEN, p("k.key"), TOK, 20, 300, 0, s)
+    open(p(f"c{s}.ids"), "w").write(subprocess.run([WM, "tokenize", "--tokenizer", TOK, "--jsonl"], input=gen,
+                                                   capture_output=True, text=True, check=True).stdout)
+open(p("ref.ids"), "w").write(open(p("c10.ids")).read() + open(p("c11.ids")).read())
+refsrv = Replay(p("ref.ids"))
+mix = Replay(p("ref.ids"), "--mix", p("wm.ids"), "--eps", 0.1)
+cmix = Replay(p("ref.ids"), "--mix", p("clean.ids"), "--eps", 0.1)
+rc, out, err = audit(p("r-ref"), "--mode", "prompt", url=refsrv.url, prompts=p("docs.jsonl"))
+ok(rc == 0 and final(out), "reference: a prompt run against the reference model journals its rows", err)
+
+
+def offline(journal, *extra, prompts="docs.jsonl", mode="prompt"):
+    rc, out, err = run(WM, "audit", "--key", p("k.key"), "--tokenizer", TOK, "--prompts", p(prompts), "--offline",
+                       journal, "--json", "--batch", 10, "--mode", mode, *extra)
+    return rc, final(out), err
+
+
+rc, out, err = audit(p("r-mix"), "--mode", "prompt", "--reference", p("r-ref"), url=mix.url, prompts=p("docs.jsonl"))
+fr = final(out)
+_, fw, _ = offline(p("r-mix"), "--weighted")
+_, fx, _ = offline(p("r-mix"))
+print(f"# radioactive suspect (base + 0.1 watermarked), prompt mode, log10 p: exact {fx and fx['log10_p']}, "
+      f"--weighted {fw and fw['log10_p']}, --reference {fr and fr['log10_p']}", flush=True)
+ok(rc == 0 and fr and fr["reference"] and fr["weighted"] and fr["watermarked"] and fw
+   and fr["log10_p"] < 2 * fw["log10_p"] and fr["ref_only"] > 0 and fr["ref_candidates"] > 0
+   and "neither the suspect's nor the reference's" in fr["null"],
+   "reference: the radioactive suspect is caught with more power than --weighted alone (log10 p 2x lower)", (fr, fw))
+rc, f2, err = offline(p("r-mix"), "--reference", p("r-ref"))
+ok(rc == 0 and f2 == fr, "reference: --offline with the same reference gives the same figures", (err, f2, fr))
+rc, out, err = audit(p("r-mix"), "--mode", "prompt", "--weighted", url=mix.url, prompts=p("docs.jsonl"), new=False)
+ok(rc == 2 and "reference_sha256" in err, "--resume without the run's --reference is refused (--offline may "
+   "rescore with another test)", err)
+# a reference equal to the suspect's distribution: every weight p_s - p_ref is 0, no evidence either way
+rc, f, err = offline(p("r-mix"), "--reference", p("r-mix"))
+ok(rc == 0 and f and f["log10_p"] == 0 and not f["watermarked"] and f["ref_only"] == 0 and f["rows_read"] > 0,
+   "reference = the suspect itself: weights 0, log10 p 0", (err, f))
+# the same across modes: the radioactive suspect's prefix rows (x1) against its own prompt rows
+rc, out, err = audit(p("r-x1ref"), "--mode", "prompt", url=radio.url, prompts=p("docs-prefix.jsonl"))
+rc, f, err = offline(p("x1"), "--reference", p("r-x1ref"), prompts="docs-prefix.jsonl", mode="prefix")
+# (prompt mode places rows by byte offset: where the suspect's tokens straddle the provider's boundaries, at most a
+# row a document, the reference has none or another position's, so the weights there are not 0)
+ok(rc == 0 and f and f["log10_p"] > -2 and f["rows_read"] == f["rows"] and f["ref_rows_missing"] <= 2
+   and f["ref_only"] <= 2 * 5 and f["ref_candidates"] >= 0.99 * f["candidates_kept"],
+   "reference in prompt mode for a prefix run: the rows align (<= 1 a document off), no evidence", (err, f))
+# the clean suspect (base + 0.1 other clean text) against the reference: not flagged
+rc, out, err = audit(p("r-cmix"), "--mode", "prompt", "--reference", p("r-ref"), url=cmix.url, prompts=p("docs.jsonl"))
+f = final(out)
+print(f"# clean suspect (base + 0.1 clean), prompt mode, --reference: log10 p {f and f['log10_p']}", flush=True)
+ok(rc == 0 and f and not f["watermarked"],
+   "reference: the clean suspect is not flagged at alpha 1e-3 (a fresh key a run: at most 0.1% of runs under H0)",
+   (err, f))
+# refused: another prompts file, a reference run of another mode, --reference outside prompt/prefix
+rc, out, err = audit(p("r-small"), "--mode", "prompt", url=refsrv.url, prompts=p("docs-small.jsonl"))
+rc, f, err = offline(p("r-mix"), "--reference", p("r-small"))
+ok(rc == 2 and p("r-small") in err and "prompts_sha256" in err, "reference over other texts: refused, the file named",
+   err)
+rc, f, err = offline(p("r-mix"), "--reference", p("l-clean"))
+ok(rc == 2 and "a logprobs run" in err, "reference from a logprobs run: refused", err)
+rc, f, err = offline(p("l-clean"), "--reference", p("r-ref"), prompts="prompts.jsonl", mode="logprobs")
+ok(rc == 2 and "--reference goes with --mode prompt or prefix" in err, "--reference in logprobs mode: refused", err)
+for s in (refsrv, mix, cmix):
+    s.stop()
+
 # ---- --mode auto: one probe, the mode from what comes back, journaled, same figures ----
 nolp = Replay(p("wm.ids"), "--no-logprobs")
 noplp = Replay(p("wm.ids"), "--no-prompt-logprobs")

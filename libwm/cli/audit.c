@@ -31,8 +31,16 @@
  * independently of the green lists under H0); the run never stops on them.
  * --weighted: the weighted test with weights exp(logprob) of the suspect
  * (functions of the suspect and the text before each position, as
- * WM_READ_WEIGHTED requires); a reference model's p_ref is not subtracted
- * yet (docs/AUDIT.md).
+ * WM_READ_WEIGHTED requires).  --reference JOURNAL (prompt, prefix): the
+ * weight of a candidate q is p_suspect(q) - p_ref(q), p_ref read from the
+ * journal of a prompt- or prefix-mode run of this same prompts file against
+ * the provider's own unwatermarked model (0 outside its top-k; its top-k
+ * tokens outside the suspect's are read with weight -p_ref).  The weight is
+ * still a function of two models and the text before the position only, so
+ * the test stays valid under H0 (neither model's weights depend on the
+ * key); subtracting what the provider's own model predicts anyway removes
+ * the green tokens a suspect predicts for ordinary reasons from the
+ * evidence, which is where the power comes from.
  *
  * Top-k entries come as strings: each is encoded with the provider's
  * tokenizer and kept only when it is exactly one provider token; rows are
@@ -71,6 +79,7 @@ static const char usage_audit[] =
     "                [--url BASE] [--api completions|chat] [--model NAME]\n"
     "                [--mode auto|answers|logprobs|prompt|prefix] [--prompt-field NAME]\n"
     "                [--text-field NAME] [--filter FILE.jsonl] [--top-k K] [--weighted]\n"
+    "                [--reference JOURNAL]\n"
     "                [--max-tokens N] [--temperature T] [--seed S] [--batch N]\n"
     "                [--concurrency N] [--rate R] [--connect-timeout S] [--timeout S]\n"
     "                [--retries N] [--max-retry-after S] [--max-requests N]\n"
@@ -103,6 +112,11 @@ static const char usage_audit[] =
     "            journal's mode.\n"
     "  Reading modes give a fixed-n p over the documents read (exact binomial;\n"
     "  --weighted: Chernoff bound with weights exp(logprob)); they never stop on p.\n"
+    "  --reference JOURNAL (prompt, prefix; implies --weighted): the journal of a\n"
+    "            prompt or prefix run of the same --prompts against the provider's\n"
+    "            own unwatermarked model; weights p_suspect - p_ref (p_ref 0 outside\n"
+    "            its top-k).  H0: neither the suspect's nor the reference's weights\n"
+    "            depend on the key.  A journal of other texts is refused.\n"
     "  Top-k strings count only when they are exactly one provider token; the\n"
     "  dropped ones are reported.\n"
     "Journal: every request and response is appended and fsync'd before scoring.\n"
@@ -145,7 +159,7 @@ static const char *mode_nulls[] = {
 enum { A_O_URL = 1000, A_O_API, A_O_MODEL, A_O_MODE, A_O_PROMPTS, A_O_PFIELD, A_O_TFIELD, A_O_TOPK,
        A_O_MAXTOK, A_O_TEMP, A_O_SEED, A_O_BATCH, A_O_CONC, A_O_RATE, A_O_CTO, A_O_TO, A_O_RETRIES, A_O_MRA,
        A_O_MAXREQ, A_O_MAXSTOK, A_O_PPROMPT, A_O_PCOMPL, A_O_MAXCOST, A_O_KEYENV, A_O_KEYFILE, A_O_JOURNAL,
-       A_O_RESUME, A_O_OFFLINE, A_O_PLOT };
+       A_O_RESUME, A_O_OFFLINE, A_O_PLOT, A_O_REF };
 
 typedef struct unit {          /* one request */
     size_t doc;
@@ -167,10 +181,17 @@ typedef struct adoc {          /* one prompt (answers, logprobs) or document (pr
     size_t first_unit, n_units;
 } adoc;
 
-typedef struct audit {
+typedef struct refrow {         /* --reference: one document's rows, as the reference read them */
+    wm_token *top;             /* n * k ids (WM_TOKEN_NONE: none) */
+    float *p;                  /* their probabilities */
+    size_t n;
+} refrow;
+
+typedef struct audit audit;
+struct audit {
     /* options */
     const char *url, *model, *key_path, *tok_path, *prompts_path, *filter_path, *pfield, *tfield;
-    const char *journal_path, *key_env, *key_file, *plot_path;
+    const char *journal_path, *key_env, *key_file, *plot_path, *ref_path;
     int api, mode, weighted, json, resume, offline, has_seed;
     long topk, max_tokens, batch, seed;
     double temperature, alpha, target;
@@ -211,7 +232,14 @@ typedef struct audit {
     int watermarked, progress_on;
     double t0;
     const char *stop_reason;
-} audit;
+    /* --reference: the reference run (its own units, on copies of docs) */
+    audit *ref;
+    char ref_sha[65];
+    json_t *ref_config;        /* the reference journal's configuration (owns R's strings) */
+    refrow *ref_rows;          /* in the reference run: per document, collected instead of read */
+    int collect;
+    unsigned long long ref_cands, ref_only, ref_rows_missing;
+};
 
 static volatile int g_stop;
 static void on_signal(int sig)
@@ -527,6 +555,7 @@ static char *make_header(audit *A, size_t *len)
                           "weighted", A->weighted, "max_tokens", (json_int_t)A->max_tokens, "temperature",
                           A->temperature, "batch", (json_int_t)A->batch, "alpha", A->alpha, "target", A->target);
     if (c && A->has_seed) json_object_set_new(c, "seed", json_integer(A->seed));
+    if (c && A->ref_path) json_object_set_new(c, "reference_sha256", json_string(A->ref_sha));
     json_t *h = c ? json_pack("{s:s,s:i,s:o}", "t", "wm-audit", "version", 1, "config", c) : NULL;
     if (h && A->auto_info && json_object_set(h, "auto", A->auto_info)) json_decref(h), h = NULL;
     char *s = h ? dump(h, len) : NULL;
@@ -620,6 +649,14 @@ static int on_record(void *arg, const char *json, size_t len, unsigned long line
             const char *k;
             json_t *v;
             json_object_foreach(pass ? c : mc, k, v) {
+                if (A->offline && (!strcmp(k, "weighted") || !strcmp(k, "reference_sha256") || !strcmp(k, "key_id"))) {
+                    /* rescoring with another test or key (e.g. unrelated keys for the null): the requests do not
+                       depend on either, and the report names the key used */
+                    if (pass && !strcmp(k, "key_id") && !json_equal(v, json_object_get(mc, k)))
+                        fprintf(stderr, "wm audit: %s: made with key %s; rescored with key %s\n", A->journal_path,
+                                json_string_value(v), A->key_id);
+                    continue;
+                }
                 if (!strcmp(k, "url")) { /* offline: none; resume: the endpoint may have moved */
                     json_t *w = json_object_get(pass ? mc : c, k);
                     if (!pass && A->resume && w && !json_equal(v, w))
@@ -662,8 +699,9 @@ static int on_record(void *arg, const char *json, size_t len, unsigned long line
     int same = mine && json_equal(mine, req);
     json_decref(mine);
     if (!same) {
-        snprintf(err, errlen, "%s: the journal's request for item %lld differs from this run's (other prompts or "
-                 "options)", where, (long long)item);
+        snprintf(err, errlen, "%s: the journal's request for item %lld (%s%s%zu) differs from this run's (other "
+                 "prompts or options)", where, (long long)item, A->docs[u->doc].source,
+                 A->mode == M_PREFIX ? ", position " : "", A->mode == M_PREFIX ? u->pos : (size_t)0);
         goto out;
     }
     A->attempts++;
@@ -795,25 +833,57 @@ typedef struct rows {
     size_t n;
 } rows;
 
+/* --reference: subtract the reference's probability from each suspect
+ * candidate's weight (p_ref 0 where the reference does not list it), then
+ * append the reference's candidates the suspect does not list, with weight
+ * -p_ref (p_suspect 0 there).  row/w hold kept suspect entries and room for
+ * kr more; returns the new count. */
+static size_t ref_merge(audit *A, const wm_token *rt, const float *rp, size_t kr, wm_token *row, float *w, size_t kept)
+{
+    size_t n = kept;
+    for (size_t c = 0; c < kr; c++) {
+        if (rt[c] == WM_TOKEN_NONE) continue;
+        A->ref_cands++;
+        size_t at = 0;
+        while (at < kept && row[at] != rt[c]) at++;
+        if (at < kept) {
+            w[at] -= rp[c]; /* the first copy only: repeated ids' weights add in the reader */
+        } else {
+            row[n] = rt[c], w[n] = -rp[c], n++;
+            A->ref_only++;
+        }
+    }
+    return n;
+}
+
 /* Place suspect rows (offsets so[j], candidates toks[j]) on the provider's
- * positions [from, n) whose boundary offset matches, then read the doc. */
+ * positions [from, n) whose boundary offset matches, then read the doc (or,
+ * in a reference run, keep its rows). */
 static int read_doc_rows(audit *A, const adoc *D, const wm_token *ids, size_t n, size_t n_prompt, const size_t *off,
                          const size_t *so, ap_tok *const *toks, size_t n_s)
 {
-    size_t k = (size_t)A->topk;
-    rows R = { calloc(n * k + 1, sizeof *R.top), A->weighted ? calloc(n * k + 1, sizeof *R.w) : NULL, n };
+    size_t k = (size_t)A->topk, kr = A->ref ? (size_t)A->ref->topk : 0, kk = k + kr;
+    const refrow *ref = NULL;
+    if (A->ref) {
+        ref = &A->ref->ref_rows[D - A->docs];
+        if (!ref->top)
+            return die("%s: the reference journal %s holds no complete reading of this document: give a reference "
+                       "run over every document read", D->source, A->ref_path);
+        if (ref->n != n) return die("%s: internal error: the reference read %zu positions, this run %zu", D->source, ref->n, n);
+    }
+    rows R = { calloc(n * kk + 1, sizeof *R.top), A->weighted ? calloc(n * kk + 1, sizeof *R.w) : NULL, n };
     if (!R.top || (A->weighted && !R.w)) {
         free(R.top);
         free(R.w);
         return die("out of memory");
     }
     for (size_t i = 0; i < n_prompt; i++) /* prompt positions: never read, no prediction */
-        for (size_t c = 0; c < k; c++) R.top[i * k + c] = WM_TOKEN_NONE;
+        for (size_t c = 0; c < kk; c++) R.top[i * kk + c] = WM_TOKEN_NONE;
     size_t j = 0;
     for (size_t i = n_prompt; i < n; i++) {
         A->rows_total++;
-        wm_token *row = R.top + i * k;
-        float *w = R.w ? R.w + i * k : NULL;
+        wm_token *row = R.top + i * kk;
+        float *w = R.w ? R.w + i * kk : NULL;
         while (j < n_s && (so[j] == SIZE_MAX || so[j] < off[i]) && off[i] != SIZE_MAX) j++;
         size_t kept = 0;
         int aligned = off[i] != SIZE_MAX && j < n_s && so[j] == off[i] && toks[j];
@@ -823,13 +893,23 @@ static int read_doc_rows(audit *A, const adoc *D, const wm_token *ids, size_t n,
             A->rows_empty++;
         } else {
             A->rows_read++;
+            if (ref) {
+                size_t before = A->ref_cands;
+                kept = ref_merge(A, ref->top + i * kr, ref->p + i * kr, kr, row, w, kept);
+                if (A->ref_cands == before) A->ref_rows_missing++; /* p_ref 0 here: the suspect's weights alone */
+            }
         }
-        for (size_t c = kept; c < k; c++) { /* fewer than k usable candidates: the rest is not read */
+        for (size_t c = kept; c < kk; c++) { /* fewer than kk usable candidates: the rest is not read */
             row[c] = WM_TOKEN_NONE;
             if (w) w[c] = 0;
         }
     }
-    wm_status st = wm_reader_add(A->reader, ids, n, n_prompt, R.top, R.w, k);
+    if (A->collect) { /* a reference run: keep the rows (w holds exp(logprob)) for the suspect's run */
+        refrow *out = &A->ref_rows[D - A->docs];
+        out->top = R.top, out->p = R.w, out->n = n;
+        return 0;
+    }
+    wm_status st = wm_reader_add(A->reader, ids, n, n_prompt, R.top, R.w, kk);
     free(R.top);
     free(R.w);
     if (st) return die("%s: %s", D->source, wm_strerror(st));
@@ -1032,24 +1112,31 @@ static void show_progress(audit *A)
     fputs("   ", stderr);
 }
 
+static const char *null_of(const audit *A)
+{
+    return A->ref ? "neither the suspect's nor the reference's weights depend on the key" : mode_nulls[A->mode];
+}
+
 static void final_report(audit *A)
 {
     const char *verdict = A->watermarked ? "WATERMARKED" : "no watermark found";
     if (A->progress_on) fputc('\n', stderr);
     if (A->json) {
         printf("{\"source\":\"audit-final\",\"mode\":\"%s\",\"null\":", mode_names[A->mode]);
-        print_json_string(stdout, mode_nulls[A->mode], strlen(mode_nulls[A->mode]));
+        print_json_string(stdout, null_of(A), strlen(null_of(A)));
         printf(",\"key_id\":\"%s\",\"stop\":\"%s\",\"documents\":%lu,\"documents_total\":%zu,\"requests\":%llu,"
                "\"attempts\":%llu,\"prompt_tokens\":%llu,\"completion_tokens\":%llu,\"answer_tokens\":%llu,"
                "\"log10_p\":%.17g,\"fixed_log10_p\":%.17g,\"alpha\":%.17g,\"target\":%.17g,\"watermarked\":%s,"
                "\"anytime\":%s,\"weighted\":%s,\"candidates\":%llu,\"candidates_kept\":%llu,"
                "\"candidates_dropped\":%llu,\"rows\":%llu,\"rows_read\":%llu,\"rows_unaligned\":%llu,"
-               "\"rows_empty\":%llu,\"withheld\":%llu,\"scored\":%llu",
+               "\"rows_empty\":%llu,\"withheld\":%llu,\"scored\":%llu,\"reference\":%s,\"ref_candidates\":%llu,"
+               "\"ref_only\":%llu,\"ref_rows_missing\":%llu",
                A->key_id, A->stop_reason, A->docs_scored, A->n_docs, A->requests, A->attempts, A->resp_prompt_tokens,
                A->resp_completion_tokens, A->answer_tokens, A->last_log10_p, A->last_fixed_log10_p, A->alpha,
                A->target, A->watermarked ? "true" : "false", A->mode == M_ANSWERS ? "true" : "false",
                A->weighted ? "true" : "false", A->cand_total, A->cand_kept, A->cand_total - A->cand_kept,
-               A->rows_total, A->rows_read, A->rows_unaligned, A->rows_empty, A->withheld, A->scored);
+               A->rows_total, A->rows_read, A->rows_unaligned, A->rows_empty, A->withheld, A->scored,
+               A->ref ? "true" : "false", A->ref_cands, A->ref_only, A->ref_rows_missing);
         json_num(stdout, "cost", A->cost);
         json_num(stdout, "more_tokens", A->more_tokens);
         const char *why = json_string_value(json_object_get(A->auto_info, "why"));
@@ -1059,10 +1146,14 @@ static void final_report(audit *A)
     }
     printf("%s: log10 p %.2f (%s) after %lu of %zu documents, %llu requests, %llu suspect tokens, $%.4f; "
            "mode %s, key %s; stopped: %s\n", verdict, A->last_log10_p,
-           A->mode == M_ANSWERS ? "anytime-valid" : A->weighted ? "fixed-n, weighted: a bound" : "fixed-n, exact",
+           A->mode == M_ANSWERS ? "anytime-valid" : A->ref ? "fixed-n, weighted against the reference: a bound" : A->weighted ? "fixed-n, weighted: a bound" : "fixed-n, exact",
            A->docs_scored, A->n_docs, A->requests, A->resp_prompt_tokens + A->resp_completion_tokens, A->cost,
            mode_names[A->mode], A->key_id, A->stop_reason);
-    printf("null hypothesis: %s\n", mode_nulls[A->mode]);
+    printf("null hypothesis: %s\n", null_of(A));
+    if (A->ref)
+        printf("reference %s: weights p_suspect - p_ref; %llu reference candidates, %llu outside the suspect's "
+               "top-k (weight -p_ref); %llu positions read without a reference row (p_ref 0)\n", A->ref_path,
+               A->ref_cands, A->ref_only, A->ref_rows_missing);
     if (A->mode != M_ANSWERS)
         printf("top-k entries: %llu, %llu exactly one provider token, %llu dropped; positions %llu, read %llu, "
                "unaligned %llu, no single-token candidate %llu; responses with log-probabilities withheld %llu\n",
@@ -1150,6 +1241,115 @@ static int run(audit *A, const char *api_key)
     return rc;
 }
 
+/* ---- --reference ---------------------------------------------------------------- */
+
+typedef struct ref_head {
+    const char *path;
+    json_t *header;
+} ref_head;
+
+static int ref_header_cb(void *arg, const char *json, size_t len, unsigned long line, char *err, size_t errlen)
+{
+    ref_head *H = arg;
+    if (H->header) return 0; /* the attempts are read by on_record in the second pass */
+    json_t *o = json_loadb(json, len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, NULL);
+    if (!o || !json_is_object(json_object_get(o, "config"))) {
+        json_decref(o);
+        return snprintf(err, errlen, "%s:%lu: not a wm audit journal header", H->path, line), -1;
+    }
+    H->header = o;
+    return 0;
+}
+
+static void free_ref(audit *R)
+{
+    if (!R) return;
+    for (size_t i = 0; i < R->n_units; i++) free(R->units[i].req), free(R->units[i].resp);
+    free(R->units);
+    for (size_t i = 0; R->ref_rows && i < R->n_docs; i++) free(R->ref_rows[i].top), free(R->ref_rows[i].p);
+    free(R->ref_rows);
+    free(R->docs); /* a copy of the suspect run's array: the texts and ids are the suspect run's */
+    free(R->header);
+    json_decref(R->ref_config);
+    free(R);
+}
+
+/* Read the reference journal: a prompt or prefix run over the same prompts
+ * file, tokenizer and fields (checked; every journaled request must also be
+ * the one this prompts file gives, so a journal of other texts is refused
+ * with the item, document and position named).  Its rows are kept per
+ * document, with exp(logprob) as p_ref. */
+static int load_reference(audit *A)
+{
+    ref_head H = { A->ref_path, NULL };
+    char err[4400] = "";
+    unsigned long nrec = 0;
+    if (journal_read(A->ref_path, 0, NULL, ref_header_cb, &H, &nrec, err, sizeof err)) {
+        json_decref(H.header);
+        return die("--reference: %s", err);
+    }
+    if (!H.header) return die("--reference %s: empty journal (no header record)", A->ref_path);
+    audit *R = calloc(1, sizeof *R);
+    if (!R) return json_decref(H.header), die("out of memory");
+    A->ref = R;
+    json_t *c = json_object_get(H.header, "config");
+    R->ref_config = json_incref(c);
+    const char *mode = json_string_value(json_object_get(c, "mode"));
+    if (!mode || (strcmp(mode, "prompt") && strcmp(mode, "prefix"))) {
+        json_decref(H.header);
+        return die("--reference %s: a %s run; the reference must be a prompt or prefix run (the reference model "
+                   "read on the provider's texts)", A->ref_path, mode ? mode : "(no mode)");
+    }
+    static const char *same[] = { "tokenizer_sha256", "prompts_sha256", "text_field", "prompt_field" };
+    const char *mine[] = { A->tok_sha, A->prompts_sha, A->tfield, A->pfield };
+    for (size_t i = 0; i < sizeof same / sizeof *same; i++) {
+        const char *v = json_string_value(json_object_get(c, same[i]));
+        if (!v || strcmp(v, mine[i])) {
+            json_decref(H.header);
+            return die("--reference %s: its %s is %s, this run's %s: the reference must read the same texts "
+                       "(--prompts, --tokenizer, fields)", A->ref_path, same[i], v ? v : "absent", mine[i]);
+        }
+    }
+    R->mode = strcmp(mode, "prompt") ? M_PREFIX : M_PROMPT;
+    R->api = AP_COMPLETIONS;
+    R->model = json_string_value(json_object_get(c, "model"));
+    R->topk = (long)json_integer_value(json_object_get(c, "top_k"));
+    if (R->topk < 1 || R->topk > 20) {
+        json_decref(H.header);
+        return die("--reference %s: top_k %ld outside 1..20", A->ref_path, R->topk);
+    }
+    R->weighted = 1; /* map_row then gives exp(logprob) */
+    R->collect = 1;
+    R->offline = 1;
+    R->journal_path = A->ref_path;
+    R->tfield = A->tfield, R->pfield = A->pfield;
+    R->tok = A->tok, R->enc = A->enc, R->vocab = A->vocab;
+    size_t hlen;
+    R->header = dump(H.header, &hlen);
+    json_decref(H.header);
+    if (!R->header) return die("out of memory");
+    R->n_docs = A->n_docs;
+    if (!(R->docs = malloc((A->n_docs ? A->n_docs : 1) * sizeof *R->docs)) ||
+        !(R->ref_rows = calloc(A->n_docs + 1, sizeof *R->ref_rows)))
+        return die("out of memory");
+    memcpy(R->docs, A->docs, A->n_docs * sizeof *R->docs);
+    int rc = build_units(R);
+    replay P = { R, 0 };
+    if (!rc && journal_read(A->ref_path, 0, NULL, on_record, &P, &nrec, err, sizeof err))
+        rc = die("--reference: %s", err);
+    size_t complete = 0;
+    for (size_t d = 0; !rc && d < R->n_docs; d++) {
+        adoc *D = &R->docs[d];
+        int ok = 1;
+        for (size_t q = 0; q < D->n_units; q++) ok &= R->units[D->first_unit + q].resp != NULL;
+        if (ok && !(rc = score_doc(R, D))) complete++;
+    }
+    if (!rc)
+        fprintf(stderr, "wm audit: reference %s: %s mode, top-%ld, %zu of %zu documents read, %llu positions read\n",
+                A->ref_path, mode, R->topk, complete, R->n_docs, R->rows_read);
+    return rc;
+}
+
 /* Options that go with some modes only. */
 static int check_mode(const audit *A)
 {
@@ -1158,6 +1358,9 @@ static int check_mode(const audit *A)
         return die("audit: --mode %s teacher-forces raw text: it takes --api completions", mode);
     if (A->filter_path && A->mode != M_ANSWERS) return die("audit: --filter goes with --mode answers (this is %s)", mode);
     if (A->weighted && A->mode == M_ANSWERS) return die("audit: --weighted goes with the reading modes");
+    if (A->ref_path && A->mode != M_PROMPT && A->mode != M_PREFIX)
+        return die("audit: --reference goes with --mode prompt or prefix (this is %s): the reference reads the "
+                   "provider's texts", mode);
     return 0;
 }
 
@@ -1313,6 +1516,7 @@ static void free_audit(audit *A)
     free(A->docs);
     free(A->header);
     json_decref(A->auto_info);
+    free_ref(A->ref);
     plot_free(&A->plot);
     if (A->journal_open) journal_close(&A->j);
     wm_corpus_free(A->corpus);
@@ -1352,7 +1556,7 @@ int cmd_audit(int argc, char **argv)
         { "journal", required_argument, 0, A_O_JOURNAL }, { "resume", required_argument, 0, A_O_RESUME },
         { "offline", required_argument, 0, A_O_OFFLINE }, { "alpha", required_argument, 0, O_ALPHA },
         { "target", required_argument, 0, O_TARGET }, { "json", no_argument, 0, O_JSON },
-        { "plot", required_argument, 0, A_O_PLOT },
+        { "plot", required_argument, 0, A_O_PLOT }, { "reference", required_argument, 0, A_O_REF },
         { "help", no_argument, 0, O_HELP }, { 0, 0, 0, 0 } };
     audit A = { .pfield = "prompt", .tfield = "text", .topk = 5, .max_tokens = 256, .batch = 16, .temperature = 1.0,
                 .alpha = 1e-3, .target = 1e-6, .last_log10_p = 0, .more_tokens = NAN };
@@ -1379,6 +1583,7 @@ int cmd_audit(int argc, char **argv)
             if (!parse_int(optarg, 1, 20, &A.topk)) return die("audit: --top-k '%s': expected 1..20", optarg);
             break;
         case O_WEIGHTED: A.weighted = 1; break;
+        case A_O_REF: A.ref_path = optarg, A.weighted = 1; break; /* p_suspect - p_ref: the weighted test */
         case A_O_MAXTOK:
             if (!parse_int(optarg, 1, 1 << 20, &A.max_tokens)) return die("audit: --max-tokens '%s': expected 1..1048576", optarg);
             break;
@@ -1478,6 +1683,8 @@ int cmd_audit(int argc, char **argv)
     if (!rc) rc = load_filter(&A);
     if (!rc) rc = load_docs(&A);
     if (!rc) rc = build_units(&A);
+    if (!rc && A.ref_path && !sha256_file(A.ref_path, A.ref_sha)) rc = load_reference(&A);
+    else if (!rc && A.ref_path) rc = EXIT_USAGE;
     size_t hlen = 0;
     if (!rc && !(A.header = make_header(&A, &hlen))) rc = die("out of memory");
     char err[4400] = "";
