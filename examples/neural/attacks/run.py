@@ -10,8 +10,8 @@ to the student.
 teacher_plain.jsonl, teacher.wmkey; its answer count, distill.py's
 --n-harvest, is read from the harvest, or checked against --n-harvest).  Without it the provider is run here:
 the same teacher sampled in PyTorch with libwm's own bias
-(wm_bias_logits_batch, the call the patched llama-server makes; no account
-layer), at the harvest's prompts and sampling (temperature 1, no
+(wm_bias_logits_batch, the call the patched llama-server makes; the account
+layer only with --account-delta, through one account), at the harvest's prompts and sampling (temperature 1, no
 truncation), under a fixed-seed key: the harvest is watermarked exactly as
 the server would, without the server's HTTP path (see distill.py for that).
 
@@ -35,6 +35,8 @@ harvest reference, max count --rare-max), audit (anytime, --filter); open:
 reading top-1 and the weighted test (k = 256) on the released weights.
 The 0% control goes through every attack with the harvest it would have used
 and is scored under 20 unrelated keys too (KS against uniform).
+Key settings: --gamma, --delta, --context-width, --seeding, --account-delta
+(attacks/key_study.py runs the study over them).
 Writes DIR/attacks.json and DIR/attacks.md.  --reduced exits 1 if any
 mode in MUST_CATCH stops catching the 100% student under WN (largest
 --wn-delta) at p < 1e-3, or any mode flags a 0% control (p < 1e-3), or
@@ -131,7 +133,8 @@ class Run:
             self.provider = "llama-server (" + self.a.from_dir + ")"
         else:
             self.key = libwm.Key.from_seed(bytes([26]) * 32, gamma=self.a.gamma, delta=self.a.delta,
-                                           context_width=self.a.context_width)
+                                           context_width=self.a.context_width, seeding=self.a.seeding,
+                                           account_delta=self.a.account_delta)
             kp = os.path.join(self.a.out, "teacher.wmkey")
             if os.path.exists(kp):
                 os.unlink(kp)
@@ -140,9 +143,7 @@ class Run:
             self.step(f"provider (PyTorch + libwm bias): {c['n_harvest']} answers x {c['n_tokens']} tokens, "
                       "watermarked and plain")
 
-            def bias(logits, hist):
-                wmk.bias_batch(logits, hist)
-                return logits
+            bias = self.provider_bias(wmk)
             ans = {}
             for n, proc in (("wm", bias), ("plain", None)):
                 ids = common.sample(self.teacher, self.prompts, c["n_tokens"], processor=proc, seed=1000,
@@ -155,14 +156,27 @@ class Run:
             self.second_teacher()
         self.h = self.wmk.context_width
         self.gamma = self.wmk.params["gamma"]
+        kp = self.wmk.params
         self.nulls = [libwm.Watermark(libwm.Key.from_seed(bytes([200 + i]) * 32, gamma=self.gamma,
-                                                          delta=self.wmk.params["delta"], context_width=self.h),
+                                                          delta=kp["delta"], context_width=self.h,
+                                                          seeding=kp["seeding"], account_delta=kp["account_delta"]),
                                       self.V) for i in range(20)]
         self.plain_prompts = [list(p) for p in self.prompts]
         self.harvest_docs = [p + a for p, a in zip(self.prompts, ans["wm"])]
         self.plain_docs = [p + a for p, a in zip(self.prompts, ans["plain"])]
         self.held = w.stream(1)[-20000:]
         self.read_docs = [(p + a, len(p)) for p, a in zip(self.prompts, ans["wm"])]
+
+    def provider_bias(self, wmk):
+        """The provider's logits processor: libwm's bias, and with a key's
+        account layer (--account-delta) that of the one account the distiller
+        harvests through (id --account)."""
+        acct = self.a.account if self.a.account_delta else 0
+
+        def bias(logits, hist):
+            wmk.bias_batch(logits, hist, [acct] * len(hist) if acct else None)
+            return logits
+        return bias
 
     # -- the harvest each attack fine-tunes on --------------------------------
     def harvest_for(self, attack, share):
@@ -202,11 +216,7 @@ class Run:
             red = "-reduced" if self.a.reduced else ""
             self.teacher2, _ = w.model("teacher2" + red, c["teacher"], 0, seed=3)
         self.step("dilution: the second teacher's answers, and answers from both teachers' averaged distributions")
-        wmk = libwm.Watermark(self.key, self.V)
-
-        def bias(logits, hist):
-            wmk.bias_batch(logits, hist)
-            return logits
+        bias = self.provider_bias(libwm.Watermark(self.key, self.V))
         smp = lambda m, proc, seed: [w.codec.encode(w.codec.decode(a)) for a in common.sample(  # noqa: E731
             m, self.prompts, c["n_tokens"], processor=proc, seed=seed, banned=[w.eos])]
         self.ans["second"] = smp(self.teacher2, None, 1100)
@@ -430,6 +440,10 @@ def main():
     ap.add_argument("--gamma", type=float, default=0.25)
     ap.add_argument("--delta", type=float, default=2.0)
     ap.add_argument("--context-width", type=int, default=1)
+    ap.add_argument("--seeding", choices=("lefthash", "minhash"), default="lefthash")
+    ap.add_argument("--account-delta", type=float, default=0.0,
+                    help="the key's account layer (0: none); the harvest comes through one account, --account")
+    ap.add_argument("--account", type=int, default=1, help="the distiller's account id (with --account-delta)")
     ap.add_argument("--second-teacher", choices=("trained", "base"),
                     help="dilute's second teacher: the teacher's settings trained with another seed, or the "
                     "student base (default: base with --reduced, else trained)")
