@@ -84,6 +84,20 @@ def mode_log10_ps(row):
     return out
 
 
+def ks_up(ps):
+    """KS D+ = max_a (F_n(a) - a): the anti-conservative side only (a
+    conservative, super-uniform p-value is not a flag)."""
+    ps = np.sort(np.asarray(ps))
+    return float(np.max(np.arange(1, len(ps) + 1) / len(ps) - ps))
+
+
+def dkw_bar(n, alpha):
+    """D+ level that n i.i.d. super-uniform p-values exceed with probability
+    at most alpha (Dvoretzky-Kiefer-Wolfowitz, Massart's constant:
+    P(D+ > e) <= exp(-2 n e^2)); finite-sample, no tables."""
+    return math.sqrt(math.log(1 / alpha) / (2 * n))
+
+
 def ks_plus(ps):
     ps = np.sort(np.asarray(ps))
     n = len(ps)
@@ -292,7 +306,7 @@ class Run:
                     nl.setdefault(m + "_two_sided", []).append(10 ** s["two_sided_log10_p"])
                 if open_null is not None:
                     nl.setdefault("open", []).append(10 ** open_null(k))
-            row["null"] = {m: dict(min_p=min(v), ks=ks_plus(v)) for m, v in nl.items()}
+            row["null"] = {m: dict(min_p=min(v), ks=ks_plus(v), ks_up=ks_up(v), n=len(v)) for m, v in nl.items()}
 
     def score_student(self, tag, attack, share, model, proc, full, info, loss, baked=None):
         c, w = self.cfg, self.w
@@ -480,6 +494,12 @@ def reduced_bars(rows, top_share, wn_delta):
         bar = 10 ** BAR / max(1, 20 * len(nl))  # Bonferroni over (unrelated key, mode)
         missed += [f"{x['tag']}: control flagged under an unrelated key by {m} (p {v['min_p']:.2g})"
                    for m, v in nl.items() if v["min_p"] < bar]
+        # the p-values under the 20 keys are uniform: D+ (older rows: the two-sided D, >= D+) under the
+        # DKW level at 1e-3 / modes
+        ks_bar = dkw_bar(20, 10 ** BAR / max(1, len(nl)))
+        missed += [f"{x['tag']}: p-values under the unrelated keys not uniform for {m} (KS D+ "
+                   f"{v.get('ks_up', v['ks']):.3f} > {ks_bar:.3f})"
+                   for m, v in nl.items() if v.get("ks_up", v["ks"]) > ks_bar]
     return missed
 
 
