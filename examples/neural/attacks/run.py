@@ -226,9 +226,11 @@ class Run:
         c, w = self.cfg, self.w
         if self.a.second_teacher == "base":  # the distiller's own pretrained model: no training on 2 cores
             self.teacher2 = self.base
-        else:
+        else:  # trained: the teacher's half with another seed; own-data: the other half (the provider never saw it)
             red = "-reduced" if self.a.reduced else ""
-            self.teacher2, _ = w.model("teacher2" + red, c["teacher"], 0, seed=3)
+            own = self.a.second_teacher == "own-data"
+            self.teacher2, self.t2info = w.model("teacher2" + ("-own-data" if own else "") + red, c["teacher"],
+                                                 1 if own else 0, seed=3)
         self.step("dilution: the second teacher's answers, and answers from both teachers' averaged distributions")
         bias = self.provider_bias(libwm.Watermark(self.key, self.V))
         smp = lambda m, proc, seed: [w.codec.encode(w.codec.decode(a)) for a in common.sample(  # noqa: E731
@@ -458,9 +460,10 @@ def main():
     ap.add_argument("--account-delta", type=float, default=0.0,
                     help="the key's account layer (0: none); the harvest comes through one account, --account")
     ap.add_argument("--account", type=int, default=1, help="the distiller's account id (with --account-delta)")
-    ap.add_argument("--second-teacher", choices=("trained", "base"),
-                    help="dilute's second teacher: the teacher's settings trained with another seed, or the "
-                    "student base (default: base with --reduced, else trained)")
+    ap.add_argument("--second-teacher", choices=("trained", "own-data", "base"),
+                    help="dilute's second teacher: the teacher's settings trained with another seed on the "
+                    "teacher's half (trained) or on the other half, its own data (own-data), or the student base "
+                    "(default: base with --reduced, else trained)")
     ap.add_argument("--threads", type=int, help="torch threads (default: up to 2)")
     args = ap.parse_args()
     args.second_teacher = args.second_teacher or ("base" if args.reduced else "trained")
