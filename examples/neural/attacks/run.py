@@ -112,6 +112,8 @@ class Run:
             self.cfg["shares"] = a.shares
         if a.n_harvest is not None:
             self.cfg["n_harvest"] = a.n_harvest
+        if a.n_student is not None:  # the suspect's answers the closed modes score (its token budget)
+            self.cfg["n_student"] = a.n_student
         os.makedirs(a.out, exist_ok=True)
         torch.set_num_threads(a.threads or min(2, os.cpu_count() or 1))
         self.w = kjv.World(a.cache)
@@ -445,6 +447,8 @@ def main():
     ap.add_argument("--cache", required=True)
     ap.add_argument("--from", dest="from_dir")
     ap.add_argument("--n-harvest", type=int, help="answers harvested, per kind (distill.py's --n-harvest)")
+    ap.add_argument("--n-student", type=int, help="suspect answers scored by the closed modes "
+                    "(default: the configuration's, 300 reduced)")
     ap.add_argument("--reduced", action="store_true")
     ap.add_argument("--attacks", type=lambda x: x.split(","), default=["none", "paraphrase", "steal", "wn"])
     ap.add_argument("--shares", type=lambda x: [int(v) for v in x.split(",")])
