@@ -16,7 +16,10 @@
    (discrete: p-values are super-uniform, D measured on P(p <= a) - a > 0);
 4. cross-tokenizer reading: through the provider's own tokenizer it scores
    exactly what wm_reader scores (known answer); through a second
-   segmentation, FPR over 10,000 documents read by a key-independent copier.
+   segmentation, FPR over 10,000 documents read by a key-independent copier;
+5. the weighted reading (read_torch with a reference model) on known
+   models: a suspect that learned the key caught, one that learned an
+   unrelated key or the opposite not.
 Exit 0 when everything holds."""
 import math
 import os
@@ -187,6 +190,59 @@ def cross_fpr():
           f"positions kept): " + ", ".join(line) + f", KS D+ {d_plus:.4f}", flush=True)
 
 
+def weighted_read():
+    """The weighted reading path (libwm.read_torch with a reference, then
+    wm_reader WM_READ_WEIGHTED) on known models.  The provider's reference
+    is a fixed random table of next-token logits (context width 1).  A
+    suspect that learned the watermark adds a quarter of the key's green
+    bias to it, so its p - p_reference is positive on green tokens; one that
+    learned an unrelated key adds that key's bias; one that learned the
+    opposite subtracts it.  The first must be caught (log10 p < -6), the other two
+    not (log10 p > -2; the test is one-sided).  This is the reduced attack
+    suite's weighted mode in miniature, in seconds instead of minutes:
+    weights sign-flipped or zeroed in read_torch fail the first check."""
+    try:
+        import torch
+    except ImportError:  # read_torch is PyTorch's driver; the reduced attack run needs it anyway
+        print("weighted reading on known models: skipped (no torch)", flush=True)
+        return
+    rng = np.random.default_rng(41)
+    V, n_docs, L, k = 256, 40, 48, 16
+
+    def mk(s):
+        return libwm.Watermark(libwm.Key.from_seed(bytes([s]) * 32, gamma=0.25, delta=2.0, context_width=1), V)
+    wm, other = mk(11), mk(12)
+
+    def green_bias(w):  # row c: the watermark's bias after the context (c,)
+        b = np.zeros((V, V), dtype=np.float32)
+        for c in range(V):
+            w.bias(b[c], [c])
+        return torch.from_numpy(b)
+    R = torch.from_numpy(rng.normal(0, 1, (V, V)).astype(np.float32))
+
+    class Table:  # no parameters(): read_torch runs it on the CPU
+        def __init__(self, t):
+            self.t = t
+
+        def __call__(self, x):
+            return self.t[x]
+    gb = green_bias(wm)
+    docs = [(rng.integers(0, V, L).tolist(), 4) for _ in range(n_docs)]
+    res = {}
+    a = 0.25  # a quarter of the provider's delta 2.0 learned: logits + 0.5 on green
+    for name, table in (("learned the key", R + a * gb), ("learned an unrelated key", R + a * green_bias(other)),
+                        ("learned the opposite", R - a * gb)):
+        rd = libwm.Reader(wm, weighted=True)
+        libwm.read_torch(rd, Table(table), docs, k=k, batch=8, reference=Table(R))
+        res[name] = rd.score()
+    check(res["learned the key"]["log10_p"] < -6,
+          f"weighted reading misses a suspect that learned the key: {res['learned the key']}")
+    for name in ("learned an unrelated key", "learned the opposite"):
+        check(res[name]["log10_p"] > -2, f"weighted reading flags a suspect that {name}: {res[name]}")
+    print("weighted reading on known models: " + ", ".join(
+        f"{n}: log10 p {r['log10_p']:.1f} ({r['scored']} tuples)" for n, r in res.items()), flush=True)
+
+
 def cross_identity():
     """Known answer: read through the provider's own tokenizer (every
     position aligned, every prediction one provider token), modes.cross_read
@@ -218,6 +274,7 @@ def cross_identity():
 exact_tails()
 brute_two_sided()
 cross_identity()
+weighted_read()
 fpr()
 cross_fpr()
 print("test_attack_modes: " + ("ALL PASSED" if not fails else f"{len(fails)} FAILED"))

@@ -10,8 +10,8 @@ to the student.
 teacher_plain.jsonl, teacher.wmkey; its answer count, distill.py's
 --n-harvest, is read from the harvest, or checked against --n-harvest).  Without it the provider is run here:
 the same teacher sampled in PyTorch with libwm's own bias
-(wm_bias_logits_batch, the call the patched llama-server makes; no account
-layer), at the harvest's prompts and sampling (temperature 1, no
+(wm_bias_logits_batch, the call the patched llama-server makes; the account
+layer only with --account-delta, through one account), at the harvest's prompts and sampling (temperature 1, no
 truncation), under a fixed-seed key: the harvest is watermarked exactly as
 the server would, without the server's HTTP path (see distill.py for that).
 
@@ -35,6 +35,8 @@ harvest reference, max count --rare-max), audit (anytime, --filter); open:
 reading top-1 and the weighted test (k = 256) on the released weights.
 The 0% control goes through every attack with the harvest it would have used
 and is scored under 20 unrelated keys too (KS against uniform).
+Key settings: --gamma, --delta, --context-width, --seeding, --account-delta
+(attacks/key_study.py runs the study over them).
 Writes DIR/attacks.json and DIR/attacks.md.  --reduced exits 1 if any
 mode in MUST_CATCH stops catching the 100% student under WN (largest
 --wn-delta) at p < 1e-3, or any mode flags a 0% control (p < 1e-3), or
@@ -82,6 +84,20 @@ def mode_log10_ps(row):
     return out
 
 
+def ks_up(ps):
+    """KS D+ = max_a (F_n(a) - a): the anti-conservative side only (a
+    conservative, super-uniform p-value is not a flag)."""
+    ps = np.sort(np.asarray(ps))
+    return float(np.max(np.arange(1, len(ps) + 1) / len(ps) - ps))
+
+
+def dkw_bar(n, alpha):
+    """D+ level that n i.i.d. super-uniform p-values exceed with probability
+    at most alpha (Dvoretzky-Kiefer-Wolfowitz, Massart's constant:
+    P(D+ > e) <= exp(-2 n e^2)); finite-sample, no tables."""
+    return math.sqrt(math.log(1 / alpha) / (2 * n))
+
+
 def ks_plus(ps):
     ps = np.sort(np.asarray(ps))
     n = len(ps)
@@ -96,6 +112,8 @@ class Run:
             self.cfg["shares"] = a.shares
         if a.n_harvest is not None:
             self.cfg["n_harvest"] = a.n_harvest
+        if a.n_student is not None:  # the suspect's answers the closed modes score (its token budget)
+            self.cfg["n_student"] = a.n_student
         os.makedirs(a.out, exist_ok=True)
         torch.set_num_threads(a.threads or min(2, os.cpu_count() or 1))
         self.w = kjv.World(a.cache)
@@ -131,7 +149,8 @@ class Run:
             self.provider = "llama-server (" + self.a.from_dir + ")"
         else:
             self.key = libwm.Key.from_seed(bytes([26]) * 32, gamma=self.a.gamma, delta=self.a.delta,
-                                           context_width=self.a.context_width)
+                                           context_width=self.a.context_width, seeding=self.a.seeding,
+                                           account_delta=self.a.account_delta)
             kp = os.path.join(self.a.out, "teacher.wmkey")
             if os.path.exists(kp):
                 os.unlink(kp)
@@ -140,9 +159,7 @@ class Run:
             self.step(f"provider (PyTorch + libwm bias): {c['n_harvest']} answers x {c['n_tokens']} tokens, "
                       "watermarked and plain")
 
-            def bias(logits, hist):
-                wmk.bias_batch(logits, hist)
-                return logits
+            bias = self.provider_bias(wmk)
             ans = {}
             for n, proc in (("wm", bias), ("plain", None)):
                 ids = common.sample(self.teacher, self.prompts, c["n_tokens"], processor=proc, seed=1000,
@@ -155,14 +172,27 @@ class Run:
             self.second_teacher()
         self.h = self.wmk.context_width
         self.gamma = self.wmk.params["gamma"]
+        kp = self.wmk.params
         self.nulls = [libwm.Watermark(libwm.Key.from_seed(bytes([200 + i]) * 32, gamma=self.gamma,
-                                                          delta=self.wmk.params["delta"], context_width=self.h),
+                                                          delta=kp["delta"], context_width=self.h,
+                                                          seeding=kp["seeding"], account_delta=kp["account_delta"]),
                                       self.V) for i in range(20)]
         self.plain_prompts = [list(p) for p in self.prompts]
         self.harvest_docs = [p + a for p, a in zip(self.prompts, ans["wm"])]
         self.plain_docs = [p + a for p, a in zip(self.prompts, ans["plain"])]
         self.held = w.stream(1)[-20000:]
         self.read_docs = [(p + a, len(p)) for p, a in zip(self.prompts, ans["wm"])]
+
+    def provider_bias(self, wmk):
+        """The provider's logits processor: libwm's bias, and with a key's
+        account layer (--account-delta) that of the one account the distiller
+        harvests through (id --account)."""
+        acct = self.a.account if self.a.account_delta else 0
+
+        def bias(logits, hist):
+            wmk.bias_batch(logits, hist, [acct] * len(hist) if acct else None)
+            return logits
+        return bias
 
     # -- the harvest each attack fine-tunes on --------------------------------
     def harvest_for(self, attack, share):
@@ -198,15 +228,13 @@ class Run:
         c, w = self.cfg, self.w
         if self.a.second_teacher == "base":  # the distiller's own pretrained model: no training on 2 cores
             self.teacher2 = self.base
-        else:
+        else:  # trained: the teacher's half with another seed; own-data: the other half (the provider never saw it)
             red = "-reduced" if self.a.reduced else ""
-            self.teacher2, _ = w.model("teacher2" + red, c["teacher"], 0, seed=3)
+            own = self.a.second_teacher == "own-data"
+            self.teacher2, self.t2info = w.model("teacher2" + ("-own-data" if own else "") + red, c["teacher"],
+                                                 1 if own else 0, seed=3)
         self.step("dilution: the second teacher's answers, and answers from both teachers' averaged distributions")
-        wmk = libwm.Watermark(self.key, self.V)
-
-        def bias(logits, hist):
-            wmk.bias_batch(logits, hist)
-            return logits
+        bias = self.provider_bias(libwm.Watermark(self.key, self.V))
         smp = lambda m, proc, seed: [w.codec.encode(w.codec.decode(a)) for a in common.sample(  # noqa: E731
             m, self.prompts, c["n_tokens"], processor=proc, seed=seed, banned=[w.eos])]
         self.ans["second"] = smp(self.teacher2, None, 1100)
@@ -282,7 +310,7 @@ class Run:
                     nl.setdefault(m + "_two_sided", []).append(10 ** s["two_sided_log10_p"])
                 if open_null is not None:
                     nl.setdefault("open", []).append(10 ** open_null(k))
-            row["null"] = {m: dict(min_p=min(v), ks=ks_plus(v)) for m, v in nl.items()}
+            row["null"] = {m: dict(min_p=min(v), ks=ks_plus(v), ks_up=ks_up(v), n=len(v)) for m, v in nl.items()}
 
     def score_student(self, tag, attack, share, model, proc, full, info, loss, baked=None):
         c, w = self.cfg, self.w
@@ -419,6 +447,8 @@ def main():
     ap.add_argument("--cache", required=True)
     ap.add_argument("--from", dest="from_dir")
     ap.add_argument("--n-harvest", type=int, help="answers harvested, per kind (distill.py's --n-harvest)")
+    ap.add_argument("--n-student", type=int, help="suspect answers scored by the closed modes "
+                    "(default: the configuration's, 300 reduced)")
     ap.add_argument("--reduced", action="store_true")
     ap.add_argument("--attacks", type=lambda x: x.split(","), default=["none", "paraphrase", "steal", "wn"])
     ap.add_argument("--shares", type=lambda x: [int(v) for v in x.split(",")])
@@ -430,9 +460,14 @@ def main():
     ap.add_argument("--gamma", type=float, default=0.25)
     ap.add_argument("--delta", type=float, default=2.0)
     ap.add_argument("--context-width", type=int, default=1)
-    ap.add_argument("--second-teacher", choices=("trained", "base"),
-                    help="dilute's second teacher: the teacher's settings trained with another seed, or the "
-                    "student base (default: base with --reduced, else trained)")
+    ap.add_argument("--seeding", choices=("lefthash", "minhash"), default="lefthash")
+    ap.add_argument("--account-delta", type=float, default=0.0,
+                    help="the key's account layer (0: none); the harvest comes through one account, --account")
+    ap.add_argument("--account", type=int, default=1, help="the distiller's account id (with --account-delta)")
+    ap.add_argument("--second-teacher", choices=("trained", "own-data", "base"),
+                    help="dilute's second teacher: the teacher's settings trained with another seed on the "
+                    "teacher's half (trained) or on the other half, its own data (own-data), or the student base "
+                    "(default: base with --reduced, else trained)")
     ap.add_argument("--threads", type=int, help="torch threads (default: up to 2)")
     args = ap.parse_args()
     args.second_teacher = args.second_teacher or ("base" if args.reduced else "trained")
@@ -466,6 +501,12 @@ def reduced_bars(rows, top_share, wn_delta):
         bar = 10 ** BAR / max(1, 20 * len(nl))  # Bonferroni over (unrelated key, mode)
         missed += [f"{x['tag']}: control flagged under an unrelated key by {m} (p {v['min_p']:.2g})"
                    for m, v in nl.items() if v["min_p"] < bar]
+        # the p-values under the 20 keys are uniform: D+ (older rows: the two-sided D, >= D+) under the
+        # DKW level at 1e-3 / modes
+        ks_bar = dkw_bar(20, 10 ** BAR / max(1, len(nl)))
+        missed += [f"{x['tag']}: p-values under the unrelated keys not uniform for {m} (KS D+ "
+                   f"{v.get('ks_up', v['ks']):.3f} > {ks_bar:.3f})"
+                   for m, v in nl.items() if v.get("ks_up", v["ks"]) > ks_bar]
     return missed
 
 
