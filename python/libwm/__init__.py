@@ -863,6 +863,19 @@ def detect(watermark, text_or_ids, tokenizer=None, prompt=None, alpha=1e-3, dedu
     return out
 
 
+def _take_records(get, clear, h):
+    """The records a map corpus or reader `h` holds (get: wm_corpus_records or
+    wm_reader_records), copied into a numpy array of the record struct's
+    dtype, then cleared from `h` (clear)."""
+    import numpy as np
+    p, n = ctypes.POINTER(_CorpusRecord)(), ctypes.c_size_t()
+    _check(get(h, ctypes.byref(p), ctypes.byref(n)))
+    out = np.frombuffer(ctypes.string_at(p, n.value * ctypes.sizeof(_CorpusRecord)) if n.value else b"",
+                        dtype=np.dtype(_CorpusRecord)).copy()
+    _check(clear(h))
+    return out
+
+
 class Corpus:
     """Corpus mode (wm_corpus): every distinct (context, token) tuple of all
     documents added scored once; `filter` (a list of token-id documents,
@@ -932,13 +945,7 @@ class Corpus:
     def _take_records(self):
         """A map corpus's records so far as a numpy array of the record struct's dtype
         (a copy), then forgotten by the corpus."""
-        import numpy as np
-        p, n = ctypes.POINTER(_CorpusRecord)(), ctypes.c_size_t()
-        _check(_lib.wm_corpus_records(self._h, ctypes.byref(p), ctypes.byref(n)))
-        out = np.frombuffer(ctypes.string_at(p, n.value * ctypes.sizeof(_CorpusRecord)) if n.value else b"",
-                            dtype=np.dtype(_CorpusRecord)).copy()
-        _check(_lib.wm_corpus_records_clear(self._h))
-        return out
+        return _take_records(_lib.wm_corpus_records, _lib.wm_corpus_records_clear, self._h)
 
     def _totals(self):
         t = _CorpusTotals()
@@ -1070,13 +1077,7 @@ class Reader:
 
     def _take_records(self):
         """A map reader's records so far (as Corpus._take_records), then forgotten."""
-        import numpy as np
-        p, n = ctypes.POINTER(_CorpusRecord)(), ctypes.c_size_t()
-        _check(_lib.wm_reader_records(self._h, ctypes.byref(p), ctypes.byref(n)))
-        out = np.frombuffer(ctypes.string_at(p, n.value * ctypes.sizeof(_CorpusRecord)) if n.value else b"",
-                            dtype=np.dtype(_CorpusRecord)).copy()
-        _check(_lib.wm_reader_records_clear(self._h))
-        return out
+        return _take_records(_lib.wm_reader_records, _lib.wm_reader_records_clear, self._h)
 
     def _counts(self):
         """(tokens given, answer positions read) so far."""
