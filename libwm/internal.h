@@ -91,6 +91,14 @@ void wm__prf_many_scalar(const unsigned char kg[16], const uint64_t *seed, const
                          size_t n, unsigned char *out);
 void wm__apply_scalar(const unsigned char *fields, size_t n_tok, unsigned bits,
                       uint32_t thresh, float delta, float *logits);
+/* prf/dispatch.c: zeroes the 1 KiB of stack below the caller's frame, where
+ * the keyed SipHash state of the calls it just made lay.  Call it after
+ * calling the scalar kernels (or libsodium's SipHash) with a key directly. */
+void wm__burn_stack_small(void);
+/* prf/dispatch.c: the scalar kernels as handed out (the stack they used
+ * zeroed after each call), never NULL. */
+wm_fill_fn wm__fill_scalar_kernel(void);
+wm_prf_many_fn wm__prf_many_scalar_kernel(void);
 /* prf/dispatch.c: NULL when the CPU or compiler lacks the instruction set. */
 wm_fill_fn wm__fill_avx512(void);
 wm_prf_many_fn wm__prf_many_avx512(void);

@@ -4,7 +4,12 @@ a bigram suspect, radioactive when trained on watermarked text) and, with
 --server, against the real patched llama-server serving a tiny model
 without --wm-key.
 
-    test_audit_api.py WM CLI_GEN FIXTURES [--server LLAMA_SERVER GGUF_PY_DIR]
+    test_audit_api.py WM CLI_GEN MAKE_KEY FIXTURES [--server LLAMA_SERVER GGUF_PY_DIR]
+
+The key is fixed (tests/make_key.c) and so are the generator's seeds: every
+statistical check below (a clean suspect not flagged at alpha 1e-3, a
+radioactive one flagged) gives the same figures on every run, where a fresh
+key a run would fail the null checks at their alpha, now and then.
 
 Covers: the four modes (answers with the anytime audit and --filter,
 generated log-probabilities in llama.cpp's, vLLM's legacy and the chat
@@ -28,11 +33,11 @@ import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-WM, CLI_GEN, FIX = sys.argv[1:4]
+WM, CLI_GEN, MAKE_KEY, FIX = sys.argv[1:5]
 SERVER = GGUF_PY = None
-if len(sys.argv) > 4:
-    assert sys.argv[4] == "--server"
-    SERVER, GGUF_PY = sys.argv[5:7]
+if len(sys.argv) > 5:
+    assert sys.argv[5] == "--server"
+    SERVER, GGUF_PY = sys.argv[6:8]
 TOK = os.path.join(FIX, "gpt2", "tokenizer.json")
 TMP = tempfile.mkdtemp(prefix="wm-audit-")
 failed = 0
@@ -91,6 +96,17 @@ class Replay:
                 self.proc.kill()
 
 
+def wait_lines(path, n, deadline=180):
+    """Until the journal at `path` holds more than n lines: a loaded machine
+    (the sanitizers, two tests at once) may take many seconds to get there,
+    and a signal sent before it would test nothing."""
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < deadline:
+        if os.path.exists(path) and len(open(path, "rb").read().split(b"\n")) > n:
+            return
+        time.sleep(0.02)
+
+
 def audit(journal, *args, url=None, prompts=None, new=True, env=None, timeout=600):
     flag = "--journal" if new else "--resume"
     cmd = [WM, "audit", "--key", p("k.key"), "--tokenizer", TOK, "--prompts", prompts or p("prompts.jsonl"),
@@ -140,7 +156,7 @@ def kill_all():
 atexit.register(kill_all)
 
 # ---- data: a key, watermarked and clean documents, prompts ------------------
-must(WM, "keygen", "--tokenizer", TOK, "-o", p("k.key"))
+must(MAKE_KEY, 3, TOK, p("k.key"))
 open(p("wm.jsonl"), "w").write(must(CLI_GEN, p("k.key"), TOK, 20, 300, 1, 7))
 open(p("clean.jsonl"), "w").write(must(CLI_GEN, p("k.key"), TOK, 20, 300, 0, 8))
 open(p("wm-small.jsonl"), "w").write(must(CLI_GEN, p("k.key"), TOK, 4, 60, 1, 9))
@@ -289,7 +305,7 @@ rc, out, err = audit(p("r-cmix"), "--mode", "prompt", "--reference", p("r-ref"),
 f = final(out)
 print(f"# clean suspect (base + 0.1 clean), prompt mode, --reference: log10 p {f and f['log10_p']}", flush=True)
 ok(rc == 0 and f and not f["watermarked"],
-   "reference: the clean suspect is not flagged at alpha 1e-3 (a fresh key a run: at most 0.1% of runs under H0)",
+   "reference: the clean suspect is not flagged at alpha 1e-3 (the fixed key; under H0 at most 0.1% of keys)",
    (err, f))
 # refused: another prompts file, a reference run of another mode, --reference outside prompt/prefix
 rc, out, err = audit(p("r-small"), "--mode", "prompt", url=refsrv.url, prompts=p("docs-small.jsonl"))
@@ -342,7 +358,8 @@ ok(journal_ok(p("h1")) and retried == len(records(p("h1"))) - 1 - f["requests"],
 h.stop()
 h = Replay(p("clean.ids"), "--hostile", "slow", "--slow", 3)
 rc, out, err = audit(p("h2"), "--max-tokens", 20, "--timeout", 1, url=h.url, prompts=p("prompts20.jsonl"))
-ok(rc == 0 and final(out)["attempts"] == 20 + 1 and "timed out" in err.lower() + json.dumps(records(p("h2"))).lower(),
+# at least the slow request's retry (on a loaded machine another reply may pass --timeout too)
+ok(rc == 0 and final(out)["attempts"] >= 20 + 1 and "timed out" in err.lower() + json.dumps(records(p("h2"))).lower(),
    "a timeout is retried", (rc, err))
 h.stop()
 for beh, want, mode in (("malformed", "not JSON", "answers"), ("missing", "choices[0].text", "answers"),
@@ -430,10 +447,7 @@ slow = Replay(p("clean.ids"))
 cmd = [WM, "audit", "--key", p("k.key"), "--tokenizer", TOK, "--prompts", p("prompts.jsonl"), "--journal", p("r1"),
        "--json", "--batch", "10", "--url", slow.url, "--max-tokens", 60, "--mode", "logprobs", "--rate", 20]
 proc = subprocess.Popen([str(c) for c in cmd], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-for _ in range(400):
-    if os.path.exists(p("r1")) and len(open(p("r1"), "rb").read().split(b"\n")) > 25:
-        break
-    time.sleep(0.02)
+wait_lines(p("r1"), 25)
 proc.send_signal(signal.SIGKILL)
 proc.wait()
 n_before = len(records(p("r1")))
@@ -461,10 +475,7 @@ ok(rc == 2 and "r2:4" in err and "corrupt record" in err, "an altered record bef
 # Ctrl-C: in-flight requests finish and are journaled, the figures so far are printed, exit 2; resume
 proc = subprocess.Popen([str(c) for c in cmd[:9]] + [p("r3")] + [str(c) for c in cmd[10:]], stdout=subprocess.PIPE,
                         stderr=subprocess.PIPE, text=True)
-for _ in range(400):
-    if os.path.exists(p("r3")) and len(open(p("r3"), "rb").read().split(b"\n")) > 15:
-        break
-    time.sleep(0.02)
+wait_lines(p("r3"), 15)
 proc.send_signal(signal.SIGINT)
 out, err = proc.communicate(timeout=60)
 f = final(out)

@@ -7,5 +7,5 @@ set -uo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 bld=$(cd "$1" && pwd) fix=$2
 server=$("$root/integrations/llama.cpp/build-server.sh" "$bld") || { echo "[  FAILED  ] 1 test(s): llama-server build"; exit 1; }
-exec /usr/bin/python3 "$root/tests/test_audit_api.py" "$bld/libwm/wm" "$bld/tests/cli_gen" "$fix" \
+exec /usr/bin/python3 "$root/tests/test_audit_api.py" "$bld/libwm/wm" "$bld/tests/cli_gen" "$bld/tests/make_key" "$fix" \
     --server "$server" "$root/.cache/llama-server/src/gguf-py"

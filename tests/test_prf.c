@@ -228,7 +228,7 @@ static void test_fused_row_equals_scalar(void **state)
 
 /* Full-vocabulary bias == per-token membership, padded logits untouched,
  * for every field width and a vocabulary that is not a multiple of a block. */
-/* Issue 11.10: a SIMD kernel must not leave the keyed SipHash state (or the
+/* Issue 11.10: a kernel (SIMD or scalar) must not leave the keyed SipHash state (or the
  * key words) on the stack after it returns.  The kernel runs, then a frame
  * of the same depth reads the stack area it used and looks for the key words
  * and the state after the seed is absorbed (SipRounds are invertible: that
@@ -252,6 +252,8 @@ static __attribute__((noinline)) void run_kernel(int which, const unsigned char 
     if (which == 1 && wm__fill_avx512()) wm__fill_avx512()(kg, seed, 0, 64, out);
     if (which == 2 && wm__prf_many_avx512()) wm__prf_many_avx512()(kg, seeds, js, 16, out);
     if (which == 3 && wm__bias_row_avx512()) wm__bias_row_avx512()(kg, seed, 0, 4096, 2, 1, 2.0f, logits);
+    if (which == 4) wm__fill_scalar_kernel()(kg, seed, 0, 64, out);
+    if (which == 5) wm__prf_many_scalar_kernel()(kg, seeds, js, 16, out);
     __asm__ volatile("" ::"r"(out), "r"(logits) : "memory");
 }
 
@@ -285,11 +287,12 @@ static void test_kernels_wipe_key_state(void **state)
     sipround(v);
     v[0] ^= seed;
     const uint64_t needles[6] = { k0, k1, v[0], v[1], v[2], v[3] };
-    const struct { const char *name; int rank, present; } k[4] = {
+    const struct { const char *name; int rank, present; } k[6] = {
         { "fill", 1, wm__fill_avx2() != NULL }, { "fill", 2, wm__fill_avx512() != NULL },
         { "prf_many", 2, wm__prf_many_avx512() != NULL }, { "bias_row", 2, wm__bias_row_avx512() != NULL },
+        { "fill", 0, 1 }, { "prf_many", 0, 1 }, /* the scalar ones (libsodium's SipHash): WM_CPU=scalar */
     };
-    for (int which = 0; which < 4; which++) {
+    for (int which = 0; which < 6; which++) {
         /* a kernel not run leaves this frame's own SipRounds below it */
         if (!test_kernel_runs(k[which].name, k[which].rank, k[which].present)) continue;
         run_kernel(which, kg, seed);

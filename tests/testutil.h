@@ -116,9 +116,9 @@ static inline void test_forced_isa(void)
     wm__pick_sampler_kernels(&mc, &sm, &hd);
     int L = want;
     int ok = st == WM_OK && name && !strcmp(name, env) && made == WM_OK &&
-             TEST_PICKED(wm->fill, L, wm__fill_avx512(), wm__fill_avx2(), wm__fill_scalar) &&
+             TEST_PICKED(wm->fill, L, wm__fill_avx512(), wm__fill_avx2(), wm__fill_scalar_kernel()) &&
              TEST_PICKED(wm->apply, L, wm__apply_avx512(), wm__apply_avx2(), wm__apply_scalar) &&
-             TEST_PICKED(wm->prf_many, L, wm__prf_many_avx512(), wm__prf_many_scalar, wm__prf_many_scalar) &&
+             TEST_PICKED(wm->prf_many, L, wm__prf_many_avx512(), wm__prf_many_scalar_kernel(), wm__prf_many_scalar_kernel()) &&
              TEST_PICKED(wm->widen, L, wm__widen_avx512(), wm__widen_avx2(), wm__widen_scalar) &&
              TEST_PICKED(wm->narrow, L, wm__narrow_avx512(), wm__narrow_avx2(), wm__narrow_scalar) &&
              TEST_PICKED(mc, L, wm__maxcheck_avx512(), wm__maxcheck_avx2(), wm__maxcheck_scalar) &&

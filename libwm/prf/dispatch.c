@@ -16,26 +16,41 @@
 /* CPU features; F_REFUSED: WM_CPU was refused. */
 enum { F_KNOWN = 1, F_AVX2 = 2, F_AVX512F = 4, F_BMI2 = 8, F_FMA = 16, F_F16C = 32, F_REFUSED = 64, LEVEL_SHIFT = 8 };
 
-#ifdef WM_HAVE_X86_KERNELS
 /* SipRounds are invertible, so a keyed state left on the stack gives the
  * green-list key away (a core dump, a later read of the stack).  The kernels
- * hold it in locals and spills the compiler places, out of C's reach, so
- * each kernel handed out below is a wrapper that calls the real one (never
- * inlined) and then zeroes the stack area it used, as libgcrypt's
- * burn_stack does. */
+ * hold it in locals and spills the compiler places, out of C's reach (the
+ * scalar ones inside libsodium's SipHash), so each kernel handed out below
+ * is a wrapper that calls the real one (never inlined) and then zeroes the
+ * stack area it used, as libgcrypt's burn_stack does. */
 __attribute__((noinline)) static void burn_stack(void) /* embedding: once a row */
 {
     unsigned char b[4096]; /* frames: bias_row 1,088 + fill 96 bytes at -O2 (-fstack-usage) */
     sodium_memzero(b, sizeof b);
     __asm__ volatile("" ::"r"(b) : "memory");
 }
-__attribute__((noinline)) static void burn_stack_small(void) /* detection: once per 16 tuples */
+__attribute__((noinline)) void wm__burn_stack_small(void) /* detection: once per 16 tuples */
 {
-    unsigned char b[1024]; /* prf_many's frame is 24 bytes at -O2 */
+    unsigned char b[1024]; /* prf_many's frame is 24 bytes at -O2, SipHash's below it */
     sodium_memzero(b, sizeof b);
     __asm__ volatile("" ::"r"(b) : "memory");
 }
 
+static void fill_scalar_scrubbed(const unsigned char kg[16], uint64_t seed, uint64_t j0, size_t n_blocks,
+                                 unsigned char *out)
+{
+    wm__fill_scalar(kg, seed, j0, n_blocks, out);
+    burn_stack();
+}
+static void prf_many_scalar_scrubbed(const unsigned char kg[16], const uint64_t *seed, const uint64_t *j, size_t n,
+                                     unsigned char *out)
+{
+    wm__prf_many_scalar(kg, seed, j, n, out);
+    wm__burn_stack_small();
+}
+wm_fill_fn wm__fill_scalar_kernel(void) { return fill_scalar_scrubbed; }
+wm_prf_many_fn wm__prf_many_scalar_kernel(void) { return prf_many_scalar_scrubbed; }
+
+#ifdef WM_HAVE_X86_KERNELS
 /* apply does not touch the key: no scrub needed */
 static void apply_avx2(const unsigned char *fields, size_t n_tok, unsigned bits, uint32_t thresh, float delta,
                        float *logits)
@@ -65,7 +80,7 @@ static void prf_many_avx512_scrubbed(const unsigned char kg[16], const uint64_t 
                                      size_t n, unsigned char *out)
 {
     wm__prf_many_avx512_raw(kg, seed, j, n, out);
-    burn_stack_small();
+    wm__burn_stack_small();
 }
 static void bias_row_avx512_scrubbed(const unsigned char kg[16], uint64_t seed, uint64_t j0, size_t n_tok,
                                      unsigned bits, uint32_t thresh, float delta, float *logits)
@@ -208,9 +223,9 @@ wm_status wm__pick_kernels(struct wm_watermark *wm)
     if (features() & F_REFUSED) return WM_ERR_UNSUPPORTED; /* fail closed: not a silent scalar fallback */
     wm->fill = wm__fill_avx512();
     if (!wm->fill) wm->fill = wm__fill_avx2();
-    if (!wm->fill) wm->fill = wm__fill_scalar;
+    if (!wm->fill) wm->fill = fill_scalar_scrubbed;
     wm->prf_many = wm__prf_many_avx512();
-    if (!wm->prf_many) wm->prf_many = wm__prf_many_scalar;
+    if (!wm->prf_many) wm->prf_many = prf_many_scalar_scrubbed;
     wm->apply = wm__apply_avx512();
     if (!wm->apply) wm->apply = wm__apply_avx2();
     if (!wm->apply) wm->apply = wm__apply_scalar;

@@ -51,6 +51,7 @@ static wm_status prepare(const wm_watermark *wm, void *state, const unsigned cha
 void wm__account_code(const wm_watermark *wm, uint64_t account, unsigned char code[WM__CODE_BYTES])
 {
     wm__fill_scalar(state(wm)->kc, account, 0, WM__CODE_BYTES / WM_BLOCK_BYTES, code);
+    wm__burn_stack_small(); /* the keyed SipHash state: not left behind */
 }
 
 /* n codewords at once: 4 blocks each, SIMD across (account, block) pairs. */
@@ -69,14 +70,20 @@ unsigned wm__account_pos(const wm_watermark *wm, uint64_t seed)
 {
     unsigned char b[WM_BLOCK_BYTES];
     wm__fill_scalar(state(wm)->ka, seed, POS_BLOCK, 1, b);
-    return b[0];
+    wm__burn_stack_small();
+    unsigned pos = b[0];
+    sodium_memzero(b, sizeof b);
+    return pos;
 }
 
 unsigned wm__account_part(const wm_watermark *wm, uint64_t seed, wm_token t)
 {
     unsigned char b[WM_BLOCK_BYTES];
     wm__fill_scalar(state(wm)->ka, seed, (uint32_t)t / 64, 1, b);
-    return wm__field(b, (uint32_t)t % 64, 2);
+    wm__burn_stack_small();
+    unsigned part = wm__field(b, (uint32_t)t % 64, 2);
+    sodium_memzero(b, sizeof b);
+    return part;
 }
 
 /* The tokens of part c get delta: XOR every 2-bit field with c, and the

@@ -185,4 +185,5 @@ void wm__bias_fields_candidates(const wm_watermark *wm, const wm__fields *f, uin
     /* the PRF output is this seed's green list (or part): not left behind */
     if (used_buf) sodium_memzero(buf, sizeof buf);
     sodium_memzero(block, sizeof block);
+    wm__burn_stack_small(); /* and the keyed SipHash state of the scalar fills */
 }
