@@ -4,7 +4,9 @@ without an account layer: the same prompts, 1 and 8 concurrent
 /v1/completions requests; servers alternate over REPEATS rounds and the
 median is kept, so every variant sees the same machine state.  JSON lines on
 stdout: tokens/s per variant, the ratio to plain measured in the same run,
-the extra microseconds a generated token costs, and each round's ratio.
+the extra microseconds a generated token costs, and each round's ratio;
+the variant "plain-again" (a second plain server, run right after the
+first) is the A/A control, whose ratio shows what noise alone gives.
 
     bench_server.py LLAMA_SERVER MODEL.gguf WM [--tokenizer TOKENIZER.json]
                     [--repeats N] [--tokens N] [--requests 1:32,8:128] [--accounts]
@@ -50,7 +52,10 @@ def keygen(name, *opts):
     return path
 
 
-variants = [("plain", ("--api-key", "bench-key")),
+# "plain-again", a second plain server run right after the first, is the
+# A/A control: its ratio to plain is the noise and the order effect of this
+# machine, the floor a watermarked ratio is read against.
+variants = [("plain", ("--api-key", "bench-key")), ("plain-again", ("--api-key", "bench-key")),
             ("watermarked", ("--wm-key", keygen("k.wmkey"), "--wm-accounts", acc))]
 if a.accounts:
     variants.append(("accounts", ("--wm-key", keygen("a.wmkey", "--account-delta", "1"), "--wm-accounts", acc)))
