@@ -92,8 +92,12 @@ void wm__prf_many_scalar(const unsigned char kg[16], const uint64_t *seed, const
 void wm__apply_scalar(const unsigned char *fields, size_t n_tok, unsigned bits,
                       uint32_t thresh, float delta, float *logits);
 /* prf/dispatch.c: zeroes the 1 KiB of stack below the caller's frame, where
- * the keyed SipHash state of the calls it just made lay.  Call it after
- * calling the scalar kernels (or libsodium's SipHash) with a key directly. */
+ * the keyed SipHash state of the calls it just made lay.  Called after the
+ * scalar kernels are called directly with a key, once per call of the
+ * caller, never per token: the per-token direct calls (wm__account_pos,
+ * wm__account_part, wm__minhash_value) are not followed by one, as a burn
+ * would cost as much as their SipHash; on Debian's libsodium the state stays
+ * in registers (test_prf's check passes without any burn). */
 void wm__burn_stack_small(void);
 /* prf/dispatch.c: the scalar kernels as handed out (the stack they used
  * zeroed after each call), never NULL. */

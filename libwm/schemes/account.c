@@ -70,20 +70,14 @@ unsigned wm__account_pos(const wm_watermark *wm, uint64_t seed)
 {
     unsigned char b[WM_BLOCK_BYTES];
     wm__fill_scalar(state(wm)->ka, seed, POS_BLOCK, 1, b);
-    wm__burn_stack_small();
-    unsigned pos = b[0];
-    sodium_memzero(b, sizeof b);
-    return pos;
+    return b[0];
 }
 
 unsigned wm__account_part(const wm_watermark *wm, uint64_t seed, wm_token t)
 {
     unsigned char b[WM_BLOCK_BYTES];
     wm__fill_scalar(state(wm)->ka, seed, (uint32_t)t / 64, 1, b);
-    wm__burn_stack_small();
-    unsigned part = wm__field(b, (uint32_t)t % 64, 2);
-    sodium_memzero(b, sizeof b);
-    return part;
+    return wm__field(b, (uint32_t)t % 64, 2);
 }
 
 /* The tokens of part c get delta: XOR every 2-bit field with c, and the
