@@ -94,10 +94,10 @@ static void select_apply(wm_llama_state *s, llama_token_data_array *cur_p)
 
 /* llama.cpp hands the sampler the whole vocabulary in id order.  Then the
  * logits are gathered into one row, biased by the dense pass (SIMD, the
- * account layer fused) and written back: at V = 151,936 that is ~10x faster
- * than reading the 12-byte records through strides token by token, which
- * cost a few percent of a server's throughput at 8 concurrent requests
- * (docs/PERFORMANCE.md).  Both add the same delta to the same tokens; they
+ * account layer fused) and written back: at V = 151,936 that is 160 us a
+ * token against 593 us for the strided candidates path (bench/llama_apply;
+ * docs/PERFORMANCE.md), nearly all of it these three passes over the
+ * records, the bias itself 13 us.  Both add the same delta to the same tokens; they
  * differ only in that the dense pass adds 0.0f to the others (turning -0.0f
  * into +0.0f, an equal logit), so the same tokens are drawn.  WM_ERR_SIZE
  * (fewer candidates than the key's vocabulary): not this case. */
